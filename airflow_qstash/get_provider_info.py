@@ -1,0 +1,55 @@
+"""What Airflow's ProvidersManager reads about this provider (the ``apache_airflow_provider`` entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INTEGRATION = "Upstash QStash"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata, validated by Airflow against its ``provider_info.schema.json``."""
+    return {
+        "package-name": "airflow-provider-qstash",
+        "name": "Upstash QStash",
+        "description": "Cancel pending `Upstash QStash <https://upstash.com/docs/qstash>`__ messages in bulk.",
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://upstash.com/docs/qstash/api/messages/bulk-cancel",
+                "tags": ["service"],
+            }
+        ],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_qstash.operators.qstash"]}],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_qstash.hooks.qstash"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_qstash.triggers.qstash"]}],
+        "connection-types": [
+            {
+                "connection-type": "qstash",
+                "hook-class-name": "airflow_qstash.hooks.qstash.QStashHook",
+                "hook-name": "Upstash QStash",
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "max_retries": {
+                        "label": "Retries on 429, 5xx and network errors",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "max_rate_limit_wait": {
+                        "label": "Longest wait for a rate-limit reset (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "QStash token", "host": "Region or base URL"},
+                    "placeholders": {
+                        "password": "QSTASH_TOKEN from the Upstash console",
+                        "host": "empty, eu-central-1, us-east-1, or http://127.0.0.1:8080",
+                    },
+                },
+            }
+        ],
+    }
