@@ -1,0 +1,199 @@
+"""QStashBulkCancelOperator: cancel the QStash messages a set of (templated) filters selects, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, conf
+
+from airflow_qstash.batching import BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.filters import FILTER_NAMES, read_rendered_filter, to_unix_ms
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+_LIST_FILTER_RENDERER = "json"
+
+
+class QStashBulkCancelOperator(BaseOperator):
+    """
+    Cancel the pending Upstash QStash messages that the filters select, in batches until one cancels zero.
+
+    Values within one list filter are ORed (``labels=["a", "b"]`` is label a *or* b); different filters
+    are ANDed. A list filter may be a list, a single string, a comma-separated string, or the text Jinja
+    makes of a list (``"['a', 'b']"``); one that renders empty is absent. Dates may be a datetime, a
+    pendulum DateTime, an ISO-8601 string (a rendered ``{{ data_interval_start }}``) or Unix milliseconds;
+    both bounds are inclusive.
+
+    Safety: with no filter the task fails before any request unless ``cancel_all=True``, so a template
+    that renders to nothing can never widen the cancel to the whole account; a date bound that is set but
+    renders to nothing (``None`` on a manual run, which has no data interval in Airflow 3) fails too; so
+    does a zero-width window (``from_date == to_date``, what Airflow 3's default cron timetable renders
+    for the data interval: use ``CronDataIntervalTimetable``). To make a bound optional in a params form,
+    write the fallback into the template: ``{{ params.from_date or 0 }}``, ``{{ params.to_date or 'now' }}``.
+
+    Termination: when ``to_date`` is not given it is pinned to the task's start, so producers publishing
+    matching messages during the run cannot keep the loop alive (``message_ids`` runs take no dates);
+    ``max_batches`` bounds the number of requests. Re-running is always safe: cancelled messages are gone.
+
+    :param qstash_conn_id: the ``qstash`` connection.
+    :param from_date: cancel messages created at or after this time. (templated)
+    :param to_date: cancel messages created at or before this time; default: the task's start. (templated)
+    :param labels: labels to match. (templated)
+    :param url_groups: URL group (topic) names to match. (templated)
+    :param queue_names: queue names to match. (templated)
+    :param urls: destination URLs to match. (templated)
+    :param hosts: destination hosts to match. (templated)
+    :param paths: destination paths to match. (templated)
+    :param flow_control_keys: flow-control keys to match. (templated)
+    :param schedule_ids: schedule ids to match. (templated)
+    :param caller_ips: publisher IP addresses to match. (templated)
+    :param message_ids: cancel exactly these messages; cannot be combined with other filters. (templated)
+    :param batch_size: messages per request, 1..500 (QStash's ``count``). (templated)
+    :param max_batches: the most requests to make; reaching it with messages left fails the task, and a
+        retry continues. (templated)
+    :param cancel_all: allow a run with no filter, which cancels every message created before the task
+        started. (templated)
+    :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :return: a dict with ``cancelled`` (total), ``batches`` (requests made), ``from_date`` and ``to_date``
+        (the window used, Unix ms), ``filters`` and ``duration_seconds``.
+    """
+
+    template_fields: Sequence[str] = (*FILTER_NAMES, "batch_size", "max_batches", "cancel_all")
+    template_fields_renderers = {
+        name: _LIST_FILTER_RENDERER for name in FILTER_NAMES if name not in ("from_date", "to_date")
+    }
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        qstash_conn_id: str = "qstash_default",
+        from_date: Any = None,
+        to_date: Any = None,
+        labels: Any = None,
+        url_groups: Any = None,
+        queue_names: Any = None,
+        urls: Any = None,
+        hosts: Any = None,
+        paths: Any = None,
+        flow_control_keys: Any = None,
+        schedule_ids: Any = None,
+        caller_ips: Any = None,
+        message_ids: Any = None,
+        batch_size: int | str = 500,
+        max_batches: int | str | None = None,
+        cancel_all: bool | str = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.qstash_conn_id = qstash_conn_id
+        self.from_date = from_date
+        self.to_date = to_date
+        self.labels = labels
+        self.url_groups = url_groups
+        self.queue_names = queue_names
+        self.urls = urls
+        self.hosts = hosts
+        self.paths = paths
+        self.flow_control_keys = flow_control_keys
+        self.schedule_ids = schedule_ids
+        self.caller_ips = caller_ips
+        self.message_ids = message_ids
+        self.batch_size = batch_size
+        self.max_batches = max_batches
+        self.cancel_all = cancel_all
+        self.deferrable = deferrable
+        # Which filters the DAG author set: a date bound that was set but renders to nothing is refused.
+        self.filters_set_by_author = tuple(name for name in FILTER_NAMES if getattr(self, name) is not None)
+        self._run: BulkCancelRun | None = None
+
+    def plan(self, now_ms: int) -> BulkCancelRun:
+        """Read the rendered fields into a validated run; every refusal happens here, before any request."""
+        bulk_filter = read_rendered_filter(
+            {name: getattr(self, name) for name in FILTER_NAMES},
+            set_by_author=self.filters_set_by_author,
+            cancel_all=self.cancel_all,
+            now_ms=now_ms,
+        )
+        return BulkCancelRun(bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        run = self._run = self.plan(_task_start_ms(context))
+        self._log_plan(run)
+        if self.deferrable:
+            from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+
+            self.defer(
+                trigger=QStashBulkCancelTrigger(
+                    qstash_conn_id=self.qstash_conn_id,
+                    bulk_filter=run.bulk_filter.to_dict(),
+                    batch_size=run.batch_size,
+                    max_batches=run.max_batches,
+                ),
+                method_name="execute_complete",
+            )
+        from airflow_qstash.hooks.qstash import QStashError, QStashHook
+
+        hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
+        hook.config  # noqa: B018 - a connection problem fails here, before any request
+        try:
+            while run.wants_more():
+                try:
+                    run.record(hook.bulk_cancel_by_filter(run.bulk_filter, run.batch_size))
+                except QStashError as err:
+                    raise run.incomplete(f"batch {run.batches + 1} failed: {err}") from err
+                self.log.info(*run.progress_line())
+        except BulkCancelIncomplete as err:
+            raise AirflowException(str(err)) from err
+        finally:
+            hook.close()
+        return self._finish(run.summary())
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
+        if event.get("status") != "success":
+            raise AirflowException(event.get("message") or f"QStash bulk cancel trigger failed: {event!r}")
+        return self._finish({k: v for k, v in event.items() if k != "status"})
+
+    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        self.log.info(
+            "QStash bulk cancel done: %d message(s) cancelled in %d batch(es) (%s).",
+            summary["cancelled"],
+            summary["batches"],
+            summary.get("filters", ""),
+        )
+        return summary
+
+    def _log_plan(self, run: BulkCancelRun) -> None:
+        self.log.info(
+            "Cancelling QStash messages where %s; %d per batch, %s.",
+            run.bulk_filter.describe(),
+            run.batch_size,
+            f"at most {run.max_batches} batches" if run.max_batches else "until a batch cancels zero",
+        )
+        if self.to_date is None and run.bulk_filter.to_date is not None:
+            self.log.info(
+                "to_date not given: pinned to the task's start (%d ms), so messages published during the "
+                "run are left for the next run and the loop ends.",
+                run.bulk_filter.to_date,
+            )
+
+    def on_kill(self) -> None:
+        """Stop the loop before its next batch; the batch in flight finishes."""
+        if self._run is not None:
+            self._run.stop()
+
+
+def _task_start_ms(context: Context) -> int:
+    """The task instance's start in Unix ms (now, outside a task run)."""
+    import pendulum
+
+    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
+    return to_unix_ms(start, "task start") or 0
+
+
+__all__ = ["QStashBulkCancelOperator"]
