@@ -1,0 +1,73 @@
+"""
+On demand from the Airflow UI: "Trigger DAG" shows a form; the run cancels what the form selects.
+
+Empty form fields are allowed and mean "no such filter": an empty list is absent, an empty "from" means
+since the beginning, an empty "to" means up to the task's start. The rule that keeps this safe: with
+every filter empty the task fails before any request unless "cancel_all" is ticked, so a blank form can
+never cancel the whole account. The fallbacks are written into the templates (``or 0``, ``or 'now'``)
+on purpose: a date template that renders to nothing without one is refused by the operator.
+
+Two DAGs share the form: ``qstash_on_demand_cancel`` runs the loop in a worker,
+``qstash_on_demand_cancel_deferrable`` in the triggerer (``deferrable=True``).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+PARAMS = {
+    "labels": Param([], **_STRINGS, title="Labels", description="Cancel messages with any of these labels."),
+    "queue_names": Param([], **_STRINGS, title="Queues", description="Only messages in these queues."),
+    "url_groups": Param([], **_STRINGS, title="URL groups", description="Only messages sent to these URL groups."),
+    "urls": Param([], **_STRINGS, title="Destination URLs", description="Only messages to these URLs."),
+    "from_date": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Created from",
+        description="Only messages created at or after this time (UTC). Empty: since the beginning.",
+    ),
+    "to_date": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Created until",
+        description="Only messages created at or before this time (UTC). Empty: up to the run's start.",
+    ),
+    "batch_size": Param(500, type="integer", minimum=1, maximum=500, title="Batch size"),
+    "max_batches": Param(
+        None, type=["null", "integer"], minimum=1, title="Max batches", description="Empty: no limit."
+    ),
+    "cancel_all": Param(
+        False,
+        type="boolean",
+        title="Cancel ALL messages if no filter is given",
+        description="Leave off unless you mean to cancel every pending message in the account.",
+    ),
+}
+
+for dag_id, deferrable in (("qstash_on_demand_cancel", False), ("qstash_on_demand_cancel_deferrable", True)):
+    with DAG(
+        dag_id=dag_id,
+        description="Cancel pending QStash messages chosen in the Trigger form.",
+        schedule=None,
+        params=PARAMS,
+        tags=["qstash", "example"],
+    ):
+        QStashBulkCancelOperator(
+            task_id="cancel_selected_messages",
+            labels="{{ params.labels }}",
+            queue_names="{{ params.queue_names }}",
+            url_groups="{{ params.url_groups }}",
+            urls="{{ params.urls }}",
+            from_date="{{ params.from_date or 0 }}",
+            to_date="{{ params.to_date or 'now' }}",
+            batch_size="{{ params.batch_size }}",
+            max_batches="{{ params.max_batches }}",
+            cancel_all="{{ params.cancel_all }}",
+            deferrable=deferrable,
+        )
