@@ -111,7 +111,7 @@ def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None) -> int | Non
             if now_ms is None:
                 raise BulkCancelFilterError(f"{name}='now' is only accepted by the operator, which pins it.")
             return now_ms
-        if text.isdigit():
+        if text.isdecimal():
             return _check_epoch_ms(int(text), name)
         return _check_epoch_ms(_utc_ms(_parse_iso8601(text, name)), name)
     raise BulkCancelFilterError(
@@ -123,7 +123,7 @@ def _parse_iso8601(text: str, name: str) -> dt.datetime:
     import pendulum  # local: pendulum's parser is only needed when a string date is given
 
     try:
-        parsed = pendulum.parse(text, tz="UTC")
+        parsed = pendulum.parse(text, tz="UTC", exact=True)
     except Exception as err:  # pendulum raises several error types for bad input
         raise BulkCancelFilterError(
             f"{name}={text!r} is not a date QStash can use: give ISO-8601 such as "
@@ -144,7 +144,7 @@ def parse_count(value: Any, name: str = "count") -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
     if isinstance(value, str):
-        if not value.strip().isdigit():
+        if not value.strip().isdecimal():
             raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
         value = int(value.strip())
     if not MIN_COUNT <= value <= MAX_COUNT:
