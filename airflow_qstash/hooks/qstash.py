@@ -144,7 +144,7 @@ class RetryPolicy:
 
 
 def _extra_number(extra: Mapping[str, Any], key: str, default: float, kind: type, minimum: float) -> Any:
-    value = extra.get(key, default)
+    value = default if extra.get(key) is None else extra[key]  # a cleared form field is stored as null
     try:
         number = kind(value)
         if isinstance(value, bool) or number < minimum:
