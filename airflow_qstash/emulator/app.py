@@ -1,0 +1,483 @@
+"""The emulator's ASGI application (Starlette).
+
+QStash routes (token required, logged, subject to fault injection):
+
+* ``POST /v2/publish/{destination}`` and ``POST /v2/enqueue/{queueName}/{destination}``
+* ``GET`` / ``DELETE /v2/messages/{messageId}``
+* ``DELETE /v2/messages`` (bulk cancel, every filter of the API)
+* ``GET /v2/queues``
+
+Emulator administration under ``/_emulator/`` (no token, not logged, no faults):
+``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET stats``,
+``GET``/``DELETE requests``, ``GET``/``PUT faults``, ``POST reset``.
+
+Store work runs in Starlette's thread pool (``run_in_threadpool``) so the event
+loop keeps serving concurrent requests; the store serialises it with its lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from airflow_qstash.emulator.faults import NO_FAULT, FaultConfig, FaultDecision, FaultInjector
+from airflow_qstash.emulator.query import QueryError, parse_bulk_cancel_query, split_values
+from airflow_qstash.emulator.store import STATES, MessageStore, new_message_id
+
+#: Key of the per-request :class:`FaultDecision` in the ASGI scope.
+FAULT_SCOPE_KEY = "qstash_emulator.fault"
+
+#: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
+NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+
+#: Placeholder endpoint of a message published to a URL group (nothing is ever delivered).
+URL_GROUP_ENDPOINT = "https://example.invalid/{group}"
+
+
+class RequestLog:
+    """Bounded, thread-safe log of the ``/v2`` requests the emulator answered.
+
+    Each entry: ``method``, ``path``, ``query`` (list of ``(name, value)`` pairs, blanks kept),
+    ``status`` (``None`` for a dropped connection), ``time`` (Unix seconds at arrival),
+    ``durationMs`` and ``fault`` (``None``, ``"drop"``, ``"429"``, ``"429_daily"``, ``"5xx"``,
+    ``"status"`` or ``"partial"``).
+
+    :param maxlen: oldest entries are discarded beyond this many.
+    """
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Add one entry."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """A copy of all entries, oldest first."""
+        with self._lock:
+            return [dict(e, query=list(e["query"])) for e in self._entries]
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+@dataclass
+class EmulatorState:
+    """Everything the routes share; reachable as ``app.state.emulator``.
+
+    :param store: the message store.
+    :param token: the bearer token ``/v2`` routes require.
+    :param faults: the fault injector.
+    :param initial_faults: configuration :meth:`reset` goes back to.
+    :param request_log: log of ``/v2`` requests.
+    """
+
+    store: MessageStore
+    token: str
+    faults: FaultInjector
+    initial_faults: FaultConfig | None = None
+    request_log: RequestLog = field(default_factory=RequestLog)
+
+    def reset(self) -> None:
+        """Empty the store and the request log, and restore the initial fault configuration."""
+        self.store.reset()
+        self.request_log.clear()
+        self.faults.configure(self.initial_faults)
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The API's ``Error`` shape: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+# -- QStash routes ----------------------------------------------------------------------------
+
+
+def _caller_ip(request: Request) -> str | None:
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first
+    return request.client.host if request.client else None
+
+
+async def _create_message(request: Request, destination: str, queue_name: str | None) -> Response:
+    state = _state(request)
+    if destination.startswith(("http://", "https://")):
+        parts = urlsplit(destination)
+        if not parts.netloc.rpartition("@")[2]:
+            return error_response(400, f"invalid destination url: {destination!r}")
+        url, topic_name = destination, None
+    elif NAME_RE.fullmatch(destination):
+        url, topic_name = URL_GROUP_ENDPOINT.format(group=destination), destination
+    else:
+        return error_response(
+            400, "destination must be an http(s) URL or a URL group name, got " + repr(destination)
+        )
+    raw_body = await request.body()
+    try:
+        body: str | None = raw_body.decode("utf-8") or None
+    except UnicodeDecodeError:
+        body = None
+    message_id = new_message_id()
+    data: dict[str, Any] = {
+        "messageId": message_id,
+        "url": url,
+        "topicName": topic_name,
+        "queueName": queue_name,
+        "labels": list(split_values(request.headers.getlist("upstash-label"))),
+        "flowControlKey": request.headers.get("upstash-flow-control-key"),
+        "callerIp": _caller_ip(request),
+        "method": (request.headers.get("upstash-method") or "POST").upper(),
+        "body": body,
+    }
+    try:
+        await run_in_threadpool(state.store.add_messages, [data])
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    if topic_name is None:
+        return JSONResponse({"messageId": message_id})
+    # The spec's URL-group answer is {"messages": [...]}; the top-level keys are kept too so a
+    # client that reads "messageId" works either way.
+    return JSONResponse({"messageId": message_id, "url": url, "messages": [{"messageId": message_id, "url": url}]})
+
+
+async def publish(request: Request) -> Response:
+    """``POST /v2/publish/{destination}``: hold one message (never delivered)."""
+    return await _create_message(request, request.path_params["destination"], None)
+
+
+async def enqueue(request: Request) -> Response:
+    """``POST /v2/enqueue/{queueName}/{destination}``: hold one message in a queue."""
+    queue_name = request.path_params["queueName"]
+    if not NAME_RE.fullmatch(queue_name):
+        return error_response(400, f"invalid queue name: {queue_name!r}")
+    return await _create_message(request, request.path_params["destination"], queue_name)
+
+
+async def get_message(request: Request) -> Response:
+    """``GET /v2/messages/{messageId}``: the ``Message``, 404 if unknown or cancelled."""
+    message_id = request.path_params["messageId"]
+    message = await run_in_threadpool(_state(request).store.get, message_id)
+    if message is None:
+        return error_response(404, f"message {message_id} not found")
+    return JSONResponse(message)
+
+
+async def cancel_message(request: Request) -> Response:
+    """``DELETE /v2/messages/{messageId}``: 200 (empty body) or 404 if unknown or already cancelled."""
+    message_id = request.path_params["messageId"]
+    if await run_in_threadpool(_state(request).store.cancel_one, message_id):
+        return Response(status_code=200)
+    return error_response(404, f"message {message_id} not found")
+
+
+async def bulk_cancel(request: Request) -> Response:
+    """``DELETE /v2/messages``: ``{"cancelled": n}``, 400 on a bad ``count``/date."""
+    try:
+        query = parse_bulk_cancel_query(request.query_params.multi_items())
+    except QueryError as exc:
+        return error_response(400, str(exc))
+    decision: FaultDecision = request.scope.get(FAULT_SCOPE_KEY, NO_FAULT)
+    result = await run_in_threadpool(
+        _state(request).store.bulk_cancel, query, partial_fraction=decision.partial_fraction
+    )
+    if result.failed_message_id is not None:
+        return error_response(500, f"failed to cancel message {result.failed_message_id}")
+    return JSONResponse({"cancelled": result.cancelled})
+
+
+async def list_queues(request: Request) -> Response:
+    """``GET /v2/queues``: the queues seen so far, ``lag`` = held messages."""
+    return JSONResponse(await run_in_threadpool(_state(request).store.queues))
+
+
+# -- admin routes -----------------------------------------------------------------------------
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise HTTPException(400, f"invalid JSON body: {exc}") from exc
+
+
+async def admin_health(request: Request) -> Response:
+    """``GET /_emulator/health``."""
+    return JSONResponse({"status": "ok"})
+
+
+async def admin_seed(request: Request) -> Response:
+    """``POST /_emulator/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}``."""
+    body = await _json_body(request) or {}
+    if not isinstance(body, dict) or set(body) - {"count", "seed", "now"}:
+        return error_response(400, 'body must be {"count": N, "seed": S} (optional "now": Unix ms)')
+    count, seed, now = body.get("count", 0), body.get("seed", 0), body.get("now")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or count < 0:
+        return error_response(400, "count must be a non-negative integer and seed an integer")
+    if now is not None and (not isinstance(now, int) or isinstance(now, bool)):
+        return error_response(400, "now must be an integer (Unix ms)")
+    try:
+        seeded = await run_in_threadpool(_state(request).store.seed, count, seed, now=now)
+    except ValueError as exc:
+        return error_response(409, str(exc))
+    return JSONResponse({"seeded": seeded})
+
+
+async def admin_add_messages(request: Request) -> Response:
+    """``POST /_emulator/messages`` (a list of message dicts, or ``{"messages": [...]}``)."""
+    body = await _json_body(request)
+    if isinstance(body, dict) and set(body) == {"messages"}:
+        body = body["messages"]
+    if not isinstance(body, list):
+        return error_response(400, "body must be a JSON list of messages")
+    try:
+        ids = await run_in_threadpool(_state(request).store.add_messages, body)
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse({"messageIds": ids})
+
+
+async def admin_list_messages(request: Request) -> Response:
+    """``GET /_emulator/messages?state=held|cancelled|all&limit=N``."""
+    state = request.query_params.get("state", "held")
+    if state not in STATES:
+        return error_response(400, f"state must be one of {list(STATES)}")
+    raw_limit = request.query_params.get("limit")
+    try:
+        limit = int(raw_limit) if raw_limit is not None else None
+    except ValueError:
+        return error_response(400, "limit must be an integer")
+    return JSONResponse(await run_in_threadpool(_state(request).store.messages, state, limit))
+
+
+async def admin_message_ids(request: Request) -> Response:
+    """``GET /_emulator/message-ids?state=held|cancelled|all``: just the ids (cheaper)."""
+    state = request.query_params.get("state", "held")
+    if state not in STATES:
+        return error_response(400, f"state must be one of {list(STATES)}")
+    ids = await run_in_threadpool(_state(request).store.message_ids, state)
+    return JSONResponse(sorted(ids))
+
+
+async def admin_stats(request: Request) -> Response:
+    """``GET /_emulator/stats`` -> ``{"held": n, "cancelled": m}``."""
+    return JSONResponse(await run_in_threadpool(_state(request).store.counts))
+
+
+async def admin_requests(request: Request) -> Response:
+    """``GET`` (list) / ``DELETE`` (clear) ``/_emulator/requests``."""
+    log = _state(request).request_log
+    if request.method == "DELETE":
+        log.clear()
+        return JSONResponse({"cleared": True})
+    return JSONResponse(log.entries())
+
+
+async def admin_faults(request: Request) -> Response:
+    """``GET`` / ``PUT /_emulator/faults``: the active ``FaultConfig`` as JSON (``null`` = off)."""
+    injector = _state(request).faults
+    if request.method == "PUT":
+        body = await _json_body(request)
+        try:
+            injector.configure(None if body is None else FaultConfig.from_dict(body))
+        except ValueError as exc:
+            return error_response(400, str(exc))
+    config = injector.config
+    return JSONResponse(None if config is None else config.to_dict())
+
+
+async def admin_reset(request: Request) -> Response:
+    """``POST /_emulator/reset``: empty store and log, initial faults back."""
+    await run_in_threadpool(_state(request).reset)
+    return JSONResponse({"reset": True})
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), exc.headers)
+
+
+ROUTES = [
+    Route("/v2/publish/{destination:path}", publish, methods=["POST"]),
+    Route("/v2/enqueue/{queueName}/{destination:path}", enqueue, methods=["POST"]),
+    Route("/v2/messages", bulk_cancel, methods=["DELETE"]),
+    Route("/v2/messages/{messageId}", get_message, methods=["GET"]),
+    Route("/v2/messages/{messageId}", cancel_message, methods=["DELETE"]),
+    Route("/v2/queues", list_queues, methods=["GET"]),
+    Route("/_emulator/health", admin_health, methods=["GET"]),
+    Route("/_emulator/seed", admin_seed, methods=["POST"]),
+    Route("/_emulator/messages", admin_add_messages, methods=["POST"]),
+    Route("/_emulator/messages", admin_list_messages, methods=["GET"]),
+    Route("/_emulator/message-ids", admin_message_ids, methods=["GET"]),
+    Route("/_emulator/stats", admin_stats, methods=["GET"]),
+    Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
+    Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
+    Route("/_emulator/reset", admin_reset, methods=["POST"]),
+]
+
+
+# -- the application --------------------------------------------------------------------------
+
+
+def _is_authorized(scope: Scope, token: str) -> bool:
+    headers = Headers(scope=scope)
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode()):
+        return True
+    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return any(
+        name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode()) for name, value in query
+    )
+
+
+async def _drop_connection(receive: Receive, send: Send) -> None:
+    """Close the client's TCP connection without answering.
+
+    uvicorn's ``send`` is a bound method of the per-request cycle object, which holds the
+    connection's asyncio transport (both the httptools and the h11 implementations).
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None or not hasattr(transport, "close"):
+        raise RuntimeError("fault injection: cannot reach the transport to drop the connection")
+    transport.close()
+    # Wait until the server noticed the disconnect, so it does not try to answer 500 itself.
+
+    async def until_disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(until_disconnected(), timeout=2.0)
+
+
+class EmulatorApp(Starlette):
+    """Starlette app that authenticates, logs and fault-injects ``/v2`` requests around its routes."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/v2" or path.startswith("/v2/")):
+            await super().__call__(scope, receive, send)
+            return
+        state: EmulatorState = self.state.emulator
+        started = time.perf_counter()
+        entry: dict[str, Any] = {
+            "method": scope["method"],
+            "path": path,
+            "query": parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+            "status": None,
+            "time": time.time(),
+            "durationMs": None,
+            "fault": None,
+        }
+
+        async def logging_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            await send(message)
+
+        decision = state.faults.decide(scope["method"], path)
+        entry["fault"] = decision.label
+        try:
+            await self._serve_v2(scope, receive, send, logging_send, state, decision)
+        finally:
+            entry["durationMs"] = round((time.perf_counter() - started) * 1000.0, 3)
+            state.request_log.append(entry)
+
+    async def _serve_v2(
+        self,
+        scope: Scope,
+        receive: Receive,
+        raw_send: Send,
+        send: Send,
+        state: EmulatorState,
+        decision: FaultDecision,
+    ) -> None:
+        if decision.latency_s > 0:
+            await asyncio.sleep(decision.latency_s)
+        if decision.kind == "status":
+            response: Response = error_response(decision.status, f"emulated failure (status {decision.status})")
+            await response(scope, receive, send)
+            return
+        if decision.kind == "drop":
+            await _drop_connection(receive, raw_send)
+            return
+        if not _is_authorized(scope, state.token):
+            await error_response(401, "Unauthorized: missing or invalid token")(scope, receive, send)
+            return
+        if decision.kind in ("429", "429_daily"):
+            which = "daily" if decision.kind == "429_daily" else "burst"
+            response = error_response(429, f"{which} rate limit exceeded (emulated)", decision.headers)
+            await response(scope, receive, send)
+            return
+        if decision.kind == "5xx":
+            await error_response(decision.status, "internal server error (emulated)")(scope, receive, send)
+            return
+        scope[FAULT_SCOPE_KEY] = decision
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    store: MessageStore,
+    token: str,
+    faults: FaultConfig | FaultInjector | None = None,
+    *,
+    request_log_size: int = 100_000,
+) -> Starlette:
+    """Build the emulator's ASGI application.
+
+    :param store: where messages live.
+    :param token: the token ``/v2`` routes require (``Authorization: Bearer`` or ``?qstash_token=``).
+    :param faults: initial fault configuration (or a ready injector), ``None`` for none.
+    :param request_log_size: how many ``/v2`` requests the log keeps.
+    :return: the app; its shared state is ``app.state.emulator`` (:class:`EmulatorState`).
+    """
+    if isinstance(faults, FaultInjector):
+        injector, initial = faults, faults.config
+    else:
+        injector, initial = FaultInjector(faults), faults
+    handlers: dict[Any, Callable[..., Any]] = {HTTPException: _http_exception}
+    app = EmulatorApp(routes=ROUTES, exception_handlers=handlers)
+    app.state.emulator = EmulatorState(
+        store=store,
+        token=token,
+        faults=injector,
+        initial_faults=initial,
+        request_log=RequestLog(request_log_size),
+    )
+    return app
+
+
+__all__ = ["EmulatorApp", "EmulatorState", "RequestLog", "create_app", "error_response"]

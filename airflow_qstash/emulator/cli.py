@@ -1,0 +1,145 @@
+"""Command line of the emulator: ``python -m airflow_qstash.emulator``.
+
+Prints ``QStash emulator ready at http://HOST:PORT`` (one line, flushed) once it
+answers, then serves until SIGINT or SIGTERM and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from airflow_qstash.emulator.faults import FaultConfig
+
+_FAULT_FLAGS: dict[str, str] = {
+    # argparse dest -> FaultConfig field
+    "fault_429": "rate_429",
+    "fault_429_daily": "rate_429_daily",
+    "fault_5xx": "rate_5xx",
+    "fault_drop": "rate_drop",
+    "fault_partial": "rate_partial",
+    "latency_ms": "latency_ms",
+    "fault_seed": "seed",
+    "reset_after_s": "reset_after_s",
+    "fail_always_status": "fail_always_status",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    from airflow_qstash.emulator.server import DEFAULT_TOKEN, TOKEN_ENV
+
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_qstash.emulator",
+        description="Local emulator of the Upstash QStash API (messages are held, never delivered).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV, DEFAULT_TOKEN),
+        help=f"bearer token required on /v2 routes (default: ${TOKEN_ENV} or {DEFAULT_TOKEN!r})",
+    )
+    parser.add_argument("--db", default=":memory:", help="SQLite file to keep state across restarts")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="pre-load N generated messages")
+    parser.add_argument("--seed-random", type=int, default=0, metavar="S", help="seed of the generated messages")
+    faults = parser.add_argument_group("fault injection (on /v2 routes only)")
+    faults.add_argument("--fault-429", type=float, metavar="RATE", help="share of 429 (burst limit) answers")
+    faults.add_argument("--fault-429-daily", type=float, metavar="RATE", help="share of 429 (daily limit) answers")
+    faults.add_argument("--fault-5xx", type=float, metavar="RATE", help="share of 500/503 answers")
+    faults.add_argument("--fault-drop", type=float, metavar="RATE", help="share of connections closed unanswered")
+    faults.add_argument(
+        "--fault-partial", type=float, metavar="RATE", help="share of bulk cancels that stop part-way with a 500"
+    )
+    faults.add_argument("--latency-ms", type=float, metavar="MS", help="delay added to every /v2 request")
+    faults.add_argument("--fault-seed", type=int, metavar="S", help="seed of the fault sequence (default 0)")
+    faults.add_argument("--reset-after-s", type=int, metavar="S", help="rate-limit reset headers say now+S (default 1)")
+    faults.add_argument("--fail-always-status", type=int, metavar="STATUS", help="answer every /v2 request so")
+    faults.add_argument(
+        "--faults-json", metavar="JSON", help="a whole FaultConfig as JSON; the flags above override its fields"
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug", "trace"]
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"], help=argparse.SUPPRESS)
+    return parser
+
+
+def faults_from_args(args: argparse.Namespace) -> FaultConfig | None:
+    """The :class:`FaultConfig` the flags ask for, or ``None`` when no fault flag is given.
+
+    :raises ValueError: on an invalid value.
+    """
+    data: dict[str, Any] = {}
+    if args.faults_json:
+        loaded = json.loads(args.faults_json)
+        if loaded is not None:
+            data.update(loaded)
+    for dest, name in _FAULT_FLAGS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            data[name] = value
+    if not args.faults_json and not data:
+        return None
+    return FaultConfig.from_dict(data) if data else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = faults_from_args(args)
+    except ValueError as exc:
+        parser.error(f"invalid fault configuration: {exc}")
+
+    from airflow_qstash.emulator.app import create_app
+    from airflow_qstash.emulator.server import READY_PREFIX, ServerThread
+    from airflow_qstash.emulator.store import MessageStore
+
+    store = MessageStore(args.db)
+    if args.seed:
+        store.seed(args.seed, args.seed_random)
+    app = create_app(store, args.token, faults)
+    try:
+        runner = ServerThread(
+            app,
+            args.host,
+            args.port,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            http=args.http,
+            configure_logging=True,
+        )
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        store.close()
+        return 1
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        runner.start()
+        print(READY_PREFIX + runner.base_url, flush=True)
+        while not stop.wait(0.5):
+            if not runner.is_alive():
+                print("the emulator's server stopped unexpectedly", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        runner.stop()
+        store.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,135 @@
+"""Parsing of the ``DELETE /v2/messages`` query string into a :class:`BulkCancelQuery`.
+
+This module is pure (standard library only) so that it can be unit tested
+without a server. It mirrors the rules of the QStash Bulk Cancel Messages API:
+
+* multi-value filters accept both repeated parameters (``label=a&label=b``) and
+  comma-separated values (``label=a,b``); values are OR-ed inside one filter and
+  the filters are AND-ed together;
+* ``messageIds``, when given, makes every other filter ignored;
+* ``callerIP`` (deprecated) is merged into ``callerIp``;
+* ``fromDate``/``toDate`` are inclusive Unix milliseconds on ``createdAt``;
+* ``count`` is an integer between 1 and 500.
+
+Empty values (``label=`` or ``label=a,,b``) are dropped; a filter left with no
+value counts as absent, exactly like a filter that was not sent at all. This is
+deliberately the pessimistic reading: a client that sends ``?label=`` by mistake
+cancels *everything* here, so the provider's own safety checks get exercised.
+Unknown parameters (including ``qstash_token``) are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+#: Multi-value filters of the API, in the spelling of the query string.
+MULTI_VALUE_FILTERS: tuple[str, ...] = (
+    "topicName",
+    "queueName",
+    "url",
+    "host",
+    "path",
+    "label",
+    "flowControlKey",
+    "scheduleId",
+    "callerIp",
+)
+
+#: Deprecated spellings merged into their replacement.
+DEPRECATED_ALIASES: Mapping[str, str] = MappingProxyType({"callerIP": "callerIp"})
+
+MAX_COUNT = 500
+
+
+class QueryError(ValueError):
+    """A query parameter has a value the API refuses (answered with HTTP 400)."""
+
+
+def _empty_values() -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class BulkCancelQuery:
+    """A validated bulk-cancel request.
+
+    :param message_ids: explicit message ids; when non-empty every other filter is ignored.
+    :param values: multi-value filters keyed by API name (see :data:`MULTI_VALUE_FILTERS`),
+        only the filters that carry at least one value are present.
+    :param from_date: inclusive lower bound on ``createdAt`` (Unix ms) or ``None``.
+    :param to_date: inclusive upper bound on ``createdAt`` (Unix ms) or ``None``.
+    :param count: maximum number of messages to cancel or ``None`` for all matching.
+    """
+
+    message_ids: tuple[str, ...] = ()
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_values)
+    from_date: int | None = None
+    to_date: int | None = None
+    count: int | None = None
+
+    @property
+    def has_filter(self) -> bool:
+        """Whether any filter (ids, values or dates) restricts the selection."""
+        return bool(
+            self.message_ids or self.values or self.from_date is not None or self.to_date is not None
+        )
+
+
+def split_values(raw_values: Iterable[str]) -> tuple[str, ...]:
+    """Split comma-separated values, strip blanks and drop empties, keeping order and uniqueness.
+
+    :param raw_values: the raw values of one parameter (one per occurrence).
+    :return: the distinct non-empty values in first-seen order.
+    """
+    seen: dict[str, None] = {}
+    for raw in raw_values:
+        for part in raw.split(","):
+            value = part.strip()
+            if value:
+                seen.setdefault(value, None)
+    return tuple(seen)
+
+
+def _parse_int(name: str, raws: list[str]) -> int | None:
+    if not raws:
+        return None
+    if len(raws) > 1:
+        raise QueryError(f"{name} must be given at most once")
+    raw = raws[0].strip()
+    try:
+        return int(raw, 10)
+    except ValueError:
+        raise QueryError(f"{name} must be an integer, got {raws[0]!r}") from None
+
+
+def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery:
+    """Build a :class:`BulkCancelQuery` from decoded query string pairs.
+
+    :param items: ``(name, value)`` pairs in request order, blank values kept.
+    :return: the validated query.
+    :raises QueryError: for a non-integer or out-of-range ``count``, or a non-integer date.
+    """
+    raw: dict[str, list[str]] = {}
+    for name, value in items:
+        raw.setdefault(DEPRECATED_ALIASES.get(name, name), []).append(value)
+
+    count = _parse_int("count", raw.get("count", []))
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise QueryError(f"count must be between 1 and {MAX_COUNT}, got {count}")
+    from_date = _parse_int("fromDate", raw.get("fromDate", []))
+    to_date = _parse_int("toDate", raw.get("toDate", []))
+
+    message_ids = split_values(raw.get("messageIds", []))
+    if message_ids:
+        return BulkCancelQuery(message_ids=message_ids, count=count)
+
+    values: dict[str, tuple[str, ...]] = {}
+    for name in MULTI_VALUE_FILTERS:
+        parsed = split_values(raw.get(name, []))
+        if parsed:
+            values[name] = parsed
+    return BulkCancelQuery(
+        values=MappingProxyType(values), from_date=from_date, to_date=to_date, count=count
+    )

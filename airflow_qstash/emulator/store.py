@@ -1,0 +1,713 @@
+"""SQLite message store of the QStash emulator.
+
+One connection, guarded by a re-entrant lock, is shared by uvicorn's worker
+threads and the test thread (``check_same_thread=False``). Messages are never
+deleted: cancelling sets ``held = 0`` and ``cancelled_at``, so tests can look at
+what was cancelled.
+
+Indexing, so that a 500-message bulk cancel stays in milliseconds whatever the
+size of the store:
+
+* every filterable column has a *partial* index ``(column, created_at) WHERE
+  held = 1 AND column IS NOT NULL``: cancelled messages drop out of it, and a
+  lookup for one value yields the held messages in creation order;
+* ``ix_held_created`` on ``created_at WHERE held = 1`` serves requests without a
+  column filter (date window only, or nothing but ``count``);
+* labels live in a side table ``message_labels(label, created_at, mid)`` whose
+  primary key plays the same role; its rows are deleted when the message is
+  cancelled, and an index on ``(mid, label)`` answers "has this message one of
+  these labels" for residual checks.
+
+A bulk cancel picks one *driving* filter (the most selective kind first, see
+:data:`DRIVING_ORDER`), runs one index range scan per value of that filter in
+``created_at`` order with the other filters as residual conditions, merges the
+per-value results and keeps the oldest ``count``. Hence "oldest matching held
+messages first", and no full scan as long as the driving filter is selective
+enough for the residual conditions to be met quickly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from airflow_qstash.emulator.query import BulkCancelQuery
+
+#: API filter name -> column of ``messages``; ``label`` is handled by the side table.
+FILTER_COLUMNS: Mapping[str, str] = {
+    "topicName": "topic_name",
+    "queueName": "queue_name",
+    "url": "url",
+    "host": "host",
+    "path": "path",
+    "flowControlKey": "flow_control_key",
+    "scheduleId": "schedule_id",
+    "callerIp": "caller_ip",
+}
+
+#: Which present filter drives the index scan: roughly most selective kind first.
+DRIVING_ORDER: tuple[str, ...] = (
+    "url",
+    "scheduleId",
+    "flowControlKey",
+    "callerIp",
+    "path",
+    "label",
+    "topicName",
+    "queueName",
+    "host",
+)
+
+#: Keys accepted by :meth:`MessageStore.add_messages`.
+MESSAGE_KEYS: frozenset[str] = frozenset(
+    {
+        "messageId",
+        "url",
+        "label",
+        "labels",
+        "topicName",
+        "queueName",
+        "flowControlKey",
+        "scheduleId",
+        "callerIp",
+        "callerIP",
+        "createdAt",
+        "method",
+        "body",
+    }
+)
+
+STATES: tuple[str, ...] = ("held", "cancelled", "all")
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    host TEXT NOT NULL,
+    path TEXT NOT NULL,
+    topic_name TEXT,
+    queue_name TEXT,
+    labels TEXT,
+    flow_control_key TEXT,
+    schedule_id TEXT,
+    caller_ip TEXT,
+    method TEXT NOT NULL DEFAULT 'POST',
+    body TEXT,
+    created_at INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 1,
+    cancelled_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS message_labels (
+    label TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    mid INTEGER NOT NULL,
+    PRIMARY KEY (label, created_at, mid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    lag INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+#: Secondary indexes, ``name -> CREATE statement``; dropped and rebuilt around large seeds.
+_INDEXES: dict[str, str] = {
+    "ix_message_id": "CREATE UNIQUE INDEX IF NOT EXISTS ix_message_id ON messages (message_id)",
+    "ix_held_created": "CREATE INDEX IF NOT EXISTS ix_held_created ON messages (created_at) WHERE held = 1",
+    "ix_labels_mid": "CREATE INDEX IF NOT EXISTS ix_labels_mid ON message_labels (mid, label)",
+}
+for _column in FILTER_COLUMNS.values():
+    # url, host and path are NOT NULL; the others are indexed only where set
+    _not_null = "" if _column in ("url", "host", "path") else f" AND {_column} IS NOT NULL"
+    _INDEXES[f"ix_held_{_column}"] = (
+        f"CREATE INDEX IF NOT EXISTS ix_held_{_column} ON messages ({_column}, created_at) "
+        f"WHERE held = 1{_not_null}"
+    )
+
+#: Seeds of at least this many messages drop the secondary indexes and rebuild them afterwards.
+BULK_LOAD_THRESHOLD = 50_000
+
+_COLUMNS = (
+    "id, message_id, url, host, path, topic_name, queue_name, labels, flow_control_key, "
+    "schedule_id, caller_ip, method, body, created_at, held, cancelled_at"
+)
+
+
+def now_ms() -> int:
+    """Current time as Unix milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def new_message_id() -> str:
+    """A fresh random message id in QStash's ``msg_...`` style."""
+    return "msg_" + uuid.uuid4().hex
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Return ``(host, path)`` of a destination URL, as the API's ``host``/``path`` filters see it.
+
+    The host keeps an explicit port (``example.com:8080``) and drops user info.
+
+    :raises ValueError: if the URL is not an absolute http(s) URL.
+    """
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"url must be an absolute http(s) URL, got {url!r}")
+    return host, parts.path
+
+
+class NewMessage(NamedTuple):
+    """A message ready to be inserted (already validated and normalised).
+
+    Labels never contain commas (every input form is split on commas), so they are
+    stored comma-joined.
+    """
+
+    message_id: str
+    url: str
+    host: str
+    path: str
+    topic_name: str | None = None
+    queue_name: str | None = None
+    labels: tuple[str, ...] = ()
+    flow_control_key: str | None = None
+    schedule_id: str | None = None
+    caller_ip: str | None = None
+    method: str = "POST"
+    body: str | None = None
+    created_at: int = 0
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _labels_of(data: Mapping[str, Any]) -> tuple[str, ...]:
+    raw: list[str] = []
+    label = data.get("label")
+    if label is not None:
+        if not isinstance(label, str):
+            raise ValueError(f"label must be a string, got {label!r}")
+        raw.append(label)
+    labels = data.get("labels")
+    if labels is not None:
+        if isinstance(labels, str) or not all(isinstance(item, str) for item in labels):
+            raise ValueError(f"labels must be a list of strings, got {labels!r}")
+        raw.extend(labels)
+    seen: dict[str, None] = {}
+    for item in raw:
+        for part in item.split(","):
+            if part.strip():
+                seen.setdefault(part.strip(), None)
+    return tuple(seen)
+
+
+def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None = None) -> NewMessage:
+    """Validate a message dict (the shape of ``add_messages`` and ``POST /_emulator/messages``).
+
+    Keys: ``url`` (required), ``label`` (string, may be comma-separated) and/or ``labels``
+    (list), ``topicName``, ``queueName``, ``flowControlKey``, ``scheduleId``, ``callerIp``
+    (or ``callerIP``), ``createdAt`` (Unix ms, default now), ``messageId`` (default random),
+    ``method``, ``body``.
+
+    :raises ValueError: on an unknown key or a value of the wrong type.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a message must be an object, got {data!r}")
+    unknown = set(data) - MESSAGE_KEYS
+    if unknown:
+        raise ValueError(f"unknown message keys: {sorted(unknown)}")
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        raise ValueError("url is required and must be a string")
+    host, path = split_url(url)
+    created_at = data.get("createdAt")
+    if created_at is None:
+        created_at = now_ms() if default_created_at is None else default_created_at
+    if isinstance(created_at, bool) or not isinstance(created_at, int):
+        raise ValueError(f"createdAt must be an integer (Unix ms), got {created_at!r}")
+    caller_ip = _opt_str(data, "callerIp") or _opt_str(data, "callerIP")
+    return NewMessage(
+        message_id=_opt_str(data, "messageId") or new_message_id(),
+        url=url,
+        host=host,
+        path=path,
+        topic_name=_opt_str(data, "topicName"),
+        queue_name=_opt_str(data, "queueName"),
+        labels=_labels_of(data),
+        flow_control_key=_opt_str(data, "flowControlKey"),
+        schedule_id=_opt_str(data, "scheduleId"),
+        caller_ip=caller_ip,
+        method=_opt_str(data, "method") or "POST",
+        body=_opt_str(data, "body"),
+        created_at=created_at,
+    )
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """Outcome of :meth:`MessageStore.bulk_cancel`.
+
+    :param cancelled: number of messages cancelled.
+    :param selected: number of messages the request selected (equal to ``cancelled``
+        unless a partial failure was emulated).
+    :param failed_message_id: the message the emulated failure stopped at, or ``None``.
+    """
+
+    cancelled: int
+    selected: int
+    failed_message_id: str | None = None
+
+
+_Row = tuple[int, int, str | None]  # (created_at, id, queue_name)
+
+
+class MessageStore:
+    """Thread-safe SQLite store of held and cancelled messages.
+
+    :param db: ``":memory:"`` (default) or a file path; a file keeps the state across restarts.
+    """
+
+    def __init__(self, db: str = ":memory:") -> None:
+        self.db = db
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA synchronous = OFF" if db == ":memory:" else "PRAGMA synchronous = NORMAL")
+        if db != ":memory:":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA temp_store = MEMORY")
+        self._conn.execute("PRAGMA cache_size = -262144")  # 256 MiB page cache
+        self._conn.executescript(_TABLES)
+        for create in _INDEXES.values():
+            self._conn.execute(create)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (further calls fail)."""
+        with self._lock:
+            self._conn.close()
+
+    def reset(self) -> None:
+        """Delete every message and queue."""
+        with self._lock, self._transaction():
+            self._conn.execute("DELETE FROM message_labels")
+            self._conn.execute("DELETE FROM messages")
+            self._conn.execute("DELETE FROM queues")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    # -- inserting -----------------------------------------------------------------------
+
+    def add_messages(self, messages: Iterable[Mapping[str, Any] | NewMessage]) -> list[str]:
+        """Insert messages directly (held), in one transaction.
+
+        :param messages: message dicts (see :func:`message_from_dict`) or :class:`NewMessage`.
+        :return: their message ids, in order.
+        :raises ValueError: on an invalid dict or a message id that already exists.
+        """
+        batch = [m if isinstance(m, NewMessage) else message_from_dict(m) for m in messages]
+        self.insert(batch)
+        return [m.message_id for m in batch]
+
+    def insert(self, batch: Sequence[NewMessage]) -> None:
+        """Insert already validated messages in one transaction (executemany).
+
+        :raises ValueError: if a message id already exists (nothing is inserted then).
+        """
+        if not batch:
+            return
+        with self._lock:
+            try:
+                with self._transaction():
+                    self._insert_rows(batch)
+            except sqlite3.IntegrityError as exc:
+                raise ValueError(f"cannot insert messages: {exc}") from exc
+
+    def _insert_rows(self, batch: Sequence[NewMessage]) -> None:
+        row = self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
+        first_id = int(row[0]) + 1
+        message_rows = []
+        label_rows = []
+        queues: Counter[str] = Counter()
+        for offset, m in enumerate(batch):
+            mid = first_id + offset
+            message_rows.append(
+                (
+                    mid,
+                    m.message_id,
+                    m.url,
+                    m.host,
+                    m.path,
+                    m.topic_name,
+                    m.queue_name,
+                    ",".join(m.labels) if m.labels else None,
+                    m.flow_control_key,
+                    m.schedule_id,
+                    m.caller_ip,
+                    m.method,
+                    m.body,
+                    m.created_at,
+                )
+            )
+            for label in m.labels:
+                label_rows.append((label, m.created_at, mid))
+            if m.queue_name is not None:
+                queues[m.queue_name] += 1
+        stamp = now_ms()
+        self._conn.executemany(
+            "INSERT INTO messages (id, message_id, url, host, path, topic_name, queue_name, "
+            "labels, flow_control_key, schedule_id, caller_ip, method, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            message_rows,
+        )
+        self._conn.executemany("INSERT INTO message_labels (label, created_at, mid) VALUES (?, ?, ?)", label_rows)
+        self._conn.executemany(
+            "INSERT INTO queues (name, created_at, updated_at, lag) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET lag = lag + excluded.lag, updated_at = excluded.updated_at",
+            [(name, stamp, stamp, n) for name, n in queues.items()],
+        )
+
+    def seed(self, n: int, seed: int = 0, *, now: int | None = None, chunk: int = 50_000) -> int:
+        """Insert ``n`` synthetic messages (see :mod:`airflow_qstash.emulator.seeding`), atomically.
+
+        For ``n >= BULK_LOAD_THRESHOLD`` the secondary indexes are dropped and rebuilt inside the
+        same transaction, which is several times faster than updating them row by row.
+
+        :param n: how many messages.
+        :param seed: seed of the reproducible distribution.
+        :param now: reference time in Unix ms for ``createdAt`` (default now).
+        :param chunk: messages generated and inserted per ``executemany``.
+        :return: ``n``.
+        :raises ValueError: if a generated id collides with a stored one (nothing is inserted then).
+        """
+        from airflow_qstash.emulator.seeding import generate_messages
+
+        with self._lock:
+            salt = int(self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
+            bulk = n >= BULK_LOAD_THRESHOLD
+            try:
+                with self._transaction():
+                    if bulk:
+                        for name in _INDEXES:
+                            self._conn.execute(f"DROP INDEX IF EXISTS {name}")
+                    batch: list[NewMessage] = []
+                    for message in generate_messages(n, seed, now=now, id_salt=salt):
+                        batch.append(message)
+                        if len(batch) >= chunk:
+                            self._insert_rows(batch)
+                            batch = []
+                    if batch:
+                        self._insert_rows(batch)
+                    if bulk:
+                        for create in _INDEXES.values():
+                            self._conn.execute(create)
+            except sqlite3.IntegrityError as exc:
+                raise ValueError(f"cannot seed messages: {exc}") from exc
+        return n
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, message_id: str, *, include_cancelled: bool = False) -> dict[str, Any] | None:
+        """One message as an API ``Message`` dict, or ``None`` if unknown (or cancelled)."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        if row is None or (not row[14] and not include_cancelled):
+            return None
+        return _row_to_dict(row, admin=include_cancelled)
+
+    def messages(self, state: str = "held", limit: int | None = None) -> list[dict[str, Any]]:
+        """Messages in insertion order, as admin dicts (API fields plus ``state``, ``cancelledAt``).
+
+        :param state: ``"held"``, ``"cancelled"`` or ``"all"``.
+        :param limit: at most this many, or all.
+        :raises ValueError: for an unknown state.
+        """
+        where = _state_clause(state)
+        sql = f"SELECT {_COLUMNS} FROM messages {where} ORDER BY id"
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_row_to_dict(row, admin=True) for row in rows]
+
+    def message_ids(self, state: str = "held") -> set[str]:
+        """The ids of the messages in ``state`` (``"held"``, ``"cancelled"`` or ``"all"``)."""
+        where = _state_clause(state)
+        with self._lock:
+            return {row[0] for row in self._conn.execute(f"SELECT message_id FROM messages {where}")}
+
+    def counts(self) -> dict[str, int]:
+        """``{"held": n, "cancelled": m}``."""
+        with self._lock:
+            held = self._conn.execute("SELECT count(*) FROM messages WHERE held = 1").fetchone()[0]
+            total = self._conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        return {"held": int(held), "cancelled": int(total) - int(held)}
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Known queues in the API's ``Queue`` shape (``lag`` = held messages in the queue)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT name, created_at, updated_at, lag FROM queues ORDER BY name"
+            ).fetchall()
+        return [
+            {
+                "name": name,
+                "createdAt": created_at,
+                "updatedAt": updated_at,
+                "parallelism": 1,
+                "paused": False,
+                "lag": lag,
+            }
+            for name, created_at, updated_at, lag in rows
+        ]
+
+    # -- cancelling ----------------------------------------------------------------------
+
+    def cancel_one(self, message_id: str) -> bool:
+        """Cancel one held message; ``False`` if it is unknown or already cancelled."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT created_at, id, queue_name FROM messages WHERE message_id = ? AND held = 1",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            with self._transaction():
+                self._cancel_rows([row])
+            return True
+
+    def bulk_cancel(self, query: BulkCancelQuery, *, partial_fraction: float | None = None) -> CancelResult:
+        """Cancel the held messages selected by ``query``, oldest first.
+
+        :param query: the parsed request.
+        :param partial_fraction: if not ``None`` (a number in ``[0, 1)``) and the selection is
+            not empty, emulate a failure part-way: only the first
+            ``floor(partial_fraction * selected)`` messages (strictly fewer than selected)
+            are cancelled and :attr:`CancelResult.failed_message_id` names the next one.
+        :return: what was cancelled.
+        """
+        with self._lock:
+            rows = self.select(query)
+            failed: str | None = None
+            to_cancel = rows
+            if partial_fraction is not None and rows:
+                keep = min(int(partial_fraction * len(rows)), len(rows) - 1)
+                to_cancel = rows[:keep]
+                failed = self._conn.execute(
+                    "SELECT message_id FROM messages WHERE id = ?", (rows[keep][1],)
+                ).fetchone()[0]
+            if to_cancel:
+                with self._transaction():
+                    self._cancel_rows(to_cancel)
+            return CancelResult(cancelled=len(to_cancel), selected=len(rows), failed_message_id=failed)
+
+    def _cancel_rows(self, rows: Sequence[_Row]) -> None:
+        ids = json.dumps([row[1] for row in rows])
+        stamp = now_ms()
+        self._conn.execute(
+            "UPDATE messages SET held = 0, cancelled_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+            (stamp, ids),
+        )
+        self._conn.execute("DELETE FROM message_labels WHERE mid IN (SELECT value FROM json_each(?))", (ids,))
+        queues = Counter(row[2] for row in rows if row[2] is not None)
+        self._conn.executemany(
+            "UPDATE queues SET lag = max(lag - ?, 0), updated_at = ? WHERE name = ?",
+            [(n, stamp, name) for name, n in queues.items()],
+        )
+
+    def select(self, query: BulkCancelQuery) -> list[_Row]:
+        """The held messages ``query`` would cancel, as ``(created_at, id, queue_name)``, oldest first."""
+        with self._lock:
+            if query.message_ids:
+                return self._select_ids(query.message_ids, query.count)
+            return self._select_filtered(query)
+
+    def explain(self, query: BulkCancelQuery) -> list[str]:
+        """SQLite's query plans of the statements :meth:`select` would run (for benchmarks/tests)."""
+        plans: list[str] = []
+        for sql, params in self._statements(query):
+            with self._lock:
+                rows = self._conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            plans.append("; ".join(str(r[-1]) for r in rows))
+        return plans
+
+    def _select_ids(self, message_ids: Sequence[str], count: int | None) -> list[_Row]:
+        sql = (
+            "SELECT created_at, id, queue_name FROM messages "
+            "WHERE message_id IN (SELECT value FROM json_each(?)) AND held = 1 ORDER BY created_at, id"
+        )
+        params: list[Any] = [json.dumps(list(message_ids))]
+        if count is not None:
+            sql += " LIMIT ?"
+            params.append(count)
+        return [tuple(r) for r in self._conn.execute(sql, params)]  # type: ignore[misc]
+
+    def _statements(self, query: BulkCancelQuery) -> Iterator[tuple[str, list[Any]]]:
+        if query.message_ids:
+            yield (
+                "SELECT created_at, id, queue_name FROM messages WHERE message_id IN "
+                "(SELECT value FROM json_each(?)) AND held = 1 ORDER BY created_at, id",
+                [json.dumps(list(query.message_ids))],
+            )
+            return
+        driver = next((name for name in DRIVING_ORDER if name in query.values), None)
+        residual: list[str] = []
+        residual_params: list[Any] = []
+        for name, values in query.values.items():
+            if name == driver:
+                continue
+            if name == "label":
+                residual.append(
+                    "EXISTS (SELECT 1 FROM message_labels AS l2 WHERE l2.mid = m.id "
+                    "AND l2.label IN (SELECT value FROM json_each(?)))"
+                )
+            else:
+                residual.append(f"m.{FILTER_COLUMNS[name]} IN (SELECT value FROM json_each(?))")
+            residual_params.append(json.dumps(list(values)))
+        limit = " LIMIT ?" if query.count is not None else ""
+        limit_params: list[Any] = [query.count] if query.count is not None else []
+
+        if driver == "label":
+            date_sql, date_params = _date_clause("l", query)
+            where = " AND ".join(["l.label = ?", *date_sql, "m.held = 1", *residual])
+            sql = (
+                "SELECT l.created_at, l.mid, m.queue_name FROM message_labels AS l "
+                f"CROSS JOIN messages AS m ON m.id = l.mid WHERE {where} "
+                f"ORDER BY l.created_at, l.mid{limit}"
+            )
+        else:
+            date_sql, date_params = _date_clause("m", query)
+            if driver is None:
+                index, head = "ix_held_created", []
+            else:
+                column = FILTER_COLUMNS[driver]
+                index, head = f"ix_held_{column}", [f"m.{column} = ?"]
+            where = " AND ".join([*head, "m.held = 1", *date_sql, *residual])
+            sql = (
+                f"SELECT m.created_at, m.id, m.queue_name FROM messages AS m INDEXED BY {index} "
+                f"WHERE {where} ORDER BY m.created_at, m.id{limit}"
+            )
+        if driver is None:
+            yield sql, [*date_params, *residual_params, *limit_params]
+            return
+        for value in query.values[driver]:
+            yield sql, [value, *date_params, *residual_params, *limit_params]
+
+    def _select_filtered(self, query: BulkCancelQuery) -> list[_Row]:
+        if query.from_date is not None and query.to_date is not None and query.from_date > query.to_date:
+            return []
+        per_value: list[list[_Row]] = [
+            [tuple(r) for r in self._conn.execute(sql, params)]  # type: ignore[misc]
+            for sql, params in self._statements(query)
+        ]
+        if len(per_value) == 1:
+            return per_value[0]
+        merged: list[_Row] = []
+        seen: set[int] = set()
+        for row in heapq.merge(*per_value):
+            if row[1] in seen:
+                continue
+            seen.add(row[1])
+            merged.append(row)
+            if query.count is not None and len(merged) >= query.count:
+                break
+        return merged
+
+
+class _Transaction:
+    """``BEGIN``/``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _date_clause(alias: str, query: BulkCancelQuery) -> tuple[list[str], list[int]]:
+    sql: list[str] = []
+    params: list[int] = []
+    if query.from_date is not None:
+        sql.append(f"{alias}.created_at >= ?")
+        params.append(query.from_date)
+    if query.to_date is not None:
+        sql.append(f"{alias}.created_at <= ?")
+        params.append(query.to_date)
+    return sql, params
+
+
+def _state_clause(state: str) -> str:
+    if state == "held":
+        return "WHERE held = 1"
+    if state == "cancelled":
+        return "WHERE held = 0"
+    if state == "all":
+        return ""
+    raise ValueError(f"state must be one of {STATES}, got {state!r}")
+
+
+def _row_to_dict(row: Sequence[Any], *, admin: bool) -> dict[str, Any]:
+    (
+        _mid,
+        message_id,
+        url,
+        host,
+        path,
+        topic_name,
+        queue_name,
+        labels_text,
+        flow_control_key,
+        schedule_id,
+        caller_ip,
+        method,
+        body,
+        created_at,
+        held,
+        cancelled_at,
+    ) = row
+    out: dict[str, Any] = {"messageId": message_id, "url": url, "method": method, "createdAt": created_at}
+    optional = {
+        "topicName": topic_name,
+        "queueName": queue_name,
+        "flowControlKey": flow_control_key,
+        "scheduleId": schedule_id,
+        "callerIP": caller_ip,
+        "body": body,
+    }
+    out.update({key: value for key, value in optional.items() if value is not None})
+    if labels_text:
+        labels = labels_text.split(",")
+        out["labels"] = labels
+        out["label"] = labels[0]
+    if admin:
+        out["host"] = host
+        out["path"] = path
+        out["state"] = "held" if held else "cancelled"
+        out["cancelledAt"] = cancelled_at
+    return out
