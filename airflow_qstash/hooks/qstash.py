@@ -180,6 +180,8 @@ def resolve_base_url(host: str | None, port: int | None = None) -> str:
     parts = urlsplit(host)
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
+        if parts.netloc.endswith(":"):  # an empty port: 'https://' or 'https:/host' read as the host 'https'
+            raise ValueError
     except ValueError:
         parts = parts._replace(netloc="")
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
