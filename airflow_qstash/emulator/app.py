@@ -140,9 +140,7 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
     elif NAME_RE.fullmatch(destination):
         url, topic_name = URL_GROUP_ENDPOINT.format(group=destination), destination
     else:
-        return error_response(
-            400, "destination must be an http(s) URL or a URL group name, got " + repr(destination)
-        )
+        return error_response(400, "destination must be an http(s) URL or a URL group name, got " + repr(destination))
     raw_body = await request.body()
     try:
         body: str | None = raw_body.decode("utf-8") or None
@@ -358,9 +356,7 @@ def _is_authorized(scope: Scope, token: str) -> bool:
     if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode()):
         return True
     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    return any(
-        name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode()) for name, value in query
-    )
+    return any(name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode()) for name, value in query)
 
 
 async def _drop_connection(receive: Receive, send: Send) -> None:

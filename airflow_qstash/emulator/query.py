@@ -72,9 +72,7 @@ class BulkCancelQuery:
     @property
     def has_filter(self) -> bool:
         """Whether any filter (ids, values or dates) restricts the selection."""
-        return bool(
-            self.message_ids or self.values or self.from_date is not None or self.to_date is not None
-        )
+        return bool(self.message_ids or self.values or self.from_date is not None or self.to_date is not None)
 
 
 def split_values(raw_values: Iterable[str]) -> tuple[str, ...]:
@@ -130,6 +128,4 @@ def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery
         parsed = split_values(raw.get(name, []))
         if parsed:
             values[name] = parsed
-    return BulkCancelQuery(
-        values=MappingProxyType(values), from_date=from_date, to_date=to_date, count=count
-    )
+    return BulkCancelQuery(values=MappingProxyType(values), from_date=from_date, to_date=to_date, count=count)

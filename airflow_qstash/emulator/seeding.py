@@ -32,9 +32,7 @@ CALLER_IPS: tuple[str, ...] = tuple(f"203.0.113.{i}" for i in range(1, 9))
 WINDOW_MS = 30 * 24 * 3600 * 1000
 
 
-def generate_messages(
-    n: int, seed: int = 0, *, now: int | None = None, id_salt: int = 0
-) -> Iterator[NewMessage]:
+def generate_messages(n: int, seed: int = 0, *, now: int | None = None, id_salt: int = 0) -> Iterator[NewMessage]:
     """Yield ``n`` synthetic messages.
 
     :param n: how many.

@@ -131,8 +131,7 @@ for _column in FILTER_COLUMNS.values():
     # url, host and path are NOT NULL; the others are indexed only where set
     _not_null = "" if _column in ("url", "host", "path") else f" AND {_column} IS NOT NULL"
     _INDEXES[f"ix_held_{_column}"] = (
-        f"CREATE INDEX IF NOT EXISTS ix_held_{_column} ON messages ({_column}, created_at) "
-        f"WHERE held = 1{_not_null}"
+        f"CREATE INDEX IF NOT EXISTS ix_held_{_column} ON messages ({_column}, created_at) WHERE held = 1{_not_null}"
     )
 
 #: Seeds of at least this many messages drop the secondary indexes and rebuild them afterwards.
@@ -429,9 +428,7 @@ class MessageStore:
     def get(self, message_id: str, *, include_cancelled: bool = False) -> dict[str, Any] | None:
         """One message as an API ``Message`` dict, or ``None`` if unknown (or cancelled)."""
         with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
-            ).fetchone()
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)).fetchone()
         if row is None or (not row[14] and not include_cancelled):
             return None
         return _row_to_dict(row, admin=include_cancelled)
@@ -469,9 +466,7 @@ class MessageStore:
     def queues(self) -> list[dict[str, Any]]:
         """Known queues in the API's ``Queue`` shape (``lag`` = held messages in the queue)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT name, created_at, updated_at, lag FROM queues ORDER BY name"
-            ).fetchall()
+            rows = self._conn.execute("SELECT name, created_at, updated_at, lag FROM queues ORDER BY name").fetchall()
         return [
             {
                 "name": name,
