@@ -1,0 +1,786 @@
+"""QStashBulkCancelOperator without a metadata DB: rendering, the batch loop, refusals and deferral.
+
+HTTP is mocked with requests-mock; :class:`FakeQStash` keeps a count of pending messages and answers
+each ``DELETE /v2/messages`` with ``cancelled = min(pending, count)``, as QStash does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pendulum
+import pytest
+import structlog
+from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+
+from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
+
+BULK_URL = f"{FAKE_BASE_URL}/v2/messages"
+
+#: The task instance's start (what an unset ``to_date`` is pinned to) and the same instant in Unix ms.
+TASK_START = pendulum.datetime(2024, 6, 1, 12, 0, 0, 123456, tz="UTC")
+TASK_START_MS = 1_717_243_200_123
+MAY_1 = pendulum.datetime(2024, 5, 1, tz="UTC")
+MAY_1_MS = 1_714_521_600_000
+MAY_2 = pendulum.datetime(2024, 5, 2, tz="UTC")
+MAY_2_MS = 1_714_608_000_000
+
+#: The list filters and the query parameter each must be sent as (QStash's names, stated independently).
+LIST_FILTERS = {
+    "message_ids": "messageIds",
+    "url_groups": "topicName",
+    "queue_names": "queueName",
+    "urls": "url",
+    "hosts": "host",
+    "paths": "path",
+    "labels": "label",
+    "flow_control_keys": "flowControlKey",
+    "schedule_ids": "scheduleId",
+    "caller_ips": "callerIp",
+}
+DATE_FILTERS = ("from_date", "to_date")
+ALL_TEMPLATED = (*LIST_FILTERS, *DATE_FILTERS, "batch_size", "max_batches", "cancel_all")
+SUMMARY_KEYS = {"cancelled", "batches", "from_date", "to_date", "filters", "duration_seconds"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def query_of(request: Any) -> list[tuple[str, str]]:
+    """The query of a recorded request, case preserved (requests-mock's ``qs`` lowercases values)."""
+    return parse_qsl(urlsplit(request.url).query, keep_blank_values=True)
+
+
+class FakeQStash:
+    """
+    A stateful ``DELETE /v2/messages``: each call cancels ``min(pending, count)``.
+
+    ``intercept(call_number, fake)`` may answer a call instead: return ``(status, json_body)`` (after
+    changing ``fake.pending`` if that call should cancel some before failing), or ``None`` to answer
+    normally.
+    """
+
+    def __init__(
+        self, pending: int, intercept: Callable[[int, FakeQStash], tuple[int, dict[str, Any]] | None] | None = None
+    ):
+        self.pending = pending
+        self.intercept = intercept
+        self.calls = 0
+        self.cancelled_answers: list[int] = []
+
+    def __call__(self, request: Any, context: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.intercept is not None:
+            answer = self.intercept(self.calls, self)
+            if answer is not None:
+                context.status_code, body = answer
+                return body
+        count = int(dict(query_of(request))["count"])
+        cancelled = min(self.pending, count)
+        self.pending -= cancelled
+        self.cancelled_answers.append(cancelled)
+        context.status_code = 200
+        return {"cancelled": cancelled}
+
+
+@pytest.fixture
+def qstash(qstash_conn: str, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeQStash]:
+    """Install a :class:`FakeQStash` behind the ``qstash_default`` connection; retries do not sleep."""
+    monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
+
+    def install(pending: int = 0, intercept: Any = None) -> FakeQStash:
+        fake = FakeQStash(pending, intercept)
+        requests_mock.delete(BULK_URL, json=fake)
+        return fake
+
+    return install
+
+
+def ti_context(**extra: Any) -> dict[str, Any]:
+    """A minimal task context: a task instance with a start date, plus any template variables."""
+    return {"ti": SimpleNamespace(start_date=TASK_START), **extra}
+
+
+def make_op(**kwargs: Any) -> QStashBulkCancelOperator:
+    kwargs.setdefault("task_id", "cancel")
+    return QStashBulkCancelOperator(**kwargs)
+
+
+def rendered(op: QStashBulkCancelOperator, **template_context: Any) -> QStashBulkCancelOperator:
+    """Render the operator's templated fields the way a task run does (no metadata DB involved)."""
+    op.render_template_fields(ti_context(**template_context))
+    return op
+
+
+@pytest.fixture
+def struct_logs() -> Any:
+    """Everything the operator and hook log through Airflow's structlog loggers."""
+    with structlog.testing.capture_logs() as logs:
+        yield logs
+
+
+def log_text(struct_logs: list[dict[str, Any]]) -> str:
+    return "\n".join(str(entry) for entry in struct_logs)
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def test_template_fields_cover_every_filter_date_and_loop_setting():
+    assert set(ALL_TEMPLATED) <= set(QStashBulkCancelOperator.template_fields)
+
+
+def test_init_keeps_every_templated_value_unchanged():
+    templates = {name: f"{{{{ params.{name} }}}}" for name in ALL_TEMPLATED}
+    op = make_op(**templates)
+    for name, template in templates.items():
+        assert getattr(op, name) == template, name
+
+
+def test_init_creates_no_hook_and_reads_no_connection(monkeypatch: pytest.MonkeyPatch):
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a hook was created while building the operator")
+
+    monkeypatch.setattr(QStashHook, "__init__", refuse)
+    monkeypatch.setattr(QStashAsyncHook, "__init__", refuse)
+    monkeypatch.setattr(QStashHook, "get_connection", classmethod(refuse))
+    op = make_op(labels=["a"], from_date="{{ data_interval_start }}", deferrable=True)
+    assert op.labels == ["a"]
+    # The patch does bite: the execute path does create a hook.
+    with pytest.raises(AssertionError, match="hook was created"):
+        make_op(labels=["a"]).execute(ti_context())
+
+
+# --------------------------------------------------------------------------- the batch loop
+
+
+LOOP_CASES = [
+    *[(n, size) for n in (0, 1, 499, 500, 501, 1234) for size in (100, 500)],
+    *[(n, 1) for n in (0, 1, 7)],
+]
+
+
+@pytest.mark.parametrize(("pending", "batch_size"), LOOP_CASES)
+def test_loop_sends_ceil_n_over_batch_size_plus_one_requests(qstash, requests_mock, pending: int, batch_size: int):
+    fake = qstash(pending)
+    op = make_op(labels=["report"], from_date=MAY_1, batch_size=batch_size)
+
+    result = op.execute(ti_context())
+
+    expected_requests = math.ceil(pending / batch_size) + 1
+    assert requests_mock.call_count == expected_requests
+    assert fake.pending == 0
+    assert set(result) == SUMMARY_KEYS
+    assert result["cancelled"] == pending
+    assert result["batches"] == expected_requests
+    assert result["from_date"] == MAY_1_MS
+    assert result["to_date"] == TASK_START_MS
+    for request in requests_mock.request_history:
+        assert request.method == "DELETE"
+        assert urlsplit(request.url).path == "/v2/messages"
+        assert [value for key, value in query_of(request) if key == "count"] == [str(batch_size)]
+
+
+def test_batch_size_and_max_batches_may_be_rendered_text(qstash, requests_mock):
+    fake = qstash(250)
+    op = rendered(
+        make_op(labels=["a"], batch_size="{{ params.size }}", max_batches="{{ params.most }}"),
+        params={"size": 100, "most": 10},
+    )
+    assert op.execute(ti_context())["cancelled"] == 250
+    assert fake.pending == 0
+    assert requests_mock.call_count == 4
+    assert {dict(query_of(r))["count"] for r in requests_mock.request_history} == {"100"}
+
+
+# --------------------------------------------------------------------------- rendering and the query sent
+
+
+def sent_query(requests_mock: Any) -> list[tuple[str, str]]:
+    """The (sorted) query of the single batch-sending request all rendering tests expect."""
+    assert requests_mock.call_count == 1
+    return sorted(query_of(requests_mock.request_history[0]))
+
+
+@pytest.mark.parametrize(
+    ("value", "template_context", "expected"),
+    [
+        pytest.param(["a", "b"], {}, ["a", "b"], id="list"),
+        pytest.param(("a", "b"), {}, ["a", "b"], id="tuple"),
+        pytest.param("a", {}, ["a"], id="single-string"),
+        pytest.param("a, b", {}, ["a", "b"], id="comma-separated"),
+        pytest.param("a,b,a", {}, ["a", "b"], id="comma-separated-duplicates"),
+        pytest.param("['a', 'b']", {}, ["a", "b"], id="list-text"),
+        pytest.param("{{ params.v }}", {"params": {"v": ["a", "b"]}}, ["a", "b"], id="jinja-list"),
+        pytest.param("{{ params.v }}", {"params": {"v": "a"}}, ["a"], id="jinja-string"),
+        pytest.param("{{ params.v | join(',') }}", {"params": {"v": ["a", "b"]}}, ["a", "b"], id="jinja-joined"),
+        pytest.param(["{{ params.v }}", "b"], {"params": {"v": "a"}}, ["a", "b"], id="list-of-templates"),
+    ],
+)
+@pytest.mark.parametrize("name", [name for name in LIST_FILTERS if name != "message_ids"])
+def test_list_filter_forms_render_to_repeated_query_params(
+    qstash, requests_mock, name: str, value: Any, template_context: dict[str, Any], expected: list[str]
+):
+    qstash(0)
+    op = rendered(make_op(**{name: value}), **template_context)
+    op.execute(ti_context())
+    param = LIST_FILTERS[name]
+    assert sent_query(requests_mock) == sorted(
+        [*((param, v) for v in expected), ("toDate", str(TASK_START_MS)), ("count", "500")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "template_context"),
+    [
+        pytest.param(["m1", "m2"], {}, id="list"),
+        pytest.param("m1,m2", {}, id="comma-separated"),
+        pytest.param("{{ params.ids }}", {"params": {"ids": ["m1", "m2"]}}, id="jinja-list"),
+    ],
+)
+def test_message_ids_render_without_any_date(qstash, requests_mock, value: Any, template_context: dict[str, Any]):
+    qstash(2)
+    result = rendered(make_op(message_ids=value), **template_context).execute(ti_context())
+    first = sorted(query_of(requests_mock.request_history[0]))
+    assert first == [("count", "500"), ("messageIds", "m1"), ("messageIds", "m2")]
+    assert result["to_date"] is None
+    assert result["from_date"] is None
+    assert result["cancelled"] == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "template_context"),
+    [
+        pytest.param("[]", {}, id="empty-list-text"),
+        pytest.param("", {}, id="empty-string"),
+        pytest.param("None", {}, id="None-text"),
+        pytest.param("  ", {}, id="blank"),
+        pytest.param([], {}, id="empty-list"),
+        pytest.param("{{ params.v }}", {"params": {"v": []}}, id="jinja-empty-list"),
+        pytest.param("{{ params.v }}", {"params": {"v": None}}, id="jinja-None"),
+    ],
+)
+def test_list_filter_rendering_empty_is_absent(qstash, requests_mock, value: Any, template_context: dict[str, Any]):
+    qstash(0)
+    op = rendered(make_op(labels=value, queue_names="q"), **template_context)
+    result = op.execute(ti_context())
+    assert sent_query(requests_mock) == sorted([("queueName", "q"), ("toDate", str(TASK_START_MS)), ("count", "500")])
+    assert "labels" not in result["filters"]
+
+
+@pytest.mark.parametrize(
+    ("value", "template_context"),
+    [
+        pytest.param(dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc), {}, id="datetime-utc"),
+        pytest.param(dt.datetime(2024, 5, 1), {}, id="naive-datetime-is-utc"),
+        pytest.param(dt.datetime(2024, 5, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))), {}, id="datetime-offset"),
+        pytest.param(MAY_1, {}, id="pendulum"),
+        pytest.param(pendulum.datetime(2024, 5, 1, 2, tz="Europe/Berlin"), {}, id="pendulum-berlin"),
+        pytest.param("{{ data_interval_start }}", {"data_interval_start": MAY_1}, id="jinja-data-interval"),
+        pytest.param("{{ ds }}", {"ds": "2024-05-01"}, id="jinja-ds"),
+        pytest.param("2024-05-01T00:00:00Z", {}, id="iso-z"),
+        pytest.param("2024-05-01T02:00:00+02:00", {}, id="iso-offset"),
+        pytest.param(MAY_1_MS, {}, id="epoch-ms"),
+        pytest.param(str(MAY_1_MS), {}, id="epoch-ms-text"),
+        pytest.param("{{ params.t }}", {"params": {"t": MAY_1_MS}}, id="jinja-epoch-ms"),
+    ],
+)
+@pytest.mark.parametrize(("name", "param"), [("from_date", "fromDate"), ("to_date", "toDate")])
+def test_date_forms_render_to_unix_ms(
+    qstash, requests_mock, name: str, param: str, value: Any, template_context: dict[str, Any]
+):
+    qstash(0)
+    op = rendered(make_op(labels="a", **{name: value}), **template_context)
+    result = op.execute(ti_context())
+    to_date = MAY_1_MS if name == "to_date" else TASK_START_MS
+    expected = [("label", "a"), (param, str(MAY_1_MS)), ("count", "500")]
+    if name == "from_date":
+        expected.append(("toDate", str(TASK_START_MS)))
+    assert sent_query(requests_mock) == sorted(expected)
+    assert result[name] == MAY_1_MS
+    assert result["to_date"] == to_date
+
+
+def test_data_interval_window_renders_both_bounds(qstash, requests_mock):
+    qstash(0)
+    op = rendered(
+        make_op(labels="a", from_date="{{ data_interval_start }}", to_date="{{ data_interval_end }}"),
+        data_interval_start=MAY_1,
+        data_interval_end=MAY_2,
+    )
+    result = op.execute(ti_context())
+    assert sent_query(requests_mock) == sorted(
+        [("label", "a"), ("fromDate", str(MAY_1_MS)), ("toDate", str(MAY_2_MS)), ("count", "500")]
+    )
+    assert (result["from_date"], result["to_date"]) == (MAY_1_MS, MAY_2_MS)
+
+
+def test_on_demand_fallbacks_in_templates_mean_open_window(qstash, requests_mock):
+    """``{{ params.from_date or 0 }}`` / ``{{ params.to_date or 'now' }}``: since the beginning, up to the start."""
+    qstash(0)
+    op = rendered(
+        make_op(labels="a", from_date="{{ params.f or 0 }}", to_date="{{ params.t or 'now' }}"),
+        params={"f": None, "t": None},
+    )
+    result = op.execute(ti_context())
+    assert sent_query(requests_mock) == sorted([("label", "a"), ("toDate", str(TASK_START_MS)), ("count", "500")])
+    assert result["from_date"] is None
+
+
+def test_filters_are_anded_and_values_ored_in_one_request(qstash, requests_mock):
+    qstash(0)
+    op = make_op(labels=["a", "b"], queue_names="q", url_groups="g1, g2", from_date=MAY_1, to_date=MAY_2)
+    op.execute(ti_context())
+    assert sent_query(requests_mock) == sorted(
+        [
+            ("label", "a"),
+            ("label", "b"),
+            ("queueName", "q"),
+            ("topicName", "g1"),
+            ("topicName", "g2"),
+            ("fromDate", str(MAY_1_MS)),
+            ("toDate", str(MAY_2_MS)),
+            ("count", "500"),
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- refusals (no request at all)
+
+
+EMPTY_PARAMS = {"labels": [], "queues": "", "ids": None}
+EMPTY_FILTERS = {
+    "labels": "{{ params.labels }}",
+    "queue_names": "{{ params.queues }}",
+    "message_ids": "{{ params.ids }}",
+}
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+@pytest.mark.parametrize("cancel_all", [False, "False", "{{ params.cancel_all }}"])
+def test_every_filter_rendering_empty_is_refused_before_any_request(
+    qstash, requests_mock, cancel_all: Any, deferrable: bool
+):
+    qstash(10)
+    op = rendered(
+        make_op(**EMPTY_FILTERS, cancel_all=cancel_all, deferrable=deferrable),
+        params={**EMPTY_PARAMS, "cancel_all": False},
+    )
+    with pytest.raises(BulkCancelFilterError, match="No filter given") as err:
+        op.execute(ti_context())
+    assert "cancel_all=True" in str(err.value)
+    assert requests_mock.call_count == 0
+
+
+def test_no_filter_at_all_is_refused(qstash, requests_mock):
+    qstash(10)
+    with pytest.raises(ValueError, match="No filter given"):
+        make_op().execute(ti_context())
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize("cancel_all", [True, "True", "true", "{{ params.cancel_all }}"])
+def test_cancel_all_allows_the_empty_filter_pinned_to_the_task_start(qstash, requests_mock, cancel_all: Any):
+    fake = qstash(3)
+    op = rendered(
+        make_op(**EMPTY_FILTERS, cancel_all=cancel_all),
+        params={**EMPTY_PARAMS, "cancel_all": True},
+    )
+    result = op.execute(ti_context())
+    assert sorted(query_of(requests_mock.request_history[0])) == [("count", "500"), ("toDate", str(TASK_START_MS))]
+    assert result["cancelled"] == 3
+    assert fake.pending == 0
+
+
+@pytest.mark.parametrize("name", DATE_FILTERS)
+@pytest.mark.parametrize(
+    ("template", "template_context"),
+    [
+        pytest.param("{{ data_interval_start }}", {"data_interval_start": None}, id="manual-run-data-interval"),
+        pytest.param("{{ params.d }}", {"params": {"d": None}}, id="params-None"),
+        pytest.param("{{ params.d }}", {"params": {"d": ""}}, id="params-empty"),
+    ],
+)
+def test_set_date_rendering_to_nothing_is_refused(
+    qstash, requests_mock, name: str, template: str, template_context: dict[str, Any]
+):
+    qstash(10)
+    op = rendered(make_op(labels="a", **{name: template}), **template_context)
+    with pytest.raises(BulkCancelFilterError, match=f"{name} was set but rendered to nothing") as err:
+        op.execute(ti_context())
+    assert "data interval" in str(err.value)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_zero_width_window_is_refused_naming_cron_data_interval_timetable(qstash, requests_mock, deferrable: bool):
+    qstash(10)
+    op = rendered(
+        make_op(
+            labels="a", from_date="{{ data_interval_start }}", to_date="{{ data_interval_end }}", deferrable=deferrable
+        ),
+        data_interval_start=MAY_1,
+        data_interval_end=MAY_1,
+    )
+    with pytest.raises(BulkCancelFilterError, match="zero-width") as err:
+        op.execute(ti_context())
+    assert "CronDataIntervalTimetable" in str(err.value)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"labels": "a", "batch_size": 0}, "batch_size", id="batch-size-0"),
+        pytest.param({"labels": "a", "batch_size": "501"}, "batch_size", id="batch-size-501"),
+        pytest.param({"labels": "a", "max_batches": 0}, "max_batches", id="max-batches-0"),
+        pytest.param({"labels": "a", "cancel_all": "yes"}, "cancel_all", id="cancel-all-text"),
+        pytest.param({"labels": "a", "from_date": MAY_2, "to_date": MAY_1}, "after to_date", id="reversed-window"),
+        pytest.param({"labels": "a", "from_date": 1_714_521_600}, "Unix seconds", id="epoch-seconds"),
+        pytest.param({"message_ids": "m1", "labels": "a"}, "cannot be combined", id="ids-with-filters"),
+        pytest.param({"labels": "['a', 1]"}, "must be a string", id="non-string-item"),
+    ],
+)
+def test_bad_input_is_refused_before_any_request(qstash, requests_mock, kwargs: dict[str, Any], message: str):
+    qstash(10)
+    with pytest.raises(BulkCancelFilterError, match=message):
+        make_op(**kwargs).execute(ti_context())
+    assert requests_mock.call_count == 0
+
+
+# --------------------------------------------------------------------------- to_date pinning
+
+
+@pytest.mark.parametrize("to_date", [None, "now", "{{ params.t or 'now' }}"])
+def test_unset_to_date_is_pinned_to_the_task_start_in_every_batch(qstash, requests_mock, struct_logs, to_date: Any):
+    fake = qstash(1234)
+    op = rendered(make_op(labels="a", to_date=to_date, batch_size=500), params={"t": None})
+    result = op.execute(ti_context())
+    assert requests_mock.call_count == 4
+    assert fake.pending == 0
+    for request in requests_mock.request_history:
+        assert [v for k, v in query_of(request) if k == "toDate"] == [str(TASK_START_MS)]
+    assert result["to_date"] == TASK_START_MS
+    if to_date is None:
+        assert any("pinned" in entry["event"] and str(TASK_START_MS) in entry["event"] for entry in struct_logs)
+
+
+def test_pinning_is_logged_only_when_to_date_was_not_given(qstash, struct_logs):
+    qstash(0)
+    make_op(labels="a", to_date=MAY_2).execute(ti_context())
+    assert not any("pinned" in entry["event"] for entry in struct_logs)
+
+
+def test_without_a_task_instance_to_date_is_pinned_to_now(qstash, requests_mock):
+    qstash(0)
+    before = pendulum.now("UTC").int_timestamp * 1000
+    result = make_op(labels="a").execute({})
+    after = (pendulum.now("UTC").int_timestamp + 1) * 1000
+    assert before <= result["to_date"] <= after
+    assert dict(query_of(requests_mock.request_history[0]))["toDate"] == str(result["to_date"])
+
+
+def test_message_ids_send_no_to_date(qstash, requests_mock):
+    qstash(600)
+    op = make_op(message_ids=["m1", "m2"], batch_size=500)
+    result = op.execute(ti_context())
+    assert requests_mock.call_count == 3
+    for request in requests_mock.request_history:
+        keys = {k for k, _ in query_of(request)}
+        assert "toDate" not in keys
+        assert "fromDate" not in keys
+    assert result["to_date"] is None
+
+
+# --------------------------------------------------------------------------- max_batches
+
+
+def test_max_batches_reached_fails_with_the_total_and_a_rerun_finishes(qstash, requests_mock):
+    fake = qstash(700)
+    first = make_op(labels="a", batch_size=100, max_batches=5)
+    with pytest.raises(AirflowException, match="max_batches=5 reached") as err:
+        first.execute(ti_context())
+    assert "Cancelled 500 message(s) in 5 batch(es)" in str(err.value)
+    assert requests_mock.call_count == 5
+    assert fake.pending == 200
+
+    second = make_op(labels="a", batch_size=100, max_batches=5)
+    result = second.execute(ti_context())
+    assert requests_mock.call_count == 5 + 3
+    assert result["cancelled"] == 200
+    assert result["batches"] == 3
+    assert fake.pending == 0
+
+
+def test_max_batches_not_reached_succeeds(qstash, requests_mock):
+    qstash(400)
+    result = make_op(labels="a", batch_size=100, max_batches=5).execute(ti_context())
+    assert (result["cancelled"], result["batches"], requests_mock.call_count) == (400, 5, 5)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_partial_failure_then_success_finishes_with_the_acknowledged_totals(qstash, requests_mock):
+    def fail_second_call_after_cancelling_some(call: int, fake: FakeQStash) -> tuple[int, dict[str, Any]] | None:
+        if call == 2:
+            fake.pending -= 30  # QStash cancelled some of the batch, then failed
+            return 500, {"error": "failed to cancel"}
+        return None
+
+    fake = qstash(250, fail_second_call_after_cancelling_some)
+    result = make_op(labels="a", batch_size=100).execute(ti_context())
+
+    assert fake.pending == 0
+    # Five HTTP calls: 100, 500 (30 gone unacknowledged), retried 100, 20, 0.
+    assert requests_mock.call_count == 5
+    assert fake.cancelled_answers == [100, 100, 20, 0]
+    assert result["cancelled"] == sum(fake.cancelled_answers) == 220
+    assert result["batches"] == 4
+
+
+def test_a_batch_that_keeps_failing_fails_the_task_with_the_running_total(qstash, requests_mock):
+    def fail_from_third_call(call: int, fake: FakeQStash) -> tuple[int, dict[str, Any]] | None:
+        return (500, {"error": "failed to cancel"}) if call >= 3 else None
+
+    fake = qstash(1000, fail_from_third_call)
+    with pytest.raises(AirflowException) as err:
+        make_op(labels="a", batch_size=100).execute(ti_context())
+    message = str(err.value)
+    assert "batch 3 failed" in message
+    assert "500" in message and "failed to cancel" in message
+    assert "Cancelled 200 message(s) in 2 batch(es)" in message
+    # Two good calls, then the first attempt and three retries (max_retries=3 in the test connection).
+    assert requests_mock.call_count == 2 + 4
+    assert fake.pending == 800
+
+
+def test_a_client_error_is_not_retried_and_fails_with_the_status(qstash, requests_mock):
+    requests_mock.delete(BULK_URL, status_code=401, json={"error": "unauthorized"})
+    with pytest.raises(AirflowException, match="401") as err:
+        make_op(labels="a").execute(ti_context())
+    assert "Cancelled 0 message(s)" in str(err.value)
+    assert requests_mock.call_count == 1
+
+
+def test_on_kill_between_batches_stops_the_loop(qstash, requests_mock):
+    op = make_op(labels="a", batch_size=100)
+
+    def kill_after_second_call(call: int, fake: FakeQStash) -> None:
+        if call == 2:
+            op.on_kill()  # the batch in flight still finishes
+        return None
+
+    fake = qstash(1000, kill_after_second_call)
+    with pytest.raises(AirflowException, match=r"stopped on request \(task killed\)") as err:
+        op.execute(ti_context())
+    assert "Cancelled 200 message(s) in 2 batch(es)" in str(err.value)
+    assert requests_mock.call_count == 2
+    assert fake.pending == 800
+
+
+def test_on_kill_before_execute_is_harmless():
+    make_op(labels="a").on_kill()
+
+
+# --------------------------------------------------------------------------- deferrable
+
+
+def test_deferrable_defers_with_the_normalised_filter_and_no_token(qstash, requests_mock):
+    qstash(10)
+    op = rendered(
+        make_op(
+            labels="{{ params.labels }}",
+            queue_names="q",
+            from_date="{{ data_interval_start }}",
+            batch_size="250",
+            max_batches=7,
+            qstash_conn_id="qstash_default",
+            deferrable=True,
+        ),
+        params={"labels": ["b", "a", "b"]},
+        data_interval_start=MAY_1,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ti_context())
+
+    assert requests_mock.call_count == 0
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, QStashBulkCancelTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    cls_path, kwargs = trigger.serialize()
+    assert cls_path == "airflow_qstash.triggers.qstash.QStashBulkCancelTrigger"
+    assert kwargs == {
+        "qstash_conn_id": "qstash_default",
+        "bulk_filter": {
+            "message_ids": [],
+            "url_groups": [],
+            "queue_names": ["q"],
+            "urls": [],
+            "hosts": [],
+            "paths": [],
+            "labels": ["b", "a"],
+            "flow_control_keys": [],
+            "schedule_ids": [],
+            "caller_ips": [],
+            "from_date": MAY_1_MS,
+            "to_date": TASK_START_MS,
+            "cancel_all": False,
+        },
+        "batch_size": 250,
+        "max_batches": 7,
+    }
+    serialized = json.dumps(kwargs)
+    assert TEST_TOKEN not in serialized
+    assert TEST_TOKEN not in repr(trigger.serialize())
+
+
+def test_deferrable_uses_the_given_connection_id():
+    op = make_op(labels="a", qstash_conn_id="other_qstash", deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ti_context())
+    assert deferred.value.trigger.serialize()[1]["qstash_conn_id"] == "other_qstash"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"labels": "[]"}, id="empty-filter"),
+        pytest.param({"labels": "a", "batch_size": 0}, id="bad-batch-size"),
+        pytest.param({"labels": "a", "from_date": "None"}, id="date-rendered-None"),
+    ],
+)
+def test_deferrable_bad_input_fails_before_deferral(qstash, requests_mock, kwargs: dict[str, Any]):
+    qstash(10)
+    op = make_op(deferrable=True, **kwargs)
+    with pytest.raises(ValueError):
+        op.execute(ti_context())
+    assert requests_mock.call_count == 0
+
+
+def test_execute_complete_returns_the_sync_summary_shape(qstash):
+    qstash(3)
+    sync_result = make_op(labels="a", from_date=MAY_1).execute(ti_context())
+
+    event = {
+        "status": "success",
+        "cancelled": 1234,
+        "batches": 4,
+        "from_date": MAY_1_MS,
+        "to_date": TASK_START_MS,
+        "filters": "labels=['a']",
+        "duration_seconds": 0.5,
+    }
+    result = make_op(labels="a", deferrable=True).execute_complete(ti_context(), event)
+    assert set(result) == set(sync_result) == SUMMARY_KEYS
+    assert result == {k: v for k, v in event.items() if k != "status"}
+
+
+def test_execute_complete_with_an_error_event_fails_with_its_message():
+    event = {
+        "status": "error",
+        "message": "QStash bulk cancel incomplete: max_batches=3 reached. Cancelled 300 message(s) in 3 batch(es)",
+        "cancelled": 300,
+        "batches": 3,
+    }
+    with pytest.raises(AirflowException) as err:
+        make_op(labels="a", deferrable=True).execute_complete(ti_context(), event)
+    assert str(err.value) == event["message"]
+
+
+def test_execute_complete_with_a_malformed_event_fails():
+    with pytest.raises(AirflowException, match="trigger failed"):
+        make_op(labels="a", deferrable=True).execute_complete(ti_context(), {"unexpected": True})
+
+
+DEFAULT_DEFERRABLE_PROBE = textwrap.dedent(
+    """
+    from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+    print("deferrable=%r" % QStashBulkCancelOperator(task_id="t", labels="a").deferrable)
+    print("explicit=%r" % QStashBulkCancelOperator(task_id="t", labels="a", deferrable=False).deferrable)
+    """
+)
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_deferrable_defaults_to_operators_default_deferrable(tmp_path: Path, setting: bool):
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(setting),
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", DEFAULT_DEFERRABLE_PROBE],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert f"deferrable={setting!r}" in probe.stdout
+    assert "explicit=False" in probe.stdout
+
+
+# --------------------------------------------------------------------------- the token stays secret
+
+
+def test_token_is_sent_but_never_logged_returned_or_raised(qstash, requests_mock, caplog, capsys, struct_logs):
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+
+    fake = qstash(700)
+    op = make_op(labels="a", batch_size=100, max_batches=3)
+    texts.append(repr(op))
+    with pytest.raises(AirflowException) as max_err:
+        op.execute(ti_context())
+    texts.append(str(max_err.value))
+
+    op = make_op(labels="a", batch_size=500)
+    result = op.execute(ti_context())
+    texts += [repr(op), repr(result), json.dumps(result)]
+    assert fake.pending == 0
+
+    requests_mock.delete(BULK_URL, status_code=500, json={"error": "failed to cancel"})
+    with pytest.raises(AirflowException) as fail_err:
+        make_op(labels="a").execute(ti_context())
+    texts.append(str(fail_err.value))
+    texts.append(repr(fail_err.value.__cause__))
+
+    requests_mock.delete(BULK_URL, status_code=401, json={"error": "invalid token"})
+    with pytest.raises(AirflowException) as auth_err:
+        make_op(labels="a").execute(ti_context())
+    texts.append(str(auth_err.value))
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make_op(labels="a", deferrable=True).execute(ti_context())
+    texts.append(repr(deferred.value.trigger.serialize()))
+
+    captured = capsys.readouterr()
+    texts += [caplog.text, log_text(struct_logs), captured.out, captured.err]
+
+    # The token did travel, in the Authorization header only.
+    assert all(r.headers["Authorization"] == f"Bearer {TEST_TOKEN}" for r in requests_mock.request_history)
+    assert all(TEST_TOKEN not in r.url for r in requests_mock.request_history)
+    # And the logs were captured at all (so the check below is not vacuous).
+    assert "Batch 1: cancelled 100" in log_text(struct_logs)
+    for text in texts:
+        assert TEST_TOKEN not in text
