@@ -22,7 +22,8 @@ class Api:
 
     def cancel(self, params: Any = None, **kwargs: Any) -> requests.Response:
         """``DELETE /v2/messages`` with ``params`` (dict or list of pairs)."""
-        return self.session.delete(self.base_url + "/v2/messages", params=params, timeout=10, **kwargs)
+        kwargs.setdefault("timeout", 10)
+        return self.session.delete(self.base_url + "/v2/messages", params=params, **kwargs)
 
     def cancelled(self, params: Any = None) -> int:
         """Bulk cancel and return ``cancelled`` (asserting a 200)."""
