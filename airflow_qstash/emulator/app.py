@@ -466,6 +466,9 @@ def create_app(
         injector, initial = FaultInjector(faults), faults
     handlers: dict[Any, Callable[..., Any]] = {HTTPException: _http_exception}
     app = EmulatorApp(routes=ROUTES, exception_handlers=handlers)
+    # No 307 from "/v2/messages/" to "/v2/messages": an empty message id must not turn a
+    # single cancel into an unfiltered bulk cancel. Unknown paths answer 404 as they are.
+    app.router.redirect_slashes = False
     app.state.emulator = EmulatorState(
         store=store,
         token=token,

@@ -388,8 +388,9 @@ class MessageStore:
     def seed(self, n: int, seed: int = 0, *, now: int | None = None, chunk: int = 50_000) -> int:
         """Insert ``n`` synthetic messages (see :mod:`airflow_qstash.emulator.seeding`), atomically.
 
-        For ``n >= BULK_LOAD_THRESHOLD`` the secondary indexes are dropped and rebuilt inside the
-        same transaction, which is several times faster than updating them row by row.
+        When ``n >= BULK_LOAD_THRESHOLD`` and ``n`` is at least the number of stored rows, the
+        secondary indexes are dropped and rebuilt inside the same transaction, which is several
+        times faster than updating them row by row.
 
         :param n: how many messages.
         :param seed: seed of the reproducible distribution.
@@ -402,7 +403,8 @@ class MessageStore:
 
         with self._lock:
             salt = int(self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
-            bulk = n >= BULK_LOAD_THRESHOLD
+            # rebuilding costs O(stored + n): worth it only when n dominates what is stored
+            bulk = n >= BULK_LOAD_THRESHOLD and n >= salt
             try:
                 with self._transaction():
                     if bulk:

@@ -122,6 +122,14 @@ def test_delete_message_cancels_it_then_404(emu: QStashEmulator, api: Api) -> No
     assert "error" in again.json()
 
 
+def test_empty_message_id_is_not_redirected_to_bulk_cancel(emu: QStashEmulator, api: Api) -> None:
+    """``DELETE /v2/messages/`` must not become an unfiltered ``DELETE /v2/messages``."""
+    emu.seed(5)
+    response = api.request("DELETE", "/v2/messages/", allow_redirects=False)
+    assert response.status_code == 404
+    assert emu.counts() == {"held": 5, "cancelled": 0}
+
+
 def test_delete_unknown_message_is_404(api: Api) -> None:
     assert api.request("DELETE", "/v2/messages/unknown").status_code == 404
 
