@@ -1,0 +1,244 @@
+"""The example DAGs parse cleanly, offline, with the schedules and forms their docs promise.
+
+No metadata DB: ``DagBag`` only parses files. Import hygiene (what a DAG file pulls in at parse time)
+is checked in a fresh interpreter per file, against a baseline of what Airflow itself imports.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_FOLDER = REPO / "dags_examples"
+DAG_FILES = sorted(DAG_FOLDER.glob("*.py"))
+SCHEDULED = ("qstash_scheduled_cleanup", "qstash_backfill_cleanup")
+ON_DEMAND = ("qstash_on_demand_cancel", "qstash_on_demand_cancel_deferrable")
+TASK_START = pendulum.datetime(2026, 11, 2, 0, 5, tz="UTC")
+
+
+class NetworkBlocked(OSError):
+    pass
+
+
+def _guard_network(monkeypatch: pytest.MonkeyPatch, attempts: list[Any]) -> None:
+    """Make every outgoing connection and DNS lookup fail, recording the attempt."""
+
+    def connect(self: socket.socket, address: Any) -> None:
+        attempts.append(("connect", address))
+        raise NetworkBlocked(f"network call during DAG parsing: connect({address!r})")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(("getaddrinfo", host))
+        raise NetworkBlocked(f"network call during DAG parsing: getaddrinfo({host!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The example DAG folder parsed once, with a throwaway AIRFLOW_HOME and the network blocked."""
+    attempts: list[Any] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
+        _guard_network(monkeypatch, attempts)
+        dagbag = DagBag(dag_folder=str(DAG_FOLDER))
+    yield SimpleNamespace(dagbag=dagbag, network_attempts=attempts)
+
+
+def test_network_guard_bites(monkeypatch: pytest.MonkeyPatch):
+    attempts: list[Any] = []
+    _guard_network(monkeypatch, attempts)
+    with socket.socket() as sock, pytest.raises(NetworkBlocked):
+        sock.connect(("127.0.0.1", 9))
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("qstash.upstash.io", 443), timeout=1)
+    assert [kind for kind, _ in attempts] == ["connect", "getaddrinfo"]
+
+
+def test_example_dags_parse_without_errors_or_network(parsed: SimpleNamespace):
+    assert parsed.dagbag.import_errors == {}
+    assert parsed.network_attempts == []
+    assert set(parsed.dagbag.dag_ids) == {*SCHEDULED, *ON_DEMAND}
+    assert {Path(p).name for p in parsed.dagbag.file_last_changed} == {p.name for p in DAG_FILES}
+
+
+@pytest.mark.parametrize("dag_id", [*SCHEDULED, *ON_DEMAND])
+def test_each_dag_has_one_qstash_task(parsed: SimpleNamespace, dag_id: str):
+    dag = parsed.dagbag.dags[dag_id]
+    assert dag is not None
+    assert [type(task) for task in dag.tasks] == [QStashBulkCancelOperator]
+    assert "qstash" in dag.tags
+
+
+@pytest.mark.parametrize("dag_id", SCHEDULED)
+def test_scheduled_dags_use_a_data_interval_timetable(parsed: SimpleNamespace, dag_id: str):
+    dag = parsed.dagbag.dags[dag_id]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert not isinstance(dag.timetable, CronTriggerTimetable)
+    # A real, non-zero-width window: what the operator's from_date/to_date templates render.
+    interval = dag.timetable.infer_manual_data_interval(run_after=TASK_START)
+    assert interval.end - interval.start == pendulum.duration(days=1)
+    task = dag.tasks[0]
+    assert (task.from_date, task.to_date) == ("{{ data_interval_start }}", "{{ data_interval_end }}")
+
+
+def test_backfill_dag_catches_up_and_scheduled_dag_does_not(parsed: SimpleNamespace):
+    assert parsed.dagbag.dags["qstash_backfill_cleanup"].catchup is True
+    assert parsed.dagbag.dags["qstash_scheduled_cleanup"].catchup is False
+
+
+@pytest.mark.parametrize("dag_id", SCHEDULED)
+def test_scheduled_task_renders_its_data_interval_into_a_valid_plan(parsed: SimpleNamespace, dag_id: str):
+    dag = parsed.dagbag.dags[dag_id]
+    interval = dag.timetable.infer_manual_data_interval(run_after=TASK_START)
+    task = copy.deepcopy(dag.tasks[0])
+    task.render_template_fields({"data_interval_start": interval.start, "data_interval_end": interval.end})
+    run = task.plan(now_ms=TASK_START.int_timestamp * 1000)
+    assert run.bulk_filter.from_date == interval.start.int_timestamp * 1000
+    assert run.bulk_filter.to_date == interval.end.int_timestamp * 1000
+    assert run.bulk_filter.labels
+
+
+@pytest.mark.parametrize("dag_id", ON_DEMAND)
+def test_on_demand_dags_have_no_schedule_and_a_trigger_form(parsed: SimpleNamespace, dag_id: str):
+    dag = parsed.dagbag.dags[dag_id]
+    assert dag.schedule is None
+    params = dag.params
+
+    labels = params.get_param("labels")
+    assert labels.schema["type"] == "array"
+    assert labels.schema["items"] == {"type": "string"}
+    assert labels.value == []
+    for name in ("from_date", "to_date"):
+        date = params.get_param(name)
+        assert date.schema["format"] == "date-time"
+        assert "string" in date.schema["type"]
+        assert date.value is None
+    batch_size = params.get_param("batch_size")
+    assert batch_size.schema["type"] == "integer"
+    assert (batch_size.schema["minimum"], batch_size.schema["maximum"]) == (1, 500)
+    cancel_all = params.get_param("cancel_all")
+    assert cancel_all.schema["type"] == "boolean"
+    assert cancel_all.value is False
+
+
+def test_on_demand_dags_differ_only_in_deferrable(parsed: SimpleNamespace):
+    sync_task = parsed.dagbag.dags["qstash_on_demand_cancel"].tasks[0]
+    deferred_task = parsed.dagbag.dags["qstash_on_demand_cancel_deferrable"].tasks[0]
+    assert (sync_task.deferrable, deferred_task.deferrable) == (False, True)
+
+
+def _render_on_demand(parsed: SimpleNamespace, **form: Any) -> QStashBulkCancelOperator:
+    dag = parsed.dagbag.dags["qstash_on_demand_cancel"]
+    task = copy.deepcopy(dag.tasks[0])
+    task.render_template_fields({"params": {**dag.params.dump(), **form}})
+    return task
+
+
+def test_on_demand_blank_form_is_refused(parsed: SimpleNamespace):
+    task = _render_on_demand(parsed)
+    with pytest.raises(BulkCancelFilterError, match="No filter given"):
+        task.plan(now_ms=TASK_START.int_timestamp * 1000)
+
+
+def test_on_demand_form_with_labels_plans_an_open_window_pinned_to_now(parsed: SimpleNamespace):
+    now_ms = TASK_START.int_timestamp * 1000
+    run = _render_on_demand(parsed, labels=["a", "b"], batch_size=100).plan(now_ms=now_ms)
+    assert run.bulk_filter.labels == ("a", "b")
+    assert (run.bulk_filter.from_date, run.bulk_filter.to_date) == (None, now_ms)
+    assert (run.batch_size, run.max_batches) == (100, None)
+
+
+def test_on_demand_form_with_cancel_all_is_accepted(parsed: SimpleNamespace):
+    now_ms = TASK_START.int_timestamp * 1000
+    run = _render_on_demand(parsed, cancel_all=True).plan(now_ms=now_ms)
+    assert run.bulk_filter.cancel_all is True
+    assert run.bulk_filter.to_date == now_ms
+
+
+IMPORT_PROBE = textwrap.dedent(
+    """
+    import json, runpy, socket, sys
+
+    attempts = []
+
+    def blocked(*args, **kwargs):
+        attempts.append(repr(args))
+        raise OSError("network blocked while importing a DAG file")
+
+    socket.socket.connect = blocked
+    socket.socket.connect_ex = blocked
+    socket.getaddrinfo = blocked
+
+    # What Airflow itself (and the DAG authoring API) imports: the baseline.
+    import pendulum
+    from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, conf
+    from airflow.sdk import DAG, Param
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    baseline = set(sys.modules)
+    attempts.clear()
+    runpy.run_path(sys.argv[1], run_name="dag_file_under_test")
+    print(json.dumps({"new": sorted(set(sys.modules) - baseline), "attempts": attempts}))
+    """
+)
+HEAVY_PREFIXES = ("requests", "httpx", "airflow_qstash.hooks", "airflow_qstash.triggers", "airflow_qstash.emulator")
+
+
+@pytest.fixture(scope="module")
+def import_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Run :data:`IMPORT_PROBE` on every DAG file, each in its own fresh interpreter, concurrently."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("probe_airflow_home")),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    }
+    probes = {
+        dag_file.stem: subprocess.Popen(
+            [sys.executable, "-c", IMPORT_PROBE, str(dag_file)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for dag_file in DAG_FILES
+    }
+    reports = {}
+    for stem, probe in probes.items():
+        out, err = probe.communicate(timeout=120)
+        assert probe.returncode == 0, err
+        reports[stem] = json.loads(out.strip().splitlines()[-1])
+    return reports
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in DAG_FILES])
+def test_importing_a_dag_file_pulls_in_no_http_client_hook_or_emulator(
+    import_reports: dict[str, dict[str, Any]], stem: str
+):
+    report = import_reports[stem]
+    assert report["attempts"] == []
+    assert "airflow_qstash.operators.qstash" in report["new"]  # the probe did import the DAG's operator
+    heavy = [m for m in report["new"] if m.split(".")[0] in ("requests", "httpx") or m.startswith(HEAVY_PREFIXES)]
+    assert heavy == []
