@@ -167,7 +167,7 @@ def test_bulk_cancel_401_has_the_error_shape(emu: QStashEmulator, openapi: OpenA
 
 
 def test_bulk_cancel_query_token_is_a_valid_security_scheme(emu: QStashEmulator, openapi: OpenAPI) -> None:
-    response = requests.delete(emu.base_url + "/v2/messages", params={"count": 5, "qstash_token": TOKEN}, timeout=10)
+    response = requests.delete(emu.base_url + "/v2/messages", params={"count": "5", "qstash_token": TOKEN}, timeout=10)
     request = _as_spec_request(emu, response)
     openapi.validate_request(request)
     assert response.status_code == 200
@@ -191,7 +191,7 @@ def test_bulk_cancel_fault_answers_have_the_error_shape(
 ) -> None:
     emu.set_faults(faults)
     response = requests.delete(
-        emu.base_url + "/v2/messages", params={"label": "label-1", "count": 100}, headers=emu.auth_headers, timeout=10
+        emu.base_url + "/v2/messages", params={"label": "label-1", "count": "100"}, headers=emu.auth_headers, timeout=10
     )
     request = _as_spec_request(emu, response)
     openapi.validate_request(request)  # the request itself was fine

@@ -246,7 +246,7 @@ def test_serves_100_concurrent_streams(hundred_streams_emulator: QStashEmulator)
             total = 0
             for _ in range(3):
                 response = session.delete(
-                    emu.base_url + "/v2/messages", params={"label": label, "count": 20}, timeout=30
+                    emu.base_url + "/v2/messages", params={"label": label, "count": "20"}, timeout=30
                 )
                 if response.status_code != 200:
                     errors.append(response.text)

@@ -161,7 +161,7 @@ def test_subprocess_runner_helpers() -> None:
         assert emu.seed(10, seed=3) == 10
         assert ids[0] in emu.held_ids() and len(emu.held_ids()) == 41
         response = requests.delete(
-            emu.base_url + "/v2/messages", params={"label": "mine", "count": 5}, headers=emu.auth_headers, timeout=5
+            emu.base_url + "/v2/messages", params={"label": "mine", "count": "5"}, headers=emu.auth_headers, timeout=5
         )
         assert response.json() == {"cancelled": 1}
         assert [m["messageId"] for m in emu.messages("cancelled")] == ids
