@@ -164,6 +164,11 @@ def _items(value: Iterable[Any], name: str) -> tuple[str, ...]:
         item = item.strip()
         if not item:
             raise BulkCancelFilterError(f"{name}[{index}] is empty; remove it or give a value.")
+        if "," in item:
+            raise BulkCancelFilterError(
+                f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
+                "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
+            )
         if item not in out:
             out.append(item)
     return tuple(out)

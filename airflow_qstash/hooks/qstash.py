@@ -47,7 +47,7 @@ MAX_URL_LENGTH = 4096
 USER_AGENT = "airflow-provider-qstash"
 
 _REGION_RE = re.compile(r"^[a-z]{2}-[a-z]+-\d+$")
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class QStashError(AirflowException):
@@ -175,7 +175,7 @@ def resolve_base_url(host: str | None, port: int | None = None) -> str:
             )
         return f"https://qstash-{host}.upstash.io"
     if "://" not in host:
-        scheme = "http" if host.split(":")[0] in _LOOPBACK_HOSTS else "https"
+        scheme = "http" if urlsplit(f"//{host}").hostname in _LOOPBACK_HOSTS else "https"
         host = f"{scheme}://{host}{f':{port}' if port else ''}"
     parts = urlsplit(host)
     try:
