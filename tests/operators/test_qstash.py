@@ -455,6 +455,8 @@ def test_zero_width_window_is_refused_naming_cron_data_interval_timetable(qstash
         pytest.param({"labels": "a", "from_date": 1_714_521_600}, "Unix seconds", id="epoch-seconds"),
         pytest.param({"message_ids": "m1", "labels": "a"}, "cannot be combined", id="ids-with-filters"),
         pytest.param({"labels": "['a', 1]"}, "must be a string", id="non-string-item"),
+        pytest.param({"labels": ["a,b"]}, "contains a comma", id="comma-inside-a-list-item"),
+        pytest.param({"labels": "['a,b']"}, "contains a comma", id="comma-inside-list-text"),
     ],
 )
 def test_bad_input_is_refused_before_any_request(qstash, requests_mock, kwargs: dict[str, Any], message: str):
