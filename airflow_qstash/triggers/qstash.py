@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_qstash.batching import BulkCancelIncomplete, BulkCancelRun
@@ -71,7 +72,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
         except BulkCancelIncomplete as err:
             yield TriggerEvent({"status": "error", "message": str(err), **err.summary})
             return
-        except (QStashError, ValueError) as err:
+        except (AirflowException, ValueError) as err:  # a missing connection too: still one event
             yield TriggerEvent({"status": "error", "message": f"QStash bulk cancel failed: {err}", **run.summary()})
             return
         finally:

@@ -229,3 +229,23 @@ def test_run_with_a_connection_without_token_fires_an_error_event(monkeypatch: p
     assert events[0].payload["status"] == "error"
     assert "'qstash_no_token' has no QStash token" in events[0].payload["message"]
     assert (events[0].payload["cancelled"], events[0].payload["batches"]) == (0, 0)
+
+
+def test_missing_connection_yields_one_error_event_naming_it(monkeypatch):
+    import asyncio
+
+    from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+
+    monkeypatch.delenv("AIRFLOW_CONN_QSTASH_NOWHERE", raising=False)
+    trigger = QStashBulkCancelTrigger(
+        qstash_conn_id="qstash_nowhere", bulk_filter={"labels": ["a"]}, batch_size=500, max_batches=None
+    )
+
+    async def collect():
+        return [event async for event in trigger.run()]
+
+    events = asyncio.run(collect())
+    assert len(events) == 1
+    assert events[0].payload["status"] == "error"
+    assert "qstash_nowhere" in events[0].payload["message"]
+    assert events[0].payload["cancelled"] == 0
