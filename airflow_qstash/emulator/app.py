@@ -399,18 +399,30 @@ class EmulatorApp(Starlette):
             "fault": None,
         }
 
+        logged = False
+
+        def record() -> None:
+            # Called before the last byte goes out (or before the connection is dropped), so the
+            # entry is in the log by the time the client sees the answer.
+            nonlocal logged
+            if not logged:
+                logged = True
+                entry["durationMs"] = round((time.perf_counter() - started) * 1000.0, 3)
+                state.request_log.append(entry)
+
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
             await send(message)
 
         decision = state.faults.decide(scope["method"], path)
         entry["fault"] = decision.label
         try:
-            await self._serve_v2(scope, receive, send, logging_send, state, decision)
+            await self._serve_v2(scope, receive, send, logging_send, record, state, decision)
         finally:
-            entry["durationMs"] = round((time.perf_counter() - started) * 1000.0, 3)
-            state.request_log.append(entry)
+            record()
 
     async def _serve_v2(
         self,
@@ -418,6 +430,7 @@ class EmulatorApp(Starlette):
         receive: Receive,
         raw_send: Send,
         send: Send,
+        record: Callable[[], None],
         state: EmulatorState,
         decision: FaultDecision,
     ) -> None:
@@ -428,6 +441,7 @@ class EmulatorApp(Starlette):
             await response(scope, receive, send)
             return
         if decision.kind == "drop":
+            record()
             await _drop_connection(receive, raw_send)
             return
         if not _is_authorized(scope, state.token):
