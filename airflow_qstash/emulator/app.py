@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.applications import Starlette
@@ -45,6 +45,10 @@ from airflow_qstash.emulator.store import STATES, MessageStore, new_message_id
 
 #: Key of the per-request :class:`FaultDecision` in the ASGI scope.
 FAULT_SCOPE_KEY = "qstash_emulator.fault"
+#: Key of the per-request ``[wall_s, cpu_s]`` spent in the store, in the ASGI scope.
+STORE_TIME_SCOPE_KEY = "qstash_emulator.store_time"
+
+_T = TypeVar("_T")
 
 #: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -58,8 +62,9 @@ class RequestLog:
 
     Each entry: ``method``, ``path``, ``query`` (list of ``(name, value)`` pairs, blanks kept),
     ``status`` (``None`` for a dropped connection), ``time`` (Unix seconds at arrival),
-    ``durationMs`` and ``fault`` (``None``, ``"drop"``, ``"429"``, ``"429_daily"``, ``"5xx"``,
-    ``"status"`` or ``"partial"``).
+    ``durationMs`` (time in the app, injected latency included), ``storeMs`` and ``storeCpuMs``
+    (wall and thread-CPU time of the SQLite work, ``None`` if there was none) and ``fault``
+    (``None``, ``"drop"``, ``"429"``, ``"429_daily"``, ``"5xx"``, ``"status"`` or ``"partial"``).
 
     :param maxlen: oldest entries are discarded beyond this many.
     """
@@ -121,6 +126,21 @@ def _state(request: Request) -> EmulatorState:
 # -- QStash routes ----------------------------------------------------------------------------
 
 
+async def _store_call(request: Request, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run store work in the thread pool, adding its wall and thread-CPU time to the request's log entry."""
+
+    def timed() -> tuple[_T, float, float]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = fn(*args, **kwargs)
+        return result, time.perf_counter() - wall, time.thread_time() - cpu
+
+    result, wall, cpu = await run_in_threadpool(timed)
+    totals = request.scope.setdefault(STORE_TIME_SCOPE_KEY, [0.0, 0.0])
+    totals[0] += wall
+    totals[1] += cpu
+    return result
+
+
 def _caller_ip(request: Request) -> str | None:
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded:
@@ -159,7 +179,7 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         "body": body,
     }
     try:
-        await run_in_threadpool(state.store.add_messages, [data])
+        await _store_call(request, state.store.add_messages, [data])
     except ValueError as exc:
         return error_response(400, str(exc))
     if topic_name is None:
@@ -185,7 +205,7 @@ async def enqueue(request: Request) -> Response:
 async def get_message(request: Request) -> Response:
     """``GET /v2/messages/{messageId}``: the ``Message``, 404 if unknown or cancelled."""
     message_id = request.path_params["messageId"]
-    message = await run_in_threadpool(_state(request).store.get, message_id)
+    message = await _store_call(request, _state(request).store.get, message_id)
     if message is None:
         return error_response(404, f"message {message_id} not found")
     return JSONResponse(message)
@@ -194,7 +214,7 @@ async def get_message(request: Request) -> Response:
 async def cancel_message(request: Request) -> Response:
     """``DELETE /v2/messages/{messageId}``: 200 (empty body) or 404 if unknown or already cancelled."""
     message_id = request.path_params["messageId"]
-    if await run_in_threadpool(_state(request).store.cancel_one, message_id):
+    if await _store_call(request, _state(request).store.cancel_one, message_id):
         return Response(status_code=200)
     return error_response(404, f"message {message_id} not found")
 
@@ -206,8 +226,8 @@ async def bulk_cancel(request: Request) -> Response:
     except QueryError as exc:
         return error_response(400, str(exc))
     decision: FaultDecision = request.scope.get(FAULT_SCOPE_KEY, NO_FAULT)
-    result = await run_in_threadpool(
-        _state(request).store.bulk_cancel, query, partial_fraction=decision.partial_fraction
+    result = await _store_call(
+        request, _state(request).store.bulk_cancel, query, partial_fraction=decision.partial_fraction
     )
     if result.failed_message_id is not None:
         return error_response(500, f"failed to cancel message {result.failed_message_id}")
@@ -216,7 +236,7 @@ async def bulk_cancel(request: Request) -> Response:
 
 async def list_queues(request: Request) -> Response:
     """``GET /v2/queues``: the queues seen so far, ``lag`` = held messages."""
-    return JSONResponse(await run_in_threadpool(_state(request).store.queues))
+    return JSONResponse(await _store_call(request, _state(request).store.queues))
 
 
 # -- admin routes -----------------------------------------------------------------------------
@@ -396,6 +416,8 @@ class EmulatorApp(Starlette):
             "status": None,
             "time": time.time(),
             "durationMs": None,
+            "storeMs": None,
+            "storeCpuMs": None,
             "fault": None,
         }
 
@@ -408,6 +430,10 @@ class EmulatorApp(Starlette):
             if not logged:
                 logged = True
                 entry["durationMs"] = round((time.perf_counter() - started) * 1000.0, 3)
+                store_time = scope.get(STORE_TIME_SCOPE_KEY)
+                if store_time is not None:
+                    entry["storeMs"] = round(store_time[0] * 1000.0, 3)
+                    entry["storeCpuMs"] = round(store_time[1] * 1000.0, 3)
                 state.request_log.append(entry)
 
         async def logging_send(message: Message) -> None:
