@@ -87,8 +87,6 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig | None:
         value = getattr(args, dest)
         if value is not None:
             data[name] = value
-    if not args.faults_json and not data:
-        return None
     return FaultConfig.from_dict(data) if data else None
 
 

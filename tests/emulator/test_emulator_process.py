@@ -197,3 +197,23 @@ def test_in_process_runner_lifecycle() -> None:
     assert not emu.running
     with pytest.raises(requests.ConnectionError):
         requests.get(base_url + "/_emulator/health", timeout=2)
+
+
+def test_cli_fault_flags_override_faults_json() -> None:
+    from airflow_qstash.emulator.cli import build_parser, faults_from_args
+
+    parser = build_parser()
+    assert faults_from_args(parser.parse_args([])) is None
+    args = parser.parse_args(
+        [
+            "--faults-json",
+            '{"rate_5xx": 0.5, "latency_ms": 10, "seed": 3}',
+            "--fault-5xx",
+            "0.25",
+            "--fault-drop",
+            "0.1",
+        ]
+    )
+    assert faults_from_args(args) == FaultConfig(rate_5xx=0.25, rate_drop=0.1, latency_ms=10, seed=3)
+    args = parser.parse_args(["--fault-partial", "1", "--fail-always-status", "400", "--latency-ms", "5"])
+    assert faults_from_args(args) == FaultConfig(rate_partial=1.0, fail_always_status=400, latency_ms=5)
