@@ -1,0 +1,201 @@
+"""
+Run example DAGs with ``dag.test()`` in a separate Python process with its own ``AIRFLOW_HOME``.
+
+Airflow reads ``AIRFLOW_HOME`` and its configuration once, at import, and other test modules import
+Airflow early in the pytest process. So the end-to-end tests run the DAGs here, in a child process that
+is started with the environment it needs (a temporary ``AIRFLOW_HOME`` with a migrated SQLite DB, the
+``dags_examples`` folder, ``AIRFLOW_CONN_QSTASH_DEFAULT`` pointing at an emulator that runs in the pytest
+process and is reached over loopback).
+
+The child serves one request per line, so Airflow is imported and its in-process execution API started
+once for the whole session rather than once per DAG run:
+
+* request (stdin, one JSON object a line): ``{"dag_id": ..., "logical_date": "<ISO-8601>" | null,
+  "run_conf": {...}, "no_retries": bool}``. Without ``logical_date`` the run gets ``dag.test()``'s
+  default (now); ``null`` asks for a run without a logical date, hence without a data interval.
+* answer (the original stdout, one JSON object a line): the run's ``state``, ``run_type``,
+  ``logical_date``, ``data_interval_start``/``_end``, per task its ``state``, ``try_number`` and XCom
+  ``return_value``, the run's ``seconds`` and the Airflow output written during the run (``log``); or
+  ``{"error": traceback}`` when ``dag.test()`` itself raised.
+
+Everything Airflow prints (stdout and stderr) goes to the log file given as the only argument.
+
+:class:`DagTestRunner` is the parent's side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+RUNNER_SCRIPT = Path(__file__).resolve()
+NOT_SET = object()
+LOG_SLICE_CHARS = 200_000
+
+
+class DagTestRunner:
+    """
+    The parent's side: start the child, send it runs, read the answers.
+
+    :param env: the child's complete environment (``AIRFLOW_HOME`` etc. must be in it).
+    :param log_file: where the child writes everything Airflow prints.
+    :param timeout: seconds to wait for one run's answer.
+    """
+
+    def __init__(self, env: dict[str, str], log_file: Path, *, timeout: float = 180.0) -> None:
+        self.log_file = log_file
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [sys.executable, str(RUNNER_SCRIPT), str(log_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+
+    def run(
+        self,
+        dag_id: str,
+        *,
+        logical_date: Any = NOT_SET,
+        run_conf: dict[str, Any] | None = None,
+        no_retries: bool = False,
+    ) -> dict[str, Any]:
+        """Run ``dag_id`` once with ``dag.test()``; the answer (see the module docstring)."""
+        request: dict[str, Any] = {"dag_id": dag_id, "run_conf": run_conf, "no_retries": no_retries}
+        if logical_date is not NOT_SET:
+            request["logical_date"] = None if logical_date is None else logical_date.isoformat()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the dag.test runner exited with {self.proc.returncode}:\n{self.log_tail()}")
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = _readline(self.proc.stdout, self.timeout)
+        if not line:
+            raise RuntimeError(f"the dag.test runner gave no answer for {dag_id}:\n{self.log_tail()}")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"dag.test({dag_id}) raised:\n{answer['error']}\n{self.log_tail()}")
+        return answer
+
+    def log_tail(self, chars: int = 6000) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-chars:]
+        except OSError as err:
+            return f"({self.log_file}: {err.strerror})"
+
+    def close(self) -> None:
+        """Close the child's stdin (it exits) and wait; kill it if it does not."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _readline(stream: IO[str], timeout: float) -> str:
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError(f"no answer from the dag.test runner within {timeout:.0f} s")
+    return stream.readline()
+
+
+# -- the child ----------------------------------------------------------------------------------------
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def run_once(request: dict[str, Any]) -> dict[str, Any]:
+    """Parse the DAGs folder afresh, run one DAG with ``dag.test()``, read back its states and XComs."""
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    dag = bag.dags[request["dag_id"]]
+    if request.get("no_retries"):
+        for task in dag.tasks:
+            task.retries = 0
+    kwargs: dict[str, Any] = {"run_conf": request.get("run_conf")}
+    if "logical_date" in request:
+        logical = request["logical_date"]
+        kwargs["logical_date"] = None if logical is None else pendulum.parse(logical)
+    started = time.monotonic()
+    dag_run = dag.test(**kwargs)
+    seconds = time.monotonic() - started
+    tasks: dict[str, dict[str, Any]] = {}
+    with create_session() as session:
+        for ti in dag_run.get_task_instances(session=session):
+            row = session.scalars(
+                XComModel.get_many(
+                    run_id=dag_run.run_id, key="return_value", task_ids=ti.task_id, dag_ids=dag_run.dag_id
+                )
+            ).first()
+            tasks[ti.task_id] = {
+                "state": None if ti.state is None else str(ti.state),
+                "try_number": ti.try_number,
+                "xcom": None if row is None else XComModel.deserialize_value(row),
+            }
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "state": str(dag_run.state),
+        "run_type": str(dag_run.run_type),
+        "logical_date": _iso(dag_run.logical_date),
+        "data_interval_start": _iso(dag_run.data_interval_start),
+        "data_interval_end": _iso(dag_run.data_interval_end),
+        "tasks": tasks,
+        "seconds": round(seconds, 3),
+    }
+
+
+def main(log_path: str) -> int:
+    # Answers go to the original stdout; everything else that writes to fd 1 or 2 goes to the log.
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        log.flush()
+        start_offset = os.path.getsize(log_path)
+        print(f"==== dag.test request: {line.strip()}", flush=True)
+        try:
+            answer = run_once(request)
+        except Exception:
+            answer = {"error": traceback.format_exc()}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with open(log_path, errors="replace") as produced:
+            produced.seek(start_offset)
+            answer["log"] = produced.read()[-LOG_SLICE_CHARS:]
+        answers.write(json.dumps(answer, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's shutdown: Airflow's exit handlers and threads (the in-process execution API)
+    # take several seconds to wind down, and this AIRFLOW_HOME is thrown away anyway.
+    os._exit(code)

@@ -1,0 +1,120 @@
+"""
+``qstash_scheduled_cleanup`` end to end: ``dag.test()`` in an isolated Airflow against the emulator.
+
+The DAG cancels the ``daily-report`` messages created during the run's data interval (the previous day,
+``CronDataIntervalTimetable``); both bounds are inclusive, as in QStash.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pendulum
+import pytest
+
+from airflow_qstash.emulator import QStashEmulator
+from tests.e2e.dag_runner import DagTestRunner
+from tests.e2e.e2e_lib import (
+    MS,
+    assert_failed,
+    assert_succeeded,
+    bulk_cancel_queries,
+    cancelled_ids,
+    message,
+    ms,
+    requests,
+    seed,
+    spread,
+)
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "qstash_scheduled_cleanup"
+LOGICAL_DATE = pendulum.datetime(2026, 10, 2, tz="UTC")
+START = pendulum.datetime(2026, 10, 1, tz="UTC")
+END = pendulum.datetime(2026, 10, 2, tz="UTC")
+LABEL = "daily-report"
+BATCH = 500
+
+
+def test_scheduled_run_cancels_exactly_its_window_of_its_label(dag_runner: DagTestRunner, emu: QStashEmulator):
+    ids = seed(
+        emu,
+        {
+            # 1233 spread over the day, the first exactly at the start bound, the last exactly at the end
+            # bound (inclusive), plus one that carries a second label: 1234, three full batches and a bit.
+            "inside": [message([LABEL], t) for t in spread(START, END, 1233)]
+            + [message(["ops", LABEL], START + timedelta(hours=12))],
+            "just_outside": [message([LABEL], START - MS), message([LABEL], END + MS)],
+            "other_days": [message([LABEL], t) for t in spread(START - timedelta(days=3), START - 2 * MS, 20)]
+            + [message([LABEL], t) for t in spread(END + 2 * MS, END + timedelta(days=2), 20)],
+            "other_labels_inside": [message(["weekly-report"], t) for t in spread(START, END, 60)]
+            + [message(["import-job"], t) for t in spread(START, END, 60)]
+            + [message(["daily-report-v2"], t) for t in spread(START, END, 10)]
+            + [message(["daily"], t) for t in spread(START, END, 10)]
+            + [message(None, t) for t in spread(START, END, 30)],
+        },
+    )
+    inside = ids["inside"]
+    n_inside = len(inside)
+    assert n_inside == 1234
+
+    answer = dag_runner.run(DAG_ID, logical_date=LOGICAL_DATE)
+
+    xcom = assert_succeeded(answer)
+    assert (answer["data_interval_start"], answer["data_interval_end"]) == (START.isoformat(), END.isoformat())
+    assert cancelled_ids(emu) == inside
+    assert emu.held_ids() == set().union(*ids.values()) - inside
+    expected_batches = math.ceil(n_inside / BATCH) + 1  # full batches, then one that cancels zero
+    assert xcom["cancelled"] == n_inside
+    assert xcom["batches"] == expected_batches
+    assert (xcom["from_date"], xcom["to_date"]) == (ms(START), ms(END))
+    query = sorted([("label", LABEL), ("fromDate", str(ms(START))), ("toDate", str(ms(END))), ("count", str(BATCH))])
+    assert bulk_cancel_queries(emu) == [query] * expected_batches
+
+
+def test_run_without_a_logical_date_has_no_window_and_fails_before_any_request(
+    dag_runner: DagTestRunner, emu: QStashEmulator
+):
+    """
+    ``dag.test(logical_date=None)`` makes the run an API/UI trigger makes: no logical date, no data interval.
+
+    In Airflow 3.3 the task context then has no ``data_interval_start`` at all, so the template fails to
+    render (``'data_interval_start' is undefined``, the DAG's StrictUndefined) before the operator runs; an
+    Airflow that renders it as ``None`` instead meets the operator's own refusal. Either way: no request.
+    Retries are turned off for this run only: the DAG retries twice, five minutes apart, and every try
+    fails the same way.
+    """
+    now = pendulum.now("UTC")
+    ids = seed(emu, {"recent": [message([LABEL], t) for t in spread(now - timedelta(days=3), now, 50)]})
+
+    answer = dag_runner.run(DAG_ID, logical_date=None, no_retries=True)
+
+    assert_failed(answer)
+    assert (answer["logical_date"], answer["data_interval_start"], answer["data_interval_end"]) == (None, None, None)
+    assert requests(emu) == []
+    assert emu.held_ids() == ids["recent"]
+    assert "'data_interval_start' is undefined" in answer["log"] or "rendered to nothing" in answer["log"]
+
+
+def test_run_with_default_logical_date_cleans_yesterday(dag_runner: DagTestRunner, emu: QStashEmulator):
+    """``dag.test()`` with no logical date uses now, and the timetable gives it the previous full day."""
+    today = pendulum.now("UTC").start_of("day")
+    days = [today - timedelta(days=2), today - timedelta(days=1), today]
+    ids = seed(
+        emu,
+        {
+            day.to_date_string(): [message([LABEL], t) for t in spread(day + MS, day + timedelta(hours=23), 7)]
+            for day in days
+        },
+    )
+
+    answer = dag_runner.run(DAG_ID)
+
+    xcom = assert_succeeded(answer)
+    start = pendulum.parse(answer["data_interval_start"])
+    assert pendulum.parse(answer["data_interval_end"]) == start + timedelta(days=1)
+    assert pendulum.parse(answer["logical_date"]) >= start + timedelta(days=1)
+    assert cancelled_ids(emu) == ids[start.to_date_string()]
+    assert xcom["cancelled"] == 7
