@@ -74,6 +74,7 @@ def artifacts_dir() -> Path:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
+    setattr(item, f"rep_{report.when}", report)  # for fixtures that act on failures (screenshots)
     airflow = getattr(item, "funcargs", {}).get("live_airflow")
     if report.failed and isinstance(airflow, LiveAirflow) and not airflow._stopped:
         report.sections.append(("Airflow logs (tail)", airflow.log_tails()))
