@@ -28,6 +28,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy airflow_qstash
 
+# A real Airflow 3 (UI, scheduler, DAG processor, triggerer) against the local QStash emulator; Ctrl-C stops it.
+live-airflow: setup
+	$(BIN)/python scripts/live_airflow.py
+
 # Browser tests need Debian's chromium (never a downloaded browser).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
