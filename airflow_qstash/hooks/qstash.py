@@ -10,13 +10,14 @@ One implementation of each wire decision serves both transports: :class:`QStashH
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,6 +35,8 @@ from tenacity import (
 from airflow_qstash.filters import BulkCancelFilter, parse_count
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 DEFAULT_BASE_URL = "https://qstash.upstash.io"
@@ -483,6 +486,19 @@ class QStashHook(BaseHook):
         return True, f"Connected to QStash at {self.config.base_url}."
 
 
+@cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """
+    httpx's default TLS context (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), built once per process.
+
+    Building one reads the CA bundle from disk (tens of ms of blocking work); an ``httpx.AsyncClient``
+    made without ``verify=`` builds its own, so every trigger would stall the triggerer's event loop once.
+    """
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
 class QStashAsyncHook(BaseHook):
     """
     The same wire over ``httpx`` for the triggerer: same encoding, answers and retry policy as
@@ -517,7 +533,10 @@ class QStashAsyncHook(BaseHook):
             import httpx
 
             config = await self.get_config()
-            self._client = httpx.AsyncClient(base_url=config.base_url, headers=config.headers, timeout=config.timeout)
+            verify = await asyncio.to_thread(_default_ssl_context)
+            self._client = httpx.AsyncClient(
+                base_url=config.base_url, headers=config.headers, timeout=config.timeout, verify=verify
+            )
         return self._client
 
     async def aclose(self) -> None:
