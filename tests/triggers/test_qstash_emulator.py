@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import math
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -24,6 +26,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow_qstash.emulator import QStashEmulator
 from airflow_qstash.emulator.faults import FaultConfig, FaultInjector
 from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.hooks import qstash as hook_module
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers import qstash as trigger_module
@@ -180,6 +183,36 @@ def test_run_with_nothing_matching_sends_one_request(emu: QStashEmulator):
     assert (event.payload["status"], event.payload["cancelled"], event.payload["batches"]) == ("success", 0, 1)
     assert emu.held_ids() == others
     assert len(bulk_requests(emu)) == 1
+
+
+def test_concurrent_triggers_build_no_tls_context_on_the_event_loop(
+    emu: QStashEmulator, data: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """Reading the CA bundle blocks for tens of ms; with many triggers on one loop that adds up."""
+    matching, others = data
+    real = ssl.create_default_context
+    builders: list[threading.Thread] = []
+
+    def recording(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        builders.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", recording)
+    hook_module._default_ssl_context.cache_clear()  # the first build happens in this test
+
+    async def scenario() -> tuple[threading.Thread, list[list[Any]]]:
+        triggers = [make_trigger(batch_size=100), make_trigger(bulk_filter=filter_dict(labels=["reports"]))]
+        return threading.current_thread(), list(await asyncio.gather(*(drain(t) for t in triggers)))
+
+    loop_thread, results = asyncio.run(scenario())
+
+    assert [[event.payload["status"] for event in events] for events in results] == [["success"], ["success"]]
+    assert results[0][0].payload["cancelled"] == N_MATCHING
+    assert results[1][0].payload["cancelled"] == 150
+    assert builders, "no TLS context was built at all"
+    assert loop_thread not in builders
+    assert emu.held_ids() == {m for m in others if not m.startswith("reports-")}
+    assert not matching & emu.held_ids()
 
 
 # --------------------------------------------------------------------------- faults
