@@ -155,7 +155,7 @@ def parse_count(value: Any, name: str = "count") -> int:
 
 
 def _items(value: Iterable[Any], name: str) -> tuple[str, ...]:
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered and O(1) membership: id lists run to tens of thousands
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise BulkCancelFilterError(
@@ -169,8 +169,7 @@ def _items(value: Iterable[Any], name: str) -> tuple[str, ...]:
                 f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
                 "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
             )
-        if item not in out:
-            out.append(item)
+        out.setdefault(item, None)
     return tuple(out)
 
 
