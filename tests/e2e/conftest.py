@@ -1,12 +1,13 @@
 """
 End-to-end fixtures: the example DAGs run with ``dag.test()`` in an isolated Airflow against the emulator.
 
-* ``e2e_airflow_env`` (session): a temporary ``AIRFLOW_HOME`` whose SQLite DB is migrated once with
-  ``airflow db migrate``; the environment the DAG runs get (``dags_examples`` as the DAGs folder, no
-  Airflow example DAGs, none of this process's ``AIRFLOW*`` variables).
+* ``e2e_airflow_env`` (session): a temporary ``AIRFLOW_HOME`` and the environment the DAG runs get
+  (``dags_examples`` as the DAGs folder, no Airflow example DAGs, none of this process's ``AIRFLOW*``
+  variables).
 * ``e2e_emulator`` (session): the QStash emulator, in this process, on a free loopback port.
 * ``dag_runner`` (session): a :class:`~tests.e2e.dag_runner.DagTestRunner` child process whose
-  ``qstash_default`` connection points at that emulator. Airflow reads ``AIRFLOW_HOME`` at import and other
+  ``qstash_default`` connection points at that emulator; it migrates the SQLite DB once, as it starts
+  (``upgradedb()``, what ``airflow db migrate`` runs). Airflow reads ``AIRFLOW_HOME`` at import and other
   test modules import it earlier in this process, hence the child.
 * ``emu`` (per test): the session emulator, emptied (messages, request log, faults) before the test.
 """
@@ -14,8 +15,6 @@ End-to-end fixtures: the example DAGs run with ``dag.test()`` in an isolated Air
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from tests.e2e.dag_runner import DagTestRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO_ROOT / "dags_examples"
-AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 
 
 def isolated_env(airflow_home: Path) -> dict[str, str]:
@@ -44,15 +42,7 @@ def isolated_env(airflow_home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def e2e_airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = isolated_env(home)
-    result = subprocess.run(
-        [str(AIRFLOW_BIN), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    (home / "db-migrate.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        pytest.fail(f"airflow db migrate failed ({result.returncode}):\n{(result.stdout + result.stderr)[-4000:]}")
-    return env
+    return isolated_env(tmp_path_factory.mktemp("airflow_home"))
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ Run example DAGs with ``dag.test()`` in a separate Python process with its own `
 
 Airflow reads ``AIRFLOW_HOME`` and its configuration once, at import, and other test modules import
 Airflow early in the pytest process. So the end-to-end tests run the DAGs here, in a child process that
-is started with the environment it needs (a temporary ``AIRFLOW_HOME`` with a migrated SQLite DB, the
-``dags_examples`` folder, ``AIRFLOW_CONN_QSTASH_DEFAULT`` pointing at an emulator that runs in the pytest
+is started with the environment it needs (a temporary ``AIRFLOW_HOME``, whose SQLite DB it migrates when
+it starts, the ``dags_examples`` folder, ``AIRFLOW_CONN_QSTASH_DEFAULT`` pointing at an emulator that runs in the pytest
 process and is reached over loopback).
 
 The child serves one request per line, so Airflow is imported and its in-process execution API started
@@ -172,6 +172,10 @@ def main(log_path: str) -> int:
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
+    # The same call as `airflow db migrate`, without starting a second Airflow process.
+    from airflow.utils.db import upgradedb
+
+    upgradedb()
     for line in sys.stdin:
         if not line.strip():
             continue
