@@ -10,6 +10,7 @@ report; everything is under the session's temporary directory (printed in the he
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -42,6 +43,9 @@ def live_airflow(qstash_emulator, tmp_path_factory: pytest.TempPathFactory) -> I
         connections={"qstash_default": connection_json(qstash_emulator.base_url, qstash_emulator.token, timeout=30)},
     )
     print(f"\nlive Airflow: AIRFLOW_HOME={home}, logs in {airflow.log_dir}, UI {airflow.base_url}")
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # A SIGTERM to pytest would skip finalizers and atexit; as an interrupt, Airflow is stopped.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         airflow.start()
         yield airflow

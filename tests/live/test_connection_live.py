@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(300)]
 
 
 def _form(emulator, token: str) -> dict[str, object]:

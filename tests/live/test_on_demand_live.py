@@ -14,7 +14,7 @@ import pytest
 
 from airflow_qstash.emulator import FaultConfig
 
-pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(300)]
 
 TASK_ID = "cancel_selected_messages"
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(420)]
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
