@@ -353,8 +353,16 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def close_airflow_db() -> None:
+    """Close the metadata DB's connections (SQLite checkpoints its write-ahead log), if Airflow was loaded."""
+    settings = sys.modules.get("airflow.settings")
+    if settings is not None:
+        settings.dispose_orm()
+
+
 if __name__ == "__main__":
     code = main()
+    close_airflow_db()
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip the interpreter's shutdown: after dag.test() Airflow takes several seconds to wind down.
