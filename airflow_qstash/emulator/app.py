@@ -399,6 +399,13 @@ async def _drop_connection(receive: Receive, send: Send) -> None:
         await asyncio.wait_for(until_disconnected(), timeout=2.0)
 
 
+async def _sleep_at_least(seconds: float) -> None:
+    """``asyncio.sleep`` topped up to the full delay: uvloop's millisecond timers may wake slightly early."""
+    deadline = time.perf_counter() + seconds
+    while (remaining := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(remaining)
+
+
 class EmulatorApp(Starlette):
     """Starlette app that authenticates, logs and fault-injects ``/v2`` requests around its routes."""
 
@@ -461,7 +468,7 @@ class EmulatorApp(Starlette):
         decision: FaultDecision,
     ) -> None:
         if decision.latency_s > 0:
-            await asyncio.sleep(decision.latency_s)
+            await _sleep_at_least(decision.latency_s)
         if decision.kind == "status":
             response: Response = error_response(decision.status, f"emulated failure (status {decision.status})")
             await response(scope, receive, send)
