@@ -110,6 +110,11 @@ def matches(msg: Message, labels: set[str], queues: set[str], from_ms: int | Non
     )
 
 
+def selector(labels: set[str], queues: set[str], start: datetime, end: datetime) -> Callable[[Message], bool]:
+    """:func:`matches` for one filter."""
+    return lambda msg: matches(msg, labels, queues, ms(start), ms(end))
+
+
 # -- the runs -----------------------------------------------------------------------------------------
 
 
@@ -143,7 +148,7 @@ def demo_runs(now: datetime) -> list[DemoRun]:
             "qstash_scheduled_cleanup",
             f"daily-report, {(today - day):%Y-%m-%d} (yesterday)",
             {"logical_date": today},
-            lambda m: matches(m, {"daily-report"}, set(), ms(today - day), ms(today)),
+            selector({"daily-report"}, set(), today - day, today),
         )
     ]
     for days_ago in (3, 2, 1):
@@ -153,19 +158,19 @@ def demo_runs(now: datetime) -> list[DemoRun]:
                 "qstash_backfill_cleanup",
                 f"import-job, {start:%Y-%m-%d}",
                 {"logical_date": start + day},
-                lambda m, s=start: matches(m, {"import-job"}, set(), ms(s), ms(s + day)),
+                selector({"import-job"}, set(), start, start + day),
             )
         )
     window_from = (now - timedelta(hours=24)).replace(second=0, microsecond=0)
     window_to = (now - timedelta(hours=1)).replace(second=0, microsecond=0)
-    form = {"labels": ["webhook-retry"], "queue_names": ["emails"]}
+    form: dict[str, Any] = {"labels": ["webhook-retry"], "queue_names": ["emails"]}
     form |= {"from_date": window_from.isoformat(), "to_date": window_to.isoformat()}
     runs.append(
         DemoRun(
             "qstash_on_demand_cancel",
             "form: webhook-retry in emails, -24 h .. -1 h",
             {"run_conf": form},
-            lambda m: matches(m, {"webhook-retry"}, {"emails"}, ms(window_from), ms(window_to)),
+            selector({"webhook-retry"}, {"emails"}, window_from, window_to),
         )
     )
     runs.append(DemoRun("qstash_on_demand_cancel", "form: blank", {"run_conf": {}}, None))

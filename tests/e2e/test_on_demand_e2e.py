@@ -34,7 +34,7 @@ DAG_IDS = ("qstash_on_demand_cancel", "qstash_on_demand_cancel_deferrable")
 INLINE_TRIGGER = "[DAG TEST] running trigger in line"
 FROM = pendulum.datetime(2026, 10, 5, tz="UTC")
 TO = pendulum.datetime(2026, 10, 6, 12, tz="UTC")
-BLANK_FORM = {
+BLANK_FORM: dict[str, object] = {
     "labels": [],
     "queue_names": [],
     "url_groups": [],

@@ -8,7 +8,7 @@ The DAG cancels the ``daily-report`` messages created during the run's data inte
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pendulum
 import pytest
@@ -105,7 +105,7 @@ def test_run_with_default_logical_date_cleans_yesterday(dag_runner: DagTestRunne
     ids = seed(
         emu,
         {
-            day.to_date_string(): [message([LABEL], t) for t in spread(day + MS, day + timedelta(hours=23), 7)]
+            day.date().isoformat(): [message([LABEL], t) for t in spread(day + MS, day + timedelta(hours=23), 7)]
             for day in days
         },
     )
@@ -113,8 +113,8 @@ def test_run_with_default_logical_date_cleans_yesterday(dag_runner: DagTestRunne
     answer = dag_runner.run(DAG_ID)
 
     xcom = assert_succeeded(answer)
-    start = pendulum.parse(answer["data_interval_start"])
-    assert pendulum.parse(answer["data_interval_end"]) == start + timedelta(days=1)
-    assert pendulum.parse(answer["logical_date"]) >= start + timedelta(days=1)
-    assert cancelled_ids(emu) == ids[start.to_date_string()]
+    start = datetime.fromisoformat(answer["data_interval_start"])
+    assert datetime.fromisoformat(answer["data_interval_end"]) == start + timedelta(days=1)
+    assert datetime.fromisoformat(answer["logical_date"]) >= start + timedelta(days=1)
+    assert cancelled_ids(emu) == ids[start.date().isoformat()]
     assert xcom["cancelled"] == 7
