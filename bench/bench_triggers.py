@@ -208,8 +208,8 @@ def main() -> int:
         (
             "server time",
             f"{server_ms:.1f} ms per request one at a time ({work_ms:.1f} ms of work + latency); the emulator "
-            f"serialises that work, so {requests:,} requests need >= {requests * work_ms / 1000:.2f} s at any "
-            "concurrency",
+            f"does that work one request at a time: about {requests * work_ms / 1000:.2f} s for {requests:,} "
+            "requests however many run at once",
         ),
     ]
     width = max(len(name) for name, _ in rows)
