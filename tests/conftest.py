@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Generator
+from typing import Any
 
 import pytest
 
@@ -29,3 +31,60 @@ def qstash_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """``qstash_default`` pointing at :data:`FAKE_BASE_URL` (for requests-mock); returns the base URL."""
     monkeypatch.setenv("AIRFLOW_CONN_QSTASH_DEFAULT", connection_json())
     return FAKE_BASE_URL
+
+
+# --------------------------------------------------------------------------- suite-wide secret scan
+#
+# Every test's report is scanned for TEST_TOKEN: the output and log records captured in each phase, what
+# the test itself read back through capsys/capfd (which never reaches the report), and the failure text.
+# A hit fails the test and the token is redacted from what pytest then prints.
+# tests/reliability/test_secrets.py proves the scan catches each kind of leak (with pytester).
+
+pytest_plugins = ["pytester"]
+
+_READ_BACK = pytest.StashKey[list[str]]()
+_REDACTED = "<TEST_TOKEN>"
+
+
+def find_secret(texts: dict[str, str], secret: str = TEST_TOKEN) -> list[str]:
+    """The names of the texts that contain ``secret``."""
+    return [where for where, text in texts.items() if text and secret in text]
+
+
+@pytest.fixture(autouse=True)
+def _keep_output_read_back(request: pytest.FixtureRequest) -> None:
+    """Record what a test reads through capsys/capfd, so the scan sees output the report will not carry."""
+    reads = request.node.stash.setdefault(_READ_BACK, [])
+    for name in ("capsys", "capfd", "capsysbinary", "capfdbinary"):
+        if name not in request.fixturenames:
+            continue
+        capture = request.getfixturevalue(name)
+        read = capture.readouterr
+
+        def recording_read(read: Callable[[], Any] = read) -> Any:
+            result = read()
+            reads.append(f"{result.out!s}\n{result.err!s}")
+            return result
+
+        capture.readouterr = recording_read
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    texts = {f"'{name}'": content for name, content in report.sections if name.endswith(f" {report.when}")}
+    if report.when == "call":
+        read_back: list[str] = item.stash.get(_READ_BACK, [])
+        for number, text in enumerate(read_back, 1):
+            texts[f"output the test read back ({number})"] = text
+    if report.longrepr is not None:
+        texts["the failure text"] = report.longreprtext
+    leaks = find_secret(texts)
+    if leaks:
+        failure = report.longreprtext.replace(TEST_TOKEN, _REDACTED) if report.longrepr is not None else ""
+        report.outcome = "failed"
+        report.longrepr = f"TEST_TOKEN leaked into {', '.join(leaks)} (redacted below).\n{failure}".rstrip()
+        report.sections = [(name, text.replace(TEST_TOKEN, _REDACTED)) for name, text in report.sections]
+    return report
