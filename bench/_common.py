@@ -234,7 +234,9 @@ def task_logging() -> None:
     """
     from airflow.sdk.log import configure_logging
 
+    hook = sys.excepthook
     configure_logging(json_output=True, output=open(os.devnull, "wb"), sending_to_supervisor=True)  # noqa: SIM115
+    sys.excepthook = hook  # Airflow's would log a crash of the benchmark itself into /dev/null
 
 
 def ti_context() -> dict[str, Any]:
