@@ -18,7 +18,8 @@ baseline). The provider's cost is the sum of the own import times (``-X importti
   environment that sets ``PYTHONDONTWRITEBYTECODE``, as this sandbox does).
 
 Targets: at most 50 ms added, and no HTTP client (requests, httpx, urllib3), retry library (tenacity),
-hook, trigger or emulator module imported at parse time. The script exits 1 if one is imported.
+hook, trigger or emulator module imported at parse time. The script exits 1 if one is imported (the
+milliseconds are only reported: a busy machine must not fail a build).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def main() -> int:
     print(f"target: <= {TARGET_MS:.0f} ms and nothing forbidden; worst provider ms: {worst:.1f}")
     for failure in failures:
         print(f"FORBIDDEN at parse time: {failure}")
-    return 1 if failures or worst > TARGET_MS else 0
+    return 1 if failures else 0  # a timing is reported, never enforced: a busy machine would fail it
 
 
 if __name__ == "__main__":
