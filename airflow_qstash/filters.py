@@ -47,6 +47,12 @@ _MIN_PLAUSIBLE_MS = 100_000_000_000
 _MAX_PLAUSIBLE_MS = 100_000_000_000_000
 _EMPTY_RENDERINGS = frozenset({"", "none", "null"})
 NOW = "now"
+#: Why a date template renders to nothing, and what to do about it.
+MANUAL_RUN_HINT = (
+    "A manual or API-triggered run has no data interval in Airflow 3, so {{ data_interval_start }} is "
+    "None or undefined there: trigger with a logical date, pass the window in params, or write the "
+    "fallback into the template (e.g. {{ params.from_date or 0 }} / {{ params.to_date or 'now' }})."
+)
 
 
 class BulkCancelFilterError(ValueError):
@@ -396,10 +402,7 @@ def read_rendered_filter(
         if name in set_by_author and renders_empty:
             raise BulkCancelFilterError(
                 f"{name} was set but rendered to nothing ({value!r}), which would widen the cancel to all "
-                f"time. A manual or API-triggered run has no data interval in Airflow 3, so "
-                "{{ data_interval_start }} renders None there: trigger with a logical date, pass the window "
-                f"in params, or write the fallback into the template (e.g. "
-                "{{ params.from_date or 0 }} / {{ params.to_date or 'now' }})."
+                f"time. {MANUAL_RUN_HINT}"
             )
         if name == "to_date" and isinstance(value, str) and value.strip().lower() == NOW:
             value = None  # "up to now" is the pinned default below, and is no filter of its own

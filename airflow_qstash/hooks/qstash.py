@@ -327,6 +327,8 @@ def read_answer(method: str, path: str, status: int, headers: Mapping[str, str],
     if status >= 500:
         raise QStashRetryableError(message, http_status=status, api_error=api_error)
     hint = {401: " Check the token in the connection's password.", 404: " Check the connection's host."}
+    if status in hint and not message.endswith("."):
+        message += "."
     raise QStashAPIError(message + hint.get(status, ""), http_status=status, api_error=api_error)
 
 

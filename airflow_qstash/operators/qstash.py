@@ -5,15 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
 
 from airflow_qstash.batching import BulkCancelIncomplete, BulkCancelRun
-from airflow_qstash.filters import FILTER_NAMES, read_rendered_filter, to_unix_ms
+from airflow_qstash.filters import (
+    FILTER_NAMES,
+    MANUAL_RUN_HINT,
+    BulkCancelFilterError,
+    read_rendered_filter,
+    to_unix_ms,
+)
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 _LIST_FILTER_RENDERER = "json"
+
+
+class BulkCancelRefused(BulkCancelFilterError, AirflowFailException):
+    """Input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
 class QStashBulkCancelOperator(BaseOperator):
@@ -121,8 +132,22 @@ class QStashBulkCancelOperator(BaseOperator):
         )
         return BulkCancelRun(bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches)
 
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render as usual; a date template that is undefined on a manual run fails with the reason."""
+        import jinja2
+
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.UndefinedError as err:
+            if "data_interval" not in str(err):
+                raise
+            raise BulkCancelRefused(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
+
     def execute(self, context: Context) -> dict[str, Any]:
-        run = self._run = self.plan(_task_start_ms(context))
+        try:
+            run = self._run = self.plan(_task_start_ms(context))
+        except BulkCancelFilterError as err:
+            raise BulkCancelRefused(str(err)) from err
         self._log_plan(run)
         if self.deferrable:
             from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger

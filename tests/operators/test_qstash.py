@@ -786,3 +786,39 @@ def test_token_is_sent_but_never_logged_returned_or_raised(qstash, requests_mock
     assert "Batch 1: cancelled 100" in log_text(struct_logs)
     for text in texts:
         assert TEST_TOKEN not in text
+
+
+# --------------------------------------------------------------------------- refusals skip Airflow's retries
+
+
+def test_a_refusal_fails_the_task_without_retries_and_sends_nothing(qstash: Callable[..., FakeQStash]) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    fake = qstash(pending=10)
+    op = rendered(make_op(labels="{{ params.labels }}", retries=3), params={"labels": []})
+    with pytest.raises(AirflowFailException, match="No filter given") as info:
+        op.execute(ti_context())
+    assert isinstance(info.value, BulkCancelFilterError)  # still a ValueError for Python callers
+    assert fake.calls == 0
+
+
+def test_an_undefined_data_interval_on_a_manual_run_explains_itself() -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    # Airflow 3.3 gives a manual run no data_interval_start at all; Jinja's StrictUndefined raises.
+    op = make_op(labels="a", from_date="{{ data_interval_start }}", to_date="{{ data_interval_end }}")
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    with pytest.raises(AirflowFailException, match="manual or API-triggered run has no data interval") as info:
+        op.render_template_fields(ti_context(), jinja_env=env)
+    assert "data_interval_start" in str(info.value)
+
+
+def test_other_undefined_template_variables_are_not_relabelled() -> None:
+    import jinja2
+
+    op = make_op(labels="{{ no_such_thing }}")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    with pytest.raises(jinja2.UndefinedError, match="no_such_thing"):
+        op.render_template_fields(ti_context(), jinja_env=env)
