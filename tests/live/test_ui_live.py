@@ -13,10 +13,10 @@ from datetime import datetime
 from urllib.parse import unquote
 
 import pytest
+from playwright import sync_api
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(420)]
 
-sync_api = pytest.importorskip("playwright.sync_api")
 
 DAG_ID = "qstash_on_demand_cancel"
 TASK_ID = "cancel_selected_messages"
