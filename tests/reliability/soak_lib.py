@@ -40,11 +40,11 @@ TASK_START_MS = 1_793_491_200_000
 DAY_MS = 86_400_000
 
 #: Connection settings of the soak: retries generous enough that 30 % faults rarely exhaust them.
-SOAK_RETRIES = {"max_retries": 10, "backoff_initial": 0, "backoff_max": 0.01, "timeout": 10}
+SOAK_RETRIES: dict[str, Any] = {"max_retries": 10, "backoff_initial": 0, "backoff_max": 0.01, "timeout": 10}
 #: How many times a task is run before the soak calls it a failure (Airflow's ``retries`` + 1).
 MAX_TASK_RUNS = 5
 #: Scarce retries: one retry per request, so 30 % faults do exhaust them and the task must be re-run.
-SCARCE_RETRIES = {**SOAK_RETRIES, "max_retries": 1}
+SCARCE_RETRIES: dict[str, Any] = {**SOAK_RETRIES, "max_retries": 1}
 SCARCE_MAX_TASK_RUNS = 30
 
 # Value pools. A few values contain characters that need encoding (space, '&', '+', '/', non-ASCII).
@@ -130,7 +130,7 @@ def _date_form(rng: random.Random, ms: int) -> Any:
 
 def _fault_config(rng: random.Random, profile: str, seed: int) -> FaultConfig:
     latency = rng.uniform(0, 5)
-    base = {"seed": seed, "reset_after_s": 0, "latency_ms": latency}
+    base: dict[str, Any] = {"seed": seed, "reset_after_s": 0, "latency_ms": latency}
     rate = rng.uniform(0.1, 0.3)
     if profile == "429":
         return FaultConfig(rate_429=rate, **base)
@@ -295,7 +295,8 @@ def oracle(scenario: Scenario) -> set[str]:
 # --------------------------------------------------------------------------- running the task
 
 
-def ti_context(start: dt.datetime = TASK_START) -> dict[str, Any]:
+def ti_context(start: dt.datetime = TASK_START) -> Any:
+    """A task context without a metadata DB: a task instance with a start date (typed loosely, like one)."""
     return {"ti": SimpleNamespace(start_date=start)}
 
 
@@ -320,7 +321,7 @@ def run_sync(
 
 async def first_event(trigger: QStashBulkCancelTrigger) -> dict[str, Any]:
     """What the triggerer does: take the trigger's first event, then close the generator."""
-    agen = trigger.run()
+    agen: Any = trigger.run()  # an async generator: the triggerer closes it after the first event
     try:
         event = await agen.__anext__()
     finally:

@@ -75,7 +75,7 @@ class Case:
     setup: Callable[[Env], None] = field(default=lambda env: None)
 
 
-def context(**extra: Any) -> dict[str, Any]:
+def context(**extra: Any) -> Any:
     return {"ti": SimpleNamespace(start_date=TASK_START), "params": {}, **extra}
 
 
@@ -601,7 +601,8 @@ def test_non_ascii_and_reserved_characters_are_encoded_and_matched_exactly(
     decoy_ids = set(env.emu.add_messages(decoys))
     env.emu.clear_request_log()
     filter_name = "labels" if key == "label" else "urls"
-    result = run_task(deferrable, **{filter_name: list(table)})
+    filters: dict[str, Any] = {filter_name: list(table)}
+    result = run_task(deferrable, None, **filters)
 
     assert result["cancelled"] == len(table)
     held = env.emu.held_ids()

@@ -160,15 +160,15 @@ def _operator(**kwargs: Any) -> QStashBulkCancelOperator:
     return QStashBulkCancelOperator(task_id="secret_test", **kwargs)
 
 
-def _render(op: QStashBulkCancelOperator, out: Collected) -> dict[str, Any]:
-    context = {**ti_context(), "params": {"labels": ["secret-test"], "since": "2026-10-01T00:00:00+00:00"}}
+def _render(op: QStashBulkCancelOperator, out: Collected) -> Any:
+    context: Any = {**ti_context(), "params": {"labels": ["secret-test"], "since": "2026-10-01T00:00:00+00:00"}}
     op.render_template_fields(context)
     out.add("rendered fields", {name: getattr(op, name) for name in op.template_fields})
     out.add("operator repr", repr(op))
     return context
 
 
-def _run_deferred(op: QStashBulkCancelOperator, context: dict[str, Any], out: Collected) -> Any:
+def _run_deferred(op: QStashBulkCancelOperator, context: Any, out: Collected) -> Any:
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
     trigger = deferred.value.trigger
