@@ -202,7 +202,7 @@ def rendered_string_list(value: Any, name: str) -> tuple[str, ...]:
         text = value.strip()
         if text.lower() in _EMPTY_RENDERINGS:
             return ()
-        if text.startswith(("[", "(")) and text.endswith(("]", ")")):
+        if text.startswith(("[", "(")) or text.endswith(("]", ")")):
             try:
                 literal = ast.literal_eval(text)
             except (ValueError, SyntaxError) as err:
@@ -418,6 +418,11 @@ def read_rendered_filter(
     # makes an otherwise empty (cancel-everything) filter acceptable.
     bulk_filter = BulkCancelFilter(cancel_all=parse_bool(cancel_all, "cancel_all"), **lists, **dates)  # type: ignore[arg-type]
     if bulk_filter.to_date is None and not bulk_filter.message_ids:
+        if bulk_filter.from_date is not None and bulk_filter.from_date > now_ms:
+            raise BulkCancelFilterError(
+                f"from_date ({_iso(bulk_filter.from_date)}) is after the task's start ({_iso(now_ms)}), which "
+                "is where to_date defaults to: no message could match. Fix from_date or give a to_date."
+            )
         bulk_filter = replace(bulk_filter, to_date=now_ms)
     return bulk_filter
 

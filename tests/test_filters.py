@@ -698,3 +698,11 @@ def test_rendered_list_element_with_a_comma_is_refused_not_split_or_kept():
     # "['a, b']" is one element that QStash would split into two labels: refuse, never widen.
     with pytest.raises(BulkCancelFilterError, match="contains a comma"):
         rendered_string_list("['a, b']", "labels")
+
+
+@pytest.mark.parametrize("text", ["['a', ", "['a'", "a']", "(a, b"])
+def test_rendered_half_list_text_is_refused_not_split_into_odd_labels(text):
+    # A list whose text broke in rendering must not become labels like "['a'" (it would match nothing,
+    # silently); say what is wrong instead.
+    with pytest.raises(BulkCancelFilterError, match="looks like a list"):
+        rendered_string_list(text, "labels")

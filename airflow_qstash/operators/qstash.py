@@ -148,6 +148,15 @@ class QStashBulkCancelOperator(BaseOperator):
             run = self._run = self.plan(_task_start_ms(context))
         except BulkCancelFilterError as err:
             raise BulkCancelRefused(str(err)) from err
+        from airflow_qstash.hooks.qstash import QStashError, QStashHook, bulk_cancel_requests
+
+        hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
+        try:
+            # Read the connection and encode once, so a bad connection or a filter too long for a URL
+            # fails here: before any request, and before deferring.
+            bulk_cancel_requests(run.bulk_filter, run.batch_size, hook.config.base_url)
+        except BulkCancelFilterError as err:
+            raise BulkCancelRefused(str(err)) from err
         self._log_plan(run)
         if self.deferrable:
             from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
@@ -161,10 +170,6 @@ class QStashBulkCancelOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        from airflow_qstash.hooks.qstash import QStashError, QStashHook
-
-        hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
-        hook.config  # noqa: B018 - a connection problem fails here, before any request
         try:
             while run.wants_more():
                 try:

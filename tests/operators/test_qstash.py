@@ -653,7 +653,10 @@ def test_deferrable_defers_with_the_normalised_filter_and_no_token(qstash, reque
     assert TEST_TOKEN not in repr(trigger.serialize())
 
 
-def test_deferrable_uses_the_given_connection_id():
+def test_deferrable_uses_the_given_connection_id(monkeypatch: pytest.MonkeyPatch):
+    from tests.conftest import connection_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER_QSTASH", connection_json())
     op = make_op(labels="a", qstash_conn_id="other_qstash", deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ti_context())
@@ -822,3 +825,27 @@ def test_other_undefined_template_variables_are_not_relabelled() -> None:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     with pytest.raises(jinja2.UndefinedError, match="no_such_thing"):
         op.render_template_fields(ti_context(), jinja_env=env)
+
+
+def test_deferrable_checks_the_connection_and_url_length_before_deferring(
+    qstash: Callable[..., FakeQStash], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    fake = qstash(pending=10)
+    too_long = [f"label-{i:05d}-{'x' * 40}" for i in range(200)]  # ~10 KB of labels: cannot be split
+    op = make_op(labels=too_long, deferrable=True)
+    with pytest.raises(AirflowFailException, match="more than the"):
+        op.execute(ti_context())
+    monkeypatch.delenv("AIRFLOW_CONN_QSTASH_DEFAULT")
+    op = make_op(labels="a", deferrable=True)
+    with pytest.raises(Exception, match="qstash_default") as info:
+        op.execute(ti_context())
+    assert not isinstance(info.value, TaskDeferred)
+    assert fake.calls == 0
+
+
+def test_from_date_after_the_pinned_to_date_names_the_task_start() -> None:
+    op = make_op(labels="a", from_date=TASK_START + dt.timedelta(hours=1))
+    with pytest.raises(BulkCancelFilterError, match="after the task's start"):
+        op.execute(ti_context())

@@ -184,7 +184,7 @@ CASES: list[Case] = [
         "operator",
         op(labels="a", from_date=TASK_START + dt.timedelta(days=1)),
         ERR,
-        "is after to_date",
+        "is after the task's start",
     ),
     Case(
         "op-zero-width-window",
