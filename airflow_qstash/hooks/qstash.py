@@ -354,7 +354,27 @@ def _message_path(message_id: str) -> str:
 # --------------------------------------------------------------------------- hooks
 
 
-class QStashHook(BaseHook):
+class _QStashHookBase(BaseHook):
+    """What both transports share: the connection type and its id, and a repr without secrets."""
+
+    conn_name_attr = "qstash_conn_id"
+    default_conn_name = "qstash_default"
+    conn_type = "qstash"
+    hook_name = "Upstash QStash"
+
+    def __init__(self, qstash_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.qstash_conn_id = qstash_conn_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(qstash_conn_id={self.qstash_conn_id!r})"
+
+
+def _no_answer(method: str, path: str, base_url: str, err: Exception) -> QStashTransportError:
+    return QStashTransportError(f"QStash {method} {path}: no answer from {base_url} ({type(err).__name__})")
+
+
+class QStashHook(_QStashHookBase):
     """
     Talks to Upstash QStash's REST API over ``requests``.
 
@@ -365,20 +385,8 @@ class QStashHook(BaseHook):
     :param qstash_conn_id: the Airflow connection to use.
     """
 
-    conn_name_attr = "qstash_conn_id"
-    default_conn_name = "qstash_default"
-    conn_type = "qstash"
-    hook_name = "Upstash QStash"
-
     #: How the hook sleeps between retries; tests replace it to record the waits.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
-
-    def __init__(self, qstash_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.qstash_conn_id = qstash_conn_id
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(qstash_conn_id={self.qstash_conn_id!r})"
 
     @cached_property
     def config(self) -> QStashConnectionConfig:
@@ -411,9 +419,7 @@ class QStashHook(BaseHook):
                         method, config.base_url + path, params=params, timeout=config.timeout
                     )
                 except (requests.ConnectionError, requests.Timeout) as err:
-                    raise QStashTransportError(
-                        f"QStash {method} {path}: no answer from {config.base_url} ({type(err).__name__})"
-                    ) from err
+                    raise _no_answer(method, path, config.base_url, err) from err
                 return read_answer(method, path, response.status_code, response.headers, response.text, policy)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
@@ -501,7 +507,7 @@ def _default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-class QStashAsyncHook(BaseHook):
+class QStashAsyncHook(_QStashHookBase):
     """
     The same wire over ``httpx`` for the triggerer: same encoding, answers and retry policy as
     :class:`QStashHook`, with nothing blocking on the event loop.
@@ -509,19 +515,10 @@ class QStashAsyncHook(BaseHook):
     :param qstash_conn_id: the Airflow connection to use.
     """
 
-    conn_name_attr = "qstash_conn_id"
-    default_conn_name = "qstash_default"
-    conn_type = "qstash"
-    hook_name = "Upstash QStash"
-
-    def __init__(self, qstash_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.qstash_conn_id = qstash_conn_id
+    def __init__(self, qstash_conn_id: str = _QStashHookBase.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(qstash_conn_id, **kwargs)
         self._config: QStashConnectionConfig | None = None
         self._client: httpx.AsyncClient | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(qstash_conn_id={self.qstash_conn_id!r})"
 
     async def get_config(self) -> QStashConnectionConfig:
         """Read the connection the async way, once."""
@@ -561,9 +558,7 @@ class QStashAsyncHook(BaseHook):
                 try:
                     response = await client.request(method, path, params=params)  # type: ignore[arg-type]
                 except httpx.TransportError as err:
-                    raise QStashTransportError(
-                        f"QStash {method} {path}: no answer from {config.base_url} ({type(err).__name__})"
-                    ) from err
+                    raise _no_answer(method, path, config.base_url, err) from err
                 return read_answer(method, path, response.status_code, response.headers, response.text, policy)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
