@@ -144,14 +144,11 @@ class QStashBulkCancelOperator(BaseOperator):
             raise BulkCancelRefused(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
-            run = self._run = self.plan(_task_start_ms(context))
-        except BulkCancelFilterError as err:
-            raise BulkCancelRefused(str(err)) from err
         from airflow_qstash.hooks.qstash import QStashError, QStashHook, bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         try:
+            run = self._run = self.plan(_task_start_ms(context))
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
             bulk_cancel_requests(run.bulk_filter, run.batch_size, hook.config.base_url)
