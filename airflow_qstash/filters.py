@@ -147,12 +147,10 @@ def _parse_iso8601(text: str, name: str) -> dt.datetime:
 
 def parse_count(value: Any, name: str = "count") -> int:
     """Read a per-request count (QStash's ``count``): an int, or digit string, from 1 to 500."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
-    if isinstance(value, str):
-        if not value.strip().isdecimal():
-            raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
+    if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
     if not MIN_COUNT <= value <= MAX_COUNT:
         raise BulkCancelFilterError(
             f"{name}={value} is outside QStash's range: use an integer from {MIN_COUNT} to {MAX_COUNT}."

@@ -477,9 +477,7 @@ class QStashHook(_QStashHookBase):
             from_date=from_date,
             to_date=to_date,
         )
-        if count is not None:
-            count = parse_count(count)
-        return self.bulk_cancel_by_filter(bulk_filter, count)
+        return self.bulk_cancel_by_filter(bulk_filter, count)  # count is checked while encoding, before sending
 
     def cancel_message(self, message_id: str) -> None:
         """Cancel one message (``DELETE /v2/messages/{id}``); an empty id is refused."""
