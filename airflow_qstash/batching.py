@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError, parse_count
+from airflow_qstash.filters import EMPTY_RENDERINGS, BulkCancelFilter, BulkCancelFilterError, parse_count
 
 
 class BulkCancelIncomplete(Exception):
@@ -33,9 +33,9 @@ class BulkCancelIncomplete(Exception):
 
 def parse_max_batches(value: Any) -> int | None:
     """Read ``max_batches``: ``None`` (unbounded, the pinned ``to_date`` still ends the loop) or an int >= 1."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "null"}):
+    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BulkCancelFilterError(f"max_batches must be a whole number >= 1 or None, not {value!r}.")

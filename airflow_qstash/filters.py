@@ -45,7 +45,7 @@ FILTER_NAMES: tuple[str, ...] = (*LIST_FILTER_PARAMS, *DATE_FILTER_PARAMS)
 # as an explicit "since the beginning".
 _MIN_PLAUSIBLE_MS = 100_000_000_000
 _MAX_PLAUSIBLE_MS = 100_000_000_000_000
-_EMPTY_RENDERINGS = frozenset({"", "none", "null"})
+EMPTY_RENDERINGS = frozenset({"", "none", "null"})
 NOW = "now"
 #: Why a date template renders to nothing, and what to do about it.
 MANUAL_RUN_HINT = (
@@ -111,7 +111,7 @@ def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None) -> int | Non
         return _check_epoch_ms(value, name)
     if isinstance(value, str):
         text = value.strip()
-        if text.lower() in _EMPTY_RENDERINGS:
+        if text.lower() in EMPTY_RENDERINGS:
             raise BulkCancelFilterError(f"{name} is empty ({value!r}); give a date or leave {name} unset.")
         if text.lower() == NOW:
             if now_ms is None:
@@ -198,7 +198,7 @@ def rendered_string_list(value: Any, name: str) -> tuple[str, ...]:
     """
     if isinstance(value, str):
         text = value.strip()
-        if text.lower() in _EMPTY_RENDERINGS:
+        if text.lower() in EMPTY_RENDERINGS:
             return ()
         if text.startswith(("[", "(")) or text.endswith(("]", ")")):
             try:
@@ -396,7 +396,7 @@ def read_rendered_filter(
     dates: dict[str, int | None] = {}
     for name in DATE_FILTER_PARAMS:
         value = rendered.get(name)
-        renders_empty = value is None or (isinstance(value, str) and value.strip().lower() in _EMPTY_RENDERINGS)
+        renders_empty = value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS)
         if name in set_by_author and renders_empty:
             raise BulkCancelFilterError(
                 f"{name} was set but rendered to nothing ({value!r}), which would widen the cancel to all "

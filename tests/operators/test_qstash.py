@@ -450,6 +450,8 @@ def test_zero_width_window_is_refused_naming_cron_data_interval_timetable(qstash
         pytest.param({"labels": "a", "batch_size": 0}, "batch_size", id="batch-size-0"),
         pytest.param({"labels": "a", "batch_size": "501"}, "batch_size", id="batch-size-501"),
         pytest.param({"labels": "a", "max_batches": 0}, "max_batches", id="max-batches-0"),
+        # "²" is a digit to str.isdigit() but not to int(): still a clear refusal, not a bare int() error.
+        pytest.param({"labels": "a", "max_batches": "²"}, "max_batches must be a whole number", id="max-batches-sup2"),
         pytest.param({"labels": "a", "cancel_all": "yes"}, "cancel_all", id="cancel-all-text"),
         pytest.param({"labels": "a", "from_date": MAY_2, "to_date": MAY_1}, "after to_date", id="reversed-window"),
         pytest.param({"labels": "a", "from_date": 1_714_521_600}, "Unix seconds", id="epoch-seconds"),
