@@ -5,6 +5,10 @@ Backfill cleanup: clean history window by window.
 qstash_backfill_cleanup --from-date 2026-10-01 --to-date 2026-10-31`` (or the UI's backfill) create one
 run per day; each run cancels only the messages created inside its own day, so runs can go in parallel,
 fail and be retried independently.
+
+On a SQLite metadata database (``airflow standalone``) Airflow can refuse the backfill with ``503 Database
+is locked`` when the scheduler writes at the same moment; it removes what it had created, so submit the
+same backfill again.
 """
 
 from __future__ import annotations

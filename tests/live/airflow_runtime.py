@@ -83,9 +83,17 @@ class AirflowAPI:
     :param password: its password.
     """
 
-    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=timeout)
+        self.client = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
         answer = self.client.post("/auth/token", json={"username": username, "password": password})
         if answer.status_code not in (200, 201):
             raise AirflowError(f"POST /auth/token failed: {answer.status_code} {answer.text[:300]}")
@@ -184,6 +192,30 @@ class AirflowAPI:
             if time.monotonic() > deadline:
                 raise AirflowError(f"run {dag_id}/{run_id} still {run['state']!r} after {timeout:.0f} s")
             time.sleep(interval)
+
+    def create_backfill(self, body: Mapping[str, Any], *, attempts: int = 15, pause: float = 1.0) -> dict[str, Any]:
+        """
+        ``POST /api/v2/backfills`` (what the UI's Backfill dialog sends); the new backfill.
+
+        On SQLite, Airflow answers ``503 Database is locked`` when another component (the scheduler's
+        heartbeat, the DAG processor) writes while the backfill's runs are created. Airflow then removes
+        the partial backfill and asks the caller to retry, so this retries, after checking that nothing
+        of the failed attempt is left. Any other answer, or a leftover backfill, is an
+        :class:`AirflowError`.
+        """
+        for attempt in range(1, attempts + 1):
+            answer = self.client.post("/api/v2/backfills", json=dict(body))
+            if not (answer.status_code == 503 and "locked" in answer.text.lower()):
+                break
+            leftover = self.get("/api/v2/backfills", dag_id=body["dag_id"])["backfills"]
+            if leftover:
+                raise AirflowError(f"a locked backfill creation left backfill(s) behind: {leftover}")
+            if attempt < attempts:
+                time.sleep(pause)
+        if not 200 <= answer.status_code < 300:
+            raise AirflowError(f"POST /api/v2/backfills failed: {answer.status_code} {answer.text[:1000]}")
+        result: dict[str, Any] = answer.json()
+        return result
 
     def test_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /api/v2/connections/test`` (what the connection form's Test button sends)."""

@@ -85,16 +85,14 @@ def test_backfill_three_days_each_run_cancels_its_own_day(airflow_api, emulator)
     )
 
     assert airflow_api.dag(DAG_ID)["is_paused"] is True
-    backfill = airflow_api.call(
-        "POST",
-        "/api/v2/backfills",
-        json_body={
+    backfill = airflow_api.create_backfill(
+        {
             "dag_id": DAG_ID,
             "from_date": _iso(days[0]),
             "to_date": _iso(days[-1]),
             "max_active_runs": 3,
             "reprocess_behavior": "none",
-        },
+        }
     )
     assert backfill["dag_id"] == DAG_ID
     try:
