@@ -57,6 +57,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 URL_GROUP_ENDPOINT = "https://example.invalid/{group}"
 
 
+#: How many ``/v2`` requests the request log keeps unless told otherwise.
+DEFAULT_REQUEST_LOG_SIZE = 100_000
+
+
 class RequestLog:
     """Bounded, thread-safe log of the ``/v2`` requests the emulator answered.
 
@@ -69,7 +73,7 @@ class RequestLog:
     :param maxlen: oldest entries are discarded beyond this many.
     """
 
-    def __init__(self, maxlen: int = 100_000) -> None:
+    def __init__(self, maxlen: int = DEFAULT_REQUEST_LOG_SIZE) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
 
@@ -497,7 +501,7 @@ def create_app(
     token: str,
     faults: FaultConfig | FaultInjector | None = None,
     *,
-    request_log_size: int = 100_000,
+    request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
 ) -> Starlette:
     """Build the emulator's ASGI application.
 
@@ -526,4 +530,4 @@ def create_app(
     return app
 
 
-__all__ = ["EmulatorApp", "EmulatorState", "RequestLog", "create_app", "error_response"]
+__all__ = ["DEFAULT_REQUEST_LOG_SIZE", "EmulatorApp", "EmulatorState", "RequestLog", "create_app", "error_response"]

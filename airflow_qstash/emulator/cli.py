@@ -32,8 +32,16 @@ _FAULT_FLAGS: dict[str, str] = {
 }
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
+    from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE
     from airflow_qstash.emulator.server import DEFAULT_TOKEN, TOKEN_ENV
 
     parser = argparse.ArgumentParser(
@@ -50,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=":memory:", help="SQLite file to keep state across restarts")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="pre-load N generated messages")
     parser.add_argument("--seed-random", type=int, default=0, metavar="S", help="seed of the generated messages")
+    parser.add_argument(
+        "--request-log-size",
+        type=_positive_int,
+        default=DEFAULT_REQUEST_LOG_SIZE,
+        metavar="N",
+        help=f"how many /v2 requests the admin API's request log keeps (default {DEFAULT_REQUEST_LOG_SIZE:,})",
+    )
     faults = parser.add_argument_group("fault injection (on /v2 routes only)")
     faults.add_argument("--fault-429", type=float, metavar="RATE", help="share of 429 (burst limit) answers")
     faults.add_argument("--fault-429-daily", type=float, metavar="RATE", help="share of 429 (daily limit) answers")
@@ -106,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = MessageStore(args.db)
     if args.seed:
         store.seed(args.seed, args.seed_random)
-    app = create_app(store, args.token, faults)
+    app = create_app(store, args.token, faults, request_log_size=args.request_log_size)
     try:
         runner = ServerThread(
             app,

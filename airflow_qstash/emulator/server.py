@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from airflow_qstash.emulator.app import EmulatorState, create_app
+from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, create_app
 from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.emulator.store import MessageStore
 
@@ -172,6 +172,7 @@ class QStashEmulator:
     :param subprocess: run the CLI in a child process instead of a thread.
     :param seed_messages: pre-load this many generated messages at start.
     :param seed_random: seed of those generated messages.
+    :param request_log_size: how many ``/v2`` requests :meth:`request_log` keeps (the oldest go first).
     :param startup_timeout: seconds to wait for the server to answer.
     :param log_level: uvicorn's log level.
     :param http: uvicorn HTTP implementation (``"auto"``, ``"httptools"``, ``"h11"``).
@@ -188,6 +189,7 @@ class QStashEmulator:
         subprocess: bool = False,
         seed_messages: int = 0,
         seed_random: int = 0,
+        request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
         startup_timeout: float = 15.0,
         log_level: str = "warning",
         http: str = "auto",
@@ -200,6 +202,7 @@ class QStashEmulator:
         self._requested_port = port
         self._seed_messages = seed_messages
         self._seed_random = seed_random
+        self._request_log_size = request_log_size
         self._startup_timeout = startup_timeout
         self._log_level = log_level
         self._http = http
@@ -257,7 +260,7 @@ class QStashEmulator:
         try:
             if self._seed_messages:
                 store.seed(self._seed_messages, self._seed_random)
-            app = create_app(store, self.token, self._initial_faults)
+            app = create_app(store, self.token, self._initial_faults, request_log_size=self._request_log_size)
             self._state = app.state.emulator
             self._thread = ServerThread(
                 app, self.host, self._requested_port, log_level=self._log_level, http=self._http
@@ -285,6 +288,8 @@ class QStashEmulator:
             self._log_level,
             "--http",
             self._http,
+            "--request-log-size",
+            str(self._request_log_size),
         ]
         if self._initial_faults is not None:
             cmd += ["--faults-json", json.dumps(self._initial_faults.to_dict())]

@@ -217,3 +217,31 @@ def test_cli_fault_flags_override_faults_json() -> None:
     assert faults_from_args(args) == FaultConfig(rate_5xx=0.25, rate_drop=0.1, latency_ms=10, seed=3)
     args = parser.parse_args(["--fault-partial", "1", "--fail-always-status", "400", "--latency-ms", "5"])
     assert faults_from_args(args) == FaultConfig(rate_partial=1.0, fail_always_status=400, latency_ms=5)
+
+
+@pytest.mark.parametrize("in_subprocess", [False, True], ids=["in-process", "subprocess"])
+def test_request_log_keeps_the_newest_request_log_size_requests(in_subprocess: bool) -> None:
+    with QStashEmulator(token="t", subprocess=in_subprocess, request_log_size=3) as emu:
+        for n in range(5):
+            requests.delete(
+                emu.base_url + "/v2/messages",
+                params={"label": f"l{n}", "count": "1"},
+                headers=emu.auth_headers,
+                timeout=5,
+            ).raise_for_status()
+        assert [entry["query"] for entry in emu.request_log()] == [
+            [("label", f"l{n}"), ("count", "1")] for n in (2, 3, 4)
+        ]
+
+
+def test_cli_refuses_a_request_log_size_below_one() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_qstash.emulator", "--port", "0", "--request-log-size", "0"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--request-log-size: must be 1 or more, not 0" in result.stderr
