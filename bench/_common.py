@@ -10,19 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
 import shlex
 import statistics
-import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_qstash.emulator import QStashEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -99,121 +96,33 @@ def progress(message: str) -> None:
 
 # --------------------------------------------------------------------------- the emulator process
 
-# The emulator in a child process, built from the same public pieces as its CLI, with one difference:
-# the request log can be made longer than the default 100,000 entries (the request-count benchmark
-# counts up to 100,001 requests in one run). The child exits when its stdin closes, i.e. with the parent.
-_CHILD = r"""
-import json, sys
-from airflow_qstash.emulator.app import create_app
-from airflow_qstash.emulator.faults import FaultConfig
-from airflow_qstash.emulator.server import READY_PREFIX, ServerThread
-from airflow_qstash.emulator.store import MessageStore
 
-cfg = json.loads(sys.argv[1])
-store = MessageStore()
-faults = FaultConfig.from_dict(cfg["faults"]) if cfg["faults"] is not None else None
-app = create_app(store, cfg["token"], faults, request_log_size=cfg["request_log_size"])
-server = ServerThread(app, "127.0.0.1", 0)
-server.start()
-print(READY_PREFIX + server.base_url, flush=True)
-sys.stdin.read()
-server.stop()
-store.close()
-"""
+def emulator_process(*, faults: dict[str, Any] | None = None, **options: Any) -> QStashEmulator:
+    """The QStash emulator in a child process (``with emulator_process() as emu:``), driven over its admin API.
 
-
-class EmulatorProcess:
-    """The QStash emulator in a child process (``with EmulatorProcess() as emu:``), driven over its admin API.
+    The package's own runner is imported here, not at module level: ``bench_memory``'s measuring process
+    imports this module and must not load the server's modules.
 
     :param faults: a ``FaultConfig`` dict (``{"latency_ms": 50}``) or ``None``.
-    :param request_log_size: how many ``/v2`` requests the emulator's request log keeps.
+    :param options: more :class:`~airflow_qstash.emulator.QStashEmulator` arguments (``request_log_size``).
     """
+    from airflow_qstash.emulator import QStashEmulator
+    from airflow_qstash.emulator.faults import FaultConfig
 
-    def __init__(self, *, faults: dict[str, Any] | None = None, request_log_size: int = 100_000) -> None:
-        self.token = TOKEN
-        self._config = {"token": TOKEN, "faults": faults, "request_log_size": request_log_size}
-        self._proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
+    config = None if faults is None else FaultConfig.from_dict(faults)
+    return QStashEmulator(TOKEN, faults=config, subprocess=True, startup_timeout=60, **options)
 
-    def __enter__(self) -> EmulatorProcess:
-        from airflow_qstash.emulator.server import READY_PREFIX
 
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, json.dumps(self._config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        lines: queue.Queue[str] = queue.Queue()
+def reseed(emu: QStashEmulator, n: int, seed: int = 0) -> None:
+    """Empty the store and the request log, then hold ``n`` generated messages created before ``NOW_MS``."""
+    emu.reset()
+    if n:
+        emu.seed(n, seed, now=NOW_MS)
 
-        def pump(stream: Any) -> None:
-            for line in stream:
-                lines.put(line)
 
-        threading.Thread(target=pump, args=(self._proc.stdout,), daemon=True).start()
-        deadline = time.monotonic() + 60
-        while not self.base_url:
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError("the emulator process did not start")
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line.startswith(READY_PREFIX):
-                self.base_url = line[len(READY_PREFIX) :].strip()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            if self._proc.stdin is not None:
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        """One call to the emulator's admin API (``/_emulator/...``)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=900) as answer:
-                return json.loads(answer.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"admin {method} {path}: {exc.code} {exc.read()!r}") from None
-
-    def reseed(self, n: int, seed: int = 0) -> None:
-        """Empty the store and the request log, then hold ``n`` generated messages created before ``NOW_MS``."""
-        self.admin("POST", "/_emulator/reset")
-        if n:
-            self.admin("POST", "/_emulator/seed", {"count": n, "seed": seed, "now": NOW_MS})
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = self.admin("GET", "/_emulator/stats")
-        return counts
-
-    def requests(self) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = self.admin("GET", "/_emulator/requests")
-        return entries
-
-    def clear_requests(self) -> None:
-        self.admin("DELETE", "/_emulator/requests")
-
-    def bulk_cancels(self) -> int:
-        """How many ``DELETE /v2/messages`` requests the log holds."""
-        return sum(1 for e in self.requests() if e["method"] == "DELETE" and e["path"] == BULK_PATH)
+def bulk_cancels(emu: QStashEmulator) -> int:
+    """How many ``DELETE /v2/messages`` requests the emulator's request log holds."""
+    return sum(1 for e in emu.request_log() if e["method"] == "DELETE" and e["path"] == BULK_PATH)
 
 
 # --------------------------------------------------------------------------- Airflow side

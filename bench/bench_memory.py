@@ -21,15 +21,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+if TYPE_CHECKING:
+    from airflow_qstash.emulator import QStashEmulator
+
 from _common import (
     ALL_SEEDED,
-    EmulatorProcess,
+    emulator_process,
     header,
     median,
     progress,
+    reseed,
     table,
     task_logging,
     ti_context,
@@ -56,8 +61,8 @@ def child(n: int, base_url: str) -> None:
     print(json.dumps({"before": before, "peak": peak, "seconds": seconds, **result}))
 
 
-def measure(n: int, emu: EmulatorProcess) -> dict[str, float]:
-    emu.reseed(n)
+def measure(n: int, emu: QStashEmulator) -> dict[str, float]:
+    reseed(emu, n)
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(n), emu.base_url], capture_output=True, text=True, check=False
     )
@@ -82,7 +87,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     header("Benchmark 4: peak RSS of an operator run, by number of messages cancelled")
     samples: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
-    with EmulatorProcess() as emu:
+    with emulator_process() as emu:
         for run in range(1, args.runs + 1):
             for n in sizes:
                 samples[n].append(measure(n, emu))

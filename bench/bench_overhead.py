@@ -33,17 +33,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if TYPE_CHECKING:
+    from airflow_qstash.emulator import QStashEmulator
 
 from _common import (
     ALL_SEEDED,
     BULK_PATH,
-    EmulatorProcess,
+    emulator_process,
     header,
     median,
     progress,
+    reseed,
     table,
     task_logging,
     ti_context,
@@ -118,7 +122,7 @@ def trigger() -> tuple[int, int]:
     return event["cancelled"], event["batches"]
 
 
-def timed(run: Callable[[], tuple[int, int]], n: int, emu: EmulatorProcess) -> tuple[float, float, float]:
+def timed(run: Callable[[], tuple[int, int]], n: int, emu: QStashEmulator) -> tuple[float, float, float]:
     """(wall s, client CPU s, wall minus the server's time s) of one run, which must cancel all ``n`` messages."""
     wall, cpu = time.perf_counter(), time.process_time()
     cancelled, batches = run()
@@ -126,7 +130,7 @@ def timed(run: Callable[[], tuple[int, int]], n: int, emu: EmulatorProcess) -> t
     expected = -(-n // BATCH) + 1
     if (cancelled, batches) != (n, expected):
         raise RuntimeError(f"{run.__name__}: cancelled {cancelled} in {batches} requests, not {n} in {expected}")
-    server = sum(e["durationMs"] for e in emu.requests() if e["path"] == BULK_PATH) / 1000
+    server = sum(e["durationMs"] for e in emu.request_log() if e["path"] == BULK_PATH) / 1000
     return wall, cpu, wall - server
 
 
@@ -142,7 +146,7 @@ def main() -> int:
     header(f"Benchmark 2: client overhead, cancelling N = {n:,} messages in batches of {BATCH}")
     ways: dict[str, Callable[[], tuple[int, int]]] = {}
     samples: dict[str, list[tuple[float, float, float]]] = {}
-    with EmulatorProcess() as emu:
+    with emulator_process() as emu:
         use_connection(emu.base_url)
         ways = {
             "operator": operator,
@@ -152,15 +156,15 @@ def main() -> int:
         }
         samples = {name: [] for name in ways}
         for run in ways.values():  # warm-up: imports, first connections
-            emu.reseed(2_000, seed=7)
+            reseed(emu, 2_000, seed=7)
             timed(run, 2_000, emu)
         for round_number in range(1, args.rounds + 1):
             for name, run in ways.items():
-                emu.reseed(n, seed=7)
+                reseed(emu, n, seed=7)
                 samples[name].append(timed(run, n, emu))
                 progress(f"round {round_number}: {name} {samples[name][-1][0]:.2f} s")
         if args.profile:
-            emu.reseed(n, seed=7)
+            reseed(emu, n, seed=7)
             profile = cProfile.Profile()
             profile.runcall(operator)
 

@@ -21,7 +21,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ALL_SEEDED, EmulatorProcess, header, progress, table, task_logging, ti_context, use_connection
+from _common import (
+    ALL_SEEDED,
+    bulk_cancels,
+    emulator_process,
+    header,
+    progress,
+    reseed,
+    table,
+    task_logging,
+    ti_context,
+    use_connection,
+)
 
 SIZES = (0, 1, 499, 500, 501, 100_000)
 BATCHES = (1, 100, 500)
@@ -40,7 +51,7 @@ def main() -> int:
     header("Benchmark 1: DELETE /v2/messages requests per operator run, against ceil(N / batch) + 1")
     rows = []
     failures = 0
-    with EmulatorProcess(request_log_size=200_000) as emu:
+    with emulator_process(request_log_size=200_000) as emu:
         use_connection(emu.base_url)
         for n in SIZES:
             for batch in BATCHES:
@@ -48,12 +59,12 @@ def main() -> int:
                 if (n, batch) == SLOW_CELL and not args.full:
                     rows.append((n, batch, limit, "-", "-", "-", "skipped: slow, use --full"))
                     continue
-                emu.reseed(n)
+                reseed(emu, n)
                 operator = QStashBulkCancelOperator(task_id="cancel", batch_size=batch, **ALL_SEEDED)
                 started = time.perf_counter()
                 result = operator.execute(ti_context())
                 seconds = time.perf_counter() - started
-                made = emu.bulk_cancels()
+                made = bulk_cancels(emu)
                 held = emu.counts()["held"]
                 ok = made == limit == result["batches"] and result["cancelled"] == n and held == 0
                 failures += not ok

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BULK_PATH, EmulatorProcess, header, median, progress, table, task_logging, use_connection
+from _common import BULK_PATH, emulator_process, header, median, progress, reseed, table, task_logging, use_connection
 from bench_overhead import BATCH, bare_requests, operator, timed, trigger
 
 
@@ -57,7 +57,7 @@ def main() -> int:
     header(f"Benchmark 5: throughput with {args.latency_ms:g} ms added to every request, batch {BATCH}, N = {n:,}")
     rtts: list[float] = []
     samples: dict[str, list[tuple[float, float, float]]] = {}
-    with EmulatorProcess(faults={"latency_ms": args.latency_ms}) as emu:
+    with emulator_process(faults={"latency_ms": args.latency_ms}) as emu:
         use_connection(emu.base_url)
         ways = {
             "operator": operator,
@@ -68,7 +68,7 @@ def main() -> int:
         for round_number in range(1, args.rounds + 1):
             rtts += empty_rtts(emu.base_url, emu.token, 10)
             for name, run in ways.items():
-                emu.reseed(n, seed=11)
+                reseed(emu, n, seed=11)
                 samples[name].append(timed(run, n, emu))
                 progress(f"round {round_number}: {name} {samples[name][-1][0]:.2f} s")
 
