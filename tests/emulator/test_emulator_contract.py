@@ -1,7 +1,7 @@
 """Contract test: the emulator's exchanges validated with openapi-core against the official spec.
 
-The spec is ``shared/reference/qstash-openapi.yaml`` beside the repository (``../shared`` from
-the repo root, as on CI). Requests really go to the in-process emulator; for validation their
+The spec is vendored in the repository as ``tests/spec/qstash-openapi.yaml`` (upstash/docs@ef0ce438,
+2026-08-21; see ``tests/spec/README.md``). Requests really go to the in-process emulator; for validation their
 URL is moved onto the spec's server (``https://qstash-eu-central-1.upstash.io``) so that
 openapi-core finds the operation, and nothing else is changed.
 
@@ -40,17 +40,12 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:callerIP parameter is deprecated:DeprecationWarning"),
 ]
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "qstash-openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "qstash-openapi.yaml"
 SPEC_SERVER = "https://qstash-eu-central-1.upstash.io"
 
 
 @pytest.fixture(scope="module")
 def spec_dict() -> dict[str, Any]:
-    if not SPEC_PATH.is_file():
-        pytest.fail(
-            f"QStash OpenAPI spec not found at {SPEC_PATH.resolve()}: the contract test needs "
-            "shared/reference/qstash-openapi.yaml beside the repository (../shared from the repo root)"
-        )
     loaded: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
     return loaded
 
