@@ -40,8 +40,8 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from airflow_qstash.emulator.faults import NO_FAULT, FaultConfig, FaultDecision, FaultInjector
-from airflow_qstash.emulator.query import QueryError, parse_bulk_cancel_query, split_values
-from airflow_qstash.emulator.store import STATES, MessageStore, new_message_id
+from airflow_qstash.emulator.query import QueryError, parse_bulk_cancel_query, parse_integer, split_values
+from airflow_qstash.emulator.store import STATES, MessageStore, check_timestamp, new_message_id
 
 #: Key of the per-request :class:`FaultDecision` in the ASGI scope.
 FAULT_SCOPE_KEY = "qstash_emulator.fault"
@@ -115,6 +115,19 @@ class EmulatorState:
         self.store.reset()
         self.request_log.clear()
         self.faults.configure(self.initial_faults)
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can protect the ``/v2`` routes.
+
+    :raises ValueError: for an empty or whitespace-only token: ``Authorization: Bearer`` with
+        nothing after it, or ``?qstash_token=``, would be accepted.
+    """
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(
+            "the emulator's token must not be empty or blank: set --token, QSTASH_EMULATOR_TOKEN or token="
+        )
+    return token
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -261,16 +274,23 @@ async def admin_health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+#: Largest ``count`` ``POST /_emulator/seed`` accepts (a bigger seed would not finish usefully).
+MAX_SEED = 10_000_000
+
+
 async def admin_seed(request: Request) -> Response:
     """``POST /_emulator/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}``."""
     body = await _json_body(request) or {}
     if not isinstance(body, dict) or set(body) - {"count", "seed", "now"}:
         return error_response(400, 'body must be {"count": N, "seed": S} (optional "now": Unix ms)')
     count, seed, now = body.get("count", 0), body.get("seed", 0), body.get("now")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or count < 0:
-        return error_response(400, "count must be a non-negative integer and seed an integer")
-    if now is not None and (not isinstance(now, int) or isinstance(now, bool)):
-        return error_response(400, "now must be an integer (Unix ms)")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or not 0 <= count <= MAX_SEED:
+        return error_response(400, f"count must be an integer between 0 and {MAX_SEED:,} and seed an integer")
+    if now is not None:
+        try:
+            check_timestamp("now", now)
+        except ValueError as exc:
+            return error_response(400, str(exc))
     try:
         seeded = await run_in_threadpool(_state(request).store.seed, count, seed, now=now)
     except ValueError as exc:
@@ -299,9 +319,9 @@ async def admin_list_messages(request: Request) -> Response:
         return error_response(400, f"state must be one of {list(STATES)}")
     raw_limit = request.query_params.get("limit")
     try:
-        limit = int(raw_limit) if raw_limit is not None else None
-    except ValueError:
-        return error_response(400, "limit must be an integer")
+        limit = None if raw_limit is None else parse_integer("limit", raw_limit, minimum=0)
+    except QueryError as exc:
+        return error_response(400, str(exc))
     return JSONResponse(await run_in_threadpool(_state(request).store.messages, state, limit))
 
 
@@ -510,7 +530,9 @@ def create_app(
     :param faults: initial fault configuration (or a ready injector), ``None`` for none.
     :param request_log_size: how many ``/v2`` requests the log keeps.
     :return: the app; its shared state is ``app.state.emulator`` (:class:`EmulatorState`).
+    :raises ValueError: if ``token`` is empty or blank (every ``Bearer`` header would match it).
     """
+    check_token(token)
     if isinstance(faults, FaultInjector):
         injector, initial = faults, faults.config
     else:

@@ -7,6 +7,7 @@ answers, then serves until SIGINT or SIGTERM and exits 0.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import signal
@@ -33,10 +34,35 @@ _FAULT_FLAGS: dict[str, str] = {
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    from airflow_qstash.emulator.query import QueryError, parse_integer
+
+    try:
+        value = parse_integer("value", text)
+    except QueryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_warning(host: str) -> str | None:
+    """The warning printed when the emulator binds a non-loopback interface, else ``None``."""
+    if is_loopback(host):
+        return None
+    return (
+        f"warning: --host {host} is not a loopback address: the admin API under /_emulator/ has no "
+        "authentication, so anyone who can reach this port can read, seed, reset and fault the emulator"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,10 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until SIGINT/SIGTERM; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.token.strip():
+        parser.error("--token must not be empty or blank (nor QSTASH_EMULATOR_TOKEN when --token is not given)")
     try:
         faults = faults_from_args(args)
     except ValueError as exc:
         parser.error(f"invalid fault configuration: {exc}")
+    warning = host_warning(args.host)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
 
     from airflow_qstash.emulator.app import create_app
     from airflow_qstash.emulator.server import READY_PREFIX, ServerThread

@@ -9,7 +9,10 @@ without a server. It mirrors the rules of the QStash Bulk Cancel Messages API:
 * ``messageIds``, when given, makes every other filter ignored;
 * ``callerIP`` (deprecated) is merged into ``callerIp``;
 * ``fromDate``/``toDate`` are inclusive Unix milliseconds on ``createdAt``;
-* ``count`` is an integer between 1 and 500.
+* ``count`` is an integer between 1 and 500;
+* integers are ASCII digits with an optional leading ``-`` (no ``_``, ``+``, ``²`` or other
+  forms ``int()`` would take), and dates must fit SQLite's 64-bit integers: anything else is a
+  400, never a 500.
 
 Empty values (``label=`` or ``label=a,,b``) are dropped; a filter left with no
 value counts as absent, exactly like a filter that was not sent at all. This is
@@ -20,6 +23,7 @@ Unknown parameters (including ``qstash_token``) are ignored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,6 +45,12 @@ MULTI_VALUE_FILTERS: tuple[str, ...] = (
 DEPRECATED_ALIASES: Mapping[str, str] = MappingProxyType({"callerIP": "callerIp"})
 
 MAX_COUNT = 500
+
+#: Bounds of a 64-bit signed integer, the range SQLite stores (dates outside it answer 400).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+_INTEGER_RE = re.compile(r"-?[0-9]+")
 
 
 class QueryError(ValueError):
@@ -90,16 +100,33 @@ def split_values(raw_values: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _parse_int(name: str, raws: list[str]) -> int | None:
+def parse_integer(name: str, text: str, *, minimum: int = INT64_MIN, maximum: int = INT64_MAX) -> int:
+    """Read one decimal integer the way the API does: ASCII digits, optional leading ``-``.
+
+    Surrounding whitespace is ignored. ``int()`` alone would also take ``5_0``, ``+5`` and
+    non-ASCII digits, which the API does not.
+
+    :param name: parameter name, for the error message.
+    :param text: the raw value.
+    :param minimum: smallest accepted value.
+    :param maximum: largest accepted value.
+    :raises QueryError: if ``text`` is not such an integer or lies outside the bounds.
+    """
+    stripped = text.strip()
+    if not _INTEGER_RE.fullmatch(stripped):
+        raise QueryError(f"{name} must be an integer (decimal digits only), got {text!r}")
+    value = int(stripped)
+    if not minimum <= value <= maximum:
+        raise QueryError(f"{name} must be between {minimum} and {maximum}, got {stripped}")
+    return value
+
+
+def _parse_int(name: str, raws: list[str], *, minimum: int = INT64_MIN, maximum: int = INT64_MAX) -> int | None:
     if not raws:
         return None
     if len(raws) > 1:
         raise QueryError(f"{name} must be given at most once")
-    raw = raws[0].strip()
-    try:
-        return int(raw, 10)
-    except ValueError:
-        raise QueryError(f"{name} must be an integer, got {raws[0]!r}") from None
+    return parse_integer(name, raws[0], minimum=minimum, maximum=maximum)
 
 
 def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery:
@@ -113,9 +140,7 @@ def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery
     for name, value in items:
         raw.setdefault(DEPRECATED_ALIASES.get(name, name), []).append(value)
 
-    count = _parse_int("count", raw.get("count", []))
-    if count is not None and not 1 <= count <= MAX_COUNT:
-        raise QueryError(f"count must be between 1 and {MAX_COUNT}, got {count}")
+    count = _parse_int("count", raw.get("count", []), minimum=1, maximum=MAX_COUNT)
     from_date = _parse_int("fromDate", raw.get("fromDate", []))
     to_date = _parse_int("toDate", raw.get("toDate", []))
 

@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, create_app
+from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token, create_app
 from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.emulator.store import MessageStore
 
@@ -194,7 +194,7 @@ class QStashEmulator:
         log_level: str = "warning",
         http: str = "auto",
     ) -> None:
-        self.token = token
+        self.token = check_token(token)
         self.db = db
         self.host = host
         self.subprocess = subprocess

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from airflow_qstash.emulator.query import BulkCancelQuery
+from airflow_qstash.emulator.query import INT64_MAX, BulkCancelQuery
 
 #: API filter name -> column of ``messages``; ``label`` is handled by the side table.
 FILTER_COLUMNS: Mapping[str, str] = {
@@ -240,8 +240,7 @@ def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None
     created_at = data.get("createdAt")
     if created_at is None:
         created_at = now_ms() if default_created_at is None else default_created_at
-    if isinstance(created_at, bool) or not isinstance(created_at, int):
-        raise ValueError(f"createdAt must be an integer (Unix ms), got {created_at!r}")
+    check_timestamp("createdAt", created_at)
     caller_ip = _opt_str(data, "callerIp") or _opt_str(data, "callerIP")
     return NewMessage(
         message_id=_opt_str(data, "messageId") or new_message_id(),
@@ -258,6 +257,19 @@ def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None
         body=_opt_str(data, "body"),
         created_at=created_at,
     )
+
+
+def check_timestamp(name: str, value: object) -> int:
+    """``value`` if it is an integer Unix-ms timestamp SQLite can store (``0`` to 2**63 - 1).
+
+    :raises ValueError: naming ``name``, for a non-integer (``bool`` and ``float`` included) or
+        a value out of that range (e.g. ``1e30`` or ``10**30``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer (Unix ms), got {value!r}")
+    if not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{name} must be between 0 and {INT64_MAX} (Unix ms), got {value}")
+    return value
 
 
 @dataclass(frozen=True)

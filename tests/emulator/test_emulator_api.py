@@ -297,6 +297,32 @@ def test_add_messages_validation(emu: QStashEmulator) -> None:
     assert emu.counts() == {"held": 0, "cancelled": 0}
 
 
+@pytest.mark.parametrize("created_at", [10**30, 1e30, -1, 2**63, 1.5, True])
+def test_admin_created_at_out_of_range_answers_400_not_500(emu: QStashEmulator, created_at: object) -> None:
+    response = requests.post(
+        emu.base_url + "/_emulator/messages",
+        data=f'[{{"url": "https://e.com/x", "createdAt": {str(created_at).lower()}}}]',
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    assert "createdAt" in response.json()["error"]
+    assert emu.counts() == {"held": 0, "cancelled": 0}
+
+
+@pytest.mark.parametrize("body", [{"count": 1, "now": 10**30}, {"count": 1, "now": 1e30}, {"count": 10**30}])
+def test_admin_seed_out_of_range_answers_400(emu: QStashEmulator, body: dict[str, object]) -> None:
+    response = requests.post(emu.base_url + "/_emulator/seed", json=body, timeout=10)
+    assert response.status_code == 400, response.text
+    assert emu.counts() == {"held": 0, "cancelled": 0}
+
+
+@pytest.mark.parametrize("limit", ["5_0", "-1", "abc", "1" * 30])
+def test_admin_list_limit_must_be_plain_digits(emu: QStashEmulator, limit: str) -> None:
+    response = requests.get(emu.base_url + "/_emulator/messages", params={"limit": limit}, timeout=10)
+    assert response.status_code == 400
+    assert "limit" in response.json()["error"]
+
+
 def test_request_log_records_v2_requests_only(emu: QStashEmulator, api: Api) -> None:
     api.cancel([("label", "a"), ("label", "b,c"), ("count", "5")])
     api.request("GET", "/v2/queues")

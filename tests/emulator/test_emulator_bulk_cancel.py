@@ -298,7 +298,9 @@ def test_count_500_is_accepted(emu: QStashEmulator, api: Api) -> None:
     assert emu.counts() == {"held": 100, "cancelled": 500}
 
 
-@pytest.mark.parametrize("count", ["0", "501", "abc", "-1", "1.5", "", "10000000000000000000000"])
+@pytest.mark.parametrize(
+    "count", ["0", "501", "abc", "-1", "1.5", "", "10000000000000000000000", "5_0", "+5", "\u0665", "1e2", "0x10"]
+)
 def test_invalid_count_is_refused_and_nothing_cancelled(loaded: QStashEmulator, api: Api, count: str) -> None:
     response = api.cancel({"count": count, "label": "red"})
     assert response.status_code == 400
@@ -314,6 +316,21 @@ def test_non_integer_dates_are_refused(loaded: QStashEmulator, api: Api, name: s
     assert response.status_code == 400
     assert name in response.json()["error"]
     assert loaded.held_ids() == ALL_IDS
+
+
+@pytest.mark.parametrize("name", ["fromDate", "toDate"])
+@pytest.mark.parametrize("value", ["1" * 30, "-" + "9" * 20, "9223372036854775808", "1_700_000_000_000"])
+def test_dates_outside_int64_or_not_plain_digits_answer_400_not_500(
+    loaded: QStashEmulator, api: Api, name: str, value: str
+) -> None:
+    response = api.cancel({name: value})
+    assert response.status_code == 400, response.text
+    assert name in response.json()["error"]
+    assert loaded.held_ids() == ALL_IDS
+
+
+def test_largest_int64_date_is_accepted(loaded: QStashEmulator, api: Api) -> None:
+    assert api.cancelled({"toDate": str(2**63 - 1), "label": "red"}) == 3
 
 
 def test_repeating_a_cancel_is_safe(loaded: QStashEmulator, api: Api) -> None:

@@ -245,3 +245,84 @@ def test_cli_refuses_a_request_log_size_below_one() -> None:
     )
     assert result.returncode == 2
     assert "--request-log-size: must be 1 or more, not 0" in result.stderr
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_qstash.emulator", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=dict(os.environ if env is None else env, PYTHONPATH=str(REPO_ROOT)),
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("token", ["", "   "], ids=["empty", "blank"])
+def test_cli_refuses_an_empty_token(token: str) -> None:
+    result = _run_cli("--port", "0", "--token", token)
+    assert result.returncode == 2
+    assert "--token must not be empty" in result.stderr
+    assert READY_PREFIX not in result.stdout
+
+
+def test_cli_refuses_an_empty_token_from_the_environment() -> None:
+    result = _run_cli("--port", "0", env=dict(os.environ, QSTASH_EMULATOR_TOKEN=""))
+    assert result.returncode == 2
+    assert "--token must not be empty" in result.stderr
+
+
+@pytest.mark.parametrize("token", ["", " \t"], ids=["empty", "blank"])
+def test_runner_and_app_refuse_an_empty_token(token: str) -> None:
+    from airflow_qstash.emulator import MessageStore, create_app
+
+    with pytest.raises(ValueError, match="token must not be empty"):
+        QStashEmulator(token=token)
+    store = MessageStore()
+    try:
+        with pytest.raises(ValueError, match="token must not be empty"):
+            create_app(store, token)
+    finally:
+        store.close()
+
+
+def test_cli_warns_when_bound_beyond_loopback() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_qstash.emulator", "--host", "0.0.0.0", "--port", "0", "--token", "t"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(READY_PREFIX)
+    finally:
+        assert _stop(proc) == 0
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert "warning: --host 0.0.0.0 is not a loopback address" in err
+    assert "admin API under /_emulator/ has no authentication" in err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.5.6.7", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_no_warning_for_loopback_hosts(host: str) -> None:
+    from airflow_qstash.emulator.cli import host_warning
+
+    assert host_warning(host) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com"])
+def test_warning_for_other_hosts(host: str) -> None:
+    from airflow_qstash.emulator.cli import host_warning
+
+    warning = host_warning(host)
+    assert warning is not None and host in warning and "no authentication" in warning
+
+
+def test_cli_request_log_size_takes_plain_digits_only() -> None:
+    result = _run_cli("--port", "0", "--request-log-size", "1_000")
+    assert result.returncode == 2
+    assert "--request-log-size" in result.stderr and "decimal digits only" in result.stderr
