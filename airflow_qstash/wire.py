@@ -1,0 +1,500 @@
+"""
+The wire, for both transports: the endpoints, how each request is encoded, how each answer is read, and
+the few multi-request procedures (paging, finding a running bulk action) as sans-IO generators.
+
+Nothing here sends a request. A procedure yields :class:`Call` (send this, give me the parsed answer or
+throw the error in) and :class:`Sleep` (pause this long); :mod:`airflow_qstash.hooks.qstash` drives the
+same generator with ``requests`` on a worker and with ``httpx`` in the triggerer, so every wire decision
+exists once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
+
+from airflow_qstash.config import RetryPolicy
+from airflow_qstash.errors import (
+    QStashActionConflict,
+    QStashAPIError,
+    QStashRetryableError,
+    redact,
+)
+from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError, parse_count
+
+_T = TypeVar("_T")
+
+#: The longest request URL sent; longer ``message_ids`` lists are split across requests.
+MAX_URL_LENGTH = 4096
+
+
+# --------------------------------------------------------------------------- endpoints, declared once
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One REST endpoint: its method and path; ``{id}`` stands for one percent-encoded path segment."""
+
+    method: str
+    path: str
+
+    def url_path(self, path_id: str | None = None) -> str:
+        """The request path; an id is checked and encoded into exactly one segment."""
+        if "{id}" not in self.path:
+            return self.path
+        return self.path.replace("{id}", path_segment(path_id, "id"))
+
+
+BULK_CANCEL = Endpoint("DELETE", "/v2/messages")
+CANCEL_MESSAGE = Endpoint("DELETE", "/v2/messages/{id}")
+LIST_BULK_ACTIONS = Endpoint("GET", "/v2/bulkActions")
+GET_BULK_ACTION = Endpoint("GET", "/v2/bulkActions/{id}")
+#: A cheap, read-only, authenticated call for the connection's Test button.
+LIST_QUEUES = Endpoint("GET", "/v2/queues")
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "bulk_cancel": BULK_CANCEL,
+    "cancel_message": CANCEL_MESSAGE,
+    "list_bulk_actions": LIST_BULK_ACTIONS,
+    "get_bulk_action": GET_BULK_ACTION,
+    "list_queues": LIST_QUEUES,
+}
+
+#: States of a bulk action (``GET /v2/bulkActions/{actionId}``).
+IN_PROGRESS = "IN_PROGRESS"
+FINISHED = "FINISHED"
+ACTION_STATES = (IN_PROGRESS, FINISHED)
+
+
+def path_segment(value: Any, name: str) -> str:
+    """
+    ``value`` as exactly one percent-encoded path segment, or a refusal.
+
+    Empty and white-space-only ids are refused, and so is any id with a ``.`` or ``..`` segment (also
+    percent-encoded, or behind ``/`` or ``\\``): clients and proxies remove dot segments, so
+    ``DELETE /v2/messages/..`` would reach ``DELETE /v2/`` and an id like ``a/..`` the bulk endpoint.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise BulkCancelFilterError(
+            f"{name} is empty: a request with no id would reach the collection endpoint instead "
+            "(for messages: the bulk cancel, which cancels every message). Give the id."
+        )
+    text = value.strip()
+    decoded = unquote(text)
+    for candidate in (text, decoded):
+        segments = candidate.replace("\\", "/").split("/")
+        if any(segment.strip() in (".", "..") for segment in segments):
+            raise BulkCancelFilterError(
+                f"{name}={value!r} is or contains a dot segment ('.' or '..'), which URL normalisation "
+                "removes: the request would reach another path. Give the real id."
+            )
+    return quote(text, safe="")
+
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class Call:
+    """
+    One request for the driver to send; the driver sends back the parsed JSON answer or throws the error.
+
+    :param endpoint: what to call.
+    :param params: query parameters, in order.
+    :param path_id: the id for an endpoint with ``{id}`` in its path.
+    :param conflict_aware: a filter cancel: a 412, or a 429 without rate-limit headers, means an identical
+        bulk action is running (:class:`QStashActionConflict`), not "slow down".
+    :param headers: extra request headers (never the token: the driver adds that).
+    """
+
+    endpoint: Endpoint
+    params: tuple[tuple[str, str], ...] = ()
+    path_id: str | None = None
+    conflict_aware: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.endpoint.url_path(self.path_id)  # an id that cannot be one path segment is refused here
+
+    @property
+    def method(self) -> str:
+        return self.endpoint.method
+
+    @property
+    def path(self) -> str:
+        return self.endpoint.url_path(self.path_id)
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A pause the driver takes (``time.sleep`` or ``asyncio.sleep``)."""
+
+    seconds: float
+
+
+Effect = Call | Sleep
+Procedure = Generator[Effect, Any, _T]
+
+
+def one_call(call: Call) -> Procedure[Any]:
+    """The procedure of a single request: its parsed answer."""
+    return (yield call)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and number == number and abs(number) != float("inf") else None
+
+
+_RATE_LIMIT_HEADERS = (
+    "Burst-RateLimit-Reset",
+    "Burst-RateLimit-Remaining",
+    "Burst-RateLimit-Limit",
+    "RateLimit-Reset",
+    "RateLimit-Remaining",
+    "RateLimit-Limit",
+    "Retry-After",
+)
+
+
+def has_rate_limit_headers(headers: Mapping[str, str]) -> bool:
+    """Whether a 429 says it is a rate limit (``Burst-RateLimit-*``, ``RateLimit-*`` or ``Retry-After``)."""
+    return any(headers.get(name) is not None for name in _RATE_LIMIT_HEADERS)
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
+    """
+    Seconds until QStash lets the caller try again, from a 429's headers; ``None`` if it did not say.
+
+    The burst window (``Burst-RateLimit-*``) is preferred when it is the one spent, then the daily one
+    (``RateLimit-*``), then ``Retry-After``. Reset headers are Unix seconds.
+    """
+    candidates = [
+        (_header_number(headers, f"{prefix}RateLimit-Remaining"), _header_number(headers, f"{prefix}RateLimit-Reset"))
+        for prefix in ("Burst-", "")
+    ]
+    resets = [reset for remaining, reset in candidates if reset is not None and remaining == 0]
+    resets = resets or [reset for _, reset in candidates if reset is not None]
+    if resets:
+        return max(0.0, resets[0] - now)
+    retry_after = _header_number(headers, "Retry-After")
+    return max(0.0, retry_after) if retry_after is not None else None
+
+
+def _api_error_text(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"][:500]
+    return body.strip()[:200] or "(empty body)"
+
+
+def read_answer(
+    call: Call, status: int, headers: Mapping[str, str], body: str, policy: RetryPolicy, secret: str | None = None
+) -> Any:
+    """
+    Read one answer: the parsed JSON of a 2xx, or the right error, its text redacted of ``secret``.
+
+    A 3xx is never followed: it fails with the status and the ``Location`` (a redirect that dropped the
+    query string would turn a filtered cancel into a cancel of everything). 429 and 5xx raise
+    :class:`QStashRetryableError` (with QStash's reset wait for a 429); on a filter cancel a 412, or a 429
+    without rate-limit headers, raises :class:`QStashActionConflict`; a reset further away than
+    ``policy.max_rate_limit_wait`` and every other status raise :class:`QStashAPIError` with the status and
+    QStash's ``error`` text.
+    """
+    where = f"QStash {call.method} {call.endpoint.path}"
+    if 200 <= status < 300:
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise QStashAPIError(
+                redact(f"{where} answered {status} with a body that is not JSON: {body[:200]!r}", secret),
+                http_status=status,
+            ) from None
+    if 300 <= status < 400:
+        location = redact(str(headers.get("Location") or "(no Location header)")[:300], secret)
+        raise QStashAPIError(
+            f"{where} answered {status} redirecting to {location}; this provider never follows redirects "
+            "(the target would get the token, and a redirect that drops the query would cancel more). Put the "
+            "final base URL in the connection's host.",
+            http_status=status,
+        )
+    api_error = redact(_api_error_text(body), secret)
+    message = f"{where} failed with {status}: {api_error}"
+    if call.conflict_aware and (status == 412 or (status == 429 and not has_rate_limit_headers(headers))):
+        raise QStashActionConflict(message, http_status=status, api_error=api_error)
+    if status == 429:
+        wait = rate_limit_wait(headers, time.time())
+        if wait is not None and wait > policy.max_rate_limit_wait:
+            raise QStashAPIError(
+                f"{message}. The rate limit resets in {wait:.0f} s, later than max_rate_limit_wait="
+                f"{policy.max_rate_limit_wait:g} s (a spent daily quota?); run again after the reset.",
+                http_status=status,
+                api_error=api_error,
+            )
+        raise QStashRetryableError(message, wait=wait, http_status=status, api_error=api_error)
+    if status >= 500:
+        raise QStashRetryableError(message, http_status=status, api_error=api_error)
+    hint = {401: " Check the token in the connection's password.", 404: " Check the connection's host."}
+    if status in hint and not message.endswith("."):
+        message += "."
+    raise QStashAPIError(message + hint.get(status, ""), http_status=status, api_error=api_error)
+
+
+def _count(answer: Any, key: str, what: str) -> int:
+    value = answer.get(key) if isinstance(answer, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise QStashAPIError(f"QStash's {what} answer has no valid {key!r} count: {answer!r:.200}")
+    return value
+
+
+def read_cancelled(answer: Any) -> int:
+    """The ``cancelled`` count of a synchronous bulk cancel's JSON answer."""
+    return _count(answer, "cancelled", "bulk cancel")
+
+
+# --------------------------------------------------------------------------- bulk cancel
+
+
+@dataclass(frozen=True)
+class BatchCancelled:
+    """A synchronous answer: QStash cancelled ``cancelled`` messages (a legacy server, or explicit ids)."""
+
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class ActionStarted:
+    """A background bulk action now runs (or already ran) the cancel; follow it with its id."""
+
+    action_id: str
+    joined: bool = False
+
+
+BulkCancelAnswer = BatchCancelled | ActionStarted
+
+
+def read_bulk_cancel_answer(answer: Any) -> BulkCancelAnswer:
+    """A 2xx bulk-cancel answer: ``{"actionId"}`` is a bulk action, ``{"cancelled"}`` a synchronous batch."""
+    if isinstance(answer, dict):
+        action_id = answer.get("actionId")
+        if isinstance(action_id, str) and action_id.strip():
+            return ActionStarted(action_id)
+        if "cancelled" in answer:
+            return BatchCancelled(read_cancelled(answer))
+    raise QStashAPIError(
+        f"QStash's bulk cancel answer has neither an 'actionId' nor a 'cancelled' count: {answer!r:.200}"
+    )
+
+
+def bulk_cancel_requests(
+    bulk_filter: BulkCancelFilter, count: int | None, base_url: str
+) -> list[list[tuple[str, str]]]:
+    """
+    The query of each ``DELETE /v2/messages`` request one bulk cancel needs, in the spec's names.
+
+    Usually one; a long ``message_ids`` list is split so no URL exceeds :data:`MAX_URL_LENGTH`. A filter
+    cancel asks for a background bulk action (``async=true``) and still sends ``count``, which a server of
+    the 2026-08 generation honours and today's hosted QStash ignores.
+    """
+    count_param = [] if count is None else [("count", str(parse_count(count)))]
+    async_param = [] if bulk_filter.message_ids else [("async", "true")]
+    room = MAX_URL_LENGTH - len(base_url) - len(BULK_CANCEL.path) - len("?&count=500&async=true")
+    return [part.to_query_params() + count_param + async_param for part in bulk_filter.split_message_ids(room)]
+
+
+def filter_key(params: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """
+    A comparable form of a filter: parameter name → sorted values, from query parameters or from a bulk
+    action's ``filter`` object (values split on commas, as QStash reads them). ``count`` and ``async``
+    are not part of a filter.
+    """
+    items: Iterable[tuple[str, Any]] = params.items() if isinstance(params, Mapping) else params
+    out: dict[str, list[str]] = {}
+    for name, value in items:
+        if name in ("count", "async", "cursor"):
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            out.setdefault(name, []).extend(part.strip() for part in str(item).split(",") if part.strip())
+    return {name: tuple(sorted(values)) for name, values in out.items() if values}
+
+
+# --------------------------------------------------------------------------- bulk actions
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """One bulk action as ``GET /v2/bulkActions/{actionId}`` reports it."""
+
+    action_id: str
+    state: str
+    total: int
+    processed: int
+    created_at: int | None = None
+    completed_at: int | None = None
+    filter: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state == FINISHED
+
+
+def read_bulk_action(answer: Any) -> BulkAction:
+    """Read a ``BulkAction`` object; anything malformed is a clear error."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("actionId"), str):
+        raise QStashAPIError(f"QStash's bulk action answer has no 'actionId': {answer!r:.200}")
+    state = answer.get("state")
+    if state not in ACTION_STATES:
+        raise QStashAPIError(f"QStash's bulk action {answer['actionId']!r} has an unknown state {state!r}.")
+    raw_filter = answer.get("filter") or {}
+    if not isinstance(raw_filter, dict):
+        raise QStashAPIError(f"QStash's bulk action {answer['actionId']!r} has a malformed filter.")
+    return BulkAction(
+        action_id=answer["actionId"],
+        state=state,
+        total=_count(answer, "total", "bulk action"),
+        processed=_count(answer, "processed", "bulk action"),
+        created_at=answer.get("createdAt") if isinstance(answer.get("createdAt"), int) else None,
+        completed_at=answer.get("completedAt") if isinstance(answer.get("completedAt"), int) else None,
+        filter=filter_key(raw_filter),
+    )
+
+
+#: The most pages one listing reads (1000 actions a page: far more than 7 days of actions).
+MAX_LIST_PAGES = 10_000
+
+
+def list_bulk_actions(state: str | None = None, *, page_size: int = 1000) -> Procedure[list[BulkAction]]:
+    """
+    Every bulk action (of ``state``): pages until no ``cursor`` comes back; a page may be short or empty
+    before the end (QStash filters by state per page). Bounded by :data:`MAX_LIST_PAGES`.
+    """
+    if state is not None and state not in ACTION_STATES:
+        raise BulkCancelFilterError(f"state must be one of {', '.join(ACTION_STATES)} or None, not {state!r}.")
+    if not 1 <= page_size <= 1000:
+        raise BulkCancelFilterError(f"page_size must be from 1 to 1000, not {page_size!r}.")
+    actions: list[BulkAction] = []
+    cursor: str | None = None
+    for _ in range(MAX_LIST_PAGES):
+        params = [("count", str(page_size))] + ([("state", state)] if state else [])
+        params += [("cursor", cursor)] if cursor else []
+        answer = yield Call(LIST_BULK_ACTIONS, tuple(params))
+        page = answer.get("bulkActions") if isinstance(answer, dict) else None
+        if not isinstance(page, list):
+            raise QStashAPIError(f"QStash's bulk action list has no 'bulkActions' array: {answer!r:.200}")
+        actions.extend(read_bulk_action(item) for item in page)
+        next_cursor = answer.get("cursor")
+        if not next_cursor:
+            return actions
+        if next_cursor == cursor:
+            raise QStashAPIError(f"QStash's bulk action list returned the same cursor twice ({cursor!r}).")
+        cursor = str(next_cursor)
+    raise QStashAPIError(f"QStash's bulk action list did not end within {MAX_LIST_PAGES} pages.")
+
+
+def get_bulk_action(action_id: str) -> Procedure[BulkAction]:
+    """The current state of one bulk action."""
+    return read_bulk_action((yield Call(GET_BULK_ACTION, path_id=action_id)))
+
+
+#: How often a conflicting start (412 / 429 without rate-limit headers) is retried when no matching
+#: action can be found, and the pauses between tries (seconds, doubling up to the poll ceiling).
+CONFLICT_ATTEMPTS = 8
+CONFLICT_BACKOFF = 1.0
+
+
+def start_bulk_cancel(params: list[tuple[str, str]], *, max_pause: float = 10.0) -> Procedure[BulkCancelAnswer]:
+    """
+    Send one bulk cancel with these query parameters and read its answer.
+
+    When the server says an identical cancel is already running (412, or a 429 without rate-limit
+    headers, e.g. after the one-minute wait of a cancel sent without ``async``), the running action whose
+    filter equals ours is looked up and returned (``joined``); if none is found (it finished meanwhile, or
+    the 412 meant something else), the start is tried again after a pause, at most
+    :data:`CONFLICT_ATTEMPTS` times. Never fails only because the server's wait ran out.
+    """
+    is_filter_cancel = not any(name == "messageIds" for name, _ in params)
+    ours = filter_key(params)
+    pause = CONFLICT_BACKOFF
+    last: QStashActionConflict | None = None
+    for _ in range(CONFLICT_ATTEMPTS):
+        try:
+            return read_bulk_cancel_answer((yield Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel)))
+        except QStashActionConflict as err:
+            last = err
+        running = yield from list_bulk_actions(IN_PROGRESS)
+        for action in running:
+            if action.filter == ours:
+                return ActionStarted(action.action_id, joined=True)
+        yield Sleep(pause)
+        pause = min(pause * 2, max_pause)
+    raise QStashAPIError(
+        f"{last} — tried {CONFLICT_ATTEMPTS} times and found no running bulk action with this filter to "
+        "follow; run the task again later.",
+        http_status=last.http_status if last else None,
+        api_error=last.api_error if last else None,
+    )
+
+
+def bulk_cancel_total(bulk_filter: BulkCancelFilter, count: int | None, base_url: str) -> Procedure[BulkCancelAnswer]:
+    """
+    One bulk cancel as the hook's ``bulk_cancel`` makes it: the ids split into as many synchronous requests
+    as the URL length needs (their counts added), or one filter cancel.
+    """
+    requests = bulk_cancel_requests(bulk_filter, count, base_url)
+    total = 0
+    for params in requests:
+        answer = yield from start_bulk_cancel(params)
+        if isinstance(answer, ActionStarted):
+            if len(requests) != 1:
+                raise QStashAPIError("QStash answered a split message_ids cancel with a bulk action.")
+            return answer
+        total += answer.cancelled
+    return BatchCancelled(total)
+
+
+__all__ = [
+    "ACTION_STATES",
+    "BULK_CANCEL",
+    "CANCEL_MESSAGE",
+    "ENDPOINTS",
+    "FINISHED",
+    "GET_BULK_ACTION",
+    "IN_PROGRESS",
+    "LIST_BULK_ACTIONS",
+    "LIST_QUEUES",
+    "MAX_URL_LENGTH",
+    "ActionStarted",
+    "BatchCancelled",
+    "BulkAction",
+    "Call",
+    "Endpoint",
+    "Sleep",
+    "bulk_cancel_requests",
+    "filter_key",
+    "get_bulk_action",
+    "list_bulk_actions",
+    "path_segment",
+    "rate_limit_wait",
+    "read_answer",
+    "read_bulk_action",
+    "read_bulk_cancel_answer",
+    "read_cancelled",
+    "start_bulk_cancel",
+]
