@@ -1,26 +1,42 @@
 """
-The batch loop's bookkeeping, without I/O, so the worker and the triggerer drive the same loop.
+The round loop, without I/O, so the worker and the triggerer drive the same loop.
 
-A caller sends one bulk cancel of ``batch_size`` per step and records what it cancelled::
+A round is one synchronous batch (a server that honours ``count``, or explicit ids) or one background
+bulk action followed to ``FINISHED`` (today's hosted QStash). The loop repeats rounds until one cancels
+zero: for N matching messages on a batched server that is ceil(N / batch_size) + 1 requests; on a bulk
+action server it is one action, then a confirming one that finds nothing (it catches messages left by a
+partial action). :meth:`BulkCancelRun.steps` is a sans-IO procedure: the hook's ``drive`` sends its
+calls and takes its pauses::
 
     run = BulkCancelRun(bulk_filter, batch_size=500, max_batches=None)
-    while run.wants_more():
-        run.record(hook.bulk_cancel_by_filter(run.bulk_filter, run.batch_size))
-    return run.summary()
+    summary = hook.drive(run.steps(hook.config.base_url, log=log))
 
-The loop ends when a batch cancels zero (for N matching messages that is ceil(N / batch_size) + 1
-requests), when ``max_batches`` is spent (an error: messages may remain; a retry continues), or when
-``stop()`` is called (an error: the task was killed).
+It stops with :class:`BulkCancelIncomplete` when ``max_batches`` is spent (messages may remain; a retry
+continues), when an action is not finished within ``action_timeout``, when a request fails for good, or
+when ``stop()`` is called (the task was killed).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_qstash.filters import EMPTY_RENDERINGS, BulkCancelFilter, BulkCancelFilterError, parse_count
+
+if TYPE_CHECKING:
+    from airflow_qstash.wire import ActionStarted, BulkAction
+
+#: Modes a run reports: which server generation answered.
+MODE_BATCHED = "batched"
+MODE_BULK_ACTION = "bulk_action"
+#: How long one bulk action may take before the run gives up on it (seconds), unless told otherwise.
+DEFAULT_ACTION_TIMEOUT = 6 * 3600.0
+#: The first pause between polls of a bulk action; it grows by :data:`POLL_GROWTH` up to the ceiling.
+POLL_INITIAL = 1.0
+POLL_GROWTH = 1.5
 
 
 class BulkCancelIncomplete(Exception):
@@ -42,74 +58,207 @@ def parse_max_batches(value: Any) -> int | None:
     return value
 
 
+def parse_action_timeout(value: Any) -> float:
+    """Read ``action_timeout``: seconds (int, float, digit string or ``timedelta``), finite and > 0."""
+    import datetime as dt
+    import math
+
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    elif isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise BulkCancelFilterError(f"action_timeout must be seconds or a timedelta, not {value!r}.") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise BulkCancelFilterError(
+            f"action_timeout must be a finite number of seconds > 0 or a timedelta, not {value!r}."
+        )
+    return float(value)
+
+
 @dataclass
 class BulkCancelRun:
     """
     Counters and the stop decision of one bulk-cancel job; it keeps totals, never message lists.
 
-    :param bulk_filter: what every batch cancels.
-    :param batch_size: messages per request (QStash's ``count``), 1..500.
-    :param max_batches: the most requests to make, or ``None``.
+    :param bulk_filter: what every round cancels.
+    :param batch_size: messages per request (QStash's ``count``), 1..500; a bulk-action server ignores it.
+    :param max_batches: the most rounds: requests on a batched server (a long id list split into several
+        requests counts each), bulk actions on today's server.
+    :param action_timeout: the longest one bulk action is followed, in seconds.
+    :param clock: the monotonic clock (tests replace it).
     """
 
     bulk_filter: BulkCancelFilter
     batch_size: Any
     max_batches: Any = None
+    action_timeout: Any = DEFAULT_ACTION_TIMEOUT
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     cancelled: int = 0
     batches: int = 0
+    polls: int = 0
     last_batch: int | None = None
+    mode: str | None = None
+    action_ids: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.batch_size = parse_count(self.batch_size, "batch_size")
         self.max_batches = parse_max_batches(self.max_batches)
+        self.action_timeout = parse_action_timeout(self.action_timeout)
 
     @property
     def finished(self) -> bool:
-        """True once a batch cancelled zero: nothing the filter selects is left."""
+        """True once a round cancelled zero: nothing the filter selects is left."""
         return self.last_batch == 0
 
     def wants_more(self) -> bool:
-        """Whether to send another batch; raises :class:`BulkCancelIncomplete` when it must not but should."""
+        """Whether to start another round; raises :class:`BulkCancelIncomplete` when it must not but should."""
         if self.finished:
             return False
-        if self._stop.is_set():
-            raise self.incomplete("stopped on request (task killed)")
+        self._check_stop()
         if self.max_batches is not None and self.batches >= self.max_batches:
-            raise self.incomplete(f"max_batches={self.max_batches} reached and the last batch still cancelled some")
+            raise self.incomplete(f"max_batches={self.max_batches} reached and the last round still cancelled some")
         return True
 
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise self.incomplete("stopped on request (task killed)")
+
     def record(self, cancelled_in_batch: int) -> None:
-        """Count one batch's answer."""
+        """Count one round's result."""
         self.batches += 1
         self.last_batch = cancelled_in_batch
         self.cancelled += cancelled_in_batch
 
     def stop(self) -> None:
-        """Ask the loop to stop before its next batch (thread-safe; ``on_kill`` calls it)."""
+        """Ask the loop to stop before its next request (thread-safe; ``on_kill`` calls it)."""
         self._stop.set()
+
+    # ----------------------------------------------------------------------- the procedure
+
+    def steps(
+        self, base_url: str, *, poll_interval_max: float = 10.0, log: Any = None
+    ) -> Generator[Any, Any, dict[str, Any]]:
+        """
+        The whole job as a sans-IO procedure (see :mod:`airflow_qstash.wire`); returns :meth:`summary`.
+
+        :param base_url: the connection's base URL (the URL length limit depends on it).
+        :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
+        :param log: a logger for progress lines, or ``None``.
+        """
+        from airflow_qstash.errors import QStashError
+        from airflow_qstash.wire import ActionStarted, bulk_cancel_requests, start_bulk_cancel
+
+        requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
+        while self.wants_more():
+            round_total = 0
+            for params in requests:  # one, or a long id list split to fit URLs: each counts as a request
+                if self.max_batches is not None and self.batches >= self.max_batches:
+                    raise self.incomplete(f"max_batches={self.max_batches} reached in the middle of an id list")
+                self._check_stop()
+                try:
+                    answer = yield from start_bulk_cancel(params, max_pause=poll_interval_max)
+                    if isinstance(answer, ActionStarted):
+                        cancelled = yield from self._follow(answer, poll_interval_max, log)
+                    else:
+                        self._set_mode(MODE_BATCHED, log)
+                        cancelled = answer.cancelled
+                except QStashError as err:
+                    raise self.incomplete(f"round {self.batches + 1} failed: {err}") from err
+                self.batches += 1
+                round_total += cancelled
+            self.last_batch = round_total
+            self.cancelled += round_total
+            if log is not None:
+                log.info(*self.progress_line())
+        return self.summary()
+
+    def _set_mode(self, mode: str, log: Any) -> None:
+        if self.mode is None and mode == MODE_BULK_ACTION and log is not None:
+            log.info(
+                "This QStash runs filter cancels as background bulk actions: batch_size=%d is ignored, each "
+                "round cancels every matching message.",
+                self.batch_size,
+            )
+        self.mode = self.mode if self.mode == MODE_BULK_ACTION else mode
+
+    def _follow(self, started: ActionStarted, poll_interval_max: float, log: Any) -> Generator[Any, Any, int]:
+        """Poll one bulk action until ``FINISHED``; return how many messages it processed."""
+        from airflow_qstash.wire import Sleep, get_bulk_action
+
+        self._set_mode(MODE_BULK_ACTION, log)
+        if started.action_id not in self.action_ids:
+            self.action_ids.append(started.action_id)
+        if log is not None:
+            log.info(
+                "Bulk action %s %s; following it.",
+                started.action_id,
+                "already running with this filter: joined" if started.joined else "started",
+            )
+        began = self.clock()
+        pause = POLL_INITIAL
+        while True:
+            action: BulkAction = yield from get_bulk_action(started.action_id)
+            self.polls += 1
+            elapsed = self.clock() - began
+            if log is not None:
+                log.info(*self.poll_line(action, elapsed))
+            if action.finished:
+                return action.processed
+            self._check_stop()
+            if elapsed + pause > self.action_timeout:
+                raise self.incomplete(
+                    f"bulk action {action.action_id} still IN_PROGRESS ({action.processed} of {action.total}) "
+                    f"after {elapsed:.0f} s, past action_timeout={self.action_timeout:g} s; it goes on in QStash, "
+                    "and running the task again joins it"
+                )
+            yield Sleep(pause)
+            pause = min(pause * POLL_GROWTH, poll_interval_max)
+
+    # ----------------------------------------------------------------------- reporting
 
     @property
     def rate(self) -> float:
         """Messages cancelled per second so far."""
         return self.cancelled / max(time.monotonic() - self.started, 1e-9)
 
-    def progress_line(self) -> tuple[str, int, int, int, float]:
-        """A %-style log line and its arguments for the batch just recorded."""
+    def progress_line(self) -> tuple[Any, ...]:
+        """A %-style log line and its arguments for the round just recorded."""
         return (
-            "Batch %d: cancelled %d (total %d, %.0f messages/s).",
+            "Round %d: cancelled %d (total %d, %.0f messages/s).",
             self.batches,
             self.last_batch or 0,
             self.cancelled,
             self.rate,
         )
 
+    @staticmethod
+    def poll_line(action: BulkAction, elapsed: float) -> tuple[Any, ...]:
+        """A %-style log line for one poll: id, processed of total, percent, rate and time left."""
+        percent = 100.0 * action.processed / action.total if action.total else 100.0
+        rate = action.processed / elapsed if elapsed > 0 else 0.0
+        left = (action.total - action.processed) / rate if rate > 0 else float("nan")
+        return (
+            "Bulk action %s %s: %d of %d processed (%.1f%%), %.0f messages/s, about %s left.",
+            action.action_id,
+            action.state,
+            action.processed,
+            action.total,
+            percent,
+            rate,
+            "0 s" if action.finished else ("unknown time" if left != left else f"{left:.0f} s"),
+        )
+
     def summary(self) -> dict[str, Any]:
-        """The XCom value: totals and the window actually used (Unix ms)."""
+        """The XCom value: totals, the mode, the bulk actions followed and the window used (Unix ms)."""
         return {
             "cancelled": self.cancelled,
             "batches": self.batches,
+            "mode": self.mode or MODE_BATCHED,
+            "action_ids": list(self.action_ids),
             "from_date": self.bulk_filter.from_date,
             "to_date": self.bulk_filter.to_date,
             "filters": self.bulk_filter.describe(),
@@ -120,7 +269,7 @@ class BulkCancelRun:
         """The error to raise when the job stops early; it carries the running total."""
         return BulkCancelIncomplete(
             f"QStash bulk cancel incomplete: {reason}. Cancelled {self.cancelled} message(s) in "
-            f"{self.batches} batch(es) so far; running the task again continues safely "
+            f"{self.batches} round(s) so far; running the task again continues safely "
             "(already-cancelled messages are gone).",
             self.summary(),
         )

@@ -1,4 +1,4 @@
-"""QStashBulkCancelTrigger: the operator's batch loop, run asynchronously in the triggerer."""
+"""QStashBulkCancelTrigger: the operator's round loop, run asynchronously in the triggerer."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_qstash.batching import BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashError
+from airflow_qstash.hooks.qstash import QStashAsyncHook
 
 
 class QStashBulkCancelTrigger(BaseTrigger):
     """
-    Cancel in batches until one cancels zero, on the triggerer's event loop, then fire one event.
+    Cancel in rounds until one cancels zero, on the triggerer's event loop, then fire one event.
+
+    A round is a batch on a server that honours ``count``, or a bulk action followed to ``FINISHED`` with
+    polls (today's hosted QStash); a triggerer restart re-sends the same filter, and the server's 412 for
+    the action still running makes the new run join it.
 
     The filter arrives already validated and normalised by the operator (``to_date`` pinned); the
     trigger does not re-read templates. It uses :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook`,
@@ -29,7 +33,8 @@ class QStashBulkCancelTrigger(BaseTrigger):
     :param qstash_conn_id: the ``qstash`` connection.
     :param bulk_filter: :meth:`BulkCancelFilter.to_dict` of the validated filter.
     :param batch_size: messages per request, 1..500.
-    :param max_batches: the most requests to make, or ``None``.
+    :param max_batches: the most rounds (requests on a batched server, bulk actions on today's QStash).
+    :param action_timeout: the longest one bulk action is followed, in seconds.
     """
 
     def __init__(
@@ -39,12 +44,14 @@ class QStashBulkCancelTrigger(BaseTrigger):
         bulk_filter: dict[str, Any],
         batch_size: int,
         max_batches: int | None = None,
+        action_timeout: float = DEFAULT_ACTION_TIMEOUT,
     ) -> None:
         super().__init__()
         self.qstash_conn_id = qstash_conn_id
         self.bulk_filter = bulk_filter
         self.batch_size = batch_size
         self.max_batches = max_batches
+        self.action_timeout = action_timeout
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -54,27 +61,31 @@ class QStashBulkCancelTrigger(BaseTrigger):
                 "bulk_filter": self.bulk_filter,
                 "batch_size": self.batch_size,
                 "max_batches": self.max_batches,
+                "action_timeout": self.action_timeout,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        run = BulkCancelRun(
-            BulkCancelFilter.from_dict(self.bulk_filter), batch_size=self.batch_size, max_batches=self.max_batches
-        )
         hook = QStashAsyncHook(qstash_conn_id=self.qstash_conn_id)
+        run: BulkCancelRun | None = None
         try:
-            while run.wants_more():
-                try:
-                    run.record(await hook.bulk_cancel_by_filter(run.bulk_filter, run.batch_size))
-                except QStashError as err:
-                    raise run.incomplete(f"batch {run.batches + 1} failed: {err}") from err
-                self.log.info(*run.progress_line())
+            run = BulkCancelRun(
+                BulkCancelFilter.from_dict(self.bulk_filter),
+                batch_size=self.batch_size,
+                max_batches=self.max_batches,
+                action_timeout=self.action_timeout,
+            )
+            config = await hook.get_config()
+            summary = await hook.drive(
+                run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
+            )
         except BulkCancelIncomplete as err:
             yield TriggerEvent({"status": "error", "message": str(err), **err.summary})
             return
-        except (AirflowException, ValueError) as err:  # a missing connection too: still one event
-            yield TriggerEvent({"status": "error", "message": f"QStash bulk cancel failed: {err}", **run.summary()})
+        except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict
+            summary = run.summary() if run is not None else {}
+            yield TriggerEvent({"status": "error", "message": f"QStash bulk cancel failed: {err}", **summary})
             return
         finally:
             await hook.aclose()
-        yield TriggerEvent({"status": "success", **run.summary()})
+        yield TriggerEvent({"status": "success", **summary})
