@@ -4,12 +4,14 @@ QStash routes (token required, logged, subject to fault injection):
 
 * ``POST /v2/publish/{destination}`` and ``POST /v2/enqueue/{queueName}/{destination}``
 * ``GET`` / ``DELETE /v2/messages/{messageId}``
-* ``DELETE /v2/messages`` (bulk cancel, every filter of the API)
+* ``DELETE /v2/messages`` (bulk cancel, every filter of the API), answered by the server
+  generation chosen with ``bulk_cancel`` (see :mod:`airflow_qstash.emulator.bulk_cancel`)
+* ``GET /v2/bulkActions`` and ``GET /v2/bulkActions/{actionId}`` (``actions`` mode)
 * ``GET /v2/queues``
 
 Emulator administration under ``/_emulator/`` (no token, not logged, no faults):
 ``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET stats``,
-``GET``/``DELETE requests``, ``GET``/``PUT faults``, ``POST reset``.
+``GET``/``DELETE requests``, ``GET``/``PUT faults``, ``POST reset``, ``GET bulk-actions``.
 
 Store work runs in Starlette's thread pool (``run_in_threadpool``) so the event
 loop keeps serving concurrent requests; the store serialises it with its lock.
@@ -25,9 +27,9 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.applications import Starlette
@@ -39,16 +41,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from airflow_qstash.emulator.faults import NO_FAULT, FaultConfig, FaultDecision, FaultInjector
-from airflow_qstash.emulator.query import QueryError, parse_bulk_cancel_query, parse_integer, split_values
+from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE, ActionStore
+from airflow_qstash.emulator.bulk_cancel import DEFAULT_SYNC_WAIT, BulkCancelMode, make_bulk_cancel
+from airflow_qstash.emulator.faults import FaultConfig, FaultDecision, FaultInjector
+from airflow_qstash.emulator.query import QueryError, parse_integer, split_values
 from airflow_qstash.emulator.store import STATES, MessageStore, check_timestamp, new_message_id
-
-#: Key of the per-request :class:`FaultDecision` in the ASGI scope.
-FAULT_SCOPE_KEY = "qstash_emulator.fault"
-#: Key of the per-request ``[wall_s, cpu_s]`` spent in the store, in the ASGI scope.
-STORE_TIME_SCOPE_KEY = "qstash_emulator.store_time"
-
-_T = TypeVar("_T")
+from airflow_qstash.emulator.web import (
+    FAULT_SCOPE_KEY,
+    LOG_ENTRY_SCOPE_KEY,
+    STORE_TIME_SCOPE_KEY,
+    error_response,
+)
+from airflow_qstash.emulator.web import emulator_state as _state
+from airflow_qstash.emulator.web import store_call as _store_call
 
 #: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -102,19 +107,29 @@ class EmulatorState:
     :param faults: the fault injector.
     :param initial_faults: configuration :meth:`reset` goes back to.
     :param request_log: log of ``/v2`` requests.
+    :param actions: the bulk actions (same database as ``store``).
+    :param bulk_cancel: the server generation answering bulk cancels and bulk-action routes.
     """
 
     store: MessageStore
     token: str
     faults: FaultInjector
+    actions: ActionStore
+    bulk_cancel: BulkCancelMode
     initial_faults: FaultConfig | None = None
     request_log: RequestLog = field(default_factory=RequestLog)
 
     def reset(self) -> None:
-        """Empty the store and the request log, and restore the initial fault configuration."""
+        """Empty the store, the bulk actions and the request log, and restore the initial faults."""
+        self.actions.reset()
         self.store.reset()
         self.request_log.clear()
         self.faults.configure(self.initial_faults)
+
+    def close(self) -> None:
+        """Stop the background work (bounded) and close the database."""
+        self.bulk_cancel.close()
+        self.store.close()
 
 
 def check_token(token: str) -> str:
@@ -130,32 +145,7 @@ def check_token(token: str) -> str:
     return token
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The API's ``Error`` shape: ``{"error": message}``."""
-    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
-
-
-def _state(request: Request) -> EmulatorState:
-    state: EmulatorState = request.app.state.emulator
-    return state
-
-
 # -- QStash routes ----------------------------------------------------------------------------
-
-
-async def _store_call(request: Request, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Run store work in the thread pool, adding its wall and thread-CPU time to the request's log entry."""
-
-    def timed() -> tuple[_T, float, float]:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        result = fn(*args, **kwargs)
-        return result, time.perf_counter() - wall, time.thread_time() - cpu
-
-    result, wall, cpu = await run_in_threadpool(timed)
-    totals = request.scope.setdefault(STORE_TIME_SCOPE_KEY, [0.0, 0.0])
-    totals[0] += wall
-    totals[1] += cpu
-    return result
 
 
 def _caller_ip(request: Request) -> str | None:
@@ -237,18 +227,18 @@ async def cancel_message(request: Request) -> Response:
 
 
 async def bulk_cancel(request: Request) -> Response:
-    """``DELETE /v2/messages``: ``{"cancelled": n}``, 400 on a bad ``count``/date."""
-    try:
-        query = parse_bulk_cancel_query(request.query_params.multi_items())
-    except QueryError as exc:
-        return error_response(400, str(exc))
-    decision: FaultDecision = request.scope.get(FAULT_SCOPE_KEY, NO_FAULT)
-    result = await _store_call(
-        request, _state(request).store.bulk_cancel, query, partial_fraction=decision.partial_fraction
-    )
-    if result.failed_message_id is not None:
-        return error_response(500, f"failed to cancel message {result.failed_message_id}")
-    return JSONResponse({"cancelled": result.cancelled})
+    """``DELETE /v2/messages``: answered by the server generation (``legacy`` or ``actions``)."""
+    return await _state(request).bulk_cancel.cancel(request)
+
+
+async def list_bulk_actions(request: Request) -> Response:
+    """``GET /v2/bulkActions`` (``actions`` mode; 404 in ``legacy`` mode)."""
+    return await _state(request).bulk_cancel.list_actions(request)
+
+
+async def get_bulk_action(request: Request) -> Response:
+    """``GET /v2/bulkActions/{actionId}`` (``actions`` mode; 404 in ``legacy`` mode)."""
+    return await _state(request).bulk_cancel.get_action(request)
 
 
 async def list_queues(request: Request) -> Response:
@@ -361,6 +351,11 @@ async def admin_faults(request: Request) -> Response:
     return JSONResponse(None if config is None else config.to_dict())
 
 
+async def admin_bulk_actions(request: Request) -> Response:
+    """``GET /_emulator/bulk-actions``: every stored action, oldest first, with ``cancelled`` and ``cancelLimit``."""
+    return JSONResponse(await run_in_threadpool(_state(request).actions.all))
+
+
 async def admin_reset(request: Request) -> Response:
     """``POST /_emulator/reset``: empty store and log, initial faults back."""
     await run_in_threadpool(_state(request).reset)
@@ -378,6 +373,8 @@ ROUTES = [
     Route("/v2/messages", bulk_cancel, methods=["DELETE"]),
     Route("/v2/messages/{messageId}", get_message, methods=["GET"]),
     Route("/v2/messages/{messageId}", cancel_message, methods=["DELETE"]),
+    Route("/v2/bulkActions", list_bulk_actions, methods=["GET"]),
+    Route("/v2/bulkActions/{actionId}", get_bulk_action, methods=["GET"]),
     Route("/v2/queues", list_queues, methods=["GET"]),
     Route("/_emulator/health", admin_health, methods=["GET"]),
     Route("/_emulator/seed", admin_seed, methods=["POST"]),
@@ -387,6 +384,7 @@ ROUTES = [
     Route("/_emulator/stats", admin_stats, methods=["GET"]),
     Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
     Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
+    Route("/_emulator/bulk-actions", admin_bulk_actions, methods=["GET"]),
     Route("/_emulator/reset", admin_reset, methods=["POST"]),
 ]
 
@@ -476,6 +474,7 @@ class EmulatorApp(Starlette):
 
         decision = state.faults.decide(scope["method"], path)
         entry["fault"] = decision.label
+        scope[LOG_ENTRY_SCOPE_KEY] = entry
         try:
             await self._serve_v2(scope, receive, send, logging_send, record, state, decision)
         finally:
@@ -522,15 +521,29 @@ def create_app(
     faults: FaultConfig | FaultInjector | None = None,
     *,
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+    bulk_cancel: str = "actions",
+    action_rate: float = DEFAULT_ACTION_RATE,
+    sync_wait: float = DEFAULT_SYNC_WAIT,
 ) -> Starlette:
     """Build the emulator's ASGI application.
+
+    In ``actions`` mode this starts the bulk-action worker thread (it resumes the actions a
+    database file left in progress); stop it with ``app.state.emulator.close()``, which also
+    closes the store.
 
     :param store: where messages live.
     :param token: the token ``/v2`` routes require (``Authorization: Bearer`` or ``?qstash_token=``).
     :param faults: initial fault configuration (or a ready injector), ``None`` for none.
     :param request_log_size: how many ``/v2`` requests the log keeps.
+    :param bulk_cancel: server generation: ``"actions"`` (hosted QStash since September 2026:
+        filter cancels are background bulk actions) or ``"legacy"`` (the 2026-08 spec: ``count``
+        honoured, synchronous).
+    :param action_rate: messages per second a bulk action cancels (``actions`` mode).
+    :param sync_wait: seconds a filter cancel without ``async=true`` waits for its action
+        before answering 429 (``actions`` mode).
     :return: the app; its shared state is ``app.state.emulator`` (:class:`EmulatorState`).
-    :raises ValueError: if ``token`` is empty or blank (every ``Bearer`` header would match it).
+    :raises ValueError: if ``token`` is empty or blank (every ``Bearer`` header would match it),
+        or for an unknown mode, a rate that is not finite and > 0, or a wait that is not finite and >= 0.
     """
     check_token(token)
     if isinstance(faults, FaultInjector):
@@ -542,14 +555,27 @@ def create_app(
     # No 307 from "/v2/messages/" to "/v2/messages": an empty message id must not turn a
     # single cancel into an unfiltered bulk cancel. Unknown paths answer 404 as they are.
     app.router.redirect_slashes = False
+    actions = ActionStore(store)
+    mode = make_bulk_cancel(bulk_cancel, actions, action_rate=action_rate, sync_wait=sync_wait)
     app.state.emulator = EmulatorState(
         store=store,
         token=token,
         faults=injector,
+        actions=actions,
+        bulk_cancel=mode,
         initial_faults=initial,
         request_log=RequestLog(request_log_size),
     )
+    mode.start()
     return app
 
 
-__all__ = ["DEFAULT_REQUEST_LOG_SIZE", "EmulatorApp", "EmulatorState", "RequestLog", "create_app", "error_response"]
+__all__ = [
+    "DEFAULT_REQUEST_LOG_SIZE",
+    "EmulatorApp",
+    "EmulatorState",
+    "RequestLog",
+    "check_token",
+    "create_app",
+    "error_response",
+]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -30,6 +31,9 @@ _FAULT_FLAGS: dict[str, str] = {
     "fault_seed": "seed",
     "reset_after_s": "reset_after_s",
     "fail_always_status": "fail_always_status",
+    "fault_spurious_412": "rate_spurious_412",
+    "fault_start_lost": "rate_start_lost",
+    "fault_action_partial": "rate_action_partial",
 }
 
 
@@ -65,9 +69,25 @@ def host_warning(host: str) -> str | None:
     )
 
 
+def _finite(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, not {text!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
+    from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE
     from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE
+    from airflow_qstash.emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
     from airflow_qstash.emulator.server import DEFAULT_TOKEN, TOKEN_ENV
 
     parser = argparse.ArgumentParser(
@@ -91,6 +111,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"how many /v2 requests the admin API's request log keeps (default {DEFAULT_REQUEST_LOG_SIZE:,})",
     )
+    parser.add_argument(
+        "--bulk-cancel",
+        default="actions",
+        choices=BULK_CANCEL_MODES,
+        help="server generation: 'actions' (default; hosted QStash since September 2026: filter cancels run as "
+        "background bulk actions, count ignored) or 'legacy' (the 2026-08 spec: synchronous, count honoured)",
+    )
+    parser.add_argument(
+        "--action-rate",
+        type=_finite(0, inclusive=False),
+        default=DEFAULT_ACTION_RATE,
+        metavar="N",
+        help=f"messages per second a bulk action cancels (default {DEFAULT_ACTION_RATE:g}; actions mode)",
+    )
+    parser.add_argument(
+        "--sync-wait",
+        type=_finite(0, inclusive=True),
+        default=DEFAULT_SYNC_WAIT,
+        metavar="S",
+        help=f"seconds a filter cancel without async=true waits for its action before answering 429 "
+        f"(default {DEFAULT_SYNC_WAIT:g}; actions mode)",
+    )
     faults = parser.add_argument_group("fault injection (on /v2 routes only)")
     faults.add_argument("--fault-429", type=float, metavar="RATE", help="share of 429 (burst limit) answers")
     faults.add_argument("--fault-429-daily", type=float, metavar="RATE", help="share of 429 (daily limit) answers")
@@ -98,6 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--fault-drop", type=float, metavar="RATE", help="share of connections closed unanswered")
     faults.add_argument(
         "--fault-partial", type=float, metavar="RATE", help="share of bulk cancels that stop part-way with a 500"
+    )
+    faults.add_argument(
+        "--fault-spurious-412",
+        type=float,
+        metavar="RATE",
+        help="share of filter cancels answered 412 without starting anything (actions mode)",
+    )
+    faults.add_argument(
+        "--fault-start-lost",
+        type=float,
+        metavar="RATE",
+        help="share of filter cancels that start their action but answer 429 without rate-limit headers (actions mode)",
+    )
+    faults.add_argument(
+        "--fault-action-partial",
+        type=float,
+        metavar="RATE",
+        help="share of bulk actions that finish leaving part of their snapshot un-cancelled (actions mode)",
     )
     faults.add_argument("--latency-ms", type=float, metavar="MS", help="delay added to every /v2 request")
     faults.add_argument("--fault-seed", type=int, metavar="S", help="seed of the fault sequence (default 0)")
@@ -152,7 +212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = MessageStore(args.db)
     if args.seed:
         store.seed(args.seed, args.seed_random)
-    app = create_app(store, args.token, faults, request_log_size=args.request_log_size)
+    app = create_app(
+        store,
+        args.token,
+        faults,
+        request_log_size=args.request_log_size,
+        bulk_cancel=args.bulk_cancel,
+        action_rate=args.action_rate,
+        sync_wait=args.sync_wait,
+    )
+    state = app.state.emulator
     try:
         runner = ServerThread(
             app,
@@ -165,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        store.close()
+        state.close()
         return 1
 
     stop = threading.Event()
@@ -184,6 +253,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         runner.stop()
-        store.close()
+        state.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

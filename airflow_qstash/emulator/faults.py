@@ -19,6 +19,21 @@ Outcomes, checked in this order:
 
 ``latency_ms`` is added (``asyncio.sleep``) before every ``/v2`` answer, dropped
 connections included.
+
+Bulk-action faults (a server in ``actions`` mode) come from a second generator, seeded from
+the same :attr:`FaultConfig.seed`, which draws exactly three numbers per ``/v2`` request, so
+that the sequence above is unchanged by them. For ``DELETE /v2/messages`` only, and used only
+when the request is a filter cancel that starts a bulk action:
+
+4. one roll against ``rate_spurious_412`` (answer 412 and start nothing), then
+   ``rate_start_lost`` (start the action but answer 429 with no rate-limit headers, as when
+   the server's one-minute wait runs out, even for ``async=true``);
+5. with probability ``rate_action_partial`` the action finishes ``FINISHED`` with
+   ``processed == total`` but cancels only the first ``floor(u * total)`` messages of its
+   snapshot (strictly fewer than ``total``; ``u`` a third draw in ``[0, 1)``).
+
+The request log's ``fault`` field names what was applied: ``"412"``, ``"start_lost"`` or
+``"action_partial"``.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FaultKind = Literal["status", "drop", "429", "429_daily", "5xx"]
+ActionFault = Literal["412", "start_lost"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,12 @@ class FaultConfig:
     :param daily_limit: value of ``RateLimit-Limit``.
     :param statuses_5xx: statuses ``rate_5xx`` picks from (uniformly).
     :param fail_always_status: if set, every ``/v2`` request is answered with this status.
+    :param rate_spurious_412: probability that a filter cancel that would start a bulk action
+        answers 412 instead, starting nothing.
+    :param rate_start_lost: probability that a filter cancel starts its bulk action but answers
+        429 without rate-limit headers (the answer is lost; the action runs).
+    :param rate_action_partial: probability that a bulk action finishes leaving part of its
+        snapshot un-cancelled (``processed`` still reaches ``total``).
     """
 
     rate_429: float = 0.0
@@ -69,6 +91,9 @@ class FaultConfig:
     daily_limit: int = 500_000
     statuses_5xx: tuple[int, ...] = field(default=(503, 500))
     fail_always_status: int | None = None
+    rate_spurious_412: float = 0.0
+    rate_start_lost: float = 0.0
+    rate_action_partial: float = 0.0
 
     def __post_init__(self) -> None:
         rates = {
@@ -77,14 +102,19 @@ class FaultConfig:
             "rate_5xx": self.rate_5xx,
             "rate_drop": self.rate_drop,
             "rate_partial": self.rate_partial,
+            "rate_spurious_412": self.rate_spurious_412,
+            "rate_start_lost": self.rate_start_lost,
+            "rate_action_partial": self.rate_action_partial,
         }
         for name, value in rates.items():
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
         if self.rate_429 + self.rate_429_daily + self.rate_5xx + self.rate_drop > 1.0 + 1e-9:
             raise ValueError("rate_drop + rate_429 + rate_429_daily + rate_5xx must not exceed 1")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
+        if self.rate_spurious_412 + self.rate_start_lost > 1.0 + 1e-9:
+            raise ValueError("rate_spurious_412 + rate_start_lost must not exceed 1")
+        if not 0 <= self.latency_ms < float("inf"):
+            raise ValueError(f"latency_ms must be a finite number >= 0, got {self.latency_ms!r}")
         if self.reset_after_s < 0:
             raise ValueError("reset_after_s must be >= 0")
         statuses = tuple(self.statuses_5xx)
@@ -131,6 +161,11 @@ class FaultDecision:
     :param latency_s: delay before answering, in seconds.
     :param partial_fraction: for a bulk cancel, the fraction of the selection to cancel before
         failing, or ``None`` for no partial failure.
+    :param action_fault: for a filter cancel that starts a bulk action: ``"412"`` (start
+        nothing, answer 412), ``"start_lost"`` (start it, answer 429 without rate-limit
+        headers) or ``None``.
+    :param action_partial_fraction: for such a cancel, the fraction of the snapshot the action
+        really cancels, or ``None`` for all of it.
     """
 
     kind: FaultKind | None = None
@@ -138,6 +173,8 @@ class FaultDecision:
     headers: Mapping[str, str] = field(default_factory=dict)
     latency_s: float = 0.0
     partial_fraction: float | None = None
+    action_fault: ActionFault | None = None
+    action_partial_fraction: float | None = None
 
     @property
     def label(self) -> str | None:
@@ -160,6 +197,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._config: FaultConfig | None = None
         self._rng = random.Random()
+        self._action_rng = random.Random()
         self.configure(config)
 
     @property
@@ -171,7 +209,9 @@ class FaultInjector:
         """Replace the configuration and restart the random sequence from its seed."""
         with self._lock:
             self._config = config
-            self._rng = random.Random(config.seed if config is not None else None)
+            seed = config.seed if config is not None else None
+            self._rng = random.Random(seed)
+            self._action_rng = random.Random(None if seed is None else f"bulk-actions:{seed}")
 
     def decide(self, method: str, path: str, *, now: float | None = None) -> FaultDecision:
         """Decide the fault for one ``/v2`` request.
@@ -185,6 +225,7 @@ class FaultInjector:
             if config is None:
                 return NO_FAULT
             roll, pick, partial_roll, fraction = (self._rng.random() for _ in range(4))
+            action_roll, action_partial_roll, action_fraction = (self._action_rng.random() for _ in range(3))
         latency_s = config.latency_ms / 1000.0
         if config.fail_always_status is not None:
             return FaultDecision(kind="status", status=config.fail_always_status, latency_s=latency_s)
@@ -212,6 +253,16 @@ class FaultInjector:
         if roll < threshold:
             status = config.statuses_5xx[int(pick * len(config.statuses_5xx))]
             return FaultDecision(kind="5xx", status=status, latency_s=latency_s)
-        if method == "DELETE" and path == "/v2/messages" and partial_roll < config.rate_partial:
-            return FaultDecision(latency_s=latency_s, partial_fraction=fraction)
-        return FaultDecision(latency_s=latency_s)
+        if method != "DELETE" or path != "/v2/messages":
+            return FaultDecision(latency_s=latency_s)
+        action_fault: ActionFault | None = None
+        if action_roll < config.rate_spurious_412:
+            action_fault = "412"
+        elif action_roll < config.rate_spurious_412 + config.rate_start_lost:
+            action_fault = "start_lost"
+        return FaultDecision(
+            latency_s=latency_s,
+            partial_fraction=fraction if partial_roll < config.rate_partial else None,
+            action_fault=action_fault,
+            action_partial_fraction=action_fraction if action_partial_roll < config.rate_action_partial else None,
+        )

@@ -84,6 +84,20 @@ class BulkCancelQuery:
         """Whether any filter (ids, values or dates) restricts the selection."""
         return bool(self.message_ids or self.values or self.from_date is not None or self.to_date is not None)
 
+    def action_filter(self) -> dict[str, list[str]]:
+        """The ``filter`` of the bulk action this request starts: parameter name -> values as strings.
+
+        Keys are the request's filter parameter names (``callerIP`` is reported as ``callerIp``),
+        values are the distinct values after splitting on commas, in the order given; dates are
+        their decimal text. An empty dict means "every message".
+        """
+        result = {name: list(values) for name, values in self.values.items()}
+        if self.from_date is not None:
+            result["fromDate"] = [str(self.from_date)]
+        if self.to_date is not None:
+            result["toDate"] = [str(self.to_date)]
+        return result
+
 
 def split_values(raw_values: Iterable[str]) -> tuple[str, ...]:
     """Split comma-separated values, strip blanks and drop empties, keeping order and uniqueness.
@@ -129,10 +143,12 @@ def _parse_int(name: str, raws: list[str], *, minimum: int = INT64_MIN, maximum:
     return parse_integer(name, raws[0], minimum=minimum, maximum=maximum)
 
 
-def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery:
+def parse_bulk_cancel_query(items: Iterable[tuple[str, str]], *, honour_count: bool = True) -> BulkCancelQuery:
     """Build a :class:`BulkCancelQuery` from decoded query string pairs.
 
     :param items: ``(name, value)`` pairs in request order, blank values kept.
+    :param honour_count: read and validate ``count`` (a legacy server); ``False`` ignores it
+        entirely, whatever its value, as today's hosted QStash does.
     :return: the validated query.
     :raises QueryError: for a non-integer or out-of-range ``count``, or a non-integer date.
     """
@@ -140,7 +156,7 @@ def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery
     for name, value in items:
         raw.setdefault(DEPRECATED_ALIASES.get(name, name), []).append(value)
 
-    count = _parse_int("count", raw.get("count", []), minimum=1, maximum=MAX_COUNT)
+    count = _parse_int("count", raw.get("count", []), minimum=1, maximum=MAX_COUNT) if honour_count else None
     from_date = _parse_int("fromDate", raw.get("fromDate", []))
     to_date = _parse_int("toDate", raw.get("toDate", []))
 
@@ -154,3 +170,19 @@ def parse_bulk_cancel_query(items: Iterable[tuple[str, str]]) -> BulkCancelQuery
         if parsed:
             values[name] = parsed
     return BulkCancelQuery(values=MappingProxyType(values), from_date=from_date, to_date=to_date, count=count)
+
+
+def parse_flag(name: str, items: Iterable[tuple[str, str]]) -> bool:
+    """Read an optional boolean query parameter (``true``/``false``, any case; absent is ``False``).
+
+    :raises QueryError: for another value or a repeated parameter.
+    """
+    raws = [value for key, value in items if key == name]
+    if not raws:
+        return False
+    if len(raws) > 1:
+        raise QueryError(f"{name} must be given at most once")
+    text = raws[0].strip().lower()
+    if text not in ("true", "false"):
+        raise QueryError(f"{name} must be true or false, got {raws[0]!r}")
+    return text == "true"

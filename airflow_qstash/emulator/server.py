@@ -22,7 +22,9 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE
 from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token, create_app
+from airflow_qstash.emulator.bulk_cancel import DEFAULT_SYNC_WAIT
 from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.emulator.store import MessageStore
 
@@ -173,6 +175,10 @@ class QStashEmulator:
     :param seed_messages: pre-load this many generated messages at start.
     :param seed_random: seed of those generated messages.
     :param request_log_size: how many ``/v2`` requests :meth:`request_log` keeps (the oldest go first).
+    :param bulk_cancel: server generation, ``"actions"`` (default: hosted QStash since September
+        2026) or ``"legacy"`` (the 2026-08 spec: ``count`` honoured, synchronous).
+    :param action_rate: messages per second a bulk action cancels (``actions`` mode).
+    :param sync_wait: seconds a filter cancel without ``async=true`` waits before its 429.
     :param startup_timeout: seconds to wait for the server to answer.
     :param log_level: uvicorn's log level.
     :param http: uvicorn HTTP implementation (``"auto"``, ``"httptools"``, ``"h11"``).
@@ -190,6 +196,9 @@ class QStashEmulator:
         seed_messages: int = 0,
         seed_random: int = 0,
         request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+        bulk_cancel: str = "actions",
+        action_rate: float = DEFAULT_ACTION_RATE,
+        sync_wait: float = DEFAULT_SYNC_WAIT,
         startup_timeout: float = 15.0,
         log_level: str = "warning",
         http: str = "auto",
@@ -203,6 +212,9 @@ class QStashEmulator:
         self._seed_messages = seed_messages
         self._seed_random = seed_random
         self._request_log_size = request_log_size
+        self.bulk_cancel = bulk_cancel
+        self.action_rate = action_rate
+        self.sync_wait = sync_wait
         self._startup_timeout = startup_timeout
         self._log_level = log_level
         self._http = http
@@ -260,7 +272,15 @@ class QStashEmulator:
         try:
             if self._seed_messages:
                 store.seed(self._seed_messages, self._seed_random)
-            app = create_app(store, self.token, self._initial_faults, request_log_size=self._request_log_size)
+            app = create_app(
+                store,
+                self.token,
+                self._initial_faults,
+                request_log_size=self._request_log_size,
+                bulk_cancel=self.bulk_cancel,
+                action_rate=self.action_rate,
+                sync_wait=self.sync_wait,
+            )
             self._state = app.state.emulator
             self._thread = ServerThread(
                 app, self.host, self._requested_port, log_level=self._log_level, http=self._http
@@ -290,6 +310,12 @@ class QStashEmulator:
             self._http,
             "--request-log-size",
             str(self._request_log_size),
+            "--bulk-cancel",
+            self.bulk_cancel,
+            "--action-rate",
+            repr(float(self.action_rate)),
+            "--sync-wait",
+            repr(float(self.sync_wait)),
         ]
         if self._initial_faults is not None:
             cmd += ["--faults-json", json.dumps(self._initial_faults.to_dict())]
@@ -347,7 +373,7 @@ class QStashEmulator:
             self._thread.stop()
             self._thread = None
         if self._state is not None:
-            self._state.store.close()
+            self._state.close()
             self._state = None
         self._port = None
 
@@ -357,6 +383,11 @@ class QStashEmulator:
     def store(self) -> MessageStore:
         """The message store (in-process mode only)."""
         return self._local().store
+
+    @property
+    def state(self) -> EmulatorState:
+        """The app's shared state: store, bulk actions, faults, request log (in-process mode only)."""
+        return self._local()
 
     def _local(self) -> EmulatorState:
         if self._state is None:
@@ -454,6 +485,29 @@ class QStashEmulator:
             data = self._admin("GET", "/_emulator/faults")
             return None if data is None else FaultConfig.from_dict(data)
         return self._local().faults.config
+
+    def bulk_actions(self) -> list[dict[str, Any]]:
+        """Every stored bulk action, oldest first (API fields plus ``cancelled`` and ``cancelLimit``)."""
+        if self.subprocess:
+            actions: list[dict[str, Any]] = self._admin("GET", "/_emulator/bulk-actions")
+            return actions
+        return self._local().actions.all()
+
+    def wait_actions_idle(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until no bulk action is ``IN_PROGRESS``; returns :meth:`bulk_actions`.
+
+        :param timeout: seconds to wait at most (finite).
+        :raises TimeoutError: if some action is still in progress after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            actions = self.bulk_actions()
+            running = [a["actionId"] for a in actions if a["state"] == "IN_PROGRESS"]
+            if not running:
+                return actions
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"bulk actions still in progress after {timeout} s: {running}")
+            time.sleep(0.01)
 
     def reset(self) -> None:
         """Empty the store and the request log and go back to the initial fault configuration."""

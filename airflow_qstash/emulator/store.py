@@ -287,7 +287,9 @@ class CancelResult:
     failed_message_id: str | None = None
 
 
-_Row = tuple[int, int, str | None]  # (created_at, id, queue_name)
+#: A selected message: ``(created_at, id, queue_name)``.
+Row = tuple[int, int, str | None]
+_Row = Row
 
 
 class MessageStore:
@@ -325,6 +327,22 @@ class MessageStore:
             self._conn.execute("DELETE FROM queues")
 
     def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    # -- for the sibling stores (bulk actions, DLQ) that share this connection ------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The re-entrant lock that serialises every use of :attr:`connection`."""
+        return self._lock
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (autocommit; use under :attr:`lock`, with :meth:`transaction`)."""
+        return self._conn
+
+    def transaction(self) -> _Transaction:
+        """``with store.transaction():`` ``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on error); hold :attr:`lock`."""
         return _Transaction(self._conn)
 
     # -- inserting -----------------------------------------------------------------------
@@ -506,7 +524,7 @@ class MessageStore:
             if row is None:
                 return False
             with self._transaction():
-                self._cancel_rows([row])
+                self.cancel_rows([row])
             return True
 
     def bulk_cancel(self, query: BulkCancelQuery, *, partial_fraction: float | None = None) -> CancelResult:
@@ -531,10 +549,14 @@ class MessageStore:
                 ).fetchone()[0]
             if to_cancel:
                 with self._transaction():
-                    self._cancel_rows(to_cancel)
+                    self.cancel_rows(to_cancel)
             return CancelResult(cancelled=len(to_cancel), selected=len(rows), failed_message_id=failed)
 
-    def _cancel_rows(self, rows: Sequence[_Row]) -> None:
+    def cancel_rows(self, rows: Sequence[_Row]) -> None:
+        """Cancel held messages given as ``(created_at, id, queue_name)`` rows.
+
+        The caller holds :attr:`lock` and has opened a :meth:`transaction`.
+        """
         ids = json.dumps([row[1] for row in rows])
         stamp = now_ms()
         self._conn.execute(

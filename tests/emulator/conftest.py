@@ -12,8 +12,8 @@ from tests.emulator.emulator_testlib import TOKEN, Api
 
 @pytest.fixture(scope="session")
 def shared_emulator() -> Iterator[QStashEmulator]:
-    """One in-process emulator for the whole session (reset by :func:`emu`)."""
-    with QStashEmulator(token=TOKEN) as emu:
+    """One in-process emulator of the legacy generation (``count`` honoured) for the session (reset by :func:`emu`)."""
+    with QStashEmulator(token=TOKEN, bulk_cancel="legacy") as emu:
         yield emu
 
 

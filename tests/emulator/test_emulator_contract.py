@@ -20,19 +20,17 @@ verdict on the request: the emulator refuses exactly the requests the spec calls
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
 from openapi_core import Config, OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
-from openapi_core.templating.responses.exceptions import ResponseNotFound
+from openapi_core.contrib.requests import RequestsOpenAPIResponse
 from openapi_core.validation.request.exceptions import SecurityValidationError
 from openapi_schema_validator import OAS31Validator
 
 from airflow_qstash.emulator import FaultConfig, QStashEmulator
+from tests.emulator.contract_lib import SPEC_PATH, as_spec_request, check_response, load_yaml, request_is_valid
 from tests.emulator.emulator_testlib import TOKEN
 
 pytestmark = [
@@ -40,14 +38,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:callerIP parameter is deprecated:DeprecationWarning"),
 ]
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "qstash-openapi.yaml"
-SPEC_SERVER = "https://qstash-eu-central-1.upstash.io"
-
 
 @pytest.fixture(scope="module")
 def spec_dict() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-    return loaded
+    return load_yaml(SPEC_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +51,7 @@ def openapi(spec_dict: dict[str, Any]) -> OpenAPI:
 
 @pytest.fixture(scope="module")
 def contract_emulator() -> Iterator[QStashEmulator]:
-    with QStashEmulator(token=TOKEN) as emu:
+    with QStashEmulator(token=TOKEN, bulk_cancel="legacy") as emu:
         yield emu
 
 
@@ -67,35 +61,6 @@ def emu(contract_emulator: QStashEmulator) -> QStashEmulator:
     contract_emulator.set_faults(None)
     contract_emulator.seed(300, seed=11)
     return contract_emulator
-
-
-def _as_spec_request(emu: QStashEmulator, response: requests.Response) -> RequestsOpenAPIRequest:
-    prepared = response.request.copy()
-    assert prepared.url is not None and prepared.url.startswith(emu.base_url)
-    prepared.url = SPEC_SERVER + prepared.url[len(emu.base_url) :]
-    return RequestsOpenAPIRequest(prepared)
-
-
-def _error_schema(spec_dict: dict[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = spec_dict["components"]["schemas"]["Error"]
-    return schema
-
-
-def _check_response(
-    openapi: OpenAPI, spec_dict: dict[str, Any], request: RequestsOpenAPIRequest, response: requests.Response
-) -> None:
-    """Validate against the operation's documented response, or against ``Error`` if undocumented."""
-    try:
-        openapi.validate_response(request, RequestsOpenAPIResponse(response))
-    except ResponseNotFound:
-        assert response.status_code >= 400, f"undocumented success status {response.status_code}"
-        assert response.headers["content-type"].startswith("application/json")
-        OAS31Validator(_error_schema(spec_dict)).validate(response.json())
-
-
-def _request_is_valid(openapi: OpenAPI, request: RequestsOpenAPIRequest) -> bool:
-    errors = list(openapi.iter_request_errors(request))
-    return not errors
 
 
 VALID_BULK_QUERIES: list[list[tuple[str, str]]] = [
@@ -131,7 +96,7 @@ def test_bulk_cancel_valid_requests_and_200_answers(
     emu: QStashEmulator, openapi: OpenAPI, spec_dict: dict[str, Any], query: list[tuple[str, str]]
 ) -> None:
     response = requests.delete(emu.base_url + "/v2/messages", params=query, headers=emu.auth_headers, timeout=30)
-    request = _as_spec_request(emu, response)
+    request = as_spec_request(emu, response)
     openapi.validate_request(request)
     assert response.status_code == 200, response.text
     openapi.validate_response(request, RequestsOpenAPIResponse(response))
@@ -145,25 +110,25 @@ def test_bulk_cancel_refuses_exactly_what_the_spec_calls_invalid(
 ) -> None:
     before = emu.counts()
     response = requests.delete(emu.base_url + "/v2/messages", params=query, headers=emu.auth_headers, timeout=30)
-    request = _as_spec_request(emu, response)
-    assert not _request_is_valid(openapi, request)
+    request = as_spec_request(emu, response)
+    assert not request_is_valid(openapi, request)
     assert response.status_code == 400
-    _check_response(openapi, spec_dict, request, response)
+    check_response(openapi, spec_dict, request, response)
     assert emu.counts() == before
 
 
 def test_bulk_cancel_401_has_the_error_shape(emu: QStashEmulator, openapi: OpenAPI, spec_dict: dict[str, Any]) -> None:
     response = requests.delete(emu.base_url + "/v2/messages", params={"count": 5}, timeout=10)
-    request = _as_spec_request(emu, response)
+    request = as_spec_request(emu, response)
     with pytest.raises(SecurityValidationError):
         openapi.validate_request(request)
     assert response.status_code == 401
-    _check_response(openapi, spec_dict, request, response)
+    check_response(openapi, spec_dict, request, response)
 
 
 def test_bulk_cancel_query_token_is_a_valid_security_scheme(emu: QStashEmulator, openapi: OpenAPI) -> None:
     response = requests.delete(emu.base_url + "/v2/messages", params={"count": "5", "qstash_token": TOKEN}, timeout=10)
-    request = _as_spec_request(emu, response)
+    request = as_spec_request(emu, response)
     openapi.validate_request(request)
     assert response.status_code == 200
     openapi.validate_response(request, RequestsOpenAPIResponse(response))
@@ -188,10 +153,10 @@ def test_bulk_cancel_fault_answers_have_the_error_shape(
     response = requests.delete(
         emu.base_url + "/v2/messages", params={"label": "label-1", "count": "100"}, headers=emu.auth_headers, timeout=10
     )
-    request = _as_spec_request(emu, response)
+    request = as_spec_request(emu, response)
     openapi.validate_request(request)  # the request itself was fine
     assert response.status_code >= 400
-    _check_response(openapi, spec_dict, request, response)
+    check_response(openapi, spec_dict, request, response)
 
 
 def test_single_message_routes(emu: QStashEmulator, openapi: OpenAPI, spec_dict: dict[str, Any]) -> None:
@@ -202,7 +167,7 @@ def test_single_message_routes(emu: QStashEmulator, openapi: OpenAPI, spec_dict:
     statuses = []
     for method in ("GET", "DELETE", "GET", "DELETE"):
         response = requests.request(method, f"{base}/v2/messages/{message_id}", headers=headers, timeout=10)
-        request = _as_spec_request(emu, response)
+        request = as_spec_request(emu, response)
         openapi.validate_request(request)
         openapi.validate_response(request, RequestsOpenAPIResponse(response))
         statuses.append(response.status_code)
@@ -211,7 +176,7 @@ def test_single_message_routes(emu: QStashEmulator, openapi: OpenAPI, spec_dict:
 
 def test_queues_list(emu: QStashEmulator, openapi: OpenAPI) -> None:
     response = requests.get(emu.base_url + "/v2/queues", headers=emu.auth_headers, timeout=10)
-    request = _as_spec_request(emu, response)
+    request = as_spec_request(emu, response)
     openapi.validate_request(request)
     openapi.validate_response(request, RequestsOpenAPIResponse(response))
     assert len(response.json()) == 5
@@ -231,7 +196,7 @@ def test_publish_answer_matches_its_branch(
         data="hello",
         timeout=10,
     )
-    request = _as_spec_request(emu, response)
+    request = as_spec_request(emu, response)
     openapi.validate_request(request)
     assert response.status_code == 200
     one_of = spec_dict["paths"]["/v2/publish/{destination}"]["post"]["responses"]["200"]["content"]["application/json"][

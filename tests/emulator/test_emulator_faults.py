@@ -68,7 +68,7 @@ def test_auth_is_checked_before_rate_limit_and_5xx_faults(emu: QStashEmulator) -
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_drop_closes_the_connection(http: str) -> None:
-    with QStashEmulator(token=TOKEN, faults=FaultConfig(rate_drop=1.0), http=http) as emu:
+    with QStashEmulator(token=TOKEN, faults=FaultConfig(rate_drop=1.0), http=http, bulk_cancel="legacy") as emu:
         emu.seed(10)
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {TOKEN}"
@@ -230,7 +230,7 @@ def test_injector_draws_the_same_numbers_whatever_the_outcome() -> None:
 
 @pytest.fixture
 def hundred_streams_emulator() -> Iterator[QStashEmulator]:
-    with QStashEmulator(token=TOKEN) as emu:
+    with QStashEmulator(token=TOKEN, bulk_cancel="legacy") as emu:
         emu.seed(20_000, seed=2)
         yield emu
 

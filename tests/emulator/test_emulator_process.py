@@ -59,7 +59,9 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_starts_answers_and_stops_cleanly(sig: int) -> None:
     port = _free_port()
-    proc, base_url = _start_cli("--port", str(port), "--token", "cli-token", "--seed", "25", "--seed-random", "4")
+    proc, base_url = _start_cli(
+        "--port", str(port), "--token", "cli-token", "--seed", "25", "--seed-random", "4", "--bulk-cancel", "legacy"
+    )
     try:
         assert base_url == f"http://127.0.0.1:{port}"
         headers = {"Authorization": "Bearer cli-token"}
@@ -112,7 +114,7 @@ def test_cli_refuses_a_bad_fault_rate() -> None:
 def test_db_file_survives_a_restart(tmp_path: Path) -> None:
     db = str(tmp_path / "qstash.sqlite")
     headers = {"Authorization": "Bearer t"}
-    proc, base_url = _start_cli("--port", "0", "--token", "t", "--db", db)
+    proc, base_url = _start_cli("--port", "0", "--token", "t", "--db", db, "--bulk-cancel", "legacy")
     try:
         published = requests.post(
             base_url + "/v2/enqueue/jobs/https://example.com/run", headers={**headers, "Upstash-Label": "keep"}
@@ -124,7 +126,7 @@ def test_db_file_survives_a_restart(tmp_path: Path) -> None:
     finally:
         assert _stop(proc) == 0
 
-    proc, base_url = _start_cli("--port", "0", "--token", "t", "--db", db)
+    proc, base_url = _start_cli("--port", "0", "--token", "t", "--db", db, "--bulk-cancel", "legacy")
     try:
         assert requests.get(base_url + "/_emulator/stats", timeout=5).json() == {"held": 26, "cancelled": 15}
         message = requests.get(base_url + f"/v2/messages/{message_id}", headers=headers, timeout=5).json()

@@ -1,0 +1,80 @@
+"""Request and response helpers shared by the emulator's route modules.
+
+Kept apart from :mod:`airflow_qstash.emulator.app` so that the route modules (bulk cancel
+strategies, bulk actions, DLQ) can use them without importing the application.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from airflow_qstash.emulator.faults import NO_FAULT, FaultDecision
+
+if TYPE_CHECKING:
+    from airflow_qstash.emulator.app import EmulatorState
+
+#: Key of the per-request :class:`FaultDecision` in the ASGI scope.
+FAULT_SCOPE_KEY = "qstash_emulator.fault"
+#: Key of the per-request ``[wall_s, cpu_s]`` spent in the store, in the ASGI scope.
+STORE_TIME_SCOPE_KEY = "qstash_emulator.store_time"
+#: Key of the request's request-log entry (a dict) in the ASGI scope.
+LOG_ENTRY_SCOPE_KEY = "qstash_emulator.log_entry"
+
+_T = TypeVar("_T")
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The API's ``Error`` shape: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+
+def emulator_state(request: Request) -> EmulatorState:
+    """The :class:`~airflow_qstash.emulator.app.EmulatorState` of the app serving ``request``."""
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+def fault_decision(request: Request) -> FaultDecision:
+    """The fault injector's decision for this ``/v2`` request (no fault outside ``/v2``)."""
+    decision: FaultDecision = request.scope.get(FAULT_SCOPE_KEY, NO_FAULT)
+    return decision
+
+
+def record_fault(request: Request, label: str | None) -> None:
+    """Set the ``fault`` field of this request's log entry to what was really applied."""
+    entry = request.scope.get(LOG_ENTRY_SCOPE_KEY)
+    if entry is not None:
+        entry["fault"] = label
+
+
+async def store_call(request: Request, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run store work in the thread pool, adding its wall and thread-CPU time to the request's log entry."""
+
+    def timed() -> tuple[_T, float, float]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = fn(*args, **kwargs)
+        return result, time.perf_counter() - wall, time.thread_time() - cpu
+
+    result, wall, cpu = await run_in_threadpool(timed)
+    totals = request.scope.setdefault(STORE_TIME_SCOPE_KEY, [0.0, 0.0])
+    totals[0] += wall
+    totals[1] += cpu
+    return result
+
+
+__all__ = [
+    "FAULT_SCOPE_KEY",
+    "LOG_ENTRY_SCOPE_KEY",
+    "STORE_TIME_SCOPE_KEY",
+    "emulator_state",
+    "error_response",
+    "fault_decision",
+    "record_fault",
+    "store_call",
+]
