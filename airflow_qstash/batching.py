@@ -37,6 +37,9 @@ DEFAULT_ACTION_TIMEOUT = 6 * 3600.0
 #: The first pause between polls of a bulk action; it grows by :data:`POLL_GROWTH` up to the ceiling.
 POLL_INITIAL = 1.0
 POLL_GROWTH = 1.5
+#: A finished bulk action with our filter, created at most this long before the run started (server and
+#: worker clocks differ), may be the one whose start answer was lost, and is joined.
+JOIN_CLOCK_SKEW_MS = 5 * 60 * 1000
 
 
 class BulkCancelIncomplete(Exception):
@@ -47,14 +50,26 @@ class BulkCancelIncomplete(Exception):
         self.summary = summary
 
 
-def parse_max_batches(value: Any) -> int | None:
-    """Read ``max_batches``: ``None`` (unbounded, the pinned ``to_date`` still ends the loop) or an int >= 1."""
+#: The bound on requests when ``max_batches`` is not given: finite, so that a server that keeps answering
+#: "cancelled some" cannot hold a task for ever, and far above any real job (100,000 requests of 500
+#: messages is 50 million messages).
+DEFAULT_MAX_BATCHES = 100_000
+
+
+def parse_max_batches(value: Any) -> int:
+    """
+    Read ``max_batches``, the most bulk-cancel requests one run may send: a whole number >= 1 (an int or
+    its digits). ``None``, or a template that renders empty, means :data:`DEFAULT_MAX_BATCHES`.
+    """
     if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
-        return None
-    if isinstance(value, str) and value.strip().isdecimal():
+        return DEFAULT_MAX_BATCHES
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BulkCancelFilterError(f"max_batches must be a whole number >= 1 or None, not {value!r}.")
+        raise BulkCancelFilterError(
+            f"max_batches must be a whole number >= 1, or None for the default ({DEFAULT_MAX_BATCHES:,} "
+            f"requests), not {value!r}."
+        )
     return value
 
 
@@ -102,6 +117,7 @@ class BulkCancelRun:
     mode: str | None = None
     action_ids: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,7 +136,7 @@ class BulkCancelRun:
             return False
         self._check_stop()
         if self.max_batches is not None and self.batches >= self.max_batches:
-            raise self.incomplete(f"max_batches={self.max_batches} reached and the last round still cancelled some")
+            raise self.incomplete(f"max_batches={self.max_batches} reached and the last batch still cancelled some")
         return True
 
     def _check_stop(self) -> None:
@@ -160,14 +176,19 @@ class BulkCancelRun:
                     raise self.incomplete(f"max_batches={self.max_batches} reached in the middle of an id list")
                 self._check_stop()
                 try:
-                    answer = yield from start_bulk_cancel(params, max_pause=poll_interval_max)
+                    answer = yield from start_bulk_cancel(
+                        params,
+                        max_pause=poll_interval_max,
+                        exclude=self.action_ids,
+                        not_before_ms=self.started_ms - JOIN_CLOCK_SKEW_MS,
+                    )
                     if isinstance(answer, ActionStarted):
                         cancelled = yield from self._follow(answer, poll_interval_max, log)
                     else:
                         self._set_mode(MODE_BATCHED, log)
                         cancelled = answer.cancelled
                 except QStashError as err:
-                    raise self.incomplete(f"round {self.batches + 1} failed: {err}") from err
+                    raise self.incomplete(f"batch {self.batches + 1} failed: {err}") from err
                 self.batches += 1
                 round_total += cancelled
             self.last_batch = round_total
@@ -199,7 +220,7 @@ class BulkCancelRun:
                 "already running with this filter: joined" if started.joined else "started",
             )
         began = self.clock()
-        pause = POLL_INITIAL
+        pause = min(POLL_INITIAL, poll_interval_max)
         while True:
             action: BulkAction = yield from get_bulk_action(started.action_id)
             self.polls += 1
@@ -228,7 +249,7 @@ class BulkCancelRun:
     def progress_line(self) -> tuple[Any, ...]:
         """A %-style log line and its arguments for the round just recorded."""
         return (
-            "Round %d: cancelled %d (total %d, %.0f messages/s).",
+            "Batch %d: cancelled %d (total %d, %.0f messages/s).",
             self.batches,
             self.last_batch or 0,
             self.cancelled,
@@ -269,7 +290,7 @@ class BulkCancelRun:
         """The error to raise when the job stops early; it carries the running total."""
         return BulkCancelIncomplete(
             f"QStash bulk cancel incomplete: {reason}. Cancelled {self.cancelled} message(s) in "
-            f"{self.batches} round(s) so far; running the task again continues safely "
+            f"{self.batches} batch(es) so far; running the task again continues safely "
             "(already-cancelled messages are gone).",
             self.summary(),
         )

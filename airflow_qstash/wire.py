@@ -419,37 +419,66 @@ CONFLICT_ATTEMPTS = 8
 CONFLICT_BACKOFF = 1.0
 
 
-def start_bulk_cancel(params: list[tuple[str, str]], *, max_pause: float = 10.0) -> Procedure[BulkCancelAnswer]:
+def start_bulk_cancel(
+    params: list[tuple[str, str]],
+    *,
+    max_pause: float = 10.0,
+    exclude: Iterable[str] = (),
+    not_before_ms: int | None = None,
+) -> Procedure[BulkCancelAnswer]:
     """
     Send one bulk cancel with these query parameters and read its answer.
 
     When the server says an identical cancel is already running (412, or a 429 without rate-limit
-    headers, e.g. after the one-minute wait of a cancel sent without ``async``), the running action whose
-    filter equals ours is looked up and returned (``joined``); if none is found (it finished meanwhile, or
-    the 412 meant something else), the start is tried again after a pause, at most
-    :data:`CONFLICT_ATTEMPTS` times. Never fails only because the server's wait ran out.
+    headers, e.g. after the one-minute wait of a cancel sent without ``async``), the bulk actions are
+    listed and the one with our filter is joined (``joined``): the ``IN_PROGRESS`` one, or else, since a
+    small action may finish before the listing, the newest ``FINISHED`` one created at or after
+    ``not_before_ms`` that is not in ``exclude`` (the actions this run already followed). If none is found
+    the start is tried again after a pause, at most :data:`CONFLICT_ATTEMPTS` times. A task never fails
+    only because the server's wait ran out.
+
+    :param params: the query, from :func:`bulk_cancel_requests`.
+    :param max_pause: the ceiling of the pause between tries, in seconds.
+    :param exclude: action ids never to join.
+    :param not_before_ms: the earliest ``createdAt`` (Unix ms) of a finished action that may be joined;
+        ``None`` joins only running actions.
     """
     is_filter_cancel = not any(name == "messageIds" for name, _ in params)
     ours = filter_key(params)
-    pause = CONFLICT_BACKOFF
+    excluded = set(exclude)
+    pause = min(CONFLICT_BACKOFF, max_pause)
     last: QStashActionConflict | None = None
     for _ in range(CONFLICT_ATTEMPTS):
         try:
             return read_bulk_cancel_answer((yield Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel)))
         except QStashActionConflict as err:
             last = err
-        running = yield from list_bulk_actions(IN_PROGRESS)
-        for action in running:
-            if action.filter == ours:
-                return ActionStarted(action.action_id, joined=True)
+        actions = yield from list_bulk_actions(None if not_before_ms is not None else IN_PROGRESS)
+        joinable = joinable_action(actions, ours, excluded, not_before_ms)
+        if joinable is not None:
+            return ActionStarted(joinable.action_id, joined=True)
         yield Sleep(pause)
         pause = min(pause * 2, max_pause)
     raise QStashAPIError(
-        f"{last} — tried {CONFLICT_ATTEMPTS} times and found no running bulk action with this filter to "
-        "follow; run the task again later.",
+        f"{last} — tried {CONFLICT_ATTEMPTS} times and found no bulk action with this filter to follow; "
+        "run the task again later.",
         http_status=last.http_status if last else None,
         api_error=last.api_error if last else None,
     )
+
+
+def joinable_action(
+    actions: Iterable[BulkAction], ours: Mapping[str, tuple[str, ...]], exclude: set[str], not_before_ms: int | None
+) -> BulkAction | None:
+    """The running action with our filter, else the newest finished one that may be ours (see above)."""
+    mine = [action for action in actions if action.filter == ours and action.action_id not in exclude]
+    running = [action for action in mine if not action.finished]
+    if running:
+        return running[0]
+    if not_before_ms is None:
+        return None
+    recent = [a for a in mine if a.created_at is not None and a.created_at >= not_before_ms]
+    return max(recent, key=lambda action: action.created_at or 0, default=None)
 
 
 def bulk_cancel_total(bulk_filter: BulkCancelFilter, count: int | None, base_url: str) -> Procedure[BulkCancelAnswer]:

@@ -24,7 +24,7 @@ from tests.conftest import TEST_TOKEN, connection_json
 
 TO_DATE_MS = 1_717_243_200_123
 FROM_DATE_MS = 1_714_521_600_000
-SUMMARY_KEYS = {"cancelled", "batches", "from_date", "to_date", "filters", "duration_seconds"}
+SUMMARY_KEYS = {"cancelled", "batches", "mode", "action_ids", "from_date", "to_date", "filters", "duration_seconds"}
 
 
 def filter_dict(**values: Any) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def test_serialize_round_trips_without_the_token(kwargs: dict[str, Any]):
     assert cls is QStashBulkCancelTrigger
     rebuilt = cls(**serialized)
     assert rebuilt.serialize() == (cls_path, serialized)
-    assert set(serialized) == {"qstash_conn_id", "bulk_filter", "batch_size", "max_batches"}
+    assert set(serialized) == {"qstash_conn_id", "bulk_filter", "batch_size", "max_batches", "action_timeout"}
     # JSON-serialisable as Airflow stores it, and holds only the connection id, never the token.
     text = json.dumps(serialized)
     assert json.loads(text) == serialized
@@ -162,6 +162,7 @@ def test_run_cancels_until_zero_and_fires_one_success_event(mock_qstash, pending
                 ("fromDate", str(FROM_DATE_MS)),
                 ("toDate", str(TO_DATE_MS)),
                 ("count", str(batch_size)),
+                ("async", "true"),
             ]
         )
 

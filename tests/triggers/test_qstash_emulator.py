@@ -27,6 +27,7 @@ from airflow_qstash.emulator import QStashEmulator
 from airflow_qstash.emulator.faults import FaultConfig, FaultInjector
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks import qstash as hook_module
+from airflow_qstash.hooks import transport as transport_module
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers import qstash as trigger_module
@@ -40,7 +41,7 @@ LABEL = "report"
 FROM_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 TO_MS = FROM_MS + 86_400_000 - 1  # the end of that day, inclusive
 N_MATCHING = 1_234
-SUMMARY_KEYS = {"cancelled", "batches", "from_date", "to_date", "filters", "duration_seconds"}
+SUMMARY_KEYS = {"cancelled", "batches", "mode", "action_ids", "from_date", "to_date", "filters", "duration_seconds"}
 EVENT_TIMEOUT_S = 30.0
 
 
@@ -91,7 +92,13 @@ def make_trigger(**kwargs: Any) -> QStashBulkCancelTrigger:
 
 
 def expected_query(batch_size: int) -> list[tuple[str, str]]:
-    return [("label", LABEL), ("fromDate", str(FROM_MS)), ("toDate", str(TO_MS)), ("count", str(batch_size))]
+    return [
+        ("label", LABEL),
+        ("fromDate", str(FROM_MS)),
+        ("toDate", str(TO_MS)),
+        ("count", str(batch_size)),
+        ("async", "true"),
+    ]
 
 
 async def drain(trigger: QStashBulkCancelTrigger) -> list[Any]:
@@ -126,7 +133,9 @@ def assert_final_state(emu: QStashEmulator, matching: set[str], others: set[str]
 
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[QStashEmulator]:
-    with QStashEmulator(token=TEST_TOKEN) as emu:
+    # The 2026-08 server generation, which honours count: these tests check the batched loop request by
+    # request. tests/triggers/test_bulk_actions.py runs the trigger against today's bulk-action server.
+    with QStashEmulator(token=TEST_TOKEN, bulk_cancel="legacy") as emu:
         yield emu
 
 
@@ -198,7 +207,7 @@ def test_concurrent_triggers_build_no_tls_context_on_the_event_loop(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ssl, "create_default_context", recording)
-    hook_module._default_ssl_context.cache_clear()  # the first build happens in this test
+    transport_module.default_ssl_context.cache_clear()  # the first build happens in this test
 
     async def scenario() -> tuple[threading.Thread, list[list[Any]]]:
         triggers = [make_trigger(batch_size=100), make_trigger(bulk_filter=filter_dict(labels=["reports"]))]
@@ -476,7 +485,7 @@ def test_deferral_round_trip_matches_the_sync_path(emu: QStashEmulator, data: An
     deferred_result = getattr(deferring, deferred.value.method_name)(context, event.payload)
 
     messages, _, _ = dataset()
-    with QStashEmulator(token=TEST_TOKEN) as twin:
+    with QStashEmulator(token=TEST_TOKEN, bulk_cancel="legacy") as twin:
         twin.add_messages(messages)
         monkeypatch.setenv("AIRFLOW_CONN_QSTASH_TWIN", connection_json(twin.base_url))
         sync = QStashBulkCancelOperator(task_id="cancel", qstash_conn_id="qstash_twin", deferrable=False, **task_kwargs)
