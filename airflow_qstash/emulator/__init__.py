@@ -20,13 +20,15 @@ from airflow_qstash.emulator.faults import FaultConfig
 
 if TYPE_CHECKING:
     from airflow_qstash.emulator.app import create_app
-    from airflow_qstash.emulator.server import QStashEmulator
+    from airflow_qstash.emulator.server import InProcessEmulator, QStashEmulator, SubprocessEmulator
     from airflow_qstash.emulator.store import MessageStore
 
-__all__ = ["FaultConfig", "MessageStore", "QStashEmulator", "create_app"]
+__all__ = ["FaultConfig", "InProcessEmulator", "MessageStore", "QStashEmulator", "SubprocessEmulator", "create_app"]
 
 _LAZY = {
     "QStashEmulator": "airflow_qstash.emulator.server",
+    "InProcessEmulator": "airflow_qstash.emulator.server",
+    "SubprocessEmulator": "airflow_qstash.emulator.server",
     "create_app": "airflow_qstash.emulator.app",
     "MessageStore": "airflow_qstash.emulator.store",
 }

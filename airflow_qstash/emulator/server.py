@@ -1,10 +1,14 @@
-"""Running the emulator: a uvicorn thread (:class:`ServerThread`) and the test/benchmark
-runner :class:`QStashEmulator` (in-process by default, or the CLI in a child process).
+"""Running the emulator: a uvicorn thread (:class:`ServerThread`) and the test/benchmark runners.
+
+:class:`QStashEmulator` is the runners' base (lifecycle and admin helpers) and their factory:
+``QStashEmulator(...)`` builds an :class:`InProcessEmulator`, ``QStashEmulator(..., subprocess=True)``
+a :class:`SubprocessEmulator`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import re
@@ -15,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +29,7 @@ from starlette.types import ASGIApp
 
 from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE
 from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token, create_app
-from airflow_qstash.emulator.bulk_cancel import DEFAULT_SYNC_WAIT
+from airflow_qstash.emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
 from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.emulator.store import MessageStore
 
@@ -154,35 +159,43 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-class QStashEmulator:
+class QStashEmulator(ABC):
     """A local QStash for tests and benchmarks, used as a context manager.
 
-    In-process (default): uvicorn runs in a daemon thread of this process on a free loopback
-    port and the helper methods talk to the store directly. With ``subprocess=True`` the CLI
-    (``python -m airflow_qstash.emulator``) runs in a child process, so that a benchmarking
-    client does not share the GIL with the server; the helpers then use the admin HTTP API.
+    ``QStashEmulator(...)`` builds an :class:`InProcessEmulator` (default: uvicorn in a daemon
+    thread of this process, on a free loopback port) or, with ``subprocess=True``, a
+    :class:`SubprocessEmulator` (the CLI ``python -m airflow_qstash.emulator`` in a child
+    process, so that a benchmarking client does not share the GIL with the server). Both share
+    this class's admin helpers, which talk to the admin HTTP API under ``/_emulator/``.
 
     >>> with QStashEmulator(token="t") as emu:  # doctest: +SKIP
     ...     emu.seed(1000)
-    ...     requests.delete(emu.base_url + "/v2/messages?count=10", headers=emu.auth_headers)
+    ...     requests.delete(emu.base_url + "/v2/messages?label=label-1", headers=emu.auth_headers)
 
-    :param token: the bearer token the ``/v2`` routes require.
-    :param db: ``":memory:"`` or an SQLite file (state survives a restart).
+    :param token: the bearer token the ``/v2`` routes require (not empty).
+    :param db: ``":memory:"`` or an SQLite file (state, bulk actions and DLQ survive a restart).
     :param faults: initial fault configuration (also what :meth:`reset` goes back to).
     :param host: loopback interface to bind.
     :param port: port, ``0`` (default) for a free one.
-    :param subprocess: run the CLI in a child process instead of a thread.
+    :param subprocess: build a :class:`SubprocessEmulator` instead of an :class:`InProcessEmulator`
+        (a subclass takes ``None`` or the value that matches it).
     :param seed_messages: pre-load this many generated messages at start.
     :param seed_random: seed of those generated messages.
     :param request_log_size: how many ``/v2`` requests :meth:`request_log` keeps (the oldest go first).
     :param bulk_cancel: server generation, ``"actions"`` (default: hosted QStash since September
         2026) or ``"legacy"`` (the 2026-08 spec: ``count`` honoured, synchronous).
-    :param action_rate: messages per second a bulk action cancels (``actions`` mode).
-    :param sync_wait: seconds a filter cancel without ``async=true`` waits before its 429.
+    :param action_rate: messages per second a bulk action cancels (``actions`` mode; finite, > 0).
+    :param sync_wait: seconds a filter cancel without ``async=true`` waits before its 429 (finite, >= 0).
     :param startup_timeout: seconds to wait for the server to answer.
     :param log_level: uvicorn's log level.
     :param http: uvicorn HTTP implementation (``"auto"``, ``"httptools"``, ``"h11"``).
+    :raises ValueError: for an empty token, an unknown mode, or a rate or wait out of range.
     """
+
+    def __new__(cls, *args: Any, subprocess: bool | None = None, **kwargs: Any) -> QStashEmulator:
+        if cls is QStashEmulator:
+            cls = SubprocessEmulator if subprocess else InProcessEmulator
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -192,7 +205,7 @@ class QStashEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        subprocess: bool = False,
+        subprocess: bool | None = None,
         seed_messages: int = 0,
         seed_random: int = 0,
         request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
@@ -203,25 +216,34 @@ class QStashEmulator:
         log_level: str = "warning",
         http: str = "auto",
     ) -> None:
+        if subprocess is not None and subprocess != isinstance(self, SubprocessEmulator):
+            raise ValueError(f"{type(self).__name__} does not take subprocess={subprocess!r}")
+        if bulk_cancel not in BULK_CANCEL_MODES:
+            raise ValueError(f"bulk_cancel must be one of {list(BULK_CANCEL_MODES)}, got {bulk_cancel!r}")
+        if isinstance(action_rate, bool) or not 0 < action_rate < math.inf:
+            raise ValueError(f"action_rate must be a finite number > 0, got {action_rate!r}")
+        if isinstance(sync_wait, bool) or not 0 <= sync_wait < math.inf:
+            raise ValueError(f"sync_wait must be a finite number of seconds >= 0, got {sync_wait!r}")
         self.token = check_token(token)
         self.db = db
         self.host = host
-        self.subprocess = subprocess
-        self._initial_faults = faults
-        self._requested_port = port
-        self._seed_messages = seed_messages
-        self._seed_random = seed_random
-        self._request_log_size = request_log_size
+        self.initial_faults = faults
+        self.requested_port = port
+        self.seed_messages = seed_messages
+        self.seed_random = seed_random
+        self.request_log_size = request_log_size
         self.bulk_cancel = bulk_cancel
-        self.action_rate = action_rate
-        self.sync_wait = sync_wait
-        self._startup_timeout = startup_timeout
-        self._log_level = log_level
-        self._http = http
-        self._thread: ServerThread | None = None
-        self._state: EmulatorState | None = None
-        self._proc: sp.Popen[str] | None = None
+        self.action_rate = float(action_rate)
+        self.sync_wait = float(sync_wait)
+        self.startup_timeout = startup_timeout
+        self.log_level = log_level
+        self.http = http
         self._port: int | None = None
+
+    @property
+    def subprocess(self) -> bool:
+        """Whether the server runs in a child process."""
+        return False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -234,11 +256,9 @@ class QStashEmulator:
         self.stop()
 
     @property
+    @abstractmethod
     def running(self) -> bool:
         """Whether the server is up."""
-        if self._proc is not None:
-            return self._proc.poll() is None
-        return self._thread is not None and self._thread.is_alive()
 
     @property
     def port(self) -> int:
@@ -261,140 +281,35 @@ class QStashEmulator:
         """Start the server and wait until it answers; returns ``self``."""
         if self._port is not None:
             raise RuntimeError("the emulator is already started")
-        if self.subprocess:
-            self._start_subprocess()
-        else:
-            self._start_thread()
+        self._port = self._launch()
         return self
 
-    def _start_thread(self) -> None:
-        store = MessageStore(self.db)
-        try:
-            if self._seed_messages:
-                store.seed(self._seed_messages, self._seed_random)
-            app = create_app(
-                store,
-                self.token,
-                self._initial_faults,
-                request_log_size=self._request_log_size,
-                bulk_cancel=self.bulk_cancel,
-                action_rate=self.action_rate,
-                sync_wait=self.sync_wait,
-            )
-            self._state = app.state.emulator
-            self._thread = ServerThread(
-                app, self.host, self._requested_port, log_level=self._log_level, http=self._http
-            )
-            self._thread.start(self._startup_timeout)
-        except BaseException:
-            store.close()
-            self._thread = None
-            self._state = None
-            raise
-        self._port = self._thread.port
-
-    def _start_subprocess(self) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "airflow_qstash.emulator",
-            "--host",
-            self.host,
-            "--port",
-            str(self._requested_port),
-            "--db",
-            self.db,
-            "--log-level",
-            self._log_level,
-            "--http",
-            self._http,
-            "--request-log-size",
-            str(self._request_log_size),
-            "--bulk-cancel",
-            self.bulk_cancel,
-            "--action-rate",
-            repr(float(self.action_rate)),
-            "--sync-wait",
-            repr(float(self.sync_wait)),
-        ]
-        if self._initial_faults is not None:
-            cmd += ["--faults-json", json.dumps(self._initial_faults.to_dict())]
-        if self._seed_messages:
-            cmd += ["--seed", str(self._seed_messages), "--seed-random", str(self._seed_random)]
-        env = dict(os.environ)
-        env[TOKEN_ENV] = self.token  # not on the command line, where `ps` would show it
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        self._proc = sp.Popen(cmd, stdout=sp.PIPE, stdin=sp.DEVNULL, text=True, env=env)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump(stream: Any) -> None:
-            for line in stream:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, args=(self._proc.stdout,), daemon=True).start()
-        deadline = time.monotonic() + self._startup_timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                line = lines.get(timeout=max(remaining, 0.01))
-            except queue.Empty:
-                line = ""
-                if remaining <= 0:
-                    self._kill()
-                    raise RuntimeError("the emulator subprocess did not report ready in time") from None
-                continue
-            if line is None:
-                code = self._proc.wait()
-                self._proc = None
-                raise RuntimeError(f"the emulator subprocess exited with code {code} during startup")
-            match = _URL_RE.search(line)
-            if match:
-                self._port = int(match.group(1).rsplit(":", 1)[1])
-                return
-
-    def _kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait()
-            self._proc = None
-
     def stop(self) -> None:
-        """Stop the server (SIGTERM for the subprocess) and release the store. Idempotent."""
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except sp.TimeoutExpired:
-                self._kill()
-            self._proc = None
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
-        if self._state is not None:
-            self._state.close()
-            self._state = None
+        """Stop the server and release the database. Idempotent."""
+        self._shutdown()
         self._port = None
 
-    # -- helpers -------------------------------------------------------------------------
+    @abstractmethod
+    def _launch(self) -> int:
+        """Start the server; returns its port."""
+
+    @abstractmethod
+    def _shutdown(self) -> None:
+        """Stop the server if it runs (idempotent)."""
+
+    # -- direct access (in-process only) -------------------------------------------------
 
     @property
     def store(self) -> MessageStore:
         """The message store (in-process mode only)."""
-        return self._local().store
+        raise RuntimeError("the store is reachable in-process mode only; use the admin helpers")
 
     @property
     def state(self) -> EmulatorState:
-        """The app's shared state: store, bulk actions, faults, request log (in-process mode only)."""
-        return self._local()
+        """The app's shared state: store, bulk actions, DLQ, faults, request log (in-process mode only)."""
+        raise RuntimeError("the state is reachable in-process mode only; use the admin helpers")
 
-    def _local(self) -> EmulatorState:
-        if self._state is None:
-            raise RuntimeError(
-                "not available: the emulator is not started" if not self.subprocess else "in-process mode only"
-            )
-        return self._state
+    # -- admin helpers (HTTP, both runners) ----------------------------------------------
 
     def _admin(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -420,78 +335,56 @@ class QStashEmulator:
         :return: the message ids, in order.
         :raises ValueError: on an invalid message or an id that already exists.
         """
-        if self.subprocess:
-            ids: list[str] = self._admin("POST", "/_emulator/messages", list(messages))["messageIds"]
-            return ids
-        return self._local().store.add_messages(messages)
+        ids: list[str] = self._admin("POST", "/_emulator/messages", list(messages))["messageIds"]
+        return ids
 
     def seed(self, n: int, seed: int = 0, *, now: int | None = None) -> int:
         """Insert ``n`` generated messages (reproducible for a given ``seed``); returns ``n``."""
-        if self.subprocess:
-            body: dict[str, Any] = {"count": n, "seed": seed}
-            if now is not None:
-                body["now"] = now
-            seeded: int = self._admin("POST", "/_emulator/seed", body)["seeded"]
-            return seeded
-        return self._local().store.seed(n, seed, now=now)
+        body: dict[str, Any] = {"count": n, "seed": seed}
+        if now is not None:
+            body["now"] = now
+        seeded: int = self._admin("POST", "/_emulator/seed", body)["seeded"]
+        return seeded
 
     def held_ids(self) -> set[str]:
         """Ids of the messages still held (not cancelled)."""
-        if self.subprocess:
-            return set(self._admin("GET", "/_emulator/message-ids?state=held"))
-        return self._local().store.message_ids("held")
+        return set(self._admin("GET", "/_emulator/message-ids?state=held"))
 
     def messages(self, state: str = "held", limit: int | None = None) -> list[dict[str, Any]]:
         """Messages (``"held"``, ``"cancelled"`` or ``"all"``) with ``state`` and ``cancelledAt``."""
-        if self.subprocess:
-            suffix = "" if limit is None else f"&limit={limit}"
-            result: list[dict[str, Any]] = self._admin("GET", f"/_emulator/messages?state={state}{suffix}")
-            return result
-        return self._local().store.messages(state, limit)
+        suffix = "" if limit is None else f"&limit={limit}"
+        result: list[dict[str, Any]] = self._admin("GET", f"/_emulator/messages?state={state}{suffix}")
+        return result
 
     def counts(self) -> dict[str, int]:
         """``{"held": n, "cancelled": m}``."""
-        if self.subprocess:
-            result: dict[str, int] = self._admin("GET", "/_emulator/stats")
-            return result
-        return self._local().store.counts()
+        result: dict[str, int] = self._admin("GET", "/_emulator/stats")
+        return result
 
     def request_log(self) -> list[dict[str, Any]]:
         """The ``/v2`` requests answered so far (see :class:`~airflow_qstash.emulator.app.RequestLog`)."""
-        if self.subprocess:
-            entries: list[dict[str, Any]] = self._admin("GET", "/_emulator/requests")
-            for entry in entries:
-                entry["query"] = [tuple(pair) for pair in entry["query"]]
-            return entries
-        return self._local().request_log.entries()
+        entries: list[dict[str, Any]] = self._admin("GET", "/_emulator/requests")
+        for entry in entries:
+            entry["query"] = [tuple(pair) for pair in entry["query"]]
+        return entries
 
     def clear_request_log(self) -> None:
         """Forget the logged requests."""
-        if self.subprocess:
-            self._admin("DELETE", "/_emulator/requests")
-        else:
-            self._local().request_log.clear()
+        self._admin("DELETE", "/_emulator/requests")
 
     def set_faults(self, faults: FaultConfig | None) -> None:
-        """Switch fault injection (``None``: off); the random sequence restarts from ``faults.seed``."""
-        if self.subprocess:
-            self._admin("PUT", "/_emulator/faults", None if faults is None else faults.to_dict())
-        else:
-            self._local().faults.configure(faults)
+        """Switch fault injection (``None``: off); the random sequences restart from ``faults.seed``."""
+        self._admin("PUT", "/_emulator/faults", None if faults is None else faults.to_dict())
 
     def get_faults(self) -> FaultConfig | None:
         """The active fault configuration."""
-        if self.subprocess:
-            data = self._admin("GET", "/_emulator/faults")
-            return None if data is None else FaultConfig.from_dict(data)
-        return self._local().faults.config
+        data = self._admin("GET", "/_emulator/faults")
+        return None if data is None else FaultConfig.from_dict(data)
 
     def bulk_actions(self) -> list[dict[str, Any]]:
         """Every stored bulk action, oldest first (API fields plus ``cancelled`` and ``cancelLimit``)."""
-        if self.subprocess:
-            actions: list[dict[str, Any]] = self._admin("GET", "/_emulator/bulk-actions")
-            return actions
-        return self._local().actions.all()
+        actions: list[dict[str, Any]] = self._admin("GET", "/_emulator/bulk-actions")
+        return actions
 
     def wait_actions_idle(self, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Wait until no bulk action is ``IN_PROGRESS``; returns :meth:`bulk_actions`.
@@ -510,11 +403,181 @@ class QStashEmulator:
             time.sleep(0.01)
 
     def reset(self) -> None:
-        """Empty the store and the request log and go back to the initial fault configuration."""
-        if self.subprocess:
-            self._admin("POST", "/_emulator/reset")
-        else:
-            self._local().reset()
+        """Empty the store, the bulk actions and the request log; back to the initial faults."""
+        self._admin("POST", "/_emulator/reset")
 
 
-__all__ = ["DEFAULT_TOKEN", "READY_PREFIX", "TOKEN_ENV", "QStashEmulator", "ServerThread", "base_url_for"]
+class InProcessEmulator(QStashEmulator):
+    """The emulator served by uvicorn in a daemon thread of this process (see :class:`QStashEmulator`).
+
+    :attr:`store` and :attr:`state` give direct access to the database and the app's state.
+    """
+
+    _thread: ServerThread | None = None
+    _state: EmulatorState | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is up."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def store(self) -> MessageStore:
+        """The message store."""
+        return self.state.store
+
+    @property
+    def state(self) -> EmulatorState:
+        """The app's shared state: store, bulk actions, faults, request log."""
+        if self._state is None:
+            raise RuntimeError("not available: the emulator is not started")
+        return self._state
+
+    def _launch(self) -> int:
+        store = MessageStore(self.db)
+        state: EmulatorState | None = None
+        try:
+            if self.seed_messages:
+                store.seed(self.seed_messages, self.seed_random)
+            app = create_app(
+                store,
+                self.token,
+                self.initial_faults,
+                request_log_size=self.request_log_size,
+                bulk_cancel=self.bulk_cancel,
+                action_rate=self.action_rate,
+                sync_wait=self.sync_wait,
+            )
+            state = app.state.emulator
+            thread = ServerThread(app, self.host, self.requested_port, log_level=self.log_level, http=self.http)
+            thread.start(self.startup_timeout)
+        except BaseException:
+            if state is not None:
+                state.close()
+            else:
+                store.close()
+            raise
+        self._thread, self._state = thread, state
+        return thread.port
+
+    def _shutdown(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+
+class SubprocessEmulator(QStashEmulator):
+    """The CLI (``python -m airflow_qstash.emulator``) in a child process (see :class:`QStashEmulator`).
+
+    The token travels in the child's environment (``QSTASH_EMULATOR_TOKEN``), never on its
+    command line, where ``ps`` would show it. :meth:`stop` sends SIGTERM (then SIGKILL after 10 s).
+    """
+
+    _proc: sp.Popen[str] | None = None
+
+    @property
+    def subprocess(self) -> bool:
+        """Always ``True``."""
+        return True
+
+    @property
+    def running(self) -> bool:
+        """Whether the child process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def process(self) -> sp.Popen[str] | None:
+        """The child process (``None`` before :meth:`start`; kept after :meth:`stop` for its exit code)."""
+        return self._proc
+
+    def command(self) -> list[str]:
+        """The child's command line (without the token)."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "airflow_qstash.emulator",
+            "--host",
+            self.host,
+            "--port",
+            str(self.requested_port),
+            "--db",
+            self.db,
+            "--log-level",
+            self.log_level,
+            "--http",
+            self.http,
+            "--request-log-size",
+            str(self.request_log_size),
+            "--bulk-cancel",
+            self.bulk_cancel,
+            "--action-rate",
+            repr(self.action_rate),
+            "--sync-wait",
+            repr(self.sync_wait),
+        ]
+        if self.initial_faults is not None:
+            cmd += ["--faults-json", json.dumps(self.initial_faults.to_dict())]
+        if self.seed_messages:
+            cmd += ["--seed", str(self.seed_messages), "--seed-random", str(self.seed_random)]
+        return cmd
+
+    def _launch(self) -> int:
+        env = dict(os.environ)
+        env[TOKEN_ENV] = self.token
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = sp.Popen(self.command(), stdout=sp.PIPE, stdin=sp.DEVNULL, text=True, env=env)
+        self._proc = proc
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump(stream: Any) -> None:
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, args=(proc.stdout,), daemon=True).start()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                raise RuntimeError("the emulator subprocess did not report ready in time")
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                code = proc.wait()
+                raise RuntimeError(f"the emulator subprocess exited with code {code} during startup")
+            match = _URL_RE.search(line)
+            if match:
+                return int(match.group(1).rsplit(":", 1)[1])
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def _shutdown(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except sp.TimeoutExpired:
+            self._kill()
+
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "READY_PREFIX",
+    "TOKEN_ENV",
+    "InProcessEmulator",
+    "QStashEmulator",
+    "ServerThread",
+    "SubprocessEmulator",
+    "base_url_for",
+]

@@ -177,9 +177,25 @@ def test_subprocess_runner_helpers() -> None:
         emu.reset()
         assert emu.counts() == {"held": 0, "cancelled": 0}
         assert emu.get_faults() == config  # back to the initial faults
-        proc = emu._proc
+        proc = emu.process
     assert proc is not None and proc.returncode == 0
     assert not emu.running
+
+
+def test_factory_builds_the_runner_class_and_checks_its_arguments() -> None:
+    from airflow_qstash.emulator import InProcessEmulator, SubprocessEmulator
+
+    assert type(QStashEmulator(token="x")) is InProcessEmulator
+    assert type(QStashEmulator(token="x", subprocess=True)) is SubprocessEmulator
+    assert type(SubprocessEmulator(token="x")) is SubprocessEmulator
+    assert not InProcessEmulator(token="x").subprocess and SubprocessEmulator(token="x").subprocess
+    with pytest.raises(ValueError, match="subprocess"):
+        InProcessEmulator(token="x", subprocess=True)
+    command = SubprocessEmulator(token="secret-token", bulk_cancel="legacy", action_rate=5, sync_wait=0.5).command()
+    assert "secret-token" not in " ".join(command)
+    assert command[command.index("--bulk-cancel") + 1] == "legacy"
+    assert float(command[command.index("--action-rate") + 1]) == 5.0
+    assert float(command[command.index("--sync-wait") + 1]) == 0.5
 
 
 def test_in_process_runner_lifecycle() -> None:
