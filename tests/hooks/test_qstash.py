@@ -16,6 +16,7 @@ from airflow_qstash.filters import BulkCancelFilterError
 from airflow_qstash.hooks.qstash import (
     DEFAULT_BASE_URL,
     MAX_URL_LENGTH,
+    BatchCancelled,
     QStashAPIError,
     QStashConnectionError,
     QStashHook,
@@ -64,7 +65,7 @@ def test_bulk_cancel_sends_every_filter_under_its_api_name(qstash_conn, requests
         to_date=dt.datetime(2024, 1, 2),
         count=100,
     )
-    assert cancelled == 7
+    assert cancelled == BatchCancelled(7)
     assert requests_mock.call_count == 1
     request = requests_mock.last_request
     assert request.method == "DELETE"
@@ -74,7 +75,7 @@ def test_bulk_cancel_sends_every_filter_under_its_api_name(qstash_conn, requests
     assert raw_query(request) == (
         "topicName=g1&topicName=g2&queueName=q1&url=https%3A%2F%2Fexample.com%2Fhook&host=example.com"
         "&path=%2Fhook&label=Prod-EU&label=b&flowControlKey=fk&scheduleId=scd_1&callerIp=203.0.113.7"
-        f"&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&count=100"
+        f"&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&count=100&async=true"
     )
     assert request.headers["Authorization"] == f"Bearer {TEST_TOKEN}"
     assert request.headers["User-Agent"] == "airflow-provider-qstash"
@@ -100,13 +101,15 @@ def test_bulk_cancel_sends_every_filter_under_its_api_name(qstash_conn, requests
 def test_each_list_filter_is_a_repeated_parameter(qstash_conn, requests_mock, kwarg, param):
     requests_mock.delete(URL, json={"cancelled": 0})
     QStashHook().bulk_cancel(**{kwarg: ["a", "B"]})
-    assert raw_query(requests_mock.last_request) == f"{param}=a&{param}=B"
+    # a filter cancel asks for a background bulk action; a cancel by ids stays synchronous
+    suffix = "" if param == "messageIds" else "&async=true"
+    assert raw_query(requests_mock.last_request) == f"{param}=a&{param}=B{suffix}"
 
 
 def test_single_string_is_one_value(qstash_conn, requests_mock):
     requests_mock.delete(URL, json={"cancelled": 0})
     QStashHook().bulk_cancel(labels="only")
-    assert raw_query(requests_mock.last_request) == "label=only"
+    assert raw_query(requests_mock.last_request) == "label=only&async=true"
 
 
 @pytest.mark.parametrize(
@@ -126,20 +129,20 @@ def test_single_string_is_one_value(qstash_conn, requests_mock):
 def test_dates_go_out_as_integer_ms(qstash_conn, requests_mock, from_date):
     requests_mock.delete(URL, json={"cancelled": 0})
     QStashHook().bulk_cancel(labels="a", from_date=from_date, to_date=JAN_2_MS)
-    assert raw_query(requests_mock.last_request) == f"label=a&fromDate={JAN_1_MS}&toDate={JAN_2_MS}"
+    assert raw_query(requests_mock.last_request) == f"label=a&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&async=true"
 
 
 @pytest.mark.parametrize(("count", "expected"), [(1, "&count=1"), ("500", "&count=500"), (None, "")])
 def test_count(qstash_conn, requests_mock, count, expected):
     requests_mock.delete(URL, json={"cancelled": 0})
     QStashHook().bulk_cancel(labels="a", count=count)
-    assert raw_query(requests_mock.last_request) == f"label=a{expected}"
+    assert raw_query(requests_mock.last_request) == f"label=a{expected}&async=true"
 
 
 def test_cancel_all_sends_no_filter(qstash_conn, requests_mock):
     requests_mock.delete(URL, json={"cancelled": 3})
-    assert QStashHook().bulk_cancel(cancel_all=True, count=10) == 3
-    assert raw_query(requests_mock.last_request) == "count=10"
+    assert QStashHook().bulk_cancel(cancel_all=True, count=10) == BatchCancelled(3)
+    assert raw_query(requests_mock.last_request) == "count=10&async=true"
 
 
 def test_non_ascii_and_reserved_characters_are_percent_encoded(qstash_conn, requests_mock):
@@ -151,7 +154,7 @@ def test_non_ascii_and_reserved_characters_are_percent_encoded(qstash_conn, requ
     raw = raw_query(request)
     assert raw.isascii()
     assert not set(" #\t\n") & set(raw)
-    assert raw.count("&") == len(labels)  # only the separators; every '&' inside a value is encoded
+    assert raw.count("&") == len(labels) + 1  # only the separators; every '&' inside a value is encoded
     assert "label=a%26b%3Dc" in raw
     assert "label=x%2By" in raw
     assert "label=50%25" in raw
@@ -159,7 +162,7 @@ def test_non_ascii_and_reserved_characters_are_percent_encoded(qstash_conn, requ
     assert urlsplit(request.url).path == "/v2/messages"
     assert urlsplit(request.url).fragment == ""
     decoded = parse_qsl(raw, keep_blank_values=True, strict_parsing=True)
-    assert decoded == [("url", url)] + [("label", label) for label in labels]
+    assert decoded == [("url", url)] + [("label", label) for label in labels] + [("async", "true")]
 
 
 # --------------------------------------------------------------------------- refusals send nothing
@@ -169,7 +172,10 @@ def test_non_ascii_and_reserved_characters_are_percent_encoded(qstash_conn, requ
     ("kwargs", "fragment"),
     [
         pytest.param({}, "No filter given", id="no-filter"),
-        pytest.param({"labels": [], "hosts": "", "urls": None}, "No filter given", id="all-empty"),
+        pytest.param({"labels": None, "hosts": None, "urls": None}, "No filter given", id="all-none"),
+        pytest.param({"hosts": ""}, "hosts is empty", id="empty-text"),
+        pytest.param({"labels": "  "}, "labels is empty", id="blank-text"),
+        pytest.param({"labels": []}, "labels is an empty list", id="empty-list"),
         pytest.param({"message_ids": "m1", "labels": "a"}, "message_ids", id="ids-and-filters"),
         pytest.param({"labels": "a", "from_date": JAN_2_MS, "to_date": JAN_1_MS}, "from_date", id="from>to"),
         pytest.param({"labels": "a", "from_date": 1_704_067_200}, "from_date", id="seconds"),
@@ -205,7 +211,7 @@ def test_long_message_id_list_is_split_under_the_url_limit(monkeypatch, requests
         return {"cancelled": len(parse_qs(raw_query(request))["messageIds"])}
 
     requests_mock.delete(f"{base_url}/v2/messages", json=answer)
-    assert hook.bulk_cancel(message_ids=ids, count=count) == len(ids)
+    assert hook.bulk_cancel(message_ids=ids, count=count) == BatchCancelled(len(ids))
     history = requests_mock.request_history
     assert len(history) > 1
     assert all(len(request.url) <= MAX_URL_LENGTH for request in history)
@@ -223,7 +229,7 @@ def test_split_counts_are_summed(qstash_conn, requests_mock):
     total = QStashHook().bulk_cancel(message_ids=ids)
     calls = requests_mock.call_count
     assert calls > 3
-    assert total == 11 + 0 + 5 + 2 + (calls - 4)
+    assert total == BatchCancelled(11 + 0 + 5 + 2 + (calls - 4))
 
 
 # --------------------------------------------------------------------------- retries
@@ -247,7 +253,7 @@ def test_429_waits_for_the_burst_reset(qstash_conn, requests_mock, waits, with_r
         ],
     )
     before = time.time()
-    assert QStashHook().bulk_cancel(labels="a") == 4
+    assert QStashHook().bulk_cancel(labels="a") == BatchCancelled(4)
     after = time.time()
     assert requests_mock.call_count == 2
     assert len(waits) == 1
@@ -264,7 +270,7 @@ def test_429_with_retry_after(qstash_conn, requests_mock, waits):
             {"json": {"cancelled": 1}},
         ],
     )
-    assert QStashHook().bulk_cancel(labels="a") == 1
+    assert QStashHook().bulk_cancel(labels="a") == BatchCancelled(1)
     assert requests_mock.call_count == 2
     assert len(waits) == 1
     assert 2.0 <= waits[0] <= 2.11
@@ -300,7 +306,7 @@ def test_429_with_a_far_daily_reset_fails_at_once(qstash_conn, requests_mock, wa
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_then_200_is_retried(qstash_conn, requests_mock, waits, status):
     requests_mock.delete(URL, [{"status_code": status, "json": {"error": "busy"}}, {"json": {"cancelled": 2}}])
-    assert QStashHook().bulk_cancel(labels="a") == 2
+    assert QStashHook().bulk_cancel(labels="a") == BatchCancelled(2)
     assert requests_mock.call_count == 2
     assert len(waits) == 1
 
@@ -316,7 +322,7 @@ def test_5xx_then_200_is_retried(qstash_conn, requests_mock, waits, status):
 )
 def test_network_errors_then_200_are_retried(qstash_conn, requests_mock, waits, exc):
     requests_mock.delete(URL, [{"exc": exc}, {"exc": exc}, {"json": {"cancelled": 9}}])
-    assert QStashHook().bulk_cancel(labels="a") == 9
+    assert QStashHook().bulk_cancel(labels="a") == BatchCancelled(9)
     assert requests_mock.call_count == 3
     assert len(waits) == 2
 
@@ -324,7 +330,7 @@ def test_network_errors_then_200_are_retried(qstash_conn, requests_mock, waits, 
 def test_retries_back_off_exponentially_when_qstash_gives_no_wait(monkeypatch, requests_mock, waits):
     hook = QStashHook(use_connection(monkeypatch, backoff_initial=1, backoff_max=3, max_retries=4))
     requests_mock.delete(URL, [{"status_code": 503}] * 4 + [{"json": {"cancelled": 1}}])
-    assert hook.bulk_cancel(labels="a") == 1
+    assert hook.bulk_cancel(labels="a") == BatchCancelled(1)
     assert len(waits) == 4
     # wait_exponential_jitter: initial * 2**n + U(0, 1), capped at backoff_max
     assert 1 <= waits[0] <= 2
@@ -502,8 +508,8 @@ def test_base_url_from_host(monkeypatch, host, expected):
 def test_empty_host_goes_to_the_global_endpoint(monkeypatch, requests_mock):
     hook = QStashHook(use_connection(monkeypatch, host=""))
     requests_mock.delete("https://qstash.upstash.io/v2/messages", json={"cancelled": 1})
-    assert hook.bulk_cancel(labels="a") == 1
-    assert requests_mock.last_request.url == "https://qstash.upstash.io/v2/messages?label=a"
+    assert hook.bulk_cancel(labels="a") == BatchCancelled(1)
+    assert requests_mock.last_request.url == "https://qstash.upstash.io/v2/messages?label=a&async=true"
 
 
 def test_unknown_region_is_refused(monkeypatch):
@@ -553,7 +559,7 @@ def test_connection_from_a_uri(monkeypatch, requests_mock):
     assert hook.config.base_url == "https://qstash-eu-central-1.upstash.io"
     assert hook.config.token == TEST_TOKEN
     requests_mock.delete("https://qstash-eu-central-1.upstash.io/v2/messages", json={"cancelled": 2})
-    assert hook.bulk_cancel(labels="a") == 2
+    assert hook.bulk_cancel(labels="a") == BatchCancelled(2)
     assert requests_mock.last_request.headers["Authorization"] == f"Bearer {TEST_TOKEN}"
 
 
@@ -657,7 +663,7 @@ def test_token_not_in_logs(qstash_conn, requests_mock, waits, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     hook = QStashHook()
     requests_mock.delete(URL, [{"status_code": 503, "json": {"error": "busy"}}, {"json": {"cancelled": 1}}])
-    assert hook.bulk_cancel(labels="a") == 1
+    assert hook.bulk_cancel(labels="a") == BatchCancelled(1)
     requests_mock.delete(URL, status_code=401, json={"error": "invalid token"})
     with pytest.raises(QStashAPIError):
         hook.bulk_cancel(labels="b")

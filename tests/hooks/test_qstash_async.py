@@ -15,6 +15,7 @@ import airflow_qstash.hooks.qstash as qstash_module
 from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError
 from airflow_qstash.hooks.qstash import (
     MAX_URL_LENGTH,
+    BatchCancelled,
     QStashAPIError,
     QStashAsyncHook,
     QStashConnectionError,
@@ -112,12 +113,12 @@ FILTERS = {
 def test_same_query_as_the_sync_hook(qstash_conn, requests_mock, name):
     bulk_filter, count = FILTERS[name]
     requests_mock.delete(f"{FAKE_BASE_URL}/v2/messages", json={"cancelled": 1})
-    assert QStashHook().bulk_cancel_by_filter(bulk_filter, count) == 1
+    assert QStashHook().bulk_cancel_by_filter(bulk_filter, count) == BatchCancelled(1)
     sync_request = requests_mock.last_request
     sync_query = urlsplit(sync_request.url).query
 
     server = Server(ok(1))
-    assert cancel(server, bulk_filter, count) == 1
+    assert cancel(server, bulk_filter, count) == BatchCancelled(1)
     assert len(server.requests) == 1
     request = server.requests[0]
     assert server.queries == [sync_query]
@@ -131,8 +132,8 @@ def test_same_query_as_the_sync_hook(qstash_conn, requests_mock, name):
 def test_exact_query(qstash_conn):
     server = Server(ok(3))
     bulk_filter = BulkCancelFilter.build(labels=["a", "B"], queue_names="q", from_date=JAN_1_MS, to_date=JAN_2_MS)
-    assert cancel(server, bulk_filter, 10) == 3
-    assert server.queries == [f"queueName=q&label=a&label=B&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&count=10"]
+    assert cancel(server, bulk_filter, 10) == BatchCancelled(3)
+    assert server.queries == [f"queueName=q&label=a&label=B&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&count=10&async=true"]
     assert str(server.requests[0].url).startswith(f"{FAKE_BASE_URL}/v2/messages?")
 
 
@@ -149,11 +150,11 @@ def test_long_message_id_list_is_split_like_the_sync_hook(monkeypatch, requests_
         f"{base_url}/v2/messages",
         json=lambda request, context: {"cancelled": len(parse_qs(urlsplit(request.url).query)["messageIds"])},
     )
-    assert QStashHook("qstash_split").bulk_cancel_by_filter(bulk_filter, 500) == len(ids)
+    assert QStashHook("qstash_split").bulk_cancel_by_filter(bulk_filter, 500) == BatchCancelled(len(ids))
     sync_urls = [request.url for request in requests_mock.request_history]
 
     server = Server(answer)
-    assert cancel(server, bulk_filter, 500, conn_id="qstash_split") == len(ids)
+    assert cancel(server, bulk_filter, 500, conn_id="qstash_split") == BatchCancelled(len(ids))
     urls = [str(request.url) for request in server.requests]
     assert len(urls) > 1
     assert urls == sync_urls
@@ -216,7 +217,7 @@ def test_429_waits_for_the_burst_reset(qstash_conn, waits, with_remaining):
         headers["Burst-RateLimit-Remaining"] = "0"
     server = Server(httpx.Response(429, headers=headers, json={"error": "slow down"}), ok(5))
     before = time.time()
-    assert cancel(server, LABELS_FILTER) == 5
+    assert cancel(server, LABELS_FILTER) == BatchCancelled(5)
     after = time.time()
     assert len(server.requests) == 2
     assert len(waits) == 1
@@ -226,7 +227,7 @@ def test_429_waits_for_the_burst_reset(qstash_conn, waits, with_remaining):
 
 def test_429_with_retry_after(qstash_conn, waits):
     server = Server(httpx.Response(429, headers={"Retry-After": "2"}), ok(1))
-    assert cancel(server, LABELS_FILTER) == 1
+    assert cancel(server, LABELS_FILTER) == BatchCancelled(1)
     assert len(server.requests) == 2
     assert len(waits) == 1
     assert 2.0 <= waits[0] <= 2.11
@@ -246,7 +247,7 @@ def test_429_with_a_far_daily_reset_fails_at_once(qstash_conn, waits):
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_then_200_is_retried(qstash_conn, waits, status):
     server = Server(httpx.Response(status, json={"error": "busy"}), ok(2))
-    assert cancel(server, LABELS_FILTER) == 2
+    assert cancel(server, LABELS_FILTER) == BatchCancelled(2)
     assert len(server.requests) == 2
     assert len(waits) == 1
 
@@ -263,7 +264,7 @@ def test_5xx_then_200_is_retried(qstash_conn, waits, status):
 )
 def test_network_errors_then_200_are_retried(qstash_conn, waits, error):
     server = Server(error, error, ok(9))
-    assert cancel(server, LABELS_FILTER) == 9
+    assert cancel(server, LABELS_FILTER) == BatchCancelled(9)
     assert len(server.requests) == 3
     assert len(waits) == 2
 
