@@ -4,12 +4,18 @@ End-to-end fixtures: the example DAGs run with ``dag.test()`` in an isolated Air
 * ``e2e_airflow_env`` (session): a temporary ``AIRFLOW_HOME`` and the environment the DAG runs get
   (``dags_examples`` as the DAGs folder, no Airflow example DAGs, none of this process's ``AIRFLOW*``
   variables).
-* ``e2e_emulator`` (session): the QStash emulator, in this process, on a free loopback port.
+* ``e2e_emulator`` (session): the QStash emulator in its default ``actions`` mode (today's hosted QStash:
+  a filter cancel is a background bulk action), in this process, on a free loopback port.
 * ``dag_runner`` (session): a :class:`~tests.e2e.dag_runner.DagTestRunner` child process whose
-  ``qstash_default`` connection points at that emulator; it migrates the SQLite DB once, as it starts
-  (``upgradedb()``, what ``airflow db migrate`` runs). Airflow reads ``AIRFLOW_HOME`` at import and other
-  test modules import it earlier in this process, hence the child.
-* ``emu`` (per test): the session emulator, emptied (messages, request log, faults) before the test.
+  ``qstash_default`` connection points at that emulator, polling bulk actions at most
+  :data:`POLL_INTERVAL_MAX` apart; it migrates the SQLite DB once, as it starts (``upgradedb()``, what
+  ``airflow db migrate`` runs). Airflow reads ``AIRFLOW_HOME`` at import and other test modules import it
+  earlier in this process, hence the child.
+* ``emu`` (per test): the session emulator, emptied (messages, bulk actions, request log, faults) before
+  the test; after it, no bulk action is left running.
+* ``legacy_emu`` (per test) and ``legacy_env``: a second emulator in ``legacy`` mode (a server that honours
+  ``count``, answering each filter cancel synchronously), and the environment that points a run's
+  ``qstash_default`` at it (``dag_runner.run(..., env=legacy_env)``).
 """
 
 from __future__ import annotations
@@ -20,12 +26,22 @@ from pathlib import Path
 
 import pytest
 
-from airflow_qstash.emulator import QStashEmulator
+from airflow_qstash.emulator import InProcessEmulator, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.e2e.dag_runner import DagTestRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO_ROOT / "dags_examples"
+#: The connection's ``poll_interval_max``: short, so that following a bulk action adds little to a run.
+POLL_INTERVAL_MAX = 0.2
+#: Messages per second a bulk action cancels: a 1,234-message action then takes about 0.6 s, several polls.
+ACTION_RATE = 2000.0
+CONN_ENV = "AIRFLOW_CONN_QSTASH_DEFAULT"
+
+
+def conn_env(emulator: QStashEmulator) -> dict[str, str]:
+    """``qstash_default`` pointing at ``emulator``, as an environment variable."""
+    return {CONN_ENV: connection_json(emulator.base_url, TEST_TOKEN, poll_interval_max=POLL_INTERVAL_MAX)}
 
 
 def isolated_env(airflow_home: Path) -> dict[str, str]:
@@ -47,13 +63,19 @@ def e2e_airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def e2e_emulator() -> Iterator[QStashEmulator]:
-    with QStashEmulator(token=TEST_TOKEN) as emulator:
+    with InProcessEmulator(token=TEST_TOKEN, bulk_cancel="actions", action_rate=ACTION_RATE) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def e2e_legacy_emulator() -> Iterator[QStashEmulator]:
+    with InProcessEmulator(token=TEST_TOKEN, bulk_cancel="legacy") as emulator:
         yield emulator
 
 
 @pytest.fixture(scope="session")
 def dag_runner(e2e_airflow_env: dict[str, str], e2e_emulator: QStashEmulator) -> Iterator[DagTestRunner]:
-    env = dict(e2e_airflow_env, AIRFLOW_CONN_QSTASH_DEFAULT=connection_json(e2e_emulator.base_url, TEST_TOKEN))
+    env = dict(e2e_airflow_env, **conn_env(e2e_emulator))
     runner = DagTestRunner(env, Path(env["AIRFLOW_HOME"]) / "dag-test.log")
     try:
         yield runner
@@ -62,6 +84,18 @@ def dag_runner(e2e_airflow_env: dict[str, str], e2e_emulator: QStashEmulator) ->
 
 
 @pytest.fixture
-def emu(e2e_emulator: QStashEmulator) -> QStashEmulator:
+def emu(e2e_emulator: QStashEmulator) -> Iterator[QStashEmulator]:
     e2e_emulator.reset()
-    return e2e_emulator
+    yield e2e_emulator
+    e2e_emulator.wait_actions_idle(30)
+
+
+@pytest.fixture
+def legacy_emu(e2e_legacy_emulator: QStashEmulator) -> QStashEmulator:
+    e2e_legacy_emulator.reset()
+    return e2e_legacy_emulator
+
+
+@pytest.fixture
+def legacy_env(e2e_legacy_emulator: QStashEmulator) -> dict[str, str]:
+    return conn_env(e2e_legacy_emulator)

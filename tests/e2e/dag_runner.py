@@ -11,8 +11,10 @@ The child serves one request per line, so Airflow is imported and its in-process
 once for the whole session rather than once per DAG run:
 
 * request (stdin, one JSON object a line): ``{"dag_id": ..., "logical_date": "<ISO-8601>" | null,
-  "run_conf": {...}, "no_retries": bool}``. Without ``logical_date`` the run gets ``dag.test()``'s
-  default (now); ``null`` asks for a run without a logical date, hence without a data interval.
+  "run_conf": {...}, "no_retries": bool, "env": {...}}``. Without ``logical_date`` the run gets
+  ``dag.test()``'s default (now); ``null`` asks for a run without a logical date, hence without a data
+  interval. ``env`` holds environment variables set for this run only (e.g. another
+  ``AIRFLOW_CONN_QSTASH_DEFAULT``: the task and its trigger run in this process and read it there).
 * answer (the original stdout, one JSON object a line): the run's ``state``, ``run_type``,
   ``logical_date``, ``data_interval_start``/``_end``, per task its ``state``, ``try_number`` and XCom
   ``return_value``, the run's ``seconds`` and the Airflow output written during the run (``log``); or
@@ -67,9 +69,14 @@ class DagTestRunner:
         logical_date: Any = NOT_SET,
         run_conf: dict[str, Any] | None = None,
         no_retries: bool = False,
+        env: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Run ``dag_id`` once with ``dag.test()``; the answer (see the module docstring)."""
-        request: dict[str, Any] = {"dag_id": dag_id, "run_conf": run_conf, "no_retries": no_retries}
+        """
+        Run ``dag_id`` once with ``dag.test()``; the answer (see the module docstring).
+
+        :param env: environment variables for this run only, over the runner's own.
+        """
+        request: dict[str, Any] = {"dag_id": dag_id, "run_conf": run_conf, "no_retries": no_retries, "env": env or {}}
         if logical_date is not NOT_SET:
             request["logical_date"] = None if logical_date is None else logical_date.isoformat()
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -120,6 +127,21 @@ def _iso(value: Any) -> str | None:
 
 
 def run_once(request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request with its ``env`` set, then put the environment back as it was."""
+    overrides: dict[str, str] = request.get("env") or {}
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        return run_dag_test(request)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_dag_test(request: dict[str, Any]) -> dict[str, Any]:
     """Parse the DAGs folder afresh, run one DAG with ``dag.test()``, read back its states and XComs."""
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
@@ -182,7 +204,9 @@ def main(log_path: str) -> int:
         request = json.loads(line)
         log.flush()
         start_offset = os.path.getsize(log_path)
-        print(f"==== dag.test request: {line.strip()}", flush=True)
+        # The env's values (a connection with its token) stay out of the log; its names are enough.
+        shown = dict(request, env=sorted(request.get("env") or {}))
+        print(f"==== dag.test request: {json.dumps(shown)}", flush=True)
         try:
             answer = run_once(request)
         except Exception:

@@ -2,12 +2,13 @@
 ``qstash_scheduled_cleanup`` end to end: ``dag.test()`` in an isolated Airflow against the emulator.
 
 The DAG cancels the ``daily-report`` messages created during the run's data interval (the previous day,
-``CronDataIntervalTimetable``); both bounds are inclusive, as in QStash.
+``CronDataIntervalTimetable``); both bounds are inclusive, as in QStash. The main run is made against both
+server generations: today's hosted QStash (a bulk action followed to ``FINISHED``, then a confirming one)
+and a server that honours ``count`` (batches of 500 until one cancels zero).
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
 import pendulum
@@ -17,15 +18,17 @@ from airflow_qstash.emulator import QStashEmulator
 from tests.e2e.dag_runner import DagTestRunner
 from tests.e2e.e2e_lib import (
     MS,
+    assert_batched_run,
+    assert_bulk_action_run,
     assert_failed,
     assert_succeeded,
-    bulk_cancel_queries,
     cancelled_ids,
     message,
     ms,
     requests,
     seed,
     spread,
+    with_async,
 )
 
 pytestmark = pytest.mark.e2e
@@ -38,9 +41,17 @@ LABEL = "daily-report"
 BATCH = 500
 
 
-def test_scheduled_run_cancels_exactly_its_window_of_its_label(dag_runner: DagTestRunner, emu: QStashEmulator):
+@pytest.mark.parametrize("server", ["actions", "legacy"])
+def test_scheduled_run_cancels_exactly_its_window_of_its_label(
+    dag_runner: DagTestRunner,
+    emu: QStashEmulator,
+    legacy_emu: QStashEmulator,
+    legacy_env: dict[str, str],
+    server: str,
+):
+    store, env = (emu, None) if server == "actions" else (legacy_emu, legacy_env)
     ids = seed(
-        emu,
+        store,
         {
             # 1233 spread over the day, the first exactly at the start bound, the last exactly at the end
             # bound (inclusive), plus one that carries a second label: 1234, three full batches and a bit.
@@ -60,18 +71,22 @@ def test_scheduled_run_cancels_exactly_its_window_of_its_label(dag_runner: DagTe
     n_inside = len(inside)
     assert n_inside == 1234
 
-    answer = dag_runner.run(DAG_ID, logical_date=LOGICAL_DATE)
+    answer = dag_runner.run(DAG_ID, logical_date=LOGICAL_DATE, env=env)
 
     xcom = assert_succeeded(answer)
     assert (answer["data_interval_start"], answer["data_interval_end"]) == (START.isoformat(), END.isoformat())
-    assert cancelled_ids(emu) == inside
-    assert emu.held_ids() == set().union(*ids.values()) - inside
-    expected_batches = math.ceil(n_inside / BATCH) + 1  # full batches, then one that cancels zero
-    assert xcom["cancelled"] == n_inside
-    assert xcom["batches"] == expected_batches
+    assert cancelled_ids(store) == inside
+    assert store.held_ids() == set().union(*ids.values()) - inside
     assert (xcom["from_date"], xcom["to_date"]) == (ms(START), ms(END))
-    query = sorted([("label", LABEL), ("fromDate", str(ms(START))), ("toDate", str(ms(END))), ("count", str(BATCH))])
-    assert bulk_cancel_queries(emu) == [query] * expected_batches
+    query = with_async(
+        [("label", LABEL), ("fromDate", str(ms(START))), ("toDate", str(ms(END))), ("count", str(BATCH))]
+    )
+    if server == "actions":
+        assert_bulk_action_run(store, answer, xcom, query, n_inside)
+        assert "batch_size=500 is ignored" in answer["log"]
+    else:
+        assert_batched_run(store, xcom, query, n_inside, BATCH)  # 3 full batches, a part one, one of zero
+        assert "Bulk action" not in answer["log"]
 
 
 def test_run_without_a_logical_date_has_no_window_and_fails_before_any_request(
@@ -117,4 +132,9 @@ def test_run_with_default_logical_date_cleans_yesterday(dag_runner: DagTestRunne
     assert datetime.fromisoformat(answer["data_interval_end"]) == start + timedelta(days=1)
     assert datetime.fromisoformat(answer["logical_date"]) >= start + timedelta(days=1)
     assert cancelled_ids(emu) == ids[start.date().isoformat()]
-    assert xcom["cancelled"] == 7
+    end = start + timedelta(days=1)
+    assert (xcom["from_date"], xcom["to_date"]) == (ms(start), ms(end))
+    query = with_async(
+        [("label", LABEL), ("fromDate", str(ms(start))), ("toDate", str(ms(end))), ("count", str(BATCH))]
+    )
+    assert_bulk_action_run(emu, answer, xcom, query, 7)
