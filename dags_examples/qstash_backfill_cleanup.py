@@ -4,7 +4,10 @@ Backfill cleanup: clean history window by window.
 ``catchup=True`` with a per-day data interval lets ``airflow backfill create --dag-id
 qstash_backfill_cleanup --from-date 2026-10-01 --to-date 2026-10-31`` (or the UI's backfill) create one
 run per day; each run cancels only the messages created inside its own day, so runs can go in parallel,
-fail and be retried independently.
+fail and be retried independently. On today's hosted QStash each run is one background bulk action over
+its day, followed to ``FINISHED``, then a confirming cancel that finds nothing; a retry while the action
+still runs joins it instead of starting another. ``batch_size`` is left at its default: only a server
+that honours ``count`` uses it.
 
 On a SQLite metadata database (``airflow standalone``) Airflow can refuse the backfill with ``503 Database
 is locked`` when the scheduler writes at the same moment; it removes what it had created, so submit the
@@ -36,6 +39,5 @@ with DAG(
         labels=["import-job"],
         from_date="{{ data_interval_start }}",
         to_date="{{ data_interval_end }}",
-        batch_size=500,
-        max_batches=500,
+        max_batches=500,  # rounds: requests of 500 on a count-honouring server, bulk actions on hosted QStash
     )

@@ -4,6 +4,13 @@ Scheduled cleanup: every night, cancel yesterday's still-pending report messages
 ``CronDataIntervalTimetable`` gives each run the previous day as its data interval. (A plain
 ``schedule="@daily"`` uses Airflow 3's CronTriggerTimetable, whose ``data_interval_start`` equals
 ``data_interval_end``: the operator refuses that zero-width window instead of cancelling nothing.)
+
+On today's hosted QStash a run is one background bulk action over yesterday's matching messages, which
+the task follows to ``FINISHED`` (its log shows the action id and progress on every poll), then one more
+cancel that must find nothing; the XCom says ``mode: "bulk_action"`` and lists the ``action_ids``. On a
+server that honours ``count`` (an older local dev server) the same task cancels in batches of 500 until
+one cancels zero (``mode: "batched"``). ``max_batches`` bounds the rounds either way: requests in batches,
+bulk actions on hosted QStash (a normal run uses two).
 """
 
 from __future__ import annotations
