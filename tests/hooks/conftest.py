@@ -56,7 +56,7 @@ DROP = Drop()
 
 @dataclass(frozen=True)
 class Sent:
-    """One request as it left the hook: the raw (percent-encoded) path and query."""
+    """One request as it left the hook: the raw (percent-encoded) path and query, header names lowercased."""
 
     method: str
     path: str
@@ -139,7 +139,8 @@ class SyncClient(HookClient):
 
     def _callback(self, request: Any, context: Any) -> bytes:
         parts = urlsplit(request.url)
-        answer = self.server.handle(Sent(request.method, parts.path, parts.query, dict(request.headers)))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        answer = self.server.handle(Sent(request.method, parts.path, parts.query, headers))
         if isinstance(answer, Drop):
             raise requests.exceptions.ConnectionError("connection dropped")
         context.status_code = answer.status
@@ -162,7 +163,8 @@ class AsyncClient(HookClient):
 
     def _handler(self, request: httpx.Request) -> httpx.Response:
         raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
-        answer = self.server.handle(Sent(request.method, raw_path, query, dict(request.headers)))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        answer = self.server.handle(Sent(request.method, raw_path, query, headers))
         if isinstance(answer, Drop):
             raise httpx.ConnectError("connection dropped", request=request)
         return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
