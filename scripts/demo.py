@@ -2,25 +2,32 @@
 The Quickstart demo: the example DAGs cancel messages in a local QStash, and you see what went and what stayed.
 
     make demo                   # sets up .venv first; or, once set up:
-    .venv/bin/python scripts/demo.py [--verbose]
+    .venv/bin/python scripts/demo.py [--verbose] [--server actions|legacy]
 
 What it does, with no QStash account and nothing leaving the machine:
 
 1. Uses ``AIRFLOW_HOME`` if set, else ``<repo>/.airflow_home``, with ``dags_examples/`` as the DAGs folder,
    and migrates its SQLite metadata DB (a no-op once it is up to date).
-2. Starts the QStash emulator in this process and seeds a few thousand pending messages over the last
-   week: ``daily-report`` and ``import-job`` (the scheduled and backfill DAGs' labels), ``webhook-retry``
-   in three queues (for the on-demand DAG), and generated background traffic (``label-0`` .. ``label-9``).
+2. Starts the QStash emulator in this process, as today's hosted QStash (``--server actions``, the
+   default: a filter cancel runs as a background *bulk action* that the task follows to its end) or as a
+   server that honours ``count`` (``--server legacy``: synchronous batches), and seeds a few thousand
+   pending messages over the last week: ``daily-report`` and ``import-job`` (the scheduled and backfill
+   DAGs' labels), ``webhook-retry`` in three queues (for the on-demand DAG), and generated background
+   traffic (``label-0`` .. ``label-9``).
 3. Runs the example DAGs with ``dag.test()`` against it, pointing ``qstash_default`` at the emulator:
    the scheduled cleanup for yesterday; the backfill cleanup over the three days before today, one run
    per day; the on-demand DAG with a form that selects one label, one queue and a window; and the
    on-demand DAG with a blank form, which must be refused before any request.
 4. Prints, per run, what it cancelled (its XCom), what the filter should have cancelled (counted here
-   from the emulator's store), and how many requests it made; then what is left, by label.
+   from the emulator's store), the server generation the task met (``mode``) and how many requests it
+   made; then each bulk action a task followed, with its progress at every poll as the task logged it;
+   then what is left, by label.
 
-Airflow's output (task logs included) goes to ``$AIRFLOW_HOME/demo-logs/demo.log``; ``--verbose`` shows it
-instead. The exit code is 0 only if every run did what it should: the first five succeed and cancel
-exactly what their filters select, the blank form fails with zero requests.
+Airflow's output (task logs included) goes to ``$AIRFLOW_HOME/demo-logs/demo.log``; ``--verbose`` also
+prints it, run by run. The exit code is 0 only if every run did what it should: the first five succeed,
+cancel exactly what their filters select and report the server generation the emulator plays (each
+bulk action followed until ``FINISHED``, the last one of a run confirming that nothing is left), and the
+blank form fails with zero requests.
 
 The demo always talks to the emulator, never to the ``AIRFLOW_CONN_QSTASH_DEFAULT`` of your environment,
 so it can never cancel real messages. It ends by printing the one change that points the DAGs at a real
@@ -33,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 import traceback
@@ -49,6 +57,19 @@ TOKEN = "demo-token"
 CONN_ENV = "AIRFLOW_CONN_QSTASH_DEFAULT"
 REAL_ACCOUNT_CONN = '{"conn_type": "qstash", "password": "<QSTASH_TOKEN>", "host": "eu-central-1"}'
 EXAMPLE_LABELS = ("daily-report", "import-job", "webhook-retry")
+#: Messages per second a bulk action cancels in the emulator: slow enough that a task's polls see the
+#: action part-way (the largest day, 640 messages, takes about 0.8 s), quick enough for a short demo.
+ACTION_RATE = 800.0
+#: The connection's ``poll_interval_max`` (seconds): the most the task waits between two polls.
+POLL_INTERVAL_MAX = 0.3
+#: The mode each server generation makes a task report in its XCom.
+EXPECTED_MODE = {"actions": "bulk_action", "legacy": "batched"}
+#: The progress line the operator logs on every poll of a bulk action.
+POLL_LINE = re.compile(
+    r"Bulk action (?P<action_id>\S+) (?P<state>IN_PROGRESS|FINISHED): (?P<processed>\d+) of (?P<total>\d+) processed"
+)
+#: At most this many per-poll figures are shown for one action; the middle ones are elided.
+MAX_SHOWN_POLLS = 8
 
 Message = dict[str, Any]
 
@@ -130,6 +151,39 @@ class DemoRun:
 
 
 @dataclass
+class ActionProgress:
+    """One bulk action a task followed, as its log tells it: what each poll found."""
+
+    action_id: str
+    states: list[str] = field(default_factory=list)
+    processed: list[int] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.states) and self.states[-1] == "FINISHED"
+
+    def progress(self) -> str:
+        """``0 -> 212 -> 430 -> 640 of 640``: processed at each poll, the middle elided when long."""
+        shown = [str(n) for n in self.processed]
+        if len(shown) > MAX_SHOWN_POLLS:
+            shown = [*shown[: MAX_SHOWN_POLLS // 2], "...", *shown[-(MAX_SHOWN_POLLS // 2) :]]
+        state = "" if self.finished else f" ({self.states[-1] if self.states else 'never polled'})"
+        return f"{' -> '.join(shown)} of {self.total}{state}"
+
+
+def followed_actions(log: str) -> list[ActionProgress]:
+    """The bulk actions a run's log shows being polled, in the order they were first polled."""
+    actions: dict[str, ActionProgress] = {}
+    for match in POLL_LINE.finditer(log):
+        action = actions.setdefault(match["action_id"], ActionProgress(match["action_id"]))
+        action.states.append(match["state"])
+        action.processed.append(int(match["processed"]))
+        action.total = int(match["total"])
+    return list(actions.values())
+
+
+@dataclass
 class RunResult:
     run: DemoRun
     state: str
@@ -137,6 +191,8 @@ class RunResult:
     expected: int | None
     requests: int
     seconds: float
+    actions: list[ActionProgress] = field(default_factory=list)
+    log: str = field(default="", repr=False)
     problems: list[str] = field(default_factory=list)
 
 
@@ -177,8 +233,8 @@ def demo_runs(now: datetime) -> list[DemoRun]:
     return runs
 
 
-def run_dag(run: DemoRun, emulator: Any) -> RunResult:
-    """``dag.test()`` one run; compare what it did with what its filter selects."""
+def run_dag(run: DemoRun, emulator: Any, server: str, log_path: Path) -> RunResult:
+    """``dag.test()`` one run; compare what it did with what its filter selects and the server it met."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -186,6 +242,9 @@ def run_dag(run: DemoRun, emulator: Any) -> RunResult:
     held_before = emulator.messages("held")
     expected = None if run.selects is None else sum(1 for m in held_before if run.selects(m))
     emulator.clear_request_log()
+    known_actions = {a["actionId"] for a in emulator.bulk_actions()}
+    sys.stdout.flush()
+    log_offset = log_path.stat().st_size
     # A fresh parse per run: dag.test() resolves the run's conf into the DAG's Param objects, so a DAG
     # object used for a second run would take the first run's form values as its defaults.
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
@@ -200,17 +259,58 @@ def run_dag(run: DemoRun, emulator: Any) -> RunResult:
     with create_session() as session:
         row = session.scalars(XComModel.get_many(run_id=dag_run.run_id, dag_ids=run.dag_id, key="return_value")).first()
         xcom = None if row is None else XComModel.deserialize_value(row)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log_path, errors="replace") as produced:
+        produced.seek(log_offset)
+        log = produced.read()
     requests = len(emulator.request_log())
-    result = RunResult(run, str(dag_run.state), xcom, expected, requests, seconds)
+    new_actions = {a["actionId"]: a for a in emulator.bulk_actions() if a["actionId"] not in known_actions}
+    result = RunResult(run, str(dag_run.state), xcom, expected, requests, seconds, followed_actions(log), log)
     cancelled_now = len(held_before) - emulator.counts()["held"]
     if run.selects is None:
         if result.state != "failed" or requests or cancelled_now:
             result.problems.append(f"should have been refused: {result.state}, {requests} request(s)")
     elif result.state != "success" or xcom is None:
         result.problems.append(f"run {result.state}")
-    elif not xcom["cancelled"] == expected == cancelled_now:
-        result.problems.append(f"cancelled {xcom['cancelled']} (store: {cancelled_now}), expected {expected}")
+    else:
+        if not xcom["cancelled"] == expected == cancelled_now:
+            result.problems.append(f"cancelled {xcom['cancelled']} (store: {cancelled_now}), expected {expected}")
+        result.problems.extend(server_problems(result, server, new_actions))
     return result
+
+
+def server_problems(result: RunResult, server: str, new_actions: dict[str, dict[str, Any]]) -> list[str]:
+    """
+    What a successful run did that the server generation it met does not explain.
+
+    Against bulk actions: the XCom says ``bulk_action`` and lists the actions the emulator started for this
+    run; the task polled each until ``FINISHED``, all of it processed, and the last one found nothing
+    (the confirming round). Against a server that honours ``count``: ``batched``, and no bulk action.
+    """
+    xcom = result.xcom or {}
+    problems = []
+    if xcom.get("mode") != EXPECTED_MODE[server]:
+        problems.append(f"mode {xcom.get('mode')!r}, expected {EXPECTED_MODE[server]!r}")
+    action_ids = list(xcom.get("action_ids") or [])
+    if server == "legacy":
+        if action_ids or new_actions:
+            problems.append(f"bulk actions on a batched server: {action_ids or sorted(new_actions)}")
+        return problems
+    if not action_ids or set(action_ids) != set(new_actions):
+        problems.append(f"action_ids {action_ids}, the emulator started {sorted(new_actions)}")
+    followed = {a.action_id: a for a in result.actions}
+    if [a.action_id for a in result.actions] != action_ids:
+        problems.append(f"the log shows polls of {list(followed)}, the XCom lists {action_ids}")
+    for action_id in action_ids:
+        seen, stored = followed.get(action_id), new_actions.get(action_id)
+        if seen is None or not seen.finished or (stored or {}).get("state") != "FINISHED":
+            problems.append(f"bulk action {action_id} not followed to FINISHED")
+        elif seen.processed[-1] != seen.total:
+            problems.append(f"bulk action {action_id} processed {seen.processed[-1]} of {seen.total}")
+    if action_ids and action_ids[-1] in followed and followed[action_ids[-1]].total != 0:
+        problems.append("the last bulk action still found messages: no confirming round")
+    return problems
 
 
 # -- output -------------------------------------------------------------------------------------------
@@ -230,17 +330,41 @@ def table(rows: list[list[str]], right: set[int]) -> str:
 
 
 def runs_table(results: list[RunResult]) -> str:
-    rows = [["DAG", "selects", "state", "cancelled", "expected", "requests", "seconds", "check"]]
-    for r in results:
+    rows = [["#", "DAG", "selects", "state", "cancelled", "expected", "mode", "requests", "seconds", "check"]]
+    for n, r in enumerate(results, start=1):
         cancelled = "-" if r.xcom is None else str(r.xcom["cancelled"])
         expected = "refused" if r.expected is None else str(r.expected)
+        mode = "-" if r.xcom is None else str(r.xcom.get("mode", "?"))
         check = "FAILED" if r.problems else "ok"
         rows.append(
-            [r.run.dag_id, r.run.what, r.state, cancelled, expected, str(r.requests), f"{r.seconds:.1f}", check]
+            [
+                str(n),
+                r.run.dag_id,
+                r.run.what,
+                r.state,
+                cancelled,
+                expected,
+                mode,
+                str(r.requests),
+                f"{r.seconds:.1f}",
+                check,
+            ]
         )
-    text = table(rows, right={3, 4, 5, 6})
-    problems = [f"  {r.run.dag_id} ({r.run.what}): {'; '.join(r.problems)}" for r in results if r.problems]
+    text = table(rows, right={0, 4, 5, 7, 8})
+    problems = [
+        f"  #{n} {r.run.dag_id} ({r.run.what}): {'; '.join(r.problems)}" for n, r in enumerate(results, 1) if r.problems
+    ]
     return "\n".join([text, *problems])
+
+
+def actions_table(results: list[RunResult]) -> str:
+    """Every bulk action a run followed: its id, its round, and what each of the task's polls found."""
+    rows = [["#", "bulk action", "round", "polls", "processed at each poll"]]
+    for n, r in enumerate(results, start=1):
+        for i, action in enumerate(r.actions, start=1):
+            round_ = "confirm" if i == len(r.actions) and action.total == 0 and i > 1 else str(i)
+            rows.append([str(n), action.action_id, round_, str(len(action.states)), action.progress()])
+    return table(rows, right={0, 3})
 
 
 def labels_table(seeded: list[Message], held: list[Message]) -> str:
@@ -287,37 +411,67 @@ def quiet(log_path: Path) -> IO[str]:
     return console
 
 
+SERVER_NOTES = {
+    "actions": (
+        "The emulator played today's hosted QStash (--server actions): each run started a background bulk action",
+        "(DELETE /v2/messages?async=true), polled it (GET /v2/bulkActions/<id>) until FINISHED, then cancelled once",
+        "more with the same filter to confirm nothing was left (the 'confirm' action, 0 of 0). Such a server ignores",
+        "batch_size. The XCom's mode (bulk_action | batched) says which generation a task met; --server legacy",
+        "replays the demo against a server that honours count.",
+    ),
+    "legacy": (
+        "The emulator played a server that honours count (--server legacy, the 2026-08 API): each run cancelled in",
+        "batches of 500 until one cancelled zero, ceil(N / 500) + 1 requests; no bulk actions (mode: batched).",
+    ),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--verbose", action="store_true", help="show Airflow's output instead of logging it")
+    parser.add_argument("--verbose", action="store_true", help="also print Airflow's output, run by run")
     parser.add_argument("--generated", type=int, default=2000, help="background messages (label-0..label-9)")
+    parser.add_argument(
+        "--server",
+        choices=sorted(EXPECTED_MODE),
+        default="actions",
+        help="the QStash generation the emulator plays: actions (today's hosted QStash, default) or legacy",
+    )
     args = parser.parse_args()
 
     began = time.monotonic()
     home = configure_airflow_env()
     log_path = home / "demo-logs" / "demo.log"
     log_path.parent.mkdir(exist_ok=True)
-    console = sys.stdout if args.verbose else quiet(log_path)
+    console = quiet(log_path)
 
     def say(text: str = "") -> None:
         print(text, file=console, flush=True)
 
     say(f"AIRFLOW_HOME={home}")
-    if not args.verbose:
-        say(f"Airflow's output (task logs included): {log_path}")
+    say(f"Airflow's output (task logs included): {log_path}")
     if os.environ.get(CONN_ENV):
         say(f"Ignoring {CONN_ENV} from your environment: the demo only talks to its local emulator.")
 
-    from airflow_qstash.emulator import QStashEmulator
+    from airflow_qstash.emulator import InProcessEmulator
 
     try:
-        with QStashEmulator(token=TOKEN) as emulator:
-            os.environ[CONN_ENV] = json.dumps({"conn_type": "qstash", "host": emulator.base_url, "password": TOKEN})
+        with InProcessEmulator(token=TOKEN, bulk_cancel=args.server, action_rate=ACTION_RATE) as emulator:
+            os.environ[CONN_ENV] = json.dumps(
+                {
+                    "conn_type": "qstash",
+                    "host": emulator.base_url,
+                    "password": TOKEN,
+                    "extra": {"poll_interval_max": POLL_INTERVAL_MAX},
+                }
+            )
             now = datetime.now(timezone.utc)
             emulator.seed(args.generated, seed=7)
             emulator.add_messages(demo_messages(now, random.Random(7)))
             seeded = emulator.messages("all")
-            say(f"QStash emulator at {emulator.base_url}: {len(seeded)} pending messages over the last 30 days.")
+            say(
+                f"QStash emulator at {emulator.base_url} ({args.server} mode): {len(seeded)} pending messages "
+                "over the last 30 days."
+            )
 
             say("Migrating the Airflow metadata DB (a no-op when up to date) ...")
             from airflow.utils.db import upgradedb
@@ -327,7 +481,9 @@ def main() -> int:
             results = []
             for run in demo_runs(now):
                 say(f"Running {run.dag_id}: {run.what} ...")
-                results.append(run_dag(run, emulator))
+                results.append(run_dag(run, emulator, args.server, log_path))
+                if args.verbose:
+                    say(results[-1].log.rstrip())
             held = emulator.messages("held")
     except KeyboardInterrupt:
         say("Interrupted.")
@@ -338,8 +494,15 @@ def main() -> int:
         return 1
 
     say()
-    say("Example DAG runs (dag.test) against the emulator:")
+    say(f"Example DAG runs (dag.test) against the emulator ({args.server} mode):")
     say(runs_table(results))
+    say()
+    if any(r.actions for r in results):
+        say("Bulk actions the runs followed (from each task's log: what every poll found):")
+        say(actions_table(results))
+        say()
+    for line in SERVER_NOTES[args.server]:
+        say(line)
     say()
     if any(r.run.selects is None and not r.problems for r in results):
         say("The blank form failed on purpose: with no filter (and cancel_all off) the operator refuses before")
