@@ -8,10 +8,13 @@ QStash routes (token required, logged, subject to fault injection):
   generation chosen with ``bulk_cancel`` (see :mod:`airflow_qstash.emulator.bulk_cancel`)
 * ``GET /v2/bulkActions`` and ``GET /v2/bulkActions/{actionId}`` (``actions`` mode)
 * ``GET /v2/queues``
+* the DLQ: ``GET``/``DELETE /v2/dlq``, ``POST /v2/dlq/retry``, ``GET``/``DELETE /v2/dlq/{dlqId}``,
+  ``POST /v2/dlq/retry/{dlqId}`` (see :mod:`airflow_qstash.emulator.dlq_routes`)
 
 Emulator administration under ``/_emulator/`` (no token, not logged, no faults):
 ``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET stats``,
-``GET``/``DELETE requests``, ``GET``/``PUT faults``, ``POST reset``, ``GET bulk-actions``.
+``GET``/``DELETE requests``, ``GET``/``PUT faults``, ``POST reset``, ``GET bulk-actions``,
+``POST``/``GET dlq``, ``POST dlq/seed``, ``GET dlq/count``, ``POST fail``.
 
 Store work runs in Starlette's thread pool (``run_in_threadpool``) so the event
 loop keeps serving concurrent requests; the store serialises it with its lock.
@@ -43,7 +46,17 @@ from starlette.types import Message, Receive, Scope, Send
 
 from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE, ActionStore
 from airflow_qstash.emulator.bulk_cancel import DEFAULT_SYNC_WAIT, BulkCancelMode, make_bulk_cancel
+from airflow_qstash.emulator.dlq import DeadLetterStore
+from airflow_qstash.emulator.dlq_routes import (
+    delete_dlq,
+    delete_dlq_message,
+    get_dlq_message,
+    list_dlq,
+    retry_dlq,
+    retry_dlq_message,
+)
 from airflow_qstash.emulator.faults import FaultConfig, FaultDecision, FaultInjector
+from airflow_qstash.emulator.headers import read_upstash_headers
 from airflow_qstash.emulator.query import QueryError, parse_integer, split_values
 from airflow_qstash.emulator.store import STATES, MessageStore, check_timestamp, new_message_id
 from airflow_qstash.emulator.web import (
@@ -109,6 +122,7 @@ class EmulatorState:
     :param request_log: log of ``/v2`` requests.
     :param actions: the bulk actions (same database as ``store``).
     :param bulk_cancel: the server generation answering bulk cancels and bulk-action routes.
+    :param dlq: the dead-letter queue (same database as ``store``).
     """
 
     store: MessageStore
@@ -116,12 +130,14 @@ class EmulatorState:
     faults: FaultInjector
     actions: ActionStore
     bulk_cancel: BulkCancelMode
+    dlq: DeadLetterStore
     initial_faults: FaultConfig | None = None
     request_log: RequestLog = field(default_factory=RequestLog)
 
     def reset(self) -> None:
-        """Empty the store, the bulk actions and the request log, and restore the initial faults."""
+        """Empty the store, the bulk actions, the DLQ and the request log, and restore the initial faults."""
         self.actions.reset()
+        self.dlq.reset()
         self.store.reset()
         self.request_log.clear()
         self.faults.configure(self.initial_faults)
@@ -173,6 +189,10 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         body: str | None = raw_body.decode("utf-8") or None
     except UnicodeDecodeError:
         body = None
+    try:
+        upstash = read_upstash_headers(request.headers.items())
+    except QueryError as exc:
+        return error_response(400, str(exc))
     message_id = new_message_id()
     data: dict[str, Any] = {
         "messageId": message_id,
@@ -182,8 +202,11 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         "labels": list(split_values(request.headers.getlist("upstash-label"))),
         "flowControlKey": request.headers.get("upstash-flow-control-key"),
         "callerIp": _caller_ip(request),
-        "method": (request.headers.get("upstash-method") or "POST").upper(),
+        "method": upstash.method or "POST",
         "body": body,
+        "maxRetries": upstash.max_retries,
+        "header": upstash.forward,
+        "upstashHeaders": upstash.recorded,
     }
     try:
         await _store_call(request, state.store.add_messages, [data])
@@ -270,17 +293,10 @@ MAX_SEED = 10_000_000
 
 async def admin_seed(request: Request) -> Response:
     """``POST /_emulator/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}``."""
-    body = await _json_body(request) or {}
-    if not isinstance(body, dict) or set(body) - {"count", "seed", "now"}:
-        return error_response(400, 'body must be {"count": N, "seed": S} (optional "now": Unix ms)')
-    count, seed, now = body.get("count", 0), body.get("seed", 0), body.get("now")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or not 0 <= count <= MAX_SEED:
-        return error_response(400, f"count must be an integer between 0 and {MAX_SEED:,} and seed an integer")
-    if now is not None:
-        try:
-            check_timestamp("now", now)
-        except ValueError as exc:
-            return error_response(400, str(exc))
+    try:
+        count, seed, now = _seed_body(await _json_body(request) or {})
+    except ValueError as exc:
+        return error_response(400, str(exc))
     try:
         seeded = await run_in_threadpool(_state(request).store.seed, count, seed, now=now)
     except ValueError as exc:
@@ -356,6 +372,84 @@ async def admin_bulk_actions(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(_state(request).actions.all))
 
 
+def _seed_body(body: Any) -> tuple[int, int, int | None]:
+    """``(count, seed, now)`` of a seed request body.
+
+    :raises ValueError: with the message to answer 400 with.
+    """
+    if not isinstance(body, dict) or set(body) - {"count", "seed", "now"}:
+        raise ValueError('body must be {"count": N, "seed": S} (optional "now": Unix ms)')
+    count, seed, now = body.get("count", 0), body.get("seed", 0), body.get("now")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or not 0 <= count <= MAX_SEED:
+        raise ValueError(f"count must be an integer between 0 and {MAX_SEED:,} and seed an integer")
+    if now is not None:
+        check_timestamp("now", now)
+    return count, seed, now
+
+
+async def admin_add_dlq(request: Request) -> Response:
+    """``POST /_emulator/dlq`` (a list of entries, or ``{"messages": [...]}``) -> ``{"dlqIds": [...]}``.
+
+    An entry is a message dict (as ``POST /_emulator/messages``) plus ``responseStatus``
+    (required), ``responseBody``, ``responseHeader`` and ``dlqId``.
+    """
+    body = await _json_body(request)
+    if isinstance(body, dict) and set(body) == {"messages"}:
+        body = body["messages"]
+    if not isinstance(body, list):
+        return error_response(400, "body must be a JSON list of DLQ entries")
+    try:
+        ids = await run_in_threadpool(_state(request).dlq.add, body)
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse({"dlqIds": ids})
+
+
+async def admin_seed_dlq(request: Request) -> Response:
+    """``POST /_emulator/dlq/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}``."""
+    try:
+        count, seed, now = _seed_body(await _json_body(request) or {})
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    seeded = await run_in_threadpool(_state(request).dlq.seed, count, seed, now=now)
+    return JSONResponse({"seeded": seeded})
+
+
+async def admin_list_dlq(request: Request) -> Response:
+    """``GET /_emulator/dlq?limit=N``: entries in insertion order."""
+    raw_limit = request.query_params.get("limit")
+    try:
+        limit = None if raw_limit is None else parse_integer("limit", raw_limit, minimum=0)
+    except QueryError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse(await run_in_threadpool(_state(request).dlq.entries, limit))
+
+
+async def admin_dlq_count(request: Request) -> Response:
+    """``GET /_emulator/dlq/count`` -> ``{"dlq": n}``."""
+    return JSONResponse({"dlq": await run_in_threadpool(_state(request).dlq.count)})
+
+
+async def admin_fail(request: Request) -> Response:
+    """``POST /_emulator/fail`` ``{"messageIds": [...], "responseStatus": 500, "responseBody"?: "..."}``.
+
+    Moves those held messages to the DLQ as if their retries were exhausted; ``{"dlqIds": [...]}``.
+    """
+    body = await _json_body(request)
+    if not isinstance(body, dict) or set(body) - {"messageIds", "responseStatus", "responseBody"}:
+        return error_response(400, 'body must be {"messageIds": [...], "responseStatus": N, "responseBody"?: "..."}')
+    ids, status, text = body.get("messageIds"), body.get("responseStatus", 500), body.get("responseBody")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return error_response(400, "messageIds must be a list of strings")
+    if text is not None and not isinstance(text, str):
+        return error_response(400, "responseBody must be a string")
+    try:
+        dlq_ids = await run_in_threadpool(_state(request).dlq.fail_messages, ids, status, text)
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse({"dlqIds": dlq_ids})
+
+
 async def admin_reset(request: Request) -> Response:
     """``POST /_emulator/reset``: empty store and log, initial faults back."""
     await run_in_threadpool(_state(request).reset)
@@ -376,6 +470,12 @@ ROUTES = [
     Route("/v2/bulkActions", list_bulk_actions, methods=["GET"]),
     Route("/v2/bulkActions/{actionId}", get_bulk_action, methods=["GET"]),
     Route("/v2/queues", list_queues, methods=["GET"]),
+    Route("/v2/dlq", list_dlq, methods=["GET"]),
+    Route("/v2/dlq", delete_dlq, methods=["DELETE"]),
+    Route("/v2/dlq/retry", retry_dlq, methods=["POST"]),
+    Route("/v2/dlq/retry/{dlqId}", retry_dlq_message, methods=["POST"]),
+    Route("/v2/dlq/{dlqId}", get_dlq_message, methods=["GET"]),
+    Route("/v2/dlq/{dlqId}", delete_dlq_message, methods=["DELETE"]),
     Route("/_emulator/health", admin_health, methods=["GET"]),
     Route("/_emulator/seed", admin_seed, methods=["POST"]),
     Route("/_emulator/messages", admin_add_messages, methods=["POST"]),
@@ -385,6 +485,11 @@ ROUTES = [
     Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
     Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
     Route("/_emulator/bulk-actions", admin_bulk_actions, methods=["GET"]),
+    Route("/_emulator/dlq", admin_add_dlq, methods=["POST"]),
+    Route("/_emulator/dlq", admin_list_dlq, methods=["GET"]),
+    Route("/_emulator/dlq/seed", admin_seed_dlq, methods=["POST"]),
+    Route("/_emulator/dlq/count", admin_dlq_count, methods=["GET"]),
+    Route("/_emulator/fail", admin_fail, methods=["POST"]),
     Route("/_emulator/reset", admin_reset, methods=["POST"]),
 ]
 
@@ -563,6 +668,7 @@ def create_app(
         faults=injector,
         actions=actions,
         bulk_cancel=mode,
+        dlq=DeadLetterStore(store),
         initial_faults=initial,
         request_log=RequestLog(request_log_size),
     )

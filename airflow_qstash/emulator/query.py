@@ -186,3 +186,116 @@ def parse_flag(name: str, items: Iterable[tuple[str, str]]) -> bool:
     if text not in ("true", "false"):
         raise QueryError(f"{name} must be true or false, got {raws[0]!r}")
     return text == "true"
+
+
+# -- DLQ ------------------------------------------------------------------------------------------
+
+#: Multi-value string filters of the DLQ endpoints (spec: ``GET``/``DELETE /v2/dlq``, ``POST /v2/dlq/retry``).
+DLQ_MULTI_VALUE_FILTERS: tuple[str, ...] = (
+    "messageId",
+    "url",
+    "topicName",
+    "scheduleId",
+    "queueName",
+    "callerIp",
+    "label",
+    "flowControlKey",
+)
+
+#: Filters of ``DELETE /v2/messages`` that the DLQ endpoints do not have; the server refuses them.
+DLQ_REFUSED_FILTERS: tuple[str, ...] = ("host", "path")
+
+#: Largest and default ``count`` of the DLQ endpoints (spec: ``maximum: 100``, ``default: 100``).
+DLQ_MAX_COUNT = 100
+
+#: DLQ listing orders (as the SDKs name them); ``latestFirst`` is the SDKs' default.
+DLQ_ORDERS: tuple[str, ...] = ("latestFirst", "earliestFirst")
+
+_DLQ_CURSOR_RE = re.compile(r"(-?[0-9]{1,19})\.([0-9]{1,19})")
+
+
+@dataclass(frozen=True)
+class DlqQuery:
+    """A validated DLQ request (list, bulk delete or bulk retry).
+
+    :param dlq_ids: explicit DLQ ids; when non-empty every other filter (and ``count``) is ignored.
+    :param values: multi-value string filters keyed by API name (see :data:`DLQ_MULTI_VALUE_FILTERS`).
+    :param response_statuses: ``responseStatus`` values (OR-ed).
+    :param from_date: inclusive lower bound on ``createdAt`` (Unix ms) or ``None``.
+    :param to_date: inclusive upper bound on ``createdAt`` (Unix ms) or ``None``.
+    :param count: page size (1..100).
+    :param cursor: ``(createdAt, position)`` of the last entry of the previous page, or ``None``.
+    :param latest_first: newest entries first (the default) or oldest first.
+    """
+
+    dlq_ids: tuple[str, ...] = ()
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_values)
+    response_statuses: tuple[int, ...] = ()
+    from_date: int | None = None
+    to_date: int | None = None
+    count: int = DLQ_MAX_COUNT
+    cursor: tuple[int, int] | None = None
+    latest_first: bool = True
+
+
+def dlq_cursor(created_at: int, position: int) -> str:
+    """The opaque cursor text of a DLQ page that ended at this entry."""
+    return f"{created_at}.{position}"
+
+
+def parse_dlq_query(items: Iterable[tuple[str, str]], *, allow_ids: bool) -> DlqQuery:
+    """Build a :class:`DlqQuery` from decoded query string pairs.
+
+    Multi-value filters take repeated parameters and comma-separated values; empty values are
+    dropped. ``callerIP`` is merged into ``callerIp``. Unknown parameters are ignored.
+
+    :param items: ``(name, value)`` pairs in request order, blank values kept.
+    :param allow_ids: read ``dlqIds`` (bulk delete and retry; the listing has no such parameter).
+    :raises QueryError: for ``host`` or ``path`` (not DLQ filters), a non-integer or out-of-range
+        ``count``, ``responseStatus``, date or cursor, or an unknown ``order``.
+    """
+    raw: dict[str, list[str]] = {}
+    for name, value in items:
+        raw.setdefault(DEPRECATED_ALIASES.get(name, name), []).append(value)
+    for name in DLQ_REFUSED_FILTERS:
+        if name in raw:
+            raise QueryError(
+                f"{name} is not a filter of the DLQ endpoints (they filter by url, the whole destination URL); "
+                f"remove the {name} parameter"
+            )
+    # The spec gives no minimum; 0 would make a page that never moves on, so 1 is the least here.
+    count = _parse_int("count", raw.get("count", []), minimum=1, maximum=DLQ_MAX_COUNT)
+    from_date = _parse_int("fromDate", raw.get("fromDate", []))
+    to_date = _parse_int("toDate", raw.get("toDate", []))
+    cursor: tuple[int, int] | None = None
+    raw_cursor = [c for c in raw.get("cursor", []) if c.strip()]
+    if len(raw_cursor) > 1:
+        raise QueryError("cursor must be given at most once")
+    if raw_cursor:
+        match = _DLQ_CURSOR_RE.fullmatch(raw_cursor[0].strip())
+        if match is None:
+            raise QueryError(f"cursor is not one this server returned: {raw_cursor[0]!r}")
+        cursor = (int(match.group(1)), int(match.group(2)))
+    orders = raw.get("order", [])
+    if len(orders) > 1 or (orders and orders[0] not in DLQ_ORDERS):
+        raise QueryError(f"order must be one of {list(DLQ_ORDERS)}, got {orders!r}")
+    latest_first = not orders or orders[0] == "latestFirst"
+    dlq_ids = split_values(raw.get("dlqIds", [])) if allow_ids else ()
+    statuses = tuple(
+        dict.fromkeys(parse_integer("responseStatus", value) for value in split_values(raw.get("responseStatus", [])))
+    )
+    values: dict[str, tuple[str, ...]] = {}
+    for name in DLQ_MULTI_VALUE_FILTERS:
+        parsed = split_values(raw.get(name, []))
+        if parsed:
+            values[name] = parsed
+    return DlqQuery(
+        dlq_ids=dlq_ids,
+        values=MappingProxyType(values),
+        response_statuses=statuses,
+        from_date=from_date,
+        to_date=to_date,
+        count=DLQ_MAX_COUNT if count is None else count,
+        cursor=cursor,
+        latest_first=latest_first,
+    )

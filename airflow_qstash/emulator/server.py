@@ -402,8 +402,50 @@ class QStashEmulator(ABC):
                 raise TimeoutError(f"bulk actions still in progress after {timeout} s: {running}")
             time.sleep(0.01)
 
+    def add_dlq(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Put entries in the DLQ directly: message dicts (as :meth:`add_messages`) plus
+        ``responseStatus`` (required), ``responseBody``, ``responseHeader``, ``dlqId``; returns the DLQ ids.
+
+        :raises ValueError: on an invalid entry or a DLQ id that already exists.
+        """
+        ids: list[str] = self._admin("POST", "/_emulator/dlq", list(entries))["dlqIds"]
+        return ids
+
+    def seed_dlq(self, n: int, seed: int = 0, *, now: int | None = None) -> int:
+        """Put ``n`` generated entries in the DLQ (reproducible for a given ``seed``; up to millions); returns ``n``."""
+        body: dict[str, Any] = {"count": n, "seed": seed}
+        if now is not None:
+            body["now"] = now
+        seeded: int = self._admin("POST", "/_emulator/dlq/seed", body)["seeded"]
+        return seeded
+
+    def fail_messages(
+        self, message_ids: list[str], response_status: int = 500, response_body: str | None = None
+    ) -> list[str]:
+        """Move held messages to the DLQ as if their retries were exhausted; returns their DLQ ids."""
+        body: dict[str, Any] = {"messageIds": list(message_ids), "responseStatus": response_status}
+        if response_body is not None:
+            body["responseBody"] = response_body
+        ids: list[str] = self._admin("POST", "/_emulator/fail", body)["dlqIds"]
+        return ids
+
+    def dlq_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The DLQ's entries in insertion order (API ``DLQMessage`` dicts with ``dlqId``)."""
+        suffix = "" if limit is None else f"?limit={limit}"
+        entries: list[dict[str, Any]] = self._admin("GET", f"/_emulator/dlq{suffix}")
+        return entries
+
+    def dlq_ids(self) -> set[str]:
+        """The DLQ ids of every entry."""
+        return {entry["dlqId"] for entry in self.dlq_entries()}
+
+    def dlq_count(self) -> int:
+        """How many entries the DLQ holds."""
+        count: int = self._admin("GET", "/_emulator/dlq/count")["dlq"]
+        return count
+
     def reset(self) -> None:
-        """Empty the store, the bulk actions and the request log; back to the initial faults."""
+        """Empty the store, the bulk actions, the DLQ and the request log; back to the initial faults."""
         self._admin("POST", "/_emulator/reset")
 
 

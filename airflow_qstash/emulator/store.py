@@ -83,6 +83,9 @@ MESSAGE_KEYS: frozenset[str] = frozenset(
         "createdAt",
         "method",
         "body",
+        "maxRetries",
+        "header",
+        "upstashHeaders",
     }
 )
 
@@ -105,7 +108,10 @@ CREATE TABLE IF NOT EXISTS messages (
     body TEXT,
     created_at INTEGER NOT NULL,
     held INTEGER NOT NULL DEFAULT 1,
-    cancelled_at INTEGER
+    cancelled_at INTEGER,
+    max_retries INTEGER,
+    header TEXT,
+    upstash_headers TEXT
 );
 CREATE TABLE IF NOT EXISTS message_labels (
     label TEXT NOT NULL,
@@ -139,8 +145,14 @@ BULK_LOAD_THRESHOLD = 50_000
 
 _COLUMNS = (
     "id, message_id, url, host, path, topic_name, queue_name, labels, flow_control_key, "
-    "schedule_id, caller_ip, method, body, created_at, held, cancelled_at"
+    "schedule_id, caller_ip, method, body, created_at, held, cancelled_at, max_retries, header, upstash_headers"
 )
+
+#: Columns added after the first release, with their types: an older database file gets them on open.
+_ADDED_COLUMNS: dict[str, str] = {"max_retries": "INTEGER", "header": "TEXT", "upstash_headers": "TEXT"}
+
+#: ``maxRetries`` of a message published without ``Upstash-Retries`` (QStash's default).
+DEFAULT_MAX_RETRIES = 3
 
 
 def now_ms() -> int:
@@ -187,6 +199,9 @@ class NewMessage(NamedTuple):
     method: str = "POST"
     body: str | None = None
     created_at: int = 0
+    max_retries: int | None = None
+    header: str | None = None
+    upstash_headers: str | None = None
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
@@ -242,6 +257,13 @@ def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None
         created_at = now_ms() if default_created_at is None else default_created_at
     check_timestamp("createdAt", created_at)
     caller_ip = _opt_str(data, "callerIp") or _opt_str(data, "callerIP")
+    max_retries = data.get("maxRetries")
+    if max_retries is not None and (isinstance(max_retries, bool) or not isinstance(max_retries, int)):
+        raise ValueError(f"maxRetries must be an integer, got {max_retries!r}")
+    if max_retries is not None and not 0 <= max_retries <= 1000:
+        raise ValueError(f"maxRetries must be between 0 and 1000, got {max_retries}")
+    header = _json_object(data, "header", list)
+    upstash_headers = _json_object(data, "upstashHeaders", str)
     return NewMessage(
         message_id=_opt_str(data, "messageId") or new_message_id(),
         url=url,
@@ -256,7 +278,22 @@ def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None
         method=_opt_str(data, "method") or "POST",
         body=_opt_str(data, "body"),
         created_at=created_at,
+        max_retries=max_retries,
+        header=header,
+        upstash_headers=upstash_headers,
     )
+
+
+def _json_object(data: Mapping[str, Any], key: str, value_type: type) -> str | None:
+    """``data[key]`` (an object of string keys and ``value_type`` values) as JSON text, or ``None``."""
+    value = data.get(key)
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, value_type) for k, v in value.items()
+    ):
+        raise ValueError(f"{key} must be an object of {value_type.__name__} values, got {value!r}")
+    return json.dumps(dict(value))
 
 
 def check_timestamp(name: str, value: object) -> int:
@@ -309,6 +346,10 @@ class MessageStore:
         self._conn.execute("PRAGMA cache_size = -262144")  # 256 MiB page cache
         self._conn.execute("PRAGMA threads = 2")  # let CREATE INDEX sort on a second core
         self._conn.executescript(_TABLES)
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(messages)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
         for create in _INDEXES.values():
             self._conn.execute(create)
 
@@ -372,6 +413,10 @@ class MessageStore:
             except sqlite3.IntegrityError as exc:
                 raise ValueError(f"cannot insert messages: {exc}") from exc
 
+    def insert_rows(self, batch: Sequence[NewMessage]) -> None:
+        """Insert validated messages; the caller holds :attr:`lock` and has opened a :meth:`transaction`."""
+        self._insert_rows(batch)
+
     def _insert_rows(self, batch: Sequence[NewMessage]) -> None:
         row = self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
         first_id = int(row[0]) + 1
@@ -396,6 +441,9 @@ class MessageStore:
                     m.method,
                     m.body,
                     m.created_at,
+                    m.max_retries,
+                    m.header,
+                    m.upstash_headers,
                 )
             )
             for label in m.labels:
@@ -405,8 +453,8 @@ class MessageStore:
         stamp = now_ms()
         self._conn.executemany(
             "INSERT INTO messages (id, message_id, url, host, path, topic_name, queue_name, "
-            "labels, flow_control_key, schedule_id, caller_ip, method, body, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "labels, flow_control_key, schedule_id, caller_ip, method, body, created_at, max_retries, header, "
+            "upstash_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             message_rows,
         )
         self._conn.executemany("INSERT INTO message_labels (label, created_at, mid) VALUES (?, ?, ?)", label_rows)
@@ -570,6 +618,31 @@ class MessageStore:
             [(n, stamp, name) for name, n in queues.items()],
         )
 
+    def take_held(self, message_ids: Sequence[str]) -> list[NewMessage]:
+        """Remove held messages from the store (they leave QStash, e.g. for the DLQ) and return them.
+
+        Unknown and cancelled ids are skipped. The caller holds :attr:`lock` and has opened a
+        :meth:`transaction`.
+        """
+        ids = json.dumps(list(message_ids))
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS}, queue_name FROM messages WHERE message_id IN (SELECT value FROM json_each(?)) "
+            "AND held = 1 ORDER BY id",
+            (ids,),
+        ).fetchall()
+        if not rows:
+            return []
+        mids = json.dumps([row[0] for row in rows])
+        self._conn.execute("DELETE FROM message_labels WHERE mid IN (SELECT value FROM json_each(?))", (mids,))
+        self._conn.execute("DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (mids,))
+        queues = Counter(row[-1] for row in rows if row[-1] is not None)
+        stamp = now_ms()
+        self._conn.executemany(
+            "UPDATE queues SET lag = max(lag - ?, 0), updated_at = ? WHERE name = ?",
+            [(n, stamp, name) for name, n in queues.items()],
+        )
+        return [_row_to_new_message(row) for row in rows]
+
     def select(self, query: BulkCancelQuery) -> list[_Row]:
         """The held messages ``query`` would cancel, as ``(created_at, id, queue_name)``, oldest first."""
         with self._lock:
@@ -704,6 +777,28 @@ def _state_clause(state: str) -> str:
     raise ValueError(f"state must be one of {STATES}, got {state!r}")
 
 
+def _row_to_new_message(row: Sequence[Any]) -> NewMessage:
+    labels = tuple(row[7].split(",")) if row[7] else ()
+    return NewMessage(
+        message_id=row[1],
+        url=row[2],
+        host=row[3],
+        path=row[4],
+        topic_name=row[5],
+        queue_name=row[6],
+        labels=labels,
+        flow_control_key=row[8],
+        schedule_id=row[9],
+        caller_ip=row[10],
+        method=row[11],
+        body=row[12],
+        created_at=row[13],
+        max_retries=row[16],
+        header=row[17],
+        upstash_headers=row[18],
+    )
+
+
 def _row_to_dict(row: Sequence[Any], *, admin: bool) -> dict[str, Any]:
     (
         _mid,
@@ -722,8 +817,17 @@ def _row_to_dict(row: Sequence[Any], *, admin: bool) -> dict[str, Any]:
         created_at,
         held,
         cancelled_at,
+        max_retries,
+        header,
+        upstash_headers,
     ) = row
-    out: dict[str, Any] = {"messageId": message_id, "url": url, "method": method, "createdAt": created_at}
+    out: dict[str, Any] = {
+        "messageId": message_id,
+        "url": url,
+        "method": method,
+        "createdAt": created_at,
+        "maxRetries": DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+    }
     optional = {
         "topicName": topic_name,
         "queueName": queue_name,
@@ -737,9 +841,12 @@ def _row_to_dict(row: Sequence[Any], *, admin: bool) -> dict[str, Any]:
         labels = labels_text.split(",")
         out["labels"] = labels
         out["label"] = labels[0]
+    if header:
+        out["header"] = json.loads(header)
     if admin:
         out["host"] = host
         out["path"] = path
         out["state"] = "held" if held else "cancelled"
         out["cancelledAt"] = cancelled_at
+        out["upstashHeaders"] = json.loads(upstash_headers) if upstash_headers else {}
     return out

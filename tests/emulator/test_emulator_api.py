@@ -93,6 +93,7 @@ def test_get_message_returns_the_message_fields(emu: QStashEmulator, api: Api) -
         "url": "https://example.com:8443/hook",
         "method": "POST",
         "createdAt": 1_700_000_000_123,
+        "maxRetries": 3,
         "topicName": "g1",
         "queueName": "q1",
         "flowControlKey": "fk",
