@@ -61,8 +61,9 @@ class FaultConfig:
         ``RateLimit-Remaining: 0`` and ``RateLimit-Reset`` (Unix seconds) instead.
     :param rate_5xx: probability of a server error, status drawn from ``statuses_5xx``.
     :param rate_drop: probability that the connection is closed with no response.
-    :param rate_partial: probability that a ``DELETE /v2/messages`` cancels only part of its
-        selection and answers 500.
+    :param rate_partial: probability that a synchronous ``DELETE /v2/messages`` (every cancel
+        in ``legacy`` mode; a cancel by ``messageIds`` in ``actions`` mode) cancels only part of
+        its selection and answers 500. Bulk actions use ``rate_action_partial`` instead.
     :param latency_ms: delay added to every ``/v2`` request, in milliseconds.
     :param seed: seed of the injector's random generator (``None``: a random seed).
     :param reset_after_s: the ``*-Reset`` headers say ``now + reset_after_s`` (whole Unix
