@@ -1,7 +1,8 @@
 """
 A backfill of ``qstash_backfill_cleanup`` over three daily windows, created through the REST API (what
 the UI's Backfill dialog sends): one run per day, each cancelling only the ``import-job`` messages
-created inside its own data interval.
+created inside its own data interval. The emulator plays today's hosted QStash: each run is one bulk
+action over its day, followed to ``FINISHED``, then a confirming one that finds nothing.
 
 The DAG has ``catchup=True`` from 2026-10-01, so unpausing it lets the scheduler create a run for every
 day since then that has none. The test therefore backfills the last three complete days and unpauses
@@ -120,22 +121,31 @@ def test_backfill_three_days_each_run_cancels_its_own_day(airflow_api, emulator)
     assert runs == backfill_runs, f"the scheduler added runs: {[r['dag_run_id'] for r in runs]}"
     by_start = {_parse(run["data_interval_start"]): run for run in backfill_runs}
     assert sorted(by_start) == days
+    actions = {action["actionId"]: action for action in emulator.wait_actions_idle(30)}
+    followed: dict[str, datetime] = {}
     for day, run in by_start.items():
         assert run["state"] == "success", airflow_api.task_log(DAG_ID, run["dag_run_id"], TASK_ID)
         assert _parse(run["data_interval_end"]) == day + timedelta(days=1)
         summary = airflow_api.xcom(DAG_ID, run["dag_run_id"], TASK_ID)
         assert summary["cancelled"] == len(per_day[day]) == 2, (day, summary)
         assert (summary["from_date"], summary["to_date"]) == (_ms(day), _ms(day + timedelta(days=1)))
+        # One bulk action over the day's 2 messages, then a confirming one over none.
+        assert (summary["mode"], summary["batches"], len(summary["action_ids"])) == ("bulk_action", 2, 2), summary
+        window = {"label": [LABEL], "fromDate": [str(_ms(day))], "toDate": [str(_ms(day + timedelta(days=1)))]}
+        for action_id, total in zip(summary["action_ids"], (2, 0), strict=True):
+            action = actions[action_id]
+            assert (action["state"], action["total"], action["processed"]) == ("FINISHED", total, total), action
+            assert action["filter"] == window, action
+            followed[action_id] = day
+    assert set(actions) == set(followed), "a bulk action no run reports"
 
     cancelled = {m["messageId"]: m for m in emulator.messages("cancelled")}
     assert set(cancelled) == set().union(*per_day.values())
     assert emulator.held_ids() == kept
-    # Every request carried its run's window and the DAG's label.
-    windows = {
-        tuple(sorted(e["query"]))
-        for e in emulator.request_log()
-        if e["method"] == "DELETE" and e["path"] == "/v2/messages"
-    }
+    # Every cancel carried its run's window and the DAG's label (and asked for a bulk action); every poll
+    # was for an action a run reports.
+    log = emulator.request_log()
+    windows = {tuple(sorted(e["query"])) for e in log if e["method"] == "DELETE" and e["path"] == "/v2/messages"}
     assert windows == {
         tuple(
             sorted(
@@ -144,8 +154,16 @@ def test_backfill_three_days_each_run_cancels_its_own_day(airflow_api, emulator)
                     ("fromDate", str(_ms(day))),
                     ("toDate", str(_ms(day + timedelta(days=1)))),
                     ("count", "500"),
+                    ("async", "true"),
                 ]
             )
         )
         for day in days
+    }
+    polled = {
+        e["path"].rsplit("/", 1)[1] for e in log if e["method"] == "GET" and e["path"].startswith("/v2/bulkActions/")
+    }
+    assert polled == set(followed)
+    assert {(e["method"], e["path"]) for e in log} <= {("DELETE", "/v2/messages")} | {
+        ("GET", f"/v2/bulkActions/{action_id}") for action_id in followed
     }
