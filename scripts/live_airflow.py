@@ -7,12 +7,17 @@ Starts the emulator (in this process, seeded with demo messages) and the same Ai
 (API server + UI, scheduler, DAG processor, triggerer; SQLite, LocalExecutor, a temporary AIRFLOW_HOME,
 the DAGs of ``dags_examples/``, ``qstash_default`` pointing at the emulator), prints the UI's URL, user
 and password, and runs until Ctrl-C, which stops every process it started.
+
+The emulator plays today's hosted QStash by default (``--server actions``: a filter cancel runs as a
+background bulk action at ``--action-rate`` messages per second, which the task, or the triggerer, follows
+with polls; its log shows each poll's progress), or a server that honours ``count`` (``--server legacy``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import socket
 import sys
@@ -25,10 +30,12 @@ from types import FrameType
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from airflow_qstash.emulator import QStashEmulator  # noqa: E402
+from airflow_qstash.emulator import InProcessEmulator  # noqa: E402
 from tests.live.airflow_runtime import LiveAirflow, free_port  # noqa: E402
 
 TOKEN = "local-emulator-token"
+#: The connection's ``poll_interval_max`` (seconds): short, so a run's log shows progress often.
+POLL_INTERVAL_MAX = 2.0
 
 
 def demo_messages(now: datetime) -> list[dict[str, object]]:
@@ -56,6 +63,17 @@ def demo_messages(now: datetime) -> list[dict[str, object]]:
     return messages
 
 
+def rate(text: str) -> float:
+    """``--action-rate``: a finite number of messages per second > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of messages per second > 0, not {text!r}")
+    return value
+
+
 def port_or_free(port: int) -> int:
     if port:
         with socket.socket() as sock:
@@ -71,6 +89,18 @@ def main() -> int:
     parser.add_argument("--emulator-port", type=int, default=0, help="emulator port (default: a free one)")
     parser.add_argument("--generated", type=int, default=2000, help="extra generated messages (label-0..label-9)")
     parser.add_argument("--home", type=Path, help="AIRFLOW_HOME to use and keep (default: a temporary one)")
+    parser.add_argument(
+        "--server",
+        choices=("actions", "legacy"),
+        default="actions",
+        help="the QStash generation the emulator plays: actions (hosted QStash today, default) or legacy",
+    )
+    parser.add_argument(
+        "--action-rate",
+        type=rate,
+        default=50.0,
+        help="messages per second a bulk action cancels (actions mode; default 50, so progress shows in task logs)",
+    )
     args = parser.parse_args()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -79,14 +109,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (`cmd &`)
     home = args.home or Path(tempfile.mkdtemp(prefix="qstash-live-airflow-"))
-    emulator = QStashEmulator(token=TOKEN, port=args.emulator_port)
+    emulator = InProcessEmulator(
+        token=TOKEN, port=args.emulator_port, bulk_cancel=args.server, action_rate=args.action_rate
+    )
     airflow: LiveAirflow | None = None
     try:
         emulator.start()
         emulator.add_messages(demo_messages(datetime.now(timezone.utc)))
         if args.generated:
             emulator.seed(args.generated)
-        conn = {"conn_type": "qstash", "host": emulator.base_url, "password": TOKEN, "extra": {"timeout": 30}}
+        extra = {"timeout": 30, "poll_interval_max": POLL_INTERVAL_MAX}
+        conn = {"conn_type": "qstash", "host": emulator.base_url, "password": TOKEN, "extra": extra}
         airflow = LiveAirflow(
             home,
             connections={"qstash_default": json.dumps(conn)},
@@ -96,6 +129,12 @@ def main() -> int:
         print(f"Starting Airflow in {home} (component logs in {airflow.log_dir}) ...", flush=True)
         airflow.start()
         counts = emulator.counts()
+        mode_line = (
+            f"plays today's hosted QStash: bulk actions at {args.action_rate:g} messages/s, listed at "
+            f"{emulator.base_url}/_emulator/bulk-actions"
+            if args.server == "actions"
+            else "plays a server that honours count (--server legacy): synchronous batches"
+        )
         print(
             f"""
 Airflow is up (started in {airflow.startup_seconds:.0f} s).
@@ -106,6 +145,7 @@ Airflow is up (started in {airflow.startup_seconds:.0f} s).
 
   QStash emulator: {emulator.base_url}  (token {TOKEN!r}; connection qstash_default points here)
                    {counts["held"]} held messages; watch them at {emulator.base_url}/_emulator/stats
+                   {mode_line}
   DAGs:  qstash_on_demand_cancel[_deferrable]: Trigger, e.g. Labels = cleanup-me
          qstash_backfill_cleanup: Trigger > Backfill over recent days (label import-job)
 
