@@ -1,52 +1,175 @@
-"""What a bulk cancel selects: the filter value object, its accepted input forms and every safety refusal.
+"""What a filtered bulk request selects: the filters declared once, their value objects, every accepted input
+form and every safety refusal.
 
 Nothing in this module touches the network. Every refusal is a :class:`BulkCancelFilterError` (a
 ``ValueError``) raised before the first request, with a message that says what to change.
 
+The filters of an endpoint are declared once, as a :class:`FilterTable` of :class:`FilterSpec` rows
+(:data:`BULK_CANCEL_FILTERS`, :data:`DLQ_FILTERS`). Everything else is derived from the table: the names
+(:data:`FILTER_NAMES`), the query parameters, the value object's validation, query, summary and JSON form
+(:class:`FilterValue`), the operator's template fields. What cannot be derived (the explicit keywords of
+the hook and the operator, the value object's typed fields) is checked against the table: the value
+object when its class is created, the keywords by ``tests/test_signatures.py``.
+
 Two readers share one value object:
 
-* :meth:`BulkCancelFilter.build` reads values given in Python (the hook's ``bulk_cancel`` keywords):
-  a single string is a one-element list, dates are datetimes, ISO-8601 strings or epoch milliseconds.
-* :func:`read_rendered_filter` reads values rendered from templates (the operator): it also accepts a
-  comma-separated string or the text form of a list (``"['a', 'b']"``), treats a list that renders empty
-  as absent, and refuses a date bound that renders to nothing, since dropping it would widen the cancel.
+* :meth:`FilterValue.build` reads values given in Python (the hook's keywords): ``None`` is "no such
+  filter", a single value is a one-element list, dates are datetimes, ISO-8601 strings or epoch
+  milliseconds. A value that is given but empty (``""``, ``[]``) is refused, never dropped.
+* :func:`read_rendered_filter` reads the operator's values after Airflow rendered them. An untemplated
+  (literal) value is taken literally; a templated one that renders empty is refused unless the DAG
+  author listed it in ``optional_filters``, in which case it counts as absent. Lists may also be
+  comma-separated text, a JSON array or a Python list repr; other renderings (a generator's repr, a set,
+  a dict) are refused naming their type.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as dt
+import inspect
+import json
+import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from decimal import Decimal
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlencode
 
 MIN_COUNT = 1
 MAX_COUNT = 500
 
-#: Python name of each list filter and the query parameter QStash reads it from, in query order.
-LIST_FILTER_PARAMS: dict[str, str] = {
-    "message_ids": "messageIds",
-    "url_groups": "topicName",
-    "queue_names": "queueName",
-    "urls": "url",
-    "hosts": "host",
-    "paths": "path",
-    "labels": "label",
-    "flow_control_keys": "flowControlKey",
-    "schedule_ids": "scheduleId",
-    "caller_ips": "callerIp",
-}
-DATE_FILTER_PARAMS: dict[str, str] = {"from_date": "fromDate", "to_date": "toDate"}
-FILTER_NAMES: tuple[str, ...] = (*LIST_FILTER_PARAMS, *DATE_FILTER_PARAMS)
+FROM_DATE = "from_date"
+TO_DATE = "to_date"
 
-# Epoch milliseconds below this (about March 1973) are almost surely Unix *seconds*; above the upper
-# bound (year 5138) they are microseconds or nanoseconds. Both are refused as ambiguous; 0 is allowed
-# as an explicit "since the beginning".
-_MIN_PLAUSIBLE_MS = 100_000_000_000
+FilterKind = Literal["list", "date"]
+
+
+class BulkCancelFilterError(ValueError):
+    """Filter input that was refused before any request was sent."""
+
+
+class NoFilterError(BulkCancelFilterError):
+    """Nothing left selects anything, and selecting everything was not asked for explicitly."""
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """
+    One filter of an endpoint.
+
+    :param name: the Python name: keyword of the hook and the operator, field of the value object,
+        template field.
+    :param param: the query parameter the API reads it from.
+    :param kind: ``"list"`` (values ORed, sent as a repeated parameter) or ``"date"`` (one bound, sent as
+        Unix milliseconds; the dates of a table are always ``from_date`` and ``to_date``).
+    :param item: the type of a list filter's values, ``str`` or ``int``.
+    :param ids: the filter selects exact items by id; the API then ignores every other filter, so
+        combining them is refused, and such a run takes no dates.
+    :param max_values: the most values the API takes (``None``: any number).
+    """
+
+    name: str
+    param: str
+    kind: FilterKind = "list"
+    item: type[str] | type[int] = str
+    ids: bool = False
+    max_values: int | None = None
+
+
+class FilterTable:
+    """
+    The filters of one endpoint in query order, and the flag that allows selecting everything.
+
+    :param specs: one :class:`FilterSpec` per filter; the date bounds come last.
+    :param select_all: the name of the flag that allows a request with no filter (``cancel_all``).
+    :param everything: what a request with no filter would do, for the refusal message.
+    """
+
+    def __init__(self, *specs: FilterSpec, select_all: str, everything: str) -> None:
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names) or len({spec.param for spec in specs}) != len(specs):
+            raise ValueError(f"filter names and query parameters must be unique: {names}")
+        if [spec.name for spec in specs if spec.kind == "date"] != [FROM_DATE, TO_DATE]:
+            raise ValueError(f"a filter table has exactly the dates {FROM_DATE} and {TO_DATE}, in that order")
+        if sum(spec.ids for spec in specs) > 1 or any(spec.ids and spec.kind != "list" for spec in specs):
+            raise ValueError("a filter table has at most one ids filter, and it is a list")
+        self.specs: tuple[FilterSpec, ...] = specs
+        self.select_all = select_all
+        self.everything = everything
+        self.names: tuple[str, ...] = tuple(names)
+        self.list_params: dict[str, str] = {spec.name: spec.param for spec in specs if spec.kind == "list"}
+        self.date_params: dict[str, str] = {spec.name: spec.param for spec in specs if spec.kind == "date"}
+        self.ids_name: str | None = next((spec.name for spec in specs if spec.ids), None)
+        self._by_name = {spec.name: spec for spec in specs}
+
+    def __getitem__(self, name: str) -> FilterSpec:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    @property
+    def renderers(self) -> dict[str, str]:
+        """An operator's ``template_fields_renderers`` for these filters: lists show as JSON."""
+        return {spec.name: "json" for spec in self.specs if spec.kind == "list"}
+
+
+#: ``DELETE /v2/messages`` (bulk cancel), in the spec's query order.
+BULK_CANCEL_FILTERS = FilterTable(
+    FilterSpec("message_ids", "messageIds", ids=True),
+    FilterSpec("url_groups", "topicName"),
+    FilterSpec("queue_names", "queueName"),
+    FilterSpec("urls", "url"),
+    FilterSpec("hosts", "host"),
+    FilterSpec("paths", "path"),
+    FilterSpec("labels", "label"),
+    FilterSpec("flow_control_keys", "flowControlKey"),
+    FilterSpec("schedule_ids", "scheduleId"),
+    FilterSpec("caller_ips", "callerIp"),
+    FilterSpec(FROM_DATE, "fromDate", "date"),
+    FilterSpec(TO_DATE, "toDate", "date"),
+    select_all="cancel_all",
+    everything="QStash would cancel EVERY message in the account",
+)
+
+#: ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry``: no ``host``/``path`` (the server rejects them), one
+#: ``messageId``, integer ``responseStatus`` values, and ``dlqIds`` as the exact-ids filter.
+DLQ_FILTERS = FilterTable(
+    FilterSpec("dlq_ids", "dlqIds", ids=True),
+    FilterSpec("message_ids", "messageId", max_values=1),
+    FilterSpec("urls", "url"),
+    FilterSpec("url_groups", "topicName"),
+    FilterSpec("schedule_ids", "scheduleId"),
+    FilterSpec("queue_names", "queueName"),
+    FilterSpec("labels", "label"),
+    FilterSpec("flow_control_keys", "flowControlKey"),
+    FilterSpec("caller_ips", "callerIp"),
+    FilterSpec("response_statuses", "responseStatus", item=int),
+    FilterSpec(FROM_DATE, "fromDate", "date"),
+    FilterSpec(TO_DATE, "toDate", "date"),
+    select_all="select_all",
+    everything="QStash would act on EVERY message in the dead-letter queue",
+)
+
+#: Python name of each bulk-cancel list filter and the query parameter QStash reads it from, in query order.
+LIST_FILTER_PARAMS: dict[str, str] = BULK_CANCEL_FILTERS.list_params
+DATE_FILTER_PARAMS: dict[str, str] = BULK_CANCEL_FILTERS.date_params
+FILTER_NAMES: tuple[str, ...] = BULK_CANCEL_FILTERS.names
+
+# Epoch milliseconds of 2000-01-01T00:00:00Z: an earlier bound (other than from_date=0, "since the
+# beginning") is a mistake, usually Unix seconds or a fallback such as {{ params.to_date or 0 }}. Above
+# the upper bound (year 5138) a number is microseconds or nanoseconds.
+MIN_DATE_MS = 946_684_800_000
 _MAX_PLAUSIBLE_MS = 100_000_000_000_000
+# A number below MIN_DATE_MS that is Unix seconds of 2000..2099 gets the "seconds, not milliseconds" hint.
+_YEAR_2100_MS = 4_102_444_800_000
+#: Text a template renders for "nothing"; only for *templated* values (a literal "none" is the value none).
 EMPTY_RENDERINGS = frozenset({"", "none", "null"})
 NOW = "now"
+#: The default Jinja start markers; a string holding one of them is a template.
+JINJA_MARKERS: tuple[str, ...] = ("{{", "{%", "{#")
 #: Why a date template renders to nothing, and what to do about it.
 MANUAL_RUN_HINT = (
     "A manual or API-triggered run has no data interval in Airflow 3, so {{ data_interval_start }} is "
@@ -54,12 +177,14 @@ MANUAL_RUN_HINT = (
     "fallback into the template (e.g. {{ params.from_date or 0 }} / {{ params.to_date or 'now' }})."
 )
 
-
-class BulkCancelFilterError(ValueError):
-    """Bulk-cancel input that was refused before any request was sent."""
-
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_LITERAL_SCALARS = (str, bytes, bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
+# The repr of a Python object: "<generator object select_or_reject at 0x7f...>", "<list_reverseiterator ...>".
+_OBJECT_REPR = re.compile(r"^<([A-Za-z_][\w.]*)[ >]")
+# The repr of a container type: "dict_keys(['a'])", "frozenset({'a'})", "deque(['a'])". A value that only
+# ends in ")" ("https://x/Foo_(bar)", "report (v2)") does not match: the "(" must follow a bare name and
+# open a literal.
+_CALL_REPR = re.compile(r"""^([A-Za-z_][\w.]*)\(\s*[\[{(<'"]""")
 
 
 def _utc_ms(value: dt.datetime) -> int:
@@ -70,13 +195,31 @@ def _utc_ms(value: dt.datetime) -> int:
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
-def _check_epoch_ms(ms: int, name: str) -> int:
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _check_epoch_ms(ms: int, name: str, *, zero_allowed: bool) -> int:
     if ms < 0:
         raise BulkCancelFilterError(f"{name}={ms} is negative; give Unix milliseconds (>= 0) or a datetime.")
-    if 0 < ms < _MIN_PLAUSIBLE_MS:
+    if ms == 0:
+        if zero_allowed:
+            return ms
         raise BulkCancelFilterError(
-            f"{name}={ms} is ambiguous: it looks like Unix seconds, but QStash takes Unix milliseconds. "
-            f"Pass {ms * 1000} (milliseconds), a datetime, or an ISO-8601 string."
+            f"{name}=0 is 1970-01-01, which selects nothing (or, on a server that reads 0 as no bound, "
+            f"everything). For 'up to the task's start' use 'now' (e.g. {{{{ params.{name} or 'now' }}}}) "
+            f"or leave {name} unset."
+        )
+    if ms < MIN_DATE_MS:
+        if MIN_DATE_MS <= ms * 1000 < _YEAR_2100_MS:
+            raise BulkCancelFilterError(
+                f"{name}={ms} is ambiguous: it looks like Unix seconds, but QStash takes Unix milliseconds. "
+                f"Pass {ms * 1000} (milliseconds), a datetime, or an ISO-8601 string."
+            )
+        zero = " (from_date=0, 'since the beginning', is the one exception)" if zero_allowed else ""
+        raise BulkCancelFilterError(
+            f"{name}={ms} ({_iso(ms)}) is before 2000-01-01, which no QStash message is: give a later date "
+            f"in Unix milliseconds, a datetime or ISO-8601{zero}."
         )
     if ms > _MAX_PLAUSIBLE_MS:
         raise BulkCancelFilterError(
@@ -86,29 +229,32 @@ def _check_epoch_ms(ms: int, name: str) -> int:
     return ms
 
 
-def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None) -> int | None:
+def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None, zero_allowed: bool = False) -> int | None:
     """
     Read one date bound as integer Unix milliseconds.
 
     Accepts ``None`` (no bound), an aware or naive ``datetime`` (naive means UTC), a pendulum
     ``DateTime``, a ``date`` (midnight UTC), integer epoch milliseconds (as int or digit string) and an
     ISO-8601 string such as a rendered ``{{ data_interval_start }}``. The string ``"now"`` means
-    ``now_ms`` when the caller pins one.
+    ``now_ms`` when the caller pins one. A date before 2000-01-01 is refused, except ``0`` where
+    ``zero_allowed`` (``from_date=0``: since the beginning).
 
     :param value: the bound as given or rendered.
     :param name: the parameter's name, for the error message.
     :param now_ms: what ``"now"`` means, in Unix milliseconds; ``None`` refuses ``"now"``.
+    :param zero_allowed: accept ``0``.
     """
     if value is None:
         return None
     if isinstance(value, bool):
         raise BulkCancelFilterError(f"{name} must be a date, not a boolean ({value!r}).")
     if isinstance(value, dt.datetime):
-        return _check_epoch_ms(_utc_ms(value), name)
+        return _check_epoch_ms(_utc_ms(value), name, zero_allowed=zero_allowed)
     if isinstance(value, dt.date):
-        return _check_epoch_ms(_utc_ms(dt.datetime(value.year, value.month, value.day)), name)
+        midnight = dt.datetime(value.year, value.month, value.day)
+        return _check_epoch_ms(_utc_ms(midnight), name, zero_allowed=zero_allowed)
     if isinstance(value, int):
-        return _check_epoch_ms(value, name)
+        return _check_epoch_ms(value, name, zero_allowed=zero_allowed)
     if isinstance(value, str):
         text = value.strip()
         if text.lower() in EMPTY_RENDERINGS:
@@ -117,9 +263,9 @@ def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None) -> int | Non
             if now_ms is None:
                 raise BulkCancelFilterError(f"{name}='now' is only accepted by the operator, which pins it.")
             return now_ms
-        if text.isdecimal():
-            return _check_epoch_ms(int(text), name)
-        return _check_epoch_ms(_utc_ms(_parse_iso8601(text, name)), name)
+        if text.isascii() and text.isdecimal():
+            return _check_epoch_ms(int(text), name, zero_allowed=zero_allowed)
+        return _check_epoch_ms(_utc_ms(_parse_iso8601(text, name)), name, zero_allowed=zero_allowed)
     raise BulkCancelFilterError(
         f"{name} must be a datetime, an ISO-8601 string or Unix milliseconds, not {type(value).__name__}."
     )
@@ -158,71 +304,381 @@ def parse_count(value: Any, name: str = "count") -> int:
     return value
 
 
-def _items(value: Iterable[Any], name: str) -> tuple[str, ...]:
-    out: dict[str, None] = {}  # ordered and O(1) membership: id lists run to tens of thousands
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise BulkCancelFilterError(
-                f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a string."
-            )
-        item = item.strip()
-        if not item:
-            raise BulkCancelFilterError(f"{name}[{index}] is empty; remove it or give a value.")
-        if "," in item:
-            raise BulkCancelFilterError(
-                f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
-                "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
-            )
-        out.setdefault(item, None)
+def parse_bool(value: Any, name: str) -> bool:
+    """Read a rendered boolean: ``True``/``False`` or their text forms; anything else is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise BulkCancelFilterError(f"{name} must be True or False, not {value!r}.")
+
+
+# --------------------------------------------------------------------------- list values
+
+
+def _forms(spec: FilterSpec) -> str:
+    return "a string or a list of strings" if spec.item is str else "a whole number or a list of whole numbers"
+
+
+def _item(spec: FilterSpec, index: int, item: Any) -> Any:
+    name = spec.name
+    if spec.item is int:
+        if isinstance(item, str) and item.strip().isascii() and item.strip().isdecimal():
+            return int(item.strip())
+        if isinstance(item, int) and not isinstance(item, bool):
+            return item
+        raise BulkCancelFilterError(
+            f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a whole number."
+        )
+    if not isinstance(item, str):
+        raise BulkCancelFilterError(
+            f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a string."
+        )
+    item = item.strip()
+    if not item:
+        raise BulkCancelFilterError(f"{name}[{index}] is empty; remove it or give a value.")
+    if "," in item:
+        raise BulkCancelFilterError(
+            f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
+            "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
+        )
+    return item
+
+
+def _items(spec: FilterSpec, values: Iterable[Any]) -> tuple[Any, ...]:
+    out: dict[Any, None] = {}  # ordered and O(1) membership: id lists run to tens of thousands
+    for index, item in enumerate(values):
+        out.setdefault(_item(spec, index, item), None)
+    if spec.max_values is not None and len(out) > spec.max_values:
+        raise BulkCancelFilterError(
+            f"{spec.name} takes at most {spec.max_values} value(s) ({spec.param} is one value in the API), "
+            f"not {len(out)}."
+        )
     return tuple(out)
 
 
-def to_string_list(value: Any, name: str) -> tuple[str, ...]:
-    """Read a list filter given in Python: ``None``, a string (one value) or a list/tuple/set of strings."""
+def read_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
+    """
+    Read a list filter given in Python (the hook's keywords).
+
+    ``None`` is "no such filter"; a string is one value; a list, tuple or set holds the values (a set in
+    sorted order). A value that is given but empty (``""``, whitespace, ``[]``) is refused: dropping it
+    would widen the request to whatever the other filters select.
+    """
+    name = spec.name
     if value is None:
         return ()
     if isinstance(value, str):
-        return _items([value], name) if value.strip() else ()
+        if not value.strip():
+            raise BulkCancelFilterError(
+                f"{name} is empty ({value!r}): give a value, or leave {name} unset (None) for no {name} filter."
+            )
+        return _items(spec, [value])
     if isinstance(value, list | tuple | set | frozenset):
-        return _items(sorted(value) if isinstance(value, set | frozenset) else value, name)
-    raise BulkCancelFilterError(f"{name} must be a string or a list of strings, not {type(value).__name__}.")
+        if not value:
+            raise BulkCancelFilterError(
+                f"{name} is an empty {type(value).__name__}: give at least one value, or leave {name} unset "
+                f"(None) for no {name} filter."
+            )
+        return _items(spec, sorted(value, key=str) if isinstance(value, set | frozenset) else value)
+    if spec.item is int and isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    raise BulkCancelFilterError(f"{name} must be {_forms(spec)}, not {type(value).__name__}.")
 
 
-def rendered_string_list(value: Any, name: str) -> tuple[str, ...]:
+def renders_empty(value: Any, *, templated: bool) -> bool:
     """
-    Read a list filter rendered from a template.
-
-    Besides the forms of :func:`to_string_list` this accepts a comma-separated string (``"a, b"``,
-    the same separator QStash itself accepts) and the text Jinja makes of a list (``"['a', 'b']"``).
-    ``None``, ``"None"``, ``""``, ``"[]"`` all mean "no values" (the filter is absent).
+    Whether a (rendered) operator value is empty: ``None``, blank text, ``"[]"``, ``"()"``, only commas,
+    an empty list or tuple; for a *templated* value also ``"None"``/``"null"`` (what ``{{ params.x }}`` and
+    ``{{ params.x | tojson }}`` render for a missing value). A literal ``"none"`` is the value ``none``.
     """
+    if value is None:
+        return True
     if isinstance(value, str):
         text = value.strip()
-        if text.lower() in EMPTY_RENDERINGS:
-            return ()
-        if text.startswith(("[", "(")) or text.endswith(("]", ")")):
-            try:
-                literal = ast.literal_eval(text)
-            except (ValueError, SyntaxError) as err:
-                raise BulkCancelFilterError(
-                    f"{name}={value!r} looks like a list but is not one Python can read; "
-                    "give a list of strings or a comma-separated string."
-                ) from err
-            return to_string_list(list(literal) if isinstance(literal, tuple) else literal, name)
-        return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    return to_string_list(value, name)
+        if text in ("[]", "()") or not text.replace(",", "").strip():
+            return True
+        return templated and text.lower() in EMPTY_RENDERINGS
+    if isinstance(value, list | tuple):
+        return not value
+    return False
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> BulkCancelFilterError:
+    hint = (
+        " End the template with | list (e.g. {{ params.labels | select | list }}): Jinja filters such as "
+        "select, reject, map, unique and reverse return a generator, not a list."
+        if kind in ("generator", "map", "filter", "reversed") or kind.startswith("dict_") or "iterator" in kind
+        else ""
+    )
+    shown = value if len(str(value)) <= 80 else f"{str(value)[:77]}..."
+    what = f"{'the text of ' if isinstance(value, str) else ''}{_article(kind)} {kind}"
+    return BulkCancelFilterError(
+        f"{spec.name} rendered {what} ({shown!r}), which is not a list of values: give a list or tuple, a single "
+        f"value, comma-separated text, a JSON array or a Python list repr.{hint}"
+    )
+
+
+def _read_list_text(spec: FilterSpec, text: str, original: str) -> Any:
+    """Parse text that looks like a list: JSON first (``["a", null]``), then a Python literal."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
+        raise BulkCancelFilterError(
+            f"{spec.name}={original!r} looks like a list but is not one JSON or Python can read; "
+            "give a list of strings or a comma-separated string."
+        ) from err
+
+
+def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
+    """
+    Read a list filter as the operator has it after rendering; the caller has ruled out an empty value
+    (see :func:`renders_empty`).
+
+    Accepts a list or tuple, a single value, comma-separated text (``"a, b"``, QStash's own separator),
+    a JSON array (``| tojson``) and a Python list or tuple repr (``"['a', 'b']"``, what Jinja renders a
+    list as). Every other rendering is refused naming its type: the text Jinja makes of a generator
+    (``<generator object ...>``), a set or dict (object or repr), a dict view, a number for a text filter.
+    A value that merely ends in ``)`` (``https://x/Foo_(bar)``) is a value.
+    """
+    if isinstance(value, list | tuple):
+        return _items(spec, value)
+    if spec.item is int and isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if not isinstance(value, str):
+        raise _refuse_rendering(spec, value, type(value).__name__)
+    text = value.strip()
+    if text.startswith("<") and text.endswith(">"):
+        match = _OBJECT_REPR.match(text)
+        raise _refuse_rendering(spec, value, match.group(1) if match else "Python object")
+    match = _CALL_REPR.match(text)
+    if match and text.endswith(")"):
+        raise _refuse_rendering(spec, value, match.group(1))
+    if text.startswith("{"):
+        try:
+            parsed: Any = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            parsed = None
+        raise _refuse_rendering(spec, value, type(parsed).__name__ if parsed is not None else "set or dict")
+    if text.startswith(("[", "(")) or text.endswith("]"):
+        parsed = _read_list_text(spec, text, value)
+        if isinstance(parsed, list | tuple):
+            return _items(spec, parsed)
+        if isinstance(parsed, str | int) and not isinstance(parsed, bool):
+            return _items(spec, [parsed])  # "('a')" is the string a in parentheses
+        raise _refuse_rendering(spec, value, type(parsed).__name__)
+    return _items(spec, (part.strip() for part in text.split(",") if part.strip()))
+
+
+def _string_spec(name: str) -> FilterSpec:
+    return BULK_CANCEL_FILTERS[name] if name in BULK_CANCEL_FILTERS else FilterSpec(name, name)
+
+
+def to_string_list(value: Any, name: str) -> tuple[str, ...]:
+    """Read a list filter of strings given in Python; see :func:`read_values`."""
+    return read_values(_string_spec(name), value)
+
+
+def rendered_string_list(value: Any, name: str, *, templated: bool = True) -> tuple[str, ...]:
+    """Read a rendered list filter of strings: ``()`` if it renders empty, else :func:`read_rendered_values`."""
+    if renders_empty(value, templated=templated):
+        return ()
+    return read_rendered_values(_string_spec(name), value)
+
+
+# --------------------------------------------------------------------------- templated or literal
+
+
+def is_templated(value: Any, markers: Iterable[str] = JINJA_MARKERS) -> bool:
+    """
+    Whether Airflow's rendering may change an operator argument, judged on its raw value.
+
+    Templated: a string that holds a Jinja start marker (``{{``, ``{%``, ``{#``, or the DAG's own), a
+    list, tuple, set or dict holding one, and any value that is not a plain literal (an ``XComArg`` or
+    other object Airflow resolves, a callable, an object with its own template fields). Literal:
+    ``None``, strings without markers, numbers, booleans, dates and times, and containers of those.
+
+    :param value: the argument as the DAG author passed it.
+    :param markers: the strings that start a Jinja expression, statement or comment.
+    """
+    markers = tuple(markers)
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return any(marker in value for marker in markers)
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(is_templated(item, markers) for item in value)
+    if isinstance(value, dict):
+        return any(is_templated(item, markers) for item in value.values())
+    return not isinstance(value, _LITERAL_SCALARS)
+
+
+# --------------------------------------------------------------------------- the value objects
+
+FilterValueT = TypeVar("FilterValueT", bound="FilterValue")
 
 
 @dataclass(frozen=True)
-class BulkCancelFilter:
+class FilterValue:
     """
-    The messages one bulk cancel selects, normalised: list filters as tuples, dates as Unix milliseconds.
+    The normalised filter of one request, driven by the subclass's :class:`FilterTable` (``TABLE``).
 
-    Values within one list filter are ORed, different filters are ANDed (QStash's rule). ``message_ids``
-    cancels exactly those ids; QStash ignores every other filter when ids are given, so mixing them is
-    refused. A filter that selects nothing at all would cancel *every* message in the account: it is
-    refused unless ``cancel_all`` is true.
+    A subclass is a frozen dataclass that declares one field per filter of its table, in table order,
+    then the table's ``select_all`` flag: list filters as tuples, dates as Unix milliseconds or ``None``.
+    The declaration is checked against the table when the class is created.
+
+    Values within one list filter are ORed, different filters are ANDed. The ids filter selects exactly
+    those items and the API ignores every other filter then, so mixing them is refused. A filter that
+    selects nothing at all (no filter, ``from_date=0``, a ``to_date`` in the future) would act on *every*
+    item: it is refused unless the ``select_all`` flag is true.
     """
+
+    TABLE: ClassVar[FilterTable]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        notes = inspect.get_annotations(cls)
+        declared = [name for name, note in notes.items() if "ClassVar" not in str(note)]
+        expected = [*cls.TABLE.names, cls.TABLE.select_all]
+        if declared != expected:
+            raise TypeError(f"{cls.__name__} must declare the fields {expected} (its TABLE), in order, not {declared}")
+
+    def __post_init__(self) -> None:
+        table = self.TABLE
+        if getattr(self, FROM_DATE) == 0:
+            # "Since 1970" selects nothing narrower than no bound, so it must not count as a filter.
+            object.__setattr__(self, FROM_DATE, None)
+        if not isinstance(self.everything_allowed, bool):
+            raise BulkCancelFilterError(f"{table.select_all} must be True or False, not {self.everything_allowed!r}.")
+        for spec in table.specs:
+            value = getattr(self, spec.name)
+            if spec.kind == "list":
+                if not isinstance(value, tuple) or not all(_normalised(spec, item) for item in value):
+                    kind = "non-empty strings" if spec.item is str else "whole numbers"
+                    raise BulkCancelFilterError(f"{spec.name} must be a tuple of {kind}, not {value!r}.")
+            elif value is not None:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise BulkCancelFilterError(f"{spec.name} must be Unix milliseconds (int) or None, not {value!r}.")
+                _check_epoch_ms(value, spec.name, zero_allowed=False)
+        from_date, to_date = getattr(self, FROM_DATE), getattr(self, TO_DATE)
+        if from_date is not None and to_date is not None and from_date > to_date:
+            raise BulkCancelFilterError(
+                f"from_date ({_iso(from_date)}) is after to_date ({_iso(to_date)}); swap them or fix the window."
+            )
+        if table.ids_name is not None and getattr(self, table.ids_name):
+            others = [name for name in self.active_filters() if name != table.ids_name]
+            if others:
+                raise BulkCancelFilterError(
+                    f"{table.ids_name} cannot be combined with {', '.join(others)}: QStash would ignore those "
+                    f"filters and act on the ids regardless. Give either {table.ids_name} or filters."
+                )
+        if not self.selecting_filters() and not self.everything_allowed:
+            ignored = ""
+            if to_date is not None:
+                ignored = f" (to_date {_iso(to_date)} is in the future: it selects every message, so it is no filter)"
+            raise NoFilterError(
+                f"No filter given{ignored}: {table.everything}. Give at least one filter "
+                f"({', '.join(table.names)}), or set {table.select_all}=True if that is really meant."
+            )
+
+    @property
+    def everything_allowed(self) -> Any:
+        """The flag that allows a request with no filter (``cancel_all`` for bulk cancel)."""
+        return getattr(self, self.TABLE.select_all)
+
+    @classmethod
+    def build(cls: type[FilterValueT], *, now_ms: int | None = None, **values: Any) -> FilterValueT:
+        """
+        Normalise filter values given in Python (the hook's keywords) and validate them.
+
+        :param now_ms: what the date string ``"now"`` means, in Unix milliseconds.
+        :param values: any of the table's filters, and its ``select_all`` flag (``cancel_all``).
+        """
+        table = cls.TABLE
+        select_all = values.pop(table.select_all, False)
+        unknown = sorted(set(values) - set(table.names))
+        if unknown:
+            raise BulkCancelFilterError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
+        normalised: dict[str, Any] = {}
+        for spec in table.specs:
+            if spec.kind == "list":
+                normalised[spec.name] = read_values(spec, values.get(spec.name))
+            else:
+                normalised[spec.name] = to_unix_ms(
+                    values.get(spec.name), spec.name, now_ms=now_ms, zero_allowed=spec.name == FROM_DATE
+                )
+        return cls(**normalised, **{table.select_all: select_all})
+
+    def active_filters(self) -> list[str]:
+        """Names of the filters that carry a value, in query order."""
+        return [name for name in self.TABLE.names if getattr(self, name) not in ((), None)]
+
+    def selecting_filters(self, now_ms: int | None = None) -> list[str]:
+        """
+        Names of the filters that narrow the selection: a ``to_date`` at or after ``now_ms`` (default: the
+        clock) selects every message there is, so it is not one.
+        """
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        to_date = getattr(self, TO_DATE)
+        return [name for name in self.active_filters() if not (name == TO_DATE and to_date >= now_ms)]
+
+    def to_query_params(self) -> list[tuple[str, str]]:
+        """The filter as query parameters: list filters repeated, dates as Unix milliseconds."""
+        params: list[tuple[str, str]] = []
+        for spec in self.TABLE.specs:
+            value = getattr(self, spec.name)
+            if spec.kind == "list":
+                params += [(spec.param, str(item)) for item in value]
+            elif value is not None:
+                params.append((spec.param, str(value)))
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form (lists and ints) that :meth:`from_dict` reads back."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[FilterValueT], data: Mapping[str, Any]) -> FilterValueT:
+        """Rebuild a filter from :meth:`to_dict` output (validated again)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def describe(self) -> str:
+        """A short human-readable summary for logs, e.g. ``labels=['a'] from_date=2024-05-01T00:00:00Z``."""
+        parts = []
+        for name in self.active_filters():
+            value = getattr(self, name)
+            if self.TABLE[name].kind == "date":
+                parts.append(f"{name}={_iso(value)}")
+            elif len(value) > 5:
+                parts.append(f"{name}=[{len(value)} values]")
+            else:
+                parts.append(f"{name}={list(value)}")
+        return " ".join(parts) or f"ALL MESSAGES ({self.TABLE.select_all}=True)"
+
+
+def _normalised(spec: FilterSpec, item: Any) -> bool:
+    if spec.item is int:
+        return isinstance(item, int) and not isinstance(item, bool)
+    return isinstance(item, str) and bool(item)
+
+
+@dataclass(frozen=True)
+class BulkCancelFilter(FilterValue):
+    """The messages one bulk cancel (``DELETE /v2/messages``) selects; see :class:`FilterValue`."""
+
+    TABLE = BULK_CANCEL_FILTERS
 
     message_ids: tuple[str, ...] = ()
     url_groups: tuple[str, ...] = ()
@@ -237,69 +693,6 @@ class BulkCancelFilter:
     from_date: int | None = None
     to_date: int | None = None
     cancel_all: bool = False
-
-    def __post_init__(self) -> None:
-        if self.from_date == 0:
-            # "Since 1970" selects nothing narrower than no bound, so it must not count as a filter.
-            object.__setattr__(self, "from_date", None)
-        if not isinstance(self.cancel_all, bool):
-            raise BulkCancelFilterError(f"cancel_all must be True or False, not {self.cancel_all!r}.")
-        for name in LIST_FILTER_PARAMS:
-            value = getattr(self, name)
-            if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
-                raise BulkCancelFilterError(f"{name} must be a tuple of non-empty strings, not {value!r}.")
-        for name in DATE_FILTER_PARAMS:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise BulkCancelFilterError(f"{name} must be Unix milliseconds (int) or None, not {value!r}.")
-        if self.from_date is not None and self.to_date is not None and self.from_date > self.to_date:
-            raise BulkCancelFilterError(
-                f"from_date ({_iso(self.from_date)}) is after to_date ({_iso(self.to_date)}); "
-                "swap them or fix the window."
-            )
-        if self.message_ids:
-            others = [name for name in self.active_filters() if name != "message_ids"]
-            if others:
-                raise BulkCancelFilterError(
-                    f"message_ids cannot be combined with {', '.join(others)}: QStash would ignore those "
-                    "filters and cancel the ids regardless. Give either message_ids or filters."
-                )
-        if not self.active_filters() and not self.cancel_all:
-            raise BulkCancelFilterError(
-                "No filter given: QStash would cancel EVERY message in the account. Give at least one "
-                f"filter ({', '.join(FILTER_NAMES)}), or set cancel_all=True if that is really meant."
-            )
-
-    @classmethod
-    def build(cls, *, cancel_all: bool = False, now_ms: int | None = None, **values: Any) -> BulkCancelFilter:
-        """
-        Normalise filter values given in Python (the hook's keywords) and validate them.
-
-        :param cancel_all: allow a filter that selects everything.
-        :param now_ms: what the date string ``"now"`` means, in Unix milliseconds.
-        :param values: any of :data:`FILTER_NAMES`.
-        """
-        unknown = sorted(set(values) - set(FILTER_NAMES))
-        if unknown:
-            raise BulkCancelFilterError(f"Unknown filter(s) {unknown}; known filters: {', '.join(FILTER_NAMES)}.")
-        normalised: dict[str, Any] = {name: to_string_list(values.get(name), name) for name in LIST_FILTER_PARAMS}
-        for name in DATE_FILTER_PARAMS:
-            normalised[name] = to_unix_ms(values.get(name), name, now_ms=now_ms)
-        return cls(cancel_all=cancel_all, **normalised)  # type: ignore[arg-type]
-
-    def active_filters(self) -> list[str]:
-        """Names of the filters that select something, in query order."""
-        return [name for name in FILTER_NAMES if getattr(self, name) not in ((), None)]
-
-    def to_query_params(self) -> list[tuple[str, str]]:
-        """The filter as QStash query parameters: list filters repeated, dates as Unix milliseconds."""
-        params = [(param, value) for name, param in LIST_FILTER_PARAMS.items() for value in getattr(self, name)]
-        params += [
-            (param, str(getattr(self, name)))
-            for name, param in DATE_FILTER_PARAMS.items()
-            if getattr(self, name) is not None
-        ]
-        return params
 
     def split_message_ids(self, max_query_length: int) -> list[BulkCancelFilter]:
         """
@@ -330,105 +723,116 @@ class BulkCancelFilter:
         parts.append(BulkCancelFilter(message_ids=tuple(chunk)))
         return parts
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form (lists and ints) that :meth:`from_dict` reads back."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BulkCancelFilter:
-        """Rebuild a filter from :meth:`to_dict` output."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})  # type: ignore[arg-type]
-
-    def describe(self) -> str:
-        """A short human-readable summary for logs, e.g. ``labels=['a'] from_date=2024-05-01T00:00:00Z``."""
-        parts = []
-        for name in self.active_filters():
-            value = getattr(self, name)
-            if name in DATE_FILTER_PARAMS:
-                parts.append(f"{name}={_iso(value)}")
-            elif len(value) > 5:
-                parts.append(f"{name}=[{len(value)} values]")
-            else:
-                parts.append(f"{name}={list(value)}")
-        return " ".join(parts) or "ALL MESSAGES (cancel_all=True)"
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+# --------------------------------------------------------------------------- the operator's reader
 
 
 def read_rendered_filter(
     rendered: Mapping[str, Any],
     *,
     set_by_author: Iterable[str],
-    cancel_all: Any = False,
+    templated: Iterable[str] = (),
+    optional: Iterable[str] = (),
+    select_all: Any = False,
     now_ms: int,
-) -> BulkCancelFilter:
+    filter_class: type[FilterValueT] = BulkCancelFilter,  # type: ignore[assignment]
+) -> FilterValueT:
     """
-    Build a filter from the operator's rendered template fields.
+    Build a filter from an operator's rendered template fields.
 
-    The rule held everywhere: a template that renders to nothing never widens a cancel beyond what the
-    DAG author meant.
+    The rule held everywhere: a value the DAG author set never silently widens the request.
 
-    * A list filter that renders empty (``None``, ``""``, ``"[]"``) is absent; if no filter is left the
-      filter is refused unless ``cancel_all`` is true.
-    * A date bound the author set (``set_by_author``) that renders to nothing (``None``, ``"None"``,
-      ``""``) is refused: dropping it would widen the window to all time. To make a bound optional, say
-      so in the template: ``{{ params.from_date or 0 }}`` (since the beginning), ``{{ params.to_date or
-      'now' }}`` (up to the task's start).
-    * A bound the author did not set is open, except ``to_date``: it is pinned to ``now_ms`` (the task's
-      start) so producers publishing during the run cannot keep the loop alive; ``message_ids`` runs take
-      no dates.
+    * A filter the author did not set (``None`` before rendering) is absent.
+    * A literal (untemplated) value is taken literally: ``labels="none"`` is the label ``none``. A
+      literal that is empty (``""``, ``[]``) is refused, like a template that renders empty.
+    * A templated value that renders empty (see :func:`renders_empty`) is refused, naming the field,
+      unless the field is in ``optional``: then it counts as absent. For a date the message explains
+      manual runs (no data interval in Airflow 3).
+    * ``from_date=0`` is "since the beginning" and ``to_date='now'`` "up to the task's start"; neither is
+      a filter. A ``to_date`` at or after the task's start selects everything: it is no filter either,
+      and the run is pinned to the task's start instead.
+    * The effective ``to_date`` is the earlier of the one given and the task's start (``now_ms``), so
+      producers publishing during the run cannot keep the loop alive; an ids run takes no dates.
+    * With nothing left that selects, the filter is refused unless ``select_all`` is true.
     * ``from_date == to_date`` (a zero-width window) is refused: it is what Airflow 3's default cron
       timetable renders for ``data_interval_start``/``data_interval_end``.
 
-    :param rendered: rendered values by filter name (see :data:`FILTER_NAMES`).
+    :param rendered: rendered values by filter name.
     :param set_by_author: names whose value was not ``None`` before rendering.
-    :param cancel_all: rendered ``cancel_all``: a bool, or the text ``"True"``/``"False"``.
+    :param templated: names whose raw value was templated (see :func:`is_templated`).
+    :param optional: names that may render empty and then count as absent (``optional_filters``).
+    :param select_all: rendered ``cancel_all``: a bool, or the text ``"True"``/``"False"``.
     :param now_ms: the task's start in Unix milliseconds.
+    :param filter_class: the value object to build (:class:`BulkCancelFilter`).
     """
-    set_by_author = set(set_by_author)
-    lists = {name: rendered_string_list(rendered.get(name), name) for name in LIST_FILTER_PARAMS}
-    dates: dict[str, int | None] = {}
-    for name in DATE_FILTER_PARAMS:
-        value = rendered.get(name)
-        renders_empty = value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS)
-        if name in set_by_author and renders_empty:
-            raise BulkCancelFilterError(
-                f"{name} was set but rendered to nothing ({value!r}), which would widen the cancel to all "
-                f"time. {MANUAL_RUN_HINT}"
-            )
-        if name == "to_date" and isinstance(value, str) and value.strip().lower() == NOW:
-            value = None  # "up to now" is the pinned default below, and is no filter of its own
-        dates[name] = to_unix_ms(value, name, now_ms=now_ms)
-    if dates["from_date"] is not None and dates["from_date"] == dates["to_date"]:
+    table = filter_class.TABLE
+    set_by_author, templated, optional = set(set_by_author), set(templated), set(optional)
+    values: dict[str, Any] = {}
+    dropped: list[str] = []
+    for spec in table.specs:
+        name = spec.name
+        value = rendered.get(name) if name in set_by_author else None
+        if name not in set_by_author:
+            values[name] = () if spec.kind == "list" else None
+            continue
+        if renders_empty(value, templated=name in templated):
+            if name not in optional:
+                raise _empty_refusal(spec, value, templated=name in templated)
+            dropped.append(name)
+            values[name] = () if spec.kind == "list" else None
+        elif spec.kind == "list":
+            values[name] = read_rendered_values(spec, value)
+        elif name == TO_DATE and isinstance(value, str) and value.strip().lower() == NOW:
+            values[name] = None  # "up to now" is the pinned default below, and is no filter of its own
+        else:
+            values[name] = to_unix_ms(value, name, now_ms=now_ms, zero_allowed=name == FROM_DATE)
+    from_date, to_date = values[FROM_DATE], values[TO_DATE]
+    if from_date and from_date == to_date:
         raise BulkCancelFilterError(
-            f"from_date and to_date are both {_iso(dates['to_date'] or 0)}: a zero-width window. With a cron "
+            f"from_date and to_date are both {_iso(to_date)}: a zero-width window. With a cron "
             "schedule such as '@daily', Airflow 3's default CronTriggerTimetable makes data_interval_start "
             "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
             "(airflow.timetables.interval) or give an explicit window."
         )
-    # Built before pinning to_date, so that the pinned bound never counts as the one filter that
-    # makes an otherwise empty (cancel-everything) filter acceptable.
-    bulk_filter = BulkCancelFilter(cancel_all=parse_bool(cancel_all, "cancel_all"), **lists, **dates)  # type: ignore[arg-type]
-    if bulk_filter.to_date is None and not bulk_filter.message_ids:
-        if bulk_filter.from_date is not None and bulk_filter.from_date > now_ms:
-            raise BulkCancelFilterError(
-                f"from_date ({_iso(bulk_filter.from_date)}) is after the task's start ({_iso(now_ms)}), which "
-                "is where to_date defaults to: no message could match. Fix from_date or give a to_date."
-            )
-        bulk_filter = replace(bulk_filter, to_date=now_ms)
-    return bulk_filter
+    flag = {table.select_all: parse_bool(select_all, table.select_all)}
+    if table.ids_name is not None and values[table.ids_name]:
+        return filter_class(**values, **flag)  # an ids run takes no dates: any date given is refused
+    pinned = to_date is None or to_date >= now_ms
+    if pinned and from_date and from_date > now_ms:
+        raise BulkCancelFilterError(
+            f"from_date ({_iso(from_date)}) is after the task's start ({_iso(now_ms)}), which is where to_date "
+            "ends at the latest: no message could match. Fix from_date or give an earlier to_date."
+        )
+    notes = []
+    if to_date is not None and to_date >= now_ms:
+        notes.append(
+            f"to_date ({_iso(to_date)}) is at or after the task's start ({_iso(now_ms)}), so it selects every "
+            "message and is no filter"
+        )
+    if dropped:
+        notes.append(f"{', '.join(dropped)} rendered empty and {'is' if len(dropped) == 1 else 'are'} optional")
+    # Built with a bound that selects everything left out, so that it never counts as the one filter
+    # that makes an otherwise empty (act-on-everything) filter acceptable; the pin is added afterwards.
+    try:
+        value = filter_class(**{**values, TO_DATE: None if pinned else to_date}, **flag)
+    except NoFilterError as err:
+        if not notes:
+            raise
+        raise NoFilterError(f"{err} Note: {'; '.join(notes)}.") from None
+    return replace(value, **{TO_DATE: now_ms}) if pinned else value
 
 
-def parse_bool(value: Any, name: str) -> bool:
-    """Read a rendered boolean: ``True``/``False`` or their text forms; anything else is refused."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise BulkCancelFilterError(f"{name} must be True or False, not {value!r}.")
+def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCancelFilterError:
+    name = spec.name
+    if not templated:
+        return BulkCancelFilterError(
+            f"{name} is empty ({value!r}): give a value, leave {name} unset (None) for no {name} filter, or "
+            f"list '{name}' in optional_filters if an empty {name} should mean 'any'."
+        )
+    widen = "the window to all time" if spec.kind == "date" else "the selection to whatever the other filters select"
+    message = (
+        f"{name} is templated but rendered empty ({value!r}); dropping it would widen {widen}. Give it a "
+        f"value (check the params or XCom it reads), or list '{name}' in optional_filters if an empty "
+        f"{name} should mean 'any'."
+    )
+    return BulkCancelFilterError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)

@@ -1,11 +1,15 @@
 """
 On demand from the Airflow UI: "Trigger DAG" shows a form; the run cancels what the form selects.
 
-Empty form fields are allowed and mean "no such filter": an empty list is absent, an empty "from" means
-since the beginning, an empty "to" means up to the task's start. The rule that keeps this safe: with
-every filter empty the task fails before any request unless "cancel_all" is ticked, so a blank form can
-never cancel the whole account. The fallbacks are written into the templates (``or 0``, ``or 'now'``)
-on purpose: a date template that renders to nothing without one is refused by the operator.
+Empty form fields are allowed and mean "no such filter": the task lists them in ``optional_filters``,
+the operator's explicit "blank means any" (a templated filter that renders empty is refused otherwise).
+An empty list is absent, an empty "from" means since the beginning, an empty "to" means up to the
+task's start. The rule that keeps this safe: with every filter empty the task fails before any request
+unless "cancel_all" is ticked, so a blank form can never cancel the whole account.
+
+In the Trigger form only "Batch size" is required (Airflow marks a param required, with a red asterisk,
+unless its schema type allows ``null``); every filter, the window, "Max batches" and the cancel-all
+switch may stay blank.
 
 Two DAGs share the form: ``qstash_on_demand_cancel`` runs the loop in a worker,
 ``qstash_on_demand_cancel_deferrable`` in the triggerer (``deferrable=True``).
@@ -17,7 +21,10 @@ from airflow.sdk import DAG, Param
 
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
+#: A list of strings that may stay blank: "null" in the type is what keeps Airflow's asterisk off.
+_STRINGS = {"type": ["null", "array"], "items": {"type": "string"}}
+#: The form fields that may be left blank and then select nothing (everything but the loop settings).
+FORM_FILTERS = ["labels", "queue_names", "url_groups", "urls", "from_date", "to_date"]
 
 PARAMS = {
     "labels": Param([], **_STRINGS, title="Labels", description="Cancel messages with any of these labels."),
@@ -38,13 +45,24 @@ PARAMS = {
         title="Created until",
         description="Only messages created at or before this time (UTC). Empty: up to the run's start.",
     ),
-    "batch_size": Param(500, type="integer", minimum=1, maximum=500, title="Batch size"),
+    "batch_size": Param(
+        500,
+        type="integer",
+        minimum=1,
+        maximum=500,
+        title="Batch size",
+        description="Messages per request on a server that honours count; hosted QStash's bulk actions ignore it.",
+    ),
     "max_batches": Param(
-        None, type=["null", "integer"], minimum=1, title="Max batches", description="Empty: no limit."
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Max batches",
+        description="The most requests to send. Empty: 100,000.",
     ),
     "cancel_all": Param(
         False,
-        type="boolean",
+        type=["null", "boolean"],
         title="Cancel ALL messages if no filter is given",
         description="Leave off unless you mean to cancel every pending message in the account.",
     ),
@@ -64,10 +82,11 @@ for dag_id, deferrable in (("qstash_on_demand_cancel", False), ("qstash_on_deman
             queue_names="{{ params.queue_names }}",
             url_groups="{{ params.url_groups }}",
             urls="{{ params.urls }}",
-            from_date="{{ params.from_date or 0 }}",
-            to_date="{{ params.to_date or 'now' }}",
+            from_date="{{ params.from_date }}",
+            to_date="{{ params.to_date }}",
+            optional_filters=FORM_FILTERS,
             batch_size="{{ params.batch_size }}",
             max_batches="{{ params.max_batches }}",
-            cancel_all="{{ params.cancel_all }}",
+            cancel_all="{{ params.cancel_all or False }}",
             deferrable=deferrable,
         )

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, fields
 from urllib.parse import urlencode
 
 import pendulum
 import pytest
 
 from airflow_qstash.filters import (
+    BULK_CANCEL_FILTERS,
     DATE_FILTER_PARAMS,
+    DLQ_FILTERS,
     FILTER_NAMES,
     LIST_FILTER_PARAMS,
+    MIN_DATE_MS,
     BulkCancelFilter,
     BulkCancelFilterError,
+    FilterSpec,
+    FilterTable,
+    FilterValue,
+    NoFilterError,
+    is_templated,
     parse_bool,
     parse_count,
     read_rendered_filter,
+    read_rendered_values,
+    read_values,
     rendered_string_list,
+    renders_empty,
     to_string_list,
     to_unix_ms,
 )
@@ -27,7 +39,7 @@ UTC = dt.timezone.utc
 JAN_1_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 JAN_2_MS = JAN_1_MS + 86_400_000
 JUL_1_MS = 1_719_792_000_000  # 2024-07-01T00:00:00Z
-NOW_MS = 1_800_000_000_000  # the pinned task start used by read_rendered_filter tests
+NOW_MS = 1_760_000_000_000  # the task start read_rendered_filter tests pin to (2025-10-09, in the past)
 
 
 # --------------------------------------------------------------------------- to_unix_ms: accepted forms
@@ -68,7 +80,7 @@ NOW_MS = 1_800_000_000_000  # the pinned task start used by read_rendered_filter
     ],
 )
 def test_to_unix_ms_accepts(value, expected):
-    result = to_unix_ms(value, "from_date")
+    result = to_unix_ms(value, "from_date", zero_allowed=True)
     assert result == expected
     assert result is None or type(result) is int
 
@@ -88,8 +100,16 @@ def test_to_unix_ms_now_means_the_pinned_now(text):
         pytest.param(False, "boolean", id="false"),
         pytest.param(1_704_067_200, "Unix seconds", id="seconds-int"),
         pytest.param("1704067200", "Unix seconds", id="seconds-digits"),
-        pytest.param(1, "Unix seconds", id="one"),
-        pytest.param(99_999_999_999, "Unix seconds", id="just-below-plausible"),
+        pytest.param(1, "before 2000-01-01", id="one"),
+        pytest.param(946_684_800, "Unix seconds", id="seconds-of-2000"),
+        pytest.param(946_684_799, "before 2000-01-01", id="seconds-of-1999"),
+        pytest.param(100_000_000_000, "before 2000-01-01", id="ms-of-1973"),
+        pytest.param(MIN_DATE_MS - 1, "before 2000-01-01", id="last-ms-of-1999"),
+        pytest.param(dt.datetime(1999, 12, 31, tzinfo=UTC), "before 2000-01-01", id="datetime-1999"),
+        pytest.param("1990-01-01", "before 2000-01-01", id="iso-1990"),
+        pytest.param(0, "use 'now'", id="zero-not-allowed"),
+        pytest.param("0", "use 'now'", id="zero-text-not-allowed"),
+        pytest.param(99_999_999_999, "before 2000-01-01", id="seconds-of-year-5138"),
         pytest.param(-1, "negative", id="negative-int"),
         pytest.param(dt.datetime(1969, 12, 31, 23, 59, tzinfo=UTC), "negative", id="before-epoch"),
         pytest.param("-1704067200000", "not a date", id="negative-digits"),
@@ -124,6 +144,14 @@ def test_to_unix_ms_refuses(value, fragment):
 def test_to_unix_ms_seconds_refusal_suggests_the_millisecond_value():
     with pytest.raises(BulkCancelFilterError, match="Pass 1704067200000"):
         to_unix_ms(1_704_067_200, "from_date")
+
+
+def test_to_unix_ms_accepts_2000_and_zero_only_where_allowed():
+    assert to_unix_ms(MIN_DATE_MS, "to_date") == MIN_DATE_MS
+    assert to_unix_ms("2000-01-01T00:00:00Z", "to_date") == MIN_DATE_MS
+    assert to_unix_ms(0, "from_date", zero_allowed=True) == 0
+    with pytest.raises(BulkCancelFilterError, match=r"to_date=0 is 1970-01-01.*use 'now'"):
+        to_unix_ms(0, "to_date")
 
 
 def test_filter_error_is_a_value_error():
@@ -163,15 +191,14 @@ def test_parse_count_refuses(value, name):
         (None, ()),
         ("a", ("a",)),
         ("  a  ", ("a",)),
-        ("", ()),
-        ("   ", ()),
         (["a", "b"], ("a", "b")),
         (("b", "a"), ("b", "a")),
         ({"b", "a"}, ("a", "b")),
         (frozenset({"z", "y"}), ("y", "z")),
         (["a", "a", "b", "a"], ("a", "b")),
         ([" a ", "a"], ("a",)),
-        ([], ()),
+        ("none", ("none",)),
+        ("null", ("null",)),
     ],
 )
 def test_to_string_list_accepts(value, expected):
@@ -193,6 +220,13 @@ def test_to_string_list_accepts(value, expected):
         # QStash splits values on commas: one value "a,b" would match a OR b, a wider cancel.
         ("a,b", "labels[0]='a,b' contains a comma"),
         (["x", "https://h.test/p?a=1,2"], "labels[1]='https://h.test/p?a=1,2' contains a comma"),
+        # Given but empty: refused like [""], never dropped (dropping would widen to the other filters).
+        ("", "labels is empty (''): give a value, or leave labels unset (None)"),
+        ("   ", "labels is empty ('   ')"),
+        ("\t\n", "labels is empty"),
+        ([], "labels is an empty list: give at least one value, or leave labels unset (None)"),
+        ((), "labels is an empty tuple"),
+        (set(), "labels is an empty set"),
     ],
 )
 def test_to_string_list_refuses(value, fragment):
@@ -215,6 +249,13 @@ def test_to_string_list_refuses(value, fragment):
         ("['a', 'b']", ("a", "b")),
         ('["a", "b"]', ("a", "b")),
         ("('a', 'b')", ("a", "b")),
+        ('["a", "b"]', ("a", "b")),
+        ('[\n  "a",\n  "b"\n]', ("a", "b")),
+        ("https://x/Foo_(bar)", ("https://x/Foo_(bar)",)),
+        ("https://x/Foo_(bar), https://x/Baz_(qux)", ("https://x/Foo_(bar)", "https://x/Baz_(qux)")),
+        ("report (v2)", ("report (v2)",)),
+        ("get(x)", ("get(x)",)),
+        ("('a')", ("a",)),
         ("[]", ()),
         ("()", ()),
         ("None", ()),
@@ -240,8 +281,24 @@ def test_rendered_string_list_accepts(value, expected):
         ("['a', 1]", "labels[1] is int"),
         ("['a', '']", "labels[1] is empty"),
         ("[None]", "labels[0] is NoneType"),
+        ('["a", null]', "labels[1] is NoneType"),
         (["a", ""], "labels[1] is empty"),
-        (42, "not int"),
+        (42, "rendered an int"),
+        ("<generator object select_or_reject at 0x7f3a2c1d5e40>", "the text of a generator"),
+        ("<list_reverseiterator object at 0x7f3a2c1d5e40>", "the text of a list_reverseiterator"),
+        ("<map object at 0x7f3a2c1d5e40>", "the text of a map"),
+        ("{'a', 'b'}", "the text of a set"),
+        ("{'a': 1}", "the text of a dict"),
+        ("{a, b}", "the text of a set or dict"),
+        ("dict_keys(['a', 'b'])", "the text of a dict_keys"),
+        ("frozenset({'a'})", "the text of a frozenset"),
+        ("[1, 2][0]", "looks like a list"),
+        ("['a'] + ['b']", "looks like a list"),
+        ((x for x in ["a"]), "rendered a generator"),
+        ({"a", "b"}, "rendered a set"),
+        ({"a": 1}, "rendered a dict"),
+        ({"a": 1}.keys(), "rendered a dict_keys"),
+        (True, "rendered a bool"),
     ],
 )
 def test_rendered_string_list_refuses(value, fragment):
@@ -249,6 +306,54 @@ def test_rendered_string_list_refuses(value, fragment):
         rendered_string_list(value, "labels")
     assert "labels" in str(info.value)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["<generator object x at 0x1>", "{'a'}", (x for x in "a"), "dict_values([1])"])
+def test_renderings_that_are_not_lists_say_what_to_give_instead(value):
+    with pytest.raises(BulkCancelFilterError) as info:
+        rendered_string_list(value, "labels")
+    assert "give a list or tuple, a single value, comma-separated text, a JSON array" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["<generator object select_or_reject at 0x7f>", "<list_reverseiterator object at 0x7f>"]
+)
+def test_a_generator_rendering_suggests_ending_the_template_with_list(text):
+    with pytest.raises(BulkCancelFilterError, match=r"End the template with \| list"):
+        rendered_string_list(text, "labels")
+
+
+@pytest.mark.parametrize(
+    ("value", "templated", "empty"),
+    [
+        (None, False, True),
+        ("", False, True),
+        ("  ", False, True),
+        (" , ,", False, True),
+        ("[]", False, True),
+        ("()", False, True),
+        ([], False, True),
+        ((), False, True),
+        ("None", True, True),
+        ("null", True, True),
+        (" NONE ", True, True),
+        ("None", False, False),  # a literal "None" is the value None
+        ("none", False, False),
+        ("null", False, False),
+        ("a", True, False),
+        (["a"], True, False),
+        ("[None]", True, False),
+        ({"a"}, True, False),
+        (0, True, False),
+    ],
+)
+def test_renders_empty(value, templated, empty):
+    assert renders_empty(value, templated=templated) is empty
+
+
+def test_literal_none_renders_as_the_value_templated_none_as_nothing():
+    assert rendered_string_list("none", "labels", templated=False) == ("none",)
+    assert rendered_string_list("None", "labels", templated=True) == ()
 
 
 # --------------------------------------------------------------------------- BulkCancelFilter.build
@@ -348,11 +453,17 @@ def test_from_date_zero_is_no_filter():
     [
         pytest.param({}, ["No filter given", "EVERY message", "cancel_all=True"], id="nothing"),
         pytest.param(
-            {name: [] for name in LIST_FILTER_PARAMS} | {"from_date": None, "to_date": None},
+            {name: None for name in LIST_FILTER_PARAMS} | {"from_date": None, "to_date": None},
             ["No filter given", "cancel_all"],
-            id="all-empty-lists",
+            id="all-none",
         ),
-        pytest.param({"labels": "", "hosts": "  ", "urls": ()}, ["No filter given"], id="blank-strings"),
+        pytest.param({"labels": []}, ["labels is an empty list"], id="empty-list"),
+        pytest.param({"labels": ""}, ["labels is empty", "leave labels unset (None)"], id="empty-string"),
+        pytest.param({"hosts": "  ", "labels": "a"}, ["hosts is empty ('  ')"], id="blank-string"),
+        pytest.param({"urls": (), "labels": "a"}, ["urls is an empty tuple"], id="empty-tuple-beside-a-filter"),
+        pytest.param({"to_date": "2099-01-01"}, ["No filter given", "is in the future"], id="future-to-date-alone"),
+        pytest.param({"to_date": 0}, ["to_date=0", "'now'"], id="to-date-zero"),
+        pytest.param({"labels": "a", "from_date": "1999-12-31"}, ["from_date", "before 2000-01-01"], id="from-1999"),
         pytest.param({"labels": None}, ["No filter given"], id="none"),
         pytest.param({"message_ids": "m1", "labels": "a"}, ["message_ids", "labels"], id="ids-and-labels"),
         pytest.param(
@@ -501,13 +612,191 @@ def test_from_dict_validates_again():
         BulkCancelFilter.from_dict(data)
 
 
+# --------------------------------------------------------------------------- the table and the value object
+
+
+def test_the_bulk_cancel_table_declares_the_spec_names_in_query_order():
+    assert BULK_CANCEL_FILTERS.names == FILTER_NAMES
+    assert [(spec.name, spec.param) for spec in BULK_CANCEL_FILTERS.specs] == [
+        ("message_ids", "messageIds"),
+        ("url_groups", "topicName"),
+        ("queue_names", "queueName"),
+        ("urls", "url"),
+        ("hosts", "host"),
+        ("paths", "path"),
+        ("labels", "label"),
+        ("flow_control_keys", "flowControlKey"),
+        ("schedule_ids", "scheduleId"),
+        ("caller_ips", "callerIp"),
+        ("from_date", "fromDate"),
+        ("to_date", "toDate"),
+    ]
+    assert BULK_CANCEL_FILTERS.ids_name == "message_ids"
+    assert BULK_CANCEL_FILTERS.select_all == "cancel_all"
+    assert {spec.name: spec.param for spec in BULK_CANCEL_FILTERS.specs[:-2]} == LIST_FILTER_PARAMS
+    assert DATE_FILTER_PARAMS == {"from_date": "fromDate", "to_date": "toDate"}
+    assert BULK_CANCEL_FILTERS.renderers == dict.fromkeys(LIST_FILTER_PARAMS, "json")
+
+
+def test_the_value_object_fields_follow_the_table():
+    assert [f.name for f in fields(BulkCancelFilter)] == [*FILTER_NAMES, "cancel_all"]
+
+
+def test_a_value_object_whose_fields_drift_from_its_table_is_refused_when_defined():
+    with pytest.raises(TypeError, match="must declare the fields"):
+
+        @dataclass(frozen=True)
+        class Drifted(FilterValue):
+            TABLE = BULK_CANCEL_FILTERS
+            labels: tuple[str, ...] = ()
+            cancel_all: bool = False
+
+
+def test_the_dlq_table_has_the_dlq_filters_and_no_host_or_path():
+    params = {spec.param for spec in DLQ_FILTERS.specs}
+    assert params == {
+        "dlqIds",
+        "messageId",
+        "url",
+        "topicName",
+        "scheduleId",
+        "queueName",
+        "label",
+        "flowControlKey",
+        "callerIp",
+        "responseStatus",
+        "fromDate",
+        "toDate",
+    }
+    assert DLQ_FILTERS.ids_name == "dlq_ids"
+    assert "hosts" not in DLQ_FILTERS and "paths" not in DLQ_FILTERS
+    assert DLQ_FILTERS["response_statuses"].item is int
+
+
+def test_the_readers_serve_a_second_table_without_copying_the_list_logic():
+    statuses = DLQ_FILTERS["response_statuses"]
+    assert read_values(statuses, [500, "502", 500]) == (500, 502)
+    assert read_values(statuses, 404) == (404,)
+    assert read_rendered_values(statuses, "500, 503") == (500, 503)
+    assert read_rendered_values(statuses, "[500, 503]") == (500, 503)
+    with pytest.raises(BulkCancelFilterError, match=r"response_statuses\[0\] is str \('5xx'\).*whole number"):
+        read_values(statuses, ["5xx"])
+    with pytest.raises(BulkCancelFilterError, match="response_statuses must be a whole number or a list"):
+        read_values(statuses, 5.0)
+    message_id = DLQ_FILTERS["message_ids"]
+    assert read_values(message_id, "m1") == ("m1",)
+    with pytest.raises(BulkCancelFilterError, match=r"message_ids takes at most 1 value\(s\)"):
+        read_values(message_id, ["m1", "m2"])
+
+
+@pytest.mark.parametrize(
+    ("specs", "fragment"),
+    [
+        ((FilterSpec("a", "x"), FilterSpec("a", "y")), "unique"),
+        ((FilterSpec("a", "x"), FilterSpec("b", "x")), "unique"),
+        ((FilterSpec("from_date", "fromDate", "date"),), "exactly the dates"),
+        ((FilterSpec("a", "a", ids=True), FilterSpec("b", "b", ids=True)), "at most one ids filter"),
+    ],
+)
+def test_a_malformed_table_is_refused(specs, fragment):
+    dates = (
+        ()
+        if any(spec.kind == "date" for spec in specs)
+        else (
+            FilterSpec("from_date", "fromDate", "date"),
+            FilterSpec("to_date", "toDate", "date"),
+        )
+    )
+    with pytest.raises(ValueError, match=fragment):
+        FilterTable(*specs, *dates, select_all="all", everything="everything")
+
+
+# --------------------------------------------------------------------------- bounds that select everything
+
+
+def test_a_future_to_date_is_kept_in_python_but_is_no_filter():
+    bulk_filter = BulkCancelFilter.build(labels="a", to_date="2099-01-01")
+    assert bulk_filter.to_date == 4_070_908_800_000
+    assert bulk_filter.selecting_filters() == ["labels"]
+    with pytest.raises(NoFilterError, match=r"to_date 2099-01-01T00:00:00.000\+00:00 is in the future"):
+        BulkCancelFilter.build(to_date="2099-01-01")
+    with pytest.raises(NoFilterError):
+        BulkCancelFilter(to_date=4_070_908_800_000)  # the constructor keeps the rule too
+
+
+def test_a_past_to_date_alone_is_a_filter():
+    assert BulkCancelFilter.build(to_date=JAN_1_MS).selecting_filters() == ["to_date"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"labels": ("a",), "to_date": 0}, "to_date=0"),
+        ({"labels": ("a",), "to_date": MIN_DATE_MS - 1}, "before 2000-01-01"),
+        ({"labels": ("a",), "from_date": 5}, "before 2000-01-01"),
+    ],
+)
+def test_the_constructor_refuses_dates_before_2000(kwargs, fragment):
+    with pytest.raises(BulkCancelFilterError, match=fragment):
+        BulkCancelFilter(**kwargs)
+
+
+# --------------------------------------------------------------------------- templated or literal
+
+
+class _Resolvable:
+    """Stands for an XComArg: Airflow resolves it at run time."""
+
+    def resolve(self, context):  # pragma: no cover - never called here
+        return ["a"]
+
+
+@pytest.mark.parametrize(
+    ("value", "templated"),
+    [
+        ("{{ params.labels }}", True),
+        ("{% if x %}a{% endif %}", True),
+        ("{# nothing #}", True),
+        (["a", "{{ params.b }}"], True),
+        (("{{ x }}",), True),
+        ({"k": "{{ x }}"}, True),
+        (_Resolvable(), True),
+        (lambda context, jinja_env: "a", True),
+        ("none", False),
+        ("a, b", False),
+        ("{ not a template }", False),
+        (["a", "b"], False),
+        (None, False),
+        (0, False),
+        (dt.datetime(2024, 1, 1), False),
+        (pendulum.datetime(2024, 1, 1), False),
+    ],
+)
+def test_is_templated(value, templated):
+    assert is_templated(value) is templated
+
+
+def test_is_templated_uses_the_given_markers():
+    assert is_templated("<< params.x >>", ("<<", "<%", "<#")) is True
+    assert is_templated("{{ params.x }}", ("<<", "<%", "<#")) is False
+
+
 # --------------------------------------------------------------------------- read_rendered_filter
 
 
-def _read(rendered, set_by_author=None, cancel_all=False):
+def _read(rendered, *, literal=(), optional=(), cancel_all=False, set_by_author=None):
+    """Read as the operator does; every value set is templated unless named in ``literal``."""
     if set_by_author is None:
         set_by_author = [name for name, value in rendered.items() if value is not None]
-    return read_rendered_filter(rendered, set_by_author=set_by_author, cancel_all=cancel_all, now_ms=NOW_MS)
+    templated = [name for name in set_by_author if name not in literal]
+    return read_rendered_filter(
+        rendered,
+        set_by_author=set_by_author,
+        templated=templated,
+        optional=optional,
+        select_all=cancel_all,
+        now_ms=NOW_MS,
+    )
 
 
 @pytest.mark.parametrize(
@@ -515,7 +804,9 @@ def _read(rendered, set_by_author=None, cancel_all=False):
     [
         ("a, b", ("a", "b")),
         ("['a', 'b']", ("a", "b")),
+        ('["a", "b"]', ("a", "b")),
         (["a", "b"], ("a", "b")),
+        (("a", "b"), ("a", "b")),
         ("only", ("only",)),
     ],
 )
@@ -524,20 +815,51 @@ def test_rendered_list_forms(rendered_labels, expected):
     assert bulk_filter.labels == expected
 
 
+@pytest.mark.parametrize("literal", ["none", "None", "null", "NULL"])
+def test_an_untemplated_literal_is_taken_literally(literal):
+    bulk_filter = _read({"labels": literal, "queue_names": "q1"}, literal=["labels", "queue_names"])
+    assert bulk_filter.labels == (literal,)
+    assert ("label", literal) in bulk_filter.to_query_params()
+
+
+@pytest.mark.parametrize("empty", ["", "  ", "[]", [], " , "])
+def test_an_empty_literal_is_refused_naming_the_field(empty):
+    with pytest.raises(BulkCancelFilterError) as info:
+        _read({"labels": empty, "queue_names": "q1"}, literal=["labels", "queue_names"])
+    message = str(info.value)
+    assert f"labels is empty ({empty!r})" in message
+    assert "leave labels unset (None)" in message
+    assert "optional_filters" in message
+
+
+@pytest.mark.parametrize("empty", [None, "None", "", "[]", "null", " ", "()", []])
+def test_a_template_that_renders_empty_is_refused_naming_the_field(empty):
+    with pytest.raises(BulkCancelFilterError) as info:
+        _read({"labels": empty, "queue_names": "q1"}, set_by_author=["labels", "queue_names"])
+    message = str(info.value)
+    assert "labels is templated but rendered empty" in message
+    assert "list 'labels' in optional_filters" in message
+    assert "widen" in message
+
+
 @pytest.mark.parametrize("empty", [None, "None", "", "[]", "null", " "])
-def test_rendered_empty_list_is_absent(empty):
-    bulk_filter = _read({"labels": empty, "hosts": "example.com"})
+def test_an_optional_template_that_renders_empty_is_absent(empty):
+    bulk_filter = _read(
+        {"labels": empty, "hosts": "example.com"}, set_by_author=["labels", "hosts"], optional=["labels"]
+    )
     assert bulk_filter.labels == ()
     assert bulk_filter.hosts == ("example.com",)
     assert bulk_filter.active_filters() == ["hosts", "to_date"]
 
 
 @pytest.mark.parametrize("empty", [None, "None", "", "[]", "null"])
-def test_rendered_empty_everything_is_refused_unless_cancel_all(empty):
+def test_everything_optional_and_empty_is_refused_unless_cancel_all(empty):
     rendered = dict.fromkeys(LIST_FILTER_PARAMS, empty)
-    with pytest.raises(BulkCancelFilterError, match="No filter given"):
-        _read(rendered, set_by_author=LIST_FILTER_PARAMS)
-    bulk_filter = _read(rendered, set_by_author=LIST_FILTER_PARAMS, cancel_all=True)
+    with pytest.raises(NoFilterError) as info:
+        _read(rendered, set_by_author=LIST_FILTER_PARAMS, optional=LIST_FILTER_PARAMS)
+    assert "No filter given" in str(info.value)
+    assert "rendered empty and are optional" in str(info.value)
+    bulk_filter = _read(rendered, set_by_author=LIST_FILTER_PARAMS, optional=LIST_FILTER_PARAMS, cancel_all=True)
     assert bulk_filter.cancel_all is True
     assert bulk_filter.active_filters() == ["to_date"]
     assert bulk_filter.to_date == NOW_MS
@@ -549,9 +871,10 @@ def test_set_date_that_renders_to_nothing_is_refused(name, rendered):
     with pytest.raises(BulkCancelFilterError) as info:
         _read({"labels": "a", name: rendered}, set_by_author=["labels", name])
     message = str(info.value)
-    assert name in message
+    assert f"{name} is templated but rendered empty" in message
     assert "manual" in message
     assert "data interval" in message
+    assert f"list '{name}' in optional_filters" in message
 
 
 @pytest.mark.parametrize("rendered", [None, "None", "null", ""])
@@ -560,15 +883,70 @@ def test_empty_date_refused_even_with_cancel_all(rendered):
         _read({"from_date": rendered}, set_by_author=["from_date"], cancel_all=True)
 
 
+def test_optional_dates_that_render_empty_are_open_and_to_date_pinned():
+    bulk_filter = _read(
+        {"labels": "a", "from_date": None, "to_date": ""},
+        set_by_author=["labels", "from_date", "to_date"],
+        optional=["from_date", "to_date"],
+    )
+    assert (bulk_filter.from_date, bulk_filter.to_date) == (None, NOW_MS)
+
+
 def test_unset_dates_are_open_and_to_date_is_pinned_to_now():
     bulk_filter = _read({"labels": "a", "from_date": None, "to_date": None}, set_by_author=["labels"])
     assert bulk_filter.from_date is None
     assert bulk_filter.to_date == NOW_MS
 
 
-def test_explicit_to_date_is_not_replaced_by_now():
+def test_explicit_to_date_before_the_task_start_is_kept():
     bulk_filter = _read({"labels": "a", "to_date": "2024-01-02T00:00:00+00:00"})
     assert bulk_filter.to_date == JAN_2_MS
+
+
+@pytest.mark.parametrize("to_date", ["2099-01-01", NOW_MS, NOW_MS + 1, str(NOW_MS + 86_400_000)])
+def test_a_to_date_at_or_after_the_task_start_is_pinned_to_the_start(to_date):
+    bulk_filter = _read({"labels": "a", "to_date": to_date})
+    assert bulk_filter.to_date == NOW_MS
+    assert ("toDate", str(NOW_MS)) in bulk_filter.to_query_params()
+
+
+@pytest.mark.parametrize("to_date", ["2099-01-01", NOW_MS])
+def test_a_to_date_at_or_after_the_task_start_is_no_filter(to_date):
+    with pytest.raises(NoFilterError) as info:
+        _read({"to_date": to_date})
+    message = str(info.value)
+    assert "No filter given" in message
+    assert "is at or after the task's start" in message
+    assert "set cancel_all=True" in message
+    assert _read({"to_date": to_date}, cancel_all=True).to_date == NOW_MS
+
+
+def test_a_to_date_just_before_the_task_start_is_a_filter():
+    assert _read({"to_date": NOW_MS - 1}).to_date == NOW_MS - 1
+
+
+@pytest.mark.parametrize("literal", [True, False])
+@pytest.mark.parametrize("zero", [0, "0", " 0 "])
+def test_to_date_zero_is_refused_pointing_at_now(zero, literal):
+    with pytest.raises(BulkCancelFilterError) as info:
+        _read({"labels": "a", "to_date": zero}, literal=["labels", "to_date"] if literal else ())
+    assert "to_date=0" in str(info.value)
+    assert "use 'now'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("from_date", "1999-12-31T23:59:59.999Z"),
+        ("to_date", "1999-12-31"),
+        ("from_date", 1),
+        ("to_date", dt.datetime(1990, 1, 1)),
+        ("from_date", 500_000_000_000),
+    ],
+)
+def test_dates_before_2000_are_refused(name, value):
+    with pytest.raises(BulkCancelFilterError, match="before 2000-01-01"):
+        _read({"labels": "a", name: value})
 
 
 def test_data_interval_window_is_read_as_ms():
@@ -602,9 +980,10 @@ def test_message_ids_with_to_date_now_is_accepted_without_a_date():
     assert bulk_filter.to_date is None
 
 
-def test_message_ids_with_an_explicit_date_is_refused():
+@pytest.mark.parametrize("to_date", ["2024-01-02T00:00:00Z", "2099-01-01"])
+def test_message_ids_with_an_explicit_date_is_refused(to_date):
     with pytest.raises(BulkCancelFilterError, match="message_ids cannot be combined with to_date"):
-        _read({"message_ids": "m1", "to_date": "2024-01-02T00:00:00Z"})
+        _read({"message_ids": "m1", "to_date": to_date})
 
 
 @pytest.mark.parametrize(
@@ -628,26 +1007,27 @@ def test_zero_width_window_is_refused_even_without_other_filters():
         _read({"from_date": JAN_1_MS, "to_date": JAN_1_MS}, cancel_all=True)
 
 
-def test_from_after_pinned_now_is_refused():
-    with pytest.raises(BulkCancelFilterError, match="is after"):
-        _read({"labels": "a", "from_date": NOW_MS + 1})
+@pytest.mark.parametrize("to_date", [None, "now", "2099-01-01"])
+def test_from_after_the_task_start_is_refused_when_to_date_ends_there(to_date):
+    with pytest.raises(BulkCancelFilterError, match="is after the task's start"):
+        _read({"labels": "a", "from_date": NOW_MS + 1, "to_date": to_date})
 
 
 @pytest.mark.parametrize(
-    "rendered",
+    ("rendered", "optional"),
     [
-        {"from_date": "0"},
-        {"from_date": 0},
-        {"to_date": "now"},
-        {"to_date": " NOW "},
-        {"from_date": "0", "to_date": "now"},
-        {"from_date": "0", "to_date": "now", "labels": "[]", "hosts": "None"},
+        ({"from_date": "0"}, ()),
+        ({"from_date": 0}, ()),
+        ({"to_date": "now"}, ()),
+        ({"to_date": " NOW "}, ()),
+        ({"from_date": "0", "to_date": "now"}, ()),
+        ({"from_date": "0", "to_date": "now", "labels": "[]", "hosts": "None"}, ("labels", "hosts")),
     ],
 )
-def test_zero_and_now_are_not_filters(rendered):
-    with pytest.raises(BulkCancelFilterError, match="No filter given"):
-        _read(rendered)
-    bulk_filter = _read(rendered, cancel_all="True")
+def test_zero_and_now_are_not_filters(rendered, optional):
+    with pytest.raises(NoFilterError, match="No filter given"):
+        _read(rendered, optional=optional)
+    bulk_filter = _read(rendered, optional=optional, cancel_all="True")
     assert bulk_filter.from_date is None
     assert bulk_filter.to_date == NOW_MS
     assert bulk_filter.active_filters() == ["to_date"]

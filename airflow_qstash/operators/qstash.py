@@ -9,9 +9,13 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_qstash.batching import BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.filters import (
+    BULK_CANCEL_FILTERS,
     FILTER_NAMES,
+    JINJA_MARKERS,
     MANUAL_RUN_HINT,
+    BulkCancelFilter,
     BulkCancelFilterError,
+    is_templated,
     read_rendered_filter,
     to_unix_ms,
 )
@@ -19,8 +23,6 @@ from airflow_qstash.filters import (
 if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
-
-_LIST_FILTER_RENDERER = "json"
 
 
 class BulkCancelRefused(BulkCancelFilterError, AirflowFailException):
@@ -32,38 +34,58 @@ class QStashBulkCancelOperator(BaseOperator):
     Cancel the pending Upstash QStash messages that the filters select, in batches until one cancels zero.
 
     Values within one list filter are ORed (``labels=["a", "b"]`` is label a *or* b); different filters
-    are ANDed. A list filter may be a list, a single string, a comma-separated string, or the text Jinja
-    makes of a list (``"['a', 'b']"``); one that renders empty is absent. Dates may be a datetime, a
-    pendulum DateTime, an ISO-8601 string (a rendered ``{{ data_interval_start }}``) or Unix milliseconds;
-    both bounds are inclusive.
+    are ANDed. A list filter may be a list or tuple, a single string, a comma-separated string, a JSON
+    array or the text Jinja makes of a list (``"['a', 'b']"``); any other rendering (the
+    ``<generator object ...>`` that ``| select``, ``| map``, ``| unique`` or ``| reverse`` leave without
+    ``| list``, a set, a dict) fails naming its type. Dates may be a datetime, a pendulum DateTime, an
+    ISO-8601 string (a rendered ``{{ data_interval_start }}``) or Unix milliseconds; both bounds are
+    inclusive.
 
-    Safety: with no filter the task fails before any request unless ``cancel_all=True``, so a template
-    that renders to nothing can never widen the cancel to the whole account; a date bound that is set but
-    renders to nothing (``None`` on a manual run, which has no data interval in Airflow 3) fails too; so
-    does a zero-width window (``from_date == to_date``, what Airflow 3's default cron timetable renders
-    for the data interval: use ``CronDataIntervalTimetable``). To make a bound optional in a params form,
-    write the fallback into the template: ``{{ params.from_date or 0 }}``, ``{{ params.to_date or 'now' }}``.
+    Literal or templated: a filter whose value holds a Jinja marker (``{{``, ``{%``, ``{#``, or the DAG's
+    own ``jinja_environment_kwargs`` delimiters), or is an ``XComArg`` or other object Airflow resolves,
+    is *templated*; anything else is a *literal* and is taken literally (``labels="none"`` is the label
+    ``none``). The judgement is made on the raw value the DAG author passed, in ``__init__``.
 
-    Termination: when ``to_date`` is not given it is pinned to the task's start, so producers publishing
-    matching messages during the run cannot keep the loop alive (``message_ids`` runs take no dates);
-    ``max_batches`` bounds the number of requests. Re-running is always safe: cancelled messages are gone.
+    Safety: a value the author set is never silently dropped. A literal that is empty (``""``, ``[]``) and
+    a template that renders empty (``None``, ``""``, ``"None"``, ``"[]"``) fail before any request, naming
+    the field, unless the field is listed in ``optional_filters``: those count as absent when empty.
+    With no filter left the task fails unless ``cancel_all=True``, so a form left blank can never widen
+    the cancel to the whole account. ``from_date=0`` (since the beginning) and a ``to_date`` at or after
+    the task's start select everything and do not count as filters; ``to_date=0`` and any date before
+    2000-01-01 fail. A zero-width window (``from_date == to_date``, what Airflow 3's default cron
+    timetable renders for the data interval: use ``CronDataIntervalTimetable``) fails too. To make a
+    date optional in a params form, list it in ``optional_filters`` or write the fallback into the
+    template: ``{{ params.from_date or 0 }}``, ``{{ params.to_date or 'now' }}``.
+
+    Termination: the effective ``to_date`` is the earlier of the one given and the task's start, so
+    producers publishing matching messages during the run cannot keep the loop alive (``message_ids``
+    runs take no dates); ``max_batches`` bounds the number of requests. Re-running is always safe:
+    cancelled messages are gone.
 
     :param qstash_conn_id: the ``qstash`` connection.
-    :param from_date: cancel messages created at or after this time. (templated)
-    :param to_date: cancel messages created at or before this time; default: the task's start. (templated)
-    :param labels: labels to match. (templated)
+    :param message_ids: cancel exactly these messages; cannot be combined with other filters. (templated)
     :param url_groups: URL group (topic) names to match. (templated)
     :param queue_names: queue names to match. (templated)
     :param urls: destination URLs to match. (templated)
     :param hosts: destination hosts to match. (templated)
     :param paths: destination paths to match. (templated)
+    :param labels: labels to match. (templated)
     :param flow_control_keys: flow-control keys to match. (templated)
     :param schedule_ids: schedule ids to match. (templated)
     :param caller_ips: publisher IP addresses to match. (templated)
-    :param message_ids: cancel exactly these messages; cannot be combined with other filters. (templated)
+    :param from_date: cancel messages created at or after this time; ``0`` means since the beginning.
+        (templated)
+    :param to_date: cancel messages created at or before this time, never later than the task's start
+        (the default; ``'now'`` says so explicitly). (templated)
+    :param optional_filters: names of the filters above that may be empty (a blank form field, a
+        ``None`` param) and then count as absent; every other filter that is set but empty fails the
+        task. Unknown names are refused when the DAG is parsed.
     :param batch_size: messages per request, 1..500 (QStash's ``count``). (templated)
-    :param max_batches: the most requests to make; reaching it with messages left fails the task, and a
-        retry continues. (templated)
+    :param max_batches: the most bulk-cancel requests to send; a ``message_ids`` list too long for one
+        URL is split into several requests, and each counts. Reaching it with messages left fails the
+        task, and a retry continues. ``None`` (or a template that renders empty) means 100,000
+        requests, a bound no real job reaches that still stops a server that never answers zero.
+        (templated)
     :param cancel_all: allow a run with no filter, which cancels every message created before the task
         started. (templated)
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
@@ -72,28 +94,27 @@ class QStashBulkCancelOperator(BaseOperator):
         (the window used, Unix ms), ``filters`` and ``duration_seconds``.
     """
 
-    template_fields: Sequence[str] = (*FILTER_NAMES, "batch_size", "max_batches", "cancel_all")
-    template_fields_renderers = {
-        name: _LIST_FILTER_RENDERER for name in FILTER_NAMES if name not in ("from_date", "to_date")
-    }
+    template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
+    template_fields_renderers = BULK_CANCEL_FILTERS.renderers
     ui_color = "#e8f0fe"
 
     def __init__(
         self,
         *,
         qstash_conn_id: str = "qstash_default",
-        from_date: Any = None,
-        to_date: Any = None,
-        labels: Any = None,
+        message_ids: Any = None,
         url_groups: Any = None,
         queue_names: Any = None,
         urls: Any = None,
         hosts: Any = None,
         paths: Any = None,
+        labels: Any = None,
         flow_control_keys: Any = None,
         schedule_ids: Any = None,
         caller_ips: Any = None,
-        message_ids: Any = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        optional_filters: Sequence[str] | None = None,
         batch_size: int | str = 500,
         max_batches: int | str | None = None,
         cancel_all: bool | str = False,
@@ -102,34 +123,45 @@ class QStashBulkCancelOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.qstash_conn_id = qstash_conn_id
-        self.from_date = from_date
-        self.to_date = to_date
-        self.labels = labels
+        self.message_ids = message_ids
         self.url_groups = url_groups
         self.queue_names = queue_names
         self.urls = urls
         self.hosts = hosts
         self.paths = paths
+        self.labels = labels
         self.flow_control_keys = flow_control_keys
         self.schedule_ids = schedule_ids
         self.caller_ips = caller_ips
-        self.message_ids = message_ids
+        self.from_date = from_date
+        self.to_date = to_date
         self.batch_size = batch_size
         self.max_batches = max_batches
         self.cancel_all = cancel_all
         self.deferrable = deferrable
-        # Which filters the DAG author set: a date bound that was set but renders to nothing is refused.
+        self.optional_filters = _optional_filters(optional_filters)
+        # Judged on the raw values, before Airflow renders them: which filters the author set (not None),
+        # and which of those are templates (the rest are literals, taken literally).
+        markers = _jinja_markers(self.dag if self.has_dag() else None)
         self.filters_set_by_author = tuple(name for name in FILTER_NAMES if getattr(self, name) is not None)
+        self.templated_filters = tuple(
+            name for name in self.filters_set_by_author if is_templated(getattr(self, name), markers)
+        )
         self._run: BulkCancelRun | None = None
+        self._task_start_ms: int | None = None
 
     def plan(self, now_ms: int) -> BulkCancelRun:
         """Read the rendered fields into a validated run; every refusal happens here, before any request."""
         bulk_filter = read_rendered_filter(
             {name: getattr(self, name) for name in FILTER_NAMES},
             set_by_author=self.filters_set_by_author,
-            cancel_all=self.cancel_all,
+            templated=self.templated_filters,
+            optional=self.optional_filters,
+            select_all=self.cancel_all,
             now_ms=now_ms,
+            filter_class=BulkCancelFilter,
         )
+        self._task_start_ms = now_ms
         return BulkCancelRun(bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
@@ -197,15 +229,15 @@ class QStashBulkCancelOperator(BaseOperator):
 
     def _log_plan(self, run: BulkCancelRun) -> None:
         self.log.info(
-            "Cancelling QStash messages where %s; %d per batch, %s.",
+            "Cancelling QStash messages where %s; %d per batch, at most %d requests.",
             run.bulk_filter.describe(),
             run.batch_size,
-            f"at most {run.max_batches} batches" if run.max_batches else "until a batch cancels zero",
+            run.max_batches,
         )
-        if self.to_date is None and run.bulk_filter.to_date is not None:
+        if run.bulk_filter.to_date is not None and run.bulk_filter.to_date == self._task_start_ms:
             self.log.info(
-                "to_date not given: pinned to the task's start (%d ms), so messages published during the "
-                "run are left for the next run and the loop ends.",
+                "to_date pinned to the task's start (%d ms), the latest it may be, so messages published "
+                "during the run are left for the next run and the loop ends.",
                 run.bulk_filter.to_date,
             )
 
@@ -213,6 +245,29 @@ class QStashBulkCancelOperator(BaseOperator):
         """Stop the loop before its next batch; the batch in flight finishes."""
         if self._run is not None:
             self._run.stop()
+
+
+def _optional_filters(names: Any) -> tuple[str, ...]:
+    """Validate ``optional_filters``: a list of filter names; a string or an unknown name is refused."""
+    if names is None:
+        return ()
+    if isinstance(names, str) or not isinstance(names, list | tuple | set | frozenset):
+        raise BulkCancelFilterError(
+            f"optional_filters must be a list of filter names (e.g. ['labels', 'queue_names']), not {names!r}."
+        )
+    unknown = [name for name in names if name not in BULK_CANCEL_FILTERS]
+    if unknown:
+        raise BulkCancelFilterError(
+            f"optional_filters names unknown filter(s) {unknown}; known filters: {', '.join(FILTER_NAMES)}."
+        )
+    return tuple(name for name in FILTER_NAMES if name in set(names))
+
+
+def _jinja_markers(dag: Any) -> tuple[str, ...]:
+    """The strings that start a template in ``dag``: Jinja's defaults, or its ``jinja_environment_kwargs``."""
+    options = getattr(dag, "jinja_environment_kwargs", None) or {}
+    keys = ("variable_start_string", "block_start_string", "comment_start_string")
+    return tuple(str(options.get(key, default)) for key, default in zip(keys, JINJA_MARKERS, strict=True))
 
 
 def _task_start_ms(context: Context) -> int:

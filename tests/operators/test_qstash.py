@@ -25,9 +25,10 @@ import pytest
 import structlog
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES
 from airflow_qstash.filters import BulkCancelFilterError
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
-from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from airflow_qstash.operators.qstash import BulkCancelRefused, QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
 
@@ -56,15 +57,19 @@ LIST_FILTERS = {
 }
 DATE_FILTERS = ("from_date", "to_date")
 ALL_TEMPLATED = (*LIST_FILTERS, *DATE_FILTERS, "batch_size", "max_batches", "cancel_all")
-SUMMARY_KEYS = {"cancelled", "batches", "from_date", "to_date", "filters", "duration_seconds"}
+SUMMARY_KEYS = {"cancelled", "batches", "mode", "action_ids", "from_date", "to_date", "filters", "duration_seconds"}
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def query_of(request: Any) -> list[tuple[str, str]]:
-    """The query of a recorded request, case preserved (requests-mock's ``qs`` lowercases values)."""
-    return parse_qsl(urlsplit(request.url).query, keep_blank_values=True)
+    """
+    The filter and count of a recorded request, case preserved (requests-mock's ``qs`` lowercases values).
+
+    The ``async=true`` flag of the bulk-action protocol is left out: tests/hooks checks the wire.
+    """
+    return [(k, v) for k, v in parse_qsl(urlsplit(request.url).query, keep_blank_values=True) if k != "async"]
 
 
 class FakeQStash:
@@ -126,6 +131,20 @@ def rendered(op: QStashBulkCancelOperator, **template_context: Any) -> QStashBul
     """Render the operator's templated fields the way a task run does (no metadata DB involved)."""
     op.render_template_fields(ti_context(**template_context))
     return op
+
+
+@pytest.fixture
+def no_deferral(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record every ``defer`` call (and still defer): a refusal must leave this empty on the deferrable path."""
+    calls: list[Any] = []
+    original = QStashBulkCancelOperator.defer
+
+    def spy(self: QStashBulkCancelOperator, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(QStashBulkCancelOperator, "defer", spy)
+    return calls
 
 
 @pytest.fixture
@@ -264,24 +283,45 @@ def test_message_ids_render_without_any_date(qstash, requests_mock, value: Any, 
     assert result["cancelled"] == 2
 
 
-@pytest.mark.parametrize(
-    ("value", "template_context"),
-    [
-        pytest.param("[]", {}, id="empty-list-text"),
-        pytest.param("", {}, id="empty-string"),
-        pytest.param("None", {}, id="None-text"),
-        pytest.param("  ", {}, id="blank"),
-        pytest.param([], {}, id="empty-list"),
-        pytest.param("{{ params.v }}", {"params": {"v": []}}, id="jinja-empty-list"),
-        pytest.param("{{ params.v }}", {"params": {"v": None}}, id="jinja-None"),
-    ],
-)
-def test_list_filter_rendering_empty_is_absent(qstash, requests_mock, value: Any, template_context: dict[str, Any]):
+EMPTY_RENDERINGS = [
+    pytest.param("[]", {}, id="empty-list-text"),
+    pytest.param("", {}, id="empty-string"),
+    pytest.param("  ", {}, id="blank"),
+    pytest.param([], {}, id="empty-list"),
+    pytest.param("{{ params.v }}", {"params": {"v": []}}, id="jinja-empty-list"),
+    pytest.param("{{ params.v }}", {"params": {"v": None}}, id="jinja-None"),
+    pytest.param("{{ params.v }}", {"params": {"v": ""}}, id="jinja-empty-string"),
+    pytest.param("{{ params.v | tojson }}", {"params": {"v": None}}, id="jinja-tojson-null"),
+    pytest.param("{{ params.v | join(',') }}", {"params": {"v": []}}, id="jinja-joined-empty"),
+]
+
+
+@pytest.mark.parametrize(("value", "template_context"), EMPTY_RENDERINGS)
+def test_an_optional_list_filter_rendering_empty_is_absent(
+    qstash, requests_mock, value: Any, template_context: dict[str, Any]
+):
     qstash(0)
-    op = rendered(make_op(labels=value, queue_names="q"), **template_context)
+    op = rendered(make_op(labels=value, queue_names="q", optional_filters=["labels"]), **template_context)
     result = op.execute(ti_context())
     assert sent_query(requests_mock) == sorted([("queueName", "q"), ("toDate", str(TASK_START_MS)), ("count", "500")])
     assert "labels" not in result["filters"]
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+@pytest.mark.parametrize(("value", "template_context"), EMPTY_RENDERINGS)
+def test_a_list_filter_set_but_empty_is_refused_not_dropped(
+    qstash, requests_mock, no_deferral, value: Any, template_context: dict[str, Any], deferrable: bool
+):
+    """``labels`` empty beside ``queue_names="q"`` would cancel every message of q: refused, naming labels."""
+    qstash(10)
+    op = rendered(make_op(labels=value, queue_names="q", deferrable=deferrable), **template_context)
+    with pytest.raises(BulkCancelRefused) as err:
+        op.execute(ti_context())
+    message = str(err.value)
+    assert message.startswith("labels is ")
+    assert "list 'labels' in optional_filters" in message
+    assert requests_mock.call_count == 0
+    assert no_deferral == []
 
 
 @pytest.mark.parametrize(
@@ -379,12 +419,13 @@ def test_every_filter_rendering_empty_is_refused_before_any_request(
 ):
     qstash(10)
     op = rendered(
-        make_op(**EMPTY_FILTERS, cancel_all=cancel_all, deferrable=deferrable),
+        make_op(**EMPTY_FILTERS, optional_filters=list(EMPTY_FILTERS), cancel_all=cancel_all, deferrable=deferrable),
         params={**EMPTY_PARAMS, "cancel_all": False},
     )
     with pytest.raises(BulkCancelFilterError, match="No filter given") as err:
         op.execute(ti_context())
     assert "cancel_all=True" in str(err.value)
+    assert "rendered empty and are optional" in str(err.value)
     assert requests_mock.call_count == 0
 
 
@@ -399,7 +440,7 @@ def test_no_filter_at_all_is_refused(qstash, requests_mock):
 def test_cancel_all_allows_the_empty_filter_pinned_to_the_task_start(qstash, requests_mock, cancel_all: Any):
     fake = qstash(3)
     op = rendered(
-        make_op(**EMPTY_FILTERS, cancel_all=cancel_all),
+        make_op(**EMPTY_FILTERS, optional_filters=list(EMPTY_FILTERS), cancel_all=cancel_all),
         params={**EMPTY_PARAMS, "cancel_all": True},
     )
     result = op.execute(ti_context())
@@ -422,7 +463,7 @@ def test_set_date_rendering_to_nothing_is_refused(
 ):
     qstash(10)
     op = rendered(make_op(labels="a", **{name: template}), **template_context)
-    with pytest.raises(BulkCancelFilterError, match=f"{name} was set but rendered to nothing") as err:
+    with pytest.raises(BulkCancelFilterError, match=f"{name} is templated but rendered empty") as err:
         op.execute(ti_context())
     assert "data interval" in str(err.value)
     assert requests_mock.call_count == 0
@@ -649,6 +690,7 @@ def test_deferrable_defers_with_the_normalised_filter_and_no_token(qstash, reque
         },
         "batch_size": 250,
         "max_batches": 7,
+        "action_timeout": DEFAULT_ACTION_TIMEOUT,
     }
     serialized = json.dumps(kwargs)
     assert TEST_TOKEN not in serialized
@@ -689,6 +731,8 @@ def test_execute_complete_returns_the_sync_summary_shape(qstash):
         "status": "success",
         "cancelled": 1234,
         "batches": 4,
+        "mode": "batched",
+        "action_ids": [],
         "from_date": MAY_1_MS,
         "to_date": TASK_START_MS,
         "filters": "labels=['a']",
@@ -801,7 +845,7 @@ def test_a_refusal_fails_the_task_without_retries_and_sends_nothing(qstash: Call
 
     fake = qstash(pending=10)
     op = rendered(make_op(labels="{{ params.labels }}", retries=3), params={"labels": []})
-    with pytest.raises(AirflowFailException, match="No filter given") as info:
+    with pytest.raises(AirflowFailException, match="labels is templated but rendered empty") as info:
         op.execute(ti_context())
     assert isinstance(info.value, BulkCancelFilterError)  # still a ValueError for Python callers
     assert fake.calls == 0
@@ -851,3 +895,263 @@ def test_from_date_after_the_pinned_to_date_names_the_task_start() -> None:
     op = make_op(labels="a", from_date=TASK_START + dt.timedelta(hours=1))
     with pytest.raises(BulkCancelFilterError, match="after the task's start"):
         op.execute(ti_context())
+
+
+# --------------------------------------------------------------------------- literal or templated, optional_filters
+
+
+@pytest.mark.parametrize("literal", ["none", "None", "null"])
+def test_an_untemplated_literal_is_the_value_itself(qstash, requests_mock, literal: str):
+    qstash(0)
+    rendered(make_op(labels=literal, queue_names="q1")).execute(ti_context())
+    assert sent_query(requests_mock) == sorted(
+        [("label", literal), ("queueName", "q1"), ("toDate", str(TASK_START_MS)), ("count", "500")]
+    )
+
+
+class FakeXComArg:
+    """Stands for an XComArg: Airflow calls ``resolve`` when it renders the field."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def resolve(self, context: Any) -> Any:
+        return self.value
+
+
+def test_init_tells_templated_from_literal_values_without_changing_them():
+    xcom = FakeXComArg(["a"])
+    op = make_op(
+        labels="{{ params.labels }}",
+        queue_names="none",
+        urls=["https://x/a", "{{ params.u }}"],
+        hosts=xcom,
+        paths=["/p"],
+        from_date=MAY_1,
+        to_date="{% if params.t %}{{ params.t }}{% endif %}",
+    )
+    assert op.templated_filters == ("urls", "hosts", "labels", "to_date")
+    assert op.filters_set_by_author == ("queue_names", "urls", "hosts", "paths", "labels", "from_date", "to_date")
+    assert op.hosts is xcom
+    assert op.queue_names == "none"
+
+
+def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates():
+    from airflow.sdk import DAG
+
+    dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
+    op = QStashBulkCancelOperator(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}")
+    assert op.templated_filters == ("labels",)
+
+
+def test_an_xcom_value_that_resolves_empty_is_refused_unless_optional(qstash, requests_mock):
+    qstash(10)
+    op = rendered(make_op(labels=FakeXComArg([]), queue_names="q"))
+    with pytest.raises(BulkCancelRefused, match="labels is templated but rendered empty"):
+        op.execute(ti_context())
+    op = rendered(make_op(labels=FakeXComArg([]), queue_names="q", optional_filters=["labels"]))
+    op.execute(ti_context())
+    assert query_of(requests_mock.request_history[0])[0] == ("queueName", "q")
+
+
+@pytest.mark.parametrize(
+    ("optional_filters", "fragment"),
+    [
+        pytest.param(["labels", "label"], "unknown filter(s) ['label']", id="unknown-name"),
+        pytest.param(["labels", "batch_size"], "unknown filter(s) ['batch_size']", id="not-a-filter"),
+        pytest.param("labels", "must be a list of filter names", id="a-string"),
+        pytest.param({"labels": True}, "must be a list of filter names", id="a-dict"),
+    ],
+)
+def test_optional_filters_is_validated_when_the_dag_is_parsed(optional_filters: Any, fragment: str):
+    with pytest.raises(BulkCancelFilterError) as err:
+        make_op(labels="a", optional_filters=optional_filters)
+    assert fragment in str(err.value)
+
+
+def test_optional_filters_are_kept_in_filter_order():
+    op = make_op(labels="a", optional_filters=("to_date", "labels", "urls", "labels"))
+    assert op.optional_filters == ("urls", "labels", "to_date")
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_optional_filters_still_leave_the_no_filter_rule(qstash, requests_mock, no_deferral, deferrable: bool):
+    qstash(10)
+    op = rendered(
+        make_op(
+            labels="{{ params.labels }}",
+            queue_names="{{ params.queues }}",
+            optional_filters=["labels", "queue_names"],
+            deferrable=deferrable,
+        ),
+        params={"labels": [], "queues": None},
+    )
+    with pytest.raises(BulkCancelRefused) as err:
+        op.execute(ti_context())
+    assert "No filter given" in str(err.value)
+    assert "queue_names, labels rendered empty and are optional" in str(err.value)
+    assert "set cancel_all=True" in str(err.value)
+    assert requests_mock.call_count == 0
+    assert no_deferral == []
+
+
+# --------------------------------------------------------------------------- Jinja filters, really rendered
+
+
+def native_op(**kwargs: Any) -> QStashBulkCancelOperator:
+    """An operator in a DAG that renders templates as native Python objects (``NativeEnvironment``)."""
+    from airflow.sdk import DAG
+
+    dag = DAG(f"native_{id(kwargs)}", schedule=None, render_template_as_native_obj=True)
+    return QStashBulkCancelOperator(task_id="cancel", dag=dag, **kwargs)
+
+
+ENVIRONMENTS = [pytest.param(make_op, id="sandboxed"), pytest.param(native_op, id="native")]
+LABELS = {"labels": [" b", "a ", "", "b"], "one": "a", "tags": {"b", "a"}, "mapping": {"a": 1}}
+
+
+@pytest.mark.parametrize("build", ENVIRONMENTS)
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+@pytest.mark.parametrize(
+    ("template", "kind"),
+    [
+        pytest.param("{{ params.labels | select }}", "generator", id="select"),
+        pytest.param("{{ params.labels | reject }}", "generator", id="reject"),
+        pytest.param("{{ params.labels | map('trim') }}", "generator", id="map-trim"),
+        pytest.param("{{ params.labels | unique }}", "generator", id="unique"),
+        pytest.param("{{ params.labels | reverse }}", "list_reverseiterator", id="reverse"),
+        pytest.param("{{ params.tags }}", "set", id="set"),
+        pytest.param("{{ params.mapping }}", "dict", id="dict"),
+        pytest.param("{{ params.mapping.keys() }}", "dict_keys", id="dict-keys"),
+        pytest.param("{{ params.mapping | dictsort }}", "labels[0] is tuple", id="dictsort"),
+    ],
+)
+def test_a_rendering_that_is_not_a_list_is_refused_naming_its_type(
+    qstash,
+    requests_mock,
+    no_deferral,
+    build: Callable[..., QStashBulkCancelOperator],
+    template: str,
+    kind: str,
+    deferrable: bool,
+):
+    qstash(10)
+    op = build(labels=template, deferrable=deferrable)
+    op.render_template_fields(ti_context(params=LABELS))
+    with pytest.raises(BulkCancelRefused) as err:
+        op.execute(ti_context())
+    message = str(err.value)
+    assert kind in message
+    assert message.startswith("labels")
+    if kind in ("generator", "list_reverseiterator"):
+        assert "End the template with | list" in message
+    assert requests_mock.call_count == 0
+    assert no_deferral == []
+
+
+@pytest.mark.parametrize("build", ENVIRONMENTS)
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        pytest.param("{{ params.labels | select | list }}", ["a", "b"], id="select-list"),
+        pytest.param("{{ params.labels | map('trim') | select | list }}", ["a", "b"], id="map-trim-list"),
+        pytest.param("{{ params.labels | map('trim') | select | unique | list }}", ["a", "b"], id="unique-list"),
+        pytest.param("{{ params.labels | select | reverse | list }}", ["a", "b"], id="reverse-list"),
+        pytest.param("{{ params.labels | select | list | tojson }}", ["a", "b"], id="tojson"),
+        pytest.param("{{ params.labels | select | join(',') }}", ["a", "b"], id="join"),
+        pytest.param("{{ params.tags | sort }}", ["a", "b"], id="set-sorted"),
+        pytest.param("{{ params.one }}", ["a"], id="single"),
+        pytest.param("{{ params.mapping.keys() | list }}", ["a"], id="dict-keys-list"),
+    ],
+)
+def test_list_renderings_are_accepted(
+    qstash, requests_mock, build: Callable[..., QStashBulkCancelOperator], template: str, expected: list[str]
+):
+    qstash(0)
+    op = build(labels=template)
+    op.render_template_fields(ti_context(params=LABELS))
+    op.execute(ti_context())
+    assert sorted(v for k, v in sent_query(requests_mock) if k == "label") == expected
+
+
+@pytest.mark.parametrize("url", ["https://x/Foo_(bar)", "https://en.example/wiki/Python_(language)"])
+def test_a_value_ending_in_a_parenthesis_is_a_value(qstash, requests_mock, url: str):
+    qstash(0)
+    op = rendered(make_op(urls="{{ params.url }}"), params={"url": url})
+    op.execute(ti_context())
+    assert ("url", url) in sent_query(requests_mock)
+
+
+# --------------------------------------------------------------------------- bounds that bound nothing
+
+
+def test_a_to_date_after_the_task_start_is_pinned_to_the_start(qstash, requests_mock, struct_logs):
+    fake = qstash(700)
+    result = make_op(labels="a", to_date="2099-01-01", batch_size=500).execute(ti_context())
+    assert fake.pending == 0
+    for request in requests_mock.request_history:
+        assert dict(query_of(request))["toDate"] == str(TASK_START_MS)
+    assert result["to_date"] == TASK_START_MS
+    assert any("pinned" in entry["event"] and str(TASK_START_MS) in entry["event"] for entry in struct_logs)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+@pytest.mark.parametrize(
+    ("kwargs", "template_context", "phrase"),
+    [
+        pytest.param({"to_date": "2099-01-01"}, {}, "is at or after the task's start", id="future-to-date-alone"),
+        pytest.param({"to_date": TASK_START}, {}, "is at or after the task's start", id="to-date-at-task-start"),
+        pytest.param(
+            {"to_date": "{{ params.t or 0 }}", "labels": "a"}, {"params": {"t": None}}, "use 'now'", id="to-date-or-0"
+        ),
+        pytest.param({"to_date": 0, "labels": "a"}, {}, "use 'now'", id="to-date-0"),
+        pytest.param({"from_date": "1999-12-31", "labels": "a"}, {}, "before 2000-01-01", id="from-1999"),
+        pytest.param({"to_date": dt.datetime(1995, 1, 1), "labels": "a"}, {}, "before 2000-01-01", id="to-1995"),
+    ],
+)
+def test_bounds_that_bound_nothing_are_refused_before_any_request(
+    qstash,
+    requests_mock,
+    no_deferral,
+    kwargs: dict[str, Any],
+    template_context: dict[str, Any],
+    phrase: str,
+    deferrable: bool,
+):
+    qstash(10)
+    op = rendered(make_op(deferrable=deferrable, **kwargs), **template_context)
+    with pytest.raises(BulkCancelRefused) as err:
+        op.execute(ti_context())
+    assert phrase in str(err.value)
+    assert requests_mock.call_count == 0
+    assert no_deferral == []
+
+
+# --------------------------------------------------------------------------- max_batches default
+
+
+@pytest.mark.parametrize(
+    ("max_batches", "template_context"),
+    [
+        pytest.param(None, {}, id="None"),
+        pytest.param("{{ params.mb }}", {"params": {"mb": None}}, id="renders-None"),
+        pytest.param("{{ params.mb or '' }}", {"params": {"mb": None}}, id="renders-empty"),
+    ],
+)
+def test_max_batches_defaults_to_a_finite_bound(max_batches: Any, template_context: dict[str, Any]):
+    op = rendered(make_op(labels="a", max_batches=max_batches), **template_context)
+    assert op.plan(TASK_START_MS).max_batches == DEFAULT_MAX_BATCHES == 100_000
+
+
+def test_the_default_bound_travels_to_the_trigger_and_the_log(qstash, struct_logs):
+    qstash(0)
+    with pytest.raises(TaskDeferred) as deferred:
+        make_op(labels="a", deferrable=True).execute(ti_context())
+    assert deferred.value.trigger.serialize()[1]["max_batches"] == 100_000
+    assert any("at most 100000 requests" in entry["event"] for entry in struct_logs)
+
+
+def test_max_batches_is_documented_as_counting_requests_with_its_default():
+    doc = QStashBulkCancelOperator.__doc__ or ""
+    block = doc.split(":param max_batches:", 1)[1].split(":param", 1)[0]
+    assert "requests" in block and "split into several" in block and "100,000" in block
