@@ -55,6 +55,35 @@ def page(browser, artifacts_dir, request):
     context.close()
 
 
+#: Each Trigger-form field of the on-demand DAG, by title, and whether it must carry Airflow's red
+#: "required" asterisk: only the batch size; every filter, the window, the bound and the switch may stay blank.
+REQUIRED_IN_THE_FORM = {
+    "Labels": False,
+    "Queues": False,
+    "URL groups": False,
+    "Destination URLs": False,
+    "Created from": False,
+    "Created until": False,
+    "Batch size": True,
+    "Max batches": False,
+    "Cancel ALL messages if no filter is given": False,
+}
+#: Every field label of the form, its title (the label's own text) and whether it shows the asterisk (the
+#: aria-hidden "*" Chakra's Field.RequiredIndicator renders inside the label of a required field).
+_REQUIRED_MARKS_JS = """
+(form) => [...form.querySelectorAll('[role="group"] label')].map((label) => [
+    [...label.childNodes].filter((node) => node.nodeType === Node.TEXT_NODE)
+        .map((node) => node.textContent).join('').trim(),
+    [...label.querySelectorAll('[aria-hidden="true"]')].some((mark) => mark.textContent.trim() === '*'),
+])
+"""
+
+
+def _required_marks(form) -> dict[str, bool]:
+    """Title -> asterisk shown, for the labelled fields of the Trigger form."""
+    return {title: marked for title, marked in form.evaluate(_REQUIRED_MARKS_JS) if title}
+
+
 def _shown(moment: datetime) -> str:
     """How the form shows a picked date-time: ``Nov 20, 2026 10:00``."""
     return f"{moment:%b} {moment.day}, {moment:%Y %H:%M}"
@@ -104,6 +133,10 @@ def test_trigger_form_in_the_ui_cancels_the_selected_window(
 
     unpause = form.get_by_role("checkbox", name=f"Unpause {DAG_ID} on trigger")
     expect(unpause).to_be_checked()
+    expect(form.get_by_role("spinbutton", name="Batch size")).to_be_visible()
+    marks = _required_marks(form)
+    assert any(marks.values()), f"no asterisk found at all, so the check would be vacuous: {marks}"
+    assert {title: marks.get(title) for title in REQUIRED_IN_THE_FORM} == REQUIRED_IN_THE_FORM, marks
     form.get_by_role("group").filter(has_text="Labels").get_by_role("textbox").fill(scenario.label)
     _pick(page, form, "Created from", scenario.from_dt)
     _pick(page, form, "Created until", scenario.to_dt)
