@@ -7,6 +7,10 @@ A real Airflow 3 (API server, scheduler, DAG processor, triggerer) for the live 
 loopback port. Starting the components ourselves rather than through ``airflow standalone`` gives one
 log file per component and lets all four boot in parallel right after the migration.
 
+Scaled out: another executor and database (``executor``, ``database_url``), and any set of
+:class:`Component` processes instead of the four, e.g. two triggerers and two Celery workers, each
+with its own name and environment; :meth:`LiveAirflow.stop_component` stops one of them mid-run.
+
 :meth:`LiveAirflow.stop` ends every process it started and all their descendants (task workers,
 trigger runners, API server workers): SIGTERM to each process group and each descendant, a grace
 period, then SIGKILL. It is idempotent, and also registered with ``atexit``.
@@ -29,7 +33,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -52,6 +57,27 @@ EXAMPLE_DAG_IDS = (
 )
 ADMIN_USER = "admin"
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+#: The components ``/api/v2/monitor/health`` reports on; each must be healthy before a test starts.
+HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+@dataclass(frozen=True)
+class Component:
+    """
+    One ``airflow`` process of a :class:`LiveAirflow`.
+
+    :param name: its name (log file ``<name>.log``), unique within the deployment.
+    :param args: the ``airflow`` sub-command and its options, e.g. ``("celery", "worker", "-c", "2")``.
+    :param env: environment for this process only, over the deployment's.
+    """
+
+    name: str
+    args: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+#: The four processes of the default deployment.
+DEFAULT_COMPONENTS = tuple(Component(name, (name, *COMPONENT_ARGS.get(name, ()))) for name in COMPONENTS)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -147,10 +173,21 @@ class AirflowAPI:
         result: dict[str, Any] = self.get(f"{self.run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}")
         return result
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        """The (deserialized) value of one XCom entry."""
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run, mapped ones included (one per map index)."""
+        found: list[dict[str, Any]] = []
+        path = f"{self.run_path(dag_id, run_id)}/taskInstances"
+        for _ in range(100):  # pages of 100: a bound far above any live test's run
+            page = self.get(path, limit=100, offset=len(found), order_by="id")["task_instances"]
+            found += page
+            if len(page) < 100:
+                return found
+        raise AirflowError(f"more than 10,000 task instances in {dag_id}/{run_id}")
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        """The (deserialized) value of one XCom entry (of one mapped task instance with ``map_index``)."""
         ti_path = f"{self.run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}"
-        entry = self.get(f"{ti_path}/xcomEntries/{quote(key, safe='')}", deserialize=True)
+        entry = self.get(f"{ti_path}/xcomEntries/{quote(key, safe='')}", deserialize=True, map_index=map_index)
         value = entry["value"]
         if isinstance(value, str):
             try:
@@ -159,10 +196,11 @@ class AirflowAPI:
                 return value
         return value
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """The task's log as text (the structured entries' ``event`` lines)."""
         path = f"{self.run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}/logs/{try_number}"
-        answer = self.client.get(path, params={"full_content": True}, headers={"Accept": "application/json"})
+        params = {"full_content": True, "map_index": map_index}
+        answer = self.client.get(path, params=params, headers={"Accept": "application/json"})
         if answer.status_code != 200:
             return f"(no log: {answer.status_code})"
         content = answer.json().get("content")
@@ -232,6 +270,12 @@ class LiveAirflow:
     :param log_dir: where each component writes ``<component>.log``; default ``home/component-logs``.
     :param port: API server port; default a free one.
     :param extra_env: more environment for the components (``AIRFLOW__SECTION__KEY`` settings).
+    :param keep_home: keep the ``AIRFLOW_HOME`` after :meth:`stop`.
+    :param executor: ``[core] executor``.
+    :param database_url: ``[database] sql_alchemy_conn``; default an SQLite file in the home.
+    :param components: the processes to start after the migration; default the API server, scheduler,
+        DAG processor and triggerer (:data:`DEFAULT_COMPONENTS`).
+    :param dag_ids: the DAGs :meth:`start` waits for (parsed and visible in the API).
     """
 
     def __init__(
@@ -243,7 +287,14 @@ class LiveAirflow:
         port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
         keep_home: bool = True,
+        executor: str = "LocalExecutor",
+        database_url: str | None = None,
+        components: Sequence[Component] = DEFAULT_COMPONENTS,
+        dag_ids: Iterable[str] = EXAMPLE_DAG_IDS,
     ) -> None:
+        names = [component.name for component in components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"component names must be unique: {names}")
         self.home = Path(home)
         self.log_dir = Path(log_dir) if log_dir else self.home / "component-logs"
         self.port = port or free_port()
@@ -251,6 +302,10 @@ class LiveAirflow:
         self.connections = dict(connections or {})
         self.extra_env = dict(extra_env or {})
         self.keep_home = keep_home
+        self.executor = executor
+        self.database_url = database_url or f"sqlite:///{self.home / 'airflow.db'}"
+        self.components = {component.name: component for component in components}
+        self.dag_ids = frozenset(dag_ids)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.username = ADMIN_USER
         self.password = ""
@@ -270,7 +325,7 @@ class LiveAirflow:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
@@ -279,7 +334,7 @@ class LiveAirflow:
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.base_url,
@@ -303,7 +358,7 @@ class LiveAirflow:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 180.0) -> LiveAirflow:
-        """Migrate the DB, start the four components, wait until healthy and the example DAGs are parsed."""
+        """Migrate the DB, start the components, wait until healthy and the DAGs (``dag_ids``) are parsed."""
         started = time.monotonic()
         deadline = started + timeout
         self.home.mkdir(parents=True, exist_ok=True)
@@ -323,11 +378,11 @@ class LiveAirflow:
             )
         if migrate.returncode != 0:
             raise AirflowError(f"airflow db migrate failed:\n{tail(self.log_dir / 'db-migrate.log')}")
-        for component in COMPONENTS:
-            with open(self.log_dir / f"{component}.log", "wb") as log:
-                self.procs[component] = subprocess.Popen(
-                    [str(VENV_BIN / "airflow"), component, *COMPONENT_ARGS.get(component, ())],
-                    env=env,
+        for component in self.components.values():
+            with open(self.log_dir / f"{component.name}.log", "wb") as log:
+                self.procs[component.name] = subprocess.Popen(
+                    [str(VENV_BIN / "airflow"), *component.args],
+                    env={**env, **component.env},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -362,7 +417,7 @@ class LiveAirflow:
                 health = None
             if isinstance(health, dict) and all(
                 isinstance(part, dict) and part.get("status") == "healthy"
-                for part in (health.get(name) for name in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+                for part in (health.get(name) for name in HEALTH_PARTS)
             ):
                 return
             time.sleep(0.5)
@@ -378,10 +433,10 @@ class LiveAirflow:
         while time.monotonic() < deadline:
             self._check_alive()
             found = self.api.dag_ids()
-            if found >= set(EXAMPLE_DAG_IDS):
+            if found >= self.dag_ids:
                 return
             time.sleep(0.5)
-        raise AirflowError(f"example DAGs not parsed in time (found {sorted(found)}).\n{self.log_tails()}")
+        raise AirflowError(f"DAGs not parsed in time (found {sorted(found)}).\n{self.log_tails()}")
 
     @property
     def api(self) -> AirflowAPI:
@@ -428,6 +483,32 @@ class LiveAirflow:
         if not self.keep_home:
             shutil.rmtree(self.home, ignore_errors=True)
 
+    def stop_component(self, name: str, grace: float = 20.0) -> int | None:
+        """
+        Stop one component mid-run as an orchestrator would: SIGTERM to its process group and every
+        descendant, ``grace`` seconds to shut down, then SIGKILL. Its exit code (``None`` if it was killed).
+        """
+        proc = self.procs[name]
+        try:
+            parent = psutil.Process(proc.pid)
+            victims = [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            victims = []
+        _signal_group(proc.pid, signal.SIGTERM)
+        for victim in victims:
+            _signal_process(victim, signal.SIGTERM)
+        _, alive = psutil.wait_procs(victims, timeout=grace)
+        if not alive:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return proc.wait(timeout=5)
+        _signal_group(proc.pid, signal.SIGKILL)
+        for victim in alive:
+            _signal_process(victim, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        return None
+
     def leftover_processes(self) -> list[psutil.Process]:
         """Processes of the started components' sessions that are still alive (should be none after stop)."""
         sessions = {proc.pid for proc in self.procs.values()}
@@ -450,7 +531,7 @@ class LiveAirflow:
 
     def log_tails(self, lines: int = 40, task_logs: int = 2) -> str:
         """The end of each component's log and of the newest task logs, for failure reports."""
-        parts = [f"--- {name}.log ---\n{tail(self.log_dir / f'{name}.log', lines)}" for name in COMPONENTS]
+        parts = [f"--- {name}.log ---\n{tail(self.log_dir / f'{name}.log', lines)}" for name in self.components]
         for path in self.task_log_files()[-task_logs:]:
             parts.append(f"--- {path.relative_to(self.home)} ---\n{_readable_task_log(tail(path, lines))}")
         return "\n".join(parts)

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.live.airflow_runtime import AirflowAPI, LiveAirflow
+from tests.live.celery_stack import CeleryAirflow
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -79,9 +80,11 @@ def artifacts_dir() -> Path:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
     setattr(item, f"rep_{report.when}", report)  # for fixtures that act on failures (screenshots)
-    airflow = getattr(item, "funcargs", {}).get("live_airflow")
-    if report.failed and isinstance(airflow, LiveAirflow) and not airflow._stopped:
-        report.sections.append(("Airflow logs (tail)", airflow.log_tails()))
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            airflow = value._airflow if isinstance(value, CeleryAirflow) else value
+            if isinstance(airflow, LiveAirflow) and not airflow._stopped:
+                report.sections.append(("Airflow logs (tail)", airflow.log_tails()))
     return report
 
 
