@@ -15,7 +15,7 @@ import time
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from airflow_qstash.config import RetryPolicy
 from airflow_qstash.errors import (
@@ -24,7 +24,7 @@ from airflow_qstash.errors import (
     QStashRetryableError,
     redact,
 )
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError, parse_count
+from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError, FilterValue, parse_count
 
 _T = TypeVar("_T")
 
@@ -55,6 +55,11 @@ LIST_BULK_ACTIONS = Endpoint("GET", "/v2/bulkActions")
 GET_BULK_ACTION = Endpoint("GET", "/v2/bulkActions/{id}")
 #: A cheap, read-only, authenticated call for the connection's Test button.
 LIST_QUEUES = Endpoint("GET", "/v2/queues")
+#: The dead-letter queue: list, bulk delete, bulk retry, delete one entry.
+LIST_DLQ = Endpoint("GET", "/v2/dlq")
+DLQ_DELETE = Endpoint("DELETE", "/v2/dlq")
+DLQ_RETRY = Endpoint("POST", "/v2/dlq/retry")
+DLQ_MESSAGE = Endpoint("DELETE", "/v2/dlq/{id}")
 
 ENDPOINTS: dict[str, Endpoint] = {
     "bulk_cancel": BULK_CANCEL,
@@ -62,6 +67,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "list_bulk_actions": LIST_BULK_ACTIONS,
     "get_bulk_action": GET_BULK_ACTION,
     "list_queues": LIST_QUEUES,
+    "list_dlq": LIST_DLQ,
+    "dlq_delete": DLQ_DELETE,
+    "dlq_retry": DLQ_RETRY,
+    "delete_dlq_message": DLQ_MESSAGE,
 }
 
 #: States of a bulk action (``GET /v2/bulkActions/{actionId}``).
@@ -526,4 +535,195 @@ __all__ = [
     "read_bulk_cancel_answer",
     "read_cancelled",
     "start_bulk_cancel",
+]
+
+
+# --------------------------------------------------------------------------- dead-letter queue
+#
+# ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry`` take the DLQ filters (``DLQ_FILTERS`` in
+# :mod:`airflow_qstash.filters`) and answer a ``cursor`` while more is left; ``GET /v2/dlq`` lists
+# (no ``dlqIds``, no ``flowControlKey``); ``DELETE /v2/dlq/{dlqId}`` removes one entry. ``count`` is at
+# most 100 on the list and the delete; the retry takes none. The loop over pages lives in
+# :mod:`airflow_qstash.dlq`; here are the requests and the answers.
+
+#: The most entries one DLQ list or delete request takes (the spec's ``count`` maximum).
+DLQ_MAX_COUNT = 100
+#: Filters ``GET /v2/dlq`` does not take (its spec lists neither).
+DLQ_LIST_UNSUPPORTED = ("dlqIds", "flowControlKey")
+
+
+@dataclass(frozen=True)
+class DLQDeleted:
+    """One ``DELETE /v2/dlq`` answer: how many entries it deleted, and the cursor if more are left."""
+
+    deleted: int
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class DLQRetried:
+    """
+    One ``POST /v2/dlq/retry`` answer: the new messages' ids (one per retried entry), how many of them
+    QStash reported as deduplicated, and the cursor if more are left.
+    """
+
+    message_ids: tuple[str, ...]
+    deduplicated: int = 0
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class DLQPage:
+    """One ``GET /v2/dlq`` page: the ``DLQMessage`` objects as QStash sent them, and the next cursor."""
+
+    messages: tuple[dict[str, Any], ...]
+    cursor: str | None = None
+
+
+def _dlq_cursor(answer: Any, what: str) -> str | None:
+    cursor = answer.get("cursor") if isinstance(answer, dict) else None
+    if cursor is None or cursor == "":
+        return None
+    if not isinstance(cursor, str):
+        raise QStashAPIError(f"QStash's {what} answer has a cursor that is not text: {cursor!r:.100}")
+    return cursor
+
+
+def read_dlq_deleted(answer: Any) -> DLQDeleted:
+    """A ``DELETE /v2/dlq`` answer ``{"cursor", "deleted"}``; anything else is a clear error."""
+    return DLQDeleted(_count(answer, "deleted", "DLQ delete"), _dlq_cursor(answer, "DLQ delete"))
+
+
+def read_dlq_retried(answer: Any) -> DLQRetried:
+    """A ``POST /v2/dlq/retry`` answer ``{"cursor", "responses": [{"messageId", "deduplicated"}]}``."""
+    responses = answer.get("responses") if isinstance(answer, dict) else None
+    if not isinstance(responses, list):
+        raise QStashAPIError(f"QStash's DLQ retry answer has no 'responses' array: {answer!r:.200}")
+    ids: list[str] = []
+    deduplicated = 0
+    for item in responses:
+        message_id = item.get("messageId") if isinstance(item, dict) else None
+        if not isinstance(message_id, str) or not message_id:
+            raise QStashAPIError(f"QStash's DLQ retry answer has a response without a messageId: {item!r:.200}")
+        ids.append(message_id)
+        deduplicated += item.get("deduplicated") is True
+    return DLQRetried(tuple(ids), deduplicated, _dlq_cursor(answer, "DLQ retry"))
+
+
+def read_dlq_page(answer: Any) -> DLQPage:
+    """A ``GET /v2/dlq`` answer ``{"cursor", "messages": [...]}``."""
+    messages = answer.get("messages") if isinstance(answer, dict) else None
+    if not isinstance(messages, list) or not all(isinstance(item, dict) for item in messages):
+        raise QStashAPIError(f"QStash's DLQ list answer has no 'messages' array of objects: {answer!r:.200}")
+    return DLQPage(tuple(messages), _dlq_cursor(answer, "DLQ list"))
+
+
+def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> list[list[tuple[str, str]]]:
+    """
+    The query of each request one DLQ delete or retry needs, in the spec's names (no ``count`` or
+    ``cursor``: the loop adds those).
+
+    A filter goes out as one query. An id list (``dlqIds``) is split into parts of at most
+    :data:`DLQ_MAX_COUNT` ids, each short enough that no URL exceeds :data:`MAX_URL_LENGTH`; each part
+    selects a disjoint set, so their counts add up. A filter that does not fit one URL is refused.
+    """
+    params = dlq_filter.to_query_params()
+    ids_name = dlq_filter.TABLE.ids_name
+    ids_param = dlq_filter.TABLE[ids_name].param if ids_name else None
+    room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
+    if not ids_param or not any(name == ids_param for name, _ in params):
+        if len(urlencode(params)) > room:
+            raise BulkCancelFilterError(
+                f"The DLQ filters encode to {len(urlencode(params))} characters, more than the {room} a request "
+                "URL may carry; use fewer or shorter values."
+            )
+        return [params]
+    parts: list[list[tuple[str, str]]] = []
+    chunk: list[tuple[str, str]] = []
+    length = 0
+    for name, value in params:
+        item = len(urlencode([(name, value)])) + 1
+        if item > room:
+            raise BulkCancelFilterError(f"{ids_name} value {value[:40]!r}... is too long to send.")
+        if chunk and (length + item > room or len(chunk) >= DLQ_MAX_COUNT):
+            parts.append(chunk)
+            chunk, length = [], 0
+        chunk.append((name, value))
+        length += item
+    parts.append(chunk)
+    return parts
+
+
+def dlq_list_params(dlq_filter: FilterValue) -> list[tuple[str, str]]:
+    """The query of ``GET /v2/dlq`` for a filter; ``dlqIds`` and ``flowControlKey`` are refused (it takes neither)."""
+    params = dlq_filter.to_query_params()
+    unsupported = sorted({name for name, _ in params if name in DLQ_LIST_UNSUPPORTED})
+    if unsupported:
+        raise BulkCancelFilterError(
+            f"GET /v2/dlq does not filter by {', '.join(unsupported)}; QStash would ignore it and list more "
+            "than asked. Drop that filter to list."
+        )
+    return params
+
+
+def _paged(params: Iterable[tuple[str, str]], cursor: str | None, count: int | None) -> tuple[tuple[str, str], ...]:
+    out = list(params)
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= DLQ_MAX_COUNT:
+            raise BulkCancelFilterError(f"count must be a whole number from 1 to {DLQ_MAX_COUNT}, not {count!r}.")
+        out.append(("count", str(count)))
+    if cursor:
+        out.append(("cursor", cursor))
+    return tuple(out)
+
+
+def dlq_delete_page(
+    params: Iterable[tuple[str, str]], cursor: str | None = None, count: int | None = DLQ_MAX_COUNT
+) -> Procedure[DLQDeleted]:
+    """One ``DELETE /v2/dlq`` with these filter parameters, the page size and the cursor of the last answer."""
+    return read_dlq_deleted((yield Call(DLQ_DELETE, _paged(params, cursor, count))))
+
+
+def dlq_retry_page(
+    params: Iterable[tuple[str, str]], cursor: str | None = None, headers: Iterable[tuple[str, str]] = ()
+) -> Procedure[DLQRetried]:
+    """
+    One ``POST /v2/dlq/retry`` with these filter parameters and the cursor of the last answer;
+    ``headers`` are the ``Upstash-*`` overrides of the retried messages' settings. A 404 (some selected
+    entries vanished meanwhile) is raised as a :class:`QStashAPIError` for the caller to handle.
+    """
+    return read_dlq_retried((yield Call(DLQ_RETRY, _paged(params, cursor, None), headers=tuple(headers))))
+
+
+def list_dlq_page(
+    params: Iterable[tuple[str, str]] = (), cursor: str | None = None, count: int = DLQ_MAX_COUNT
+) -> Procedure[DLQPage]:
+    """One ``GET /v2/dlq`` page of at most ``count`` (1..100) entries."""
+    return read_dlq_page((yield Call(LIST_DLQ, _paged(params, cursor, count))))
+
+
+def delete_dlq_message(dlq_id: str) -> Procedure[None]:
+    """``DELETE /v2/dlq/{dlqId}``: remove one entry; an empty or dot-segment id is refused before sending."""
+    yield Call(DLQ_MESSAGE, path_id=dlq_id)
+    return None
+
+
+__all__ += [
+    "DLQ_DELETE",
+    "DLQ_MAX_COUNT",
+    "DLQ_MESSAGE",
+    "DLQ_RETRY",
+    "LIST_DLQ",
+    "DLQDeleted",
+    "DLQPage",
+    "DLQRetried",
+    "delete_dlq_message",
+    "dlq_delete_page",
+    "dlq_list_params",
+    "dlq_requests",
+    "dlq_retry_page",
+    "list_dlq_page",
+    "read_dlq_deleted",
+    "read_dlq_page",
+    "read_dlq_retried",
 ]

@@ -1,0 +1,674 @@
+"""
+Dead-letter-queue runs without I/O: the DLQ filter, the inputs of a delete or a retry run, and the loop
+that the worker and the triggerer both drive.
+
+A run sends ``DELETE /v2/dlq`` (or ``POST /v2/dlq/retry``) with the filter, follows the ``cursor`` of
+each answer, and stops when an answer carries none. A long ``dlq_ids`` list is split into requests of at
+most 100 ids. :meth:`DLQRun.steps` is a sans-IO procedure (see :mod:`airflow_qstash.wire`); the hook's
+``drive`` sends its calls::
+
+    run = DLQDeleteRun(dlq_filter, batch_size=100)
+    summary = hook.drive(run.steps(hook.config.base_url, log=log))
+
+A retry whose selected entries vanish meanwhile (deleted by someone else, or expired) gets a 404; that
+is part of a run that continues: a filter retry is sent again (the vanished entries no longer match), an
+id list is split until the ids that are gone are found and skipped. The first 404 of a run is checked
+with one ``GET /v2/dlq``, so a base URL without a DLQ API fails instead of passing as "all vanished".
+
+It ends: every request counts against ``max_requests`` (default :data:`DEFAULT_MAX_REQUESTS`), repeated
+404s are bounded, and the filter's ``to_date`` is pinned to the task's start by the operator.
+
+Nothing here imports an HTTP client: the operator module imports this one at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import math
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_qstash.filters import (
+    DLQ_FILTERS,
+    EMPTY_RENDERINGS,
+    BulkCancelFilterError,
+    FilterValue,
+    NoFilterError,
+    read_rendered_filter,
+)
+
+if TYPE_CHECKING:
+    from airflow_qstash.wire import DLQRetried
+
+DELETE = "delete"
+RETRY = "retry"
+#: The flag that allows a run with no filter, per action (``DLQ_FILTERS.select_all`` in the value object).
+SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
+#: The bound on requests when ``max_requests`` is not given: finite, so that a server that keeps answering
+#: with a cursor cannot hold a task for ever, and far above any real job (100,000 requests of 100 entries
+#: is 10 million DLQ entries).
+DEFAULT_MAX_REQUESTS = 100_000
+#: The most entries one ``DELETE /v2/dlq`` takes (QStash's ``count``), and the default.
+MAX_BATCH_SIZE = 100
+#: How many new message ids a retry run reports in its summary; above that only their count.
+MAX_REPORTED_MESSAGE_IDS = 1_000
+#: How many 404 answers in a row a filter retry takes (entries vanishing meanwhile) before it gives up.
+MAX_NOT_FOUND_IN_A_ROW = 5
+#: The pause before a filter retry is sent again after a 404 (seconds, times the 404s in a row).
+NOT_FOUND_PAUSE = 0.5
+#: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
+REJECTED_BY_DLQ = {
+    "hosts": "host",
+    "paths": "path",
+}
+_DURATION_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+_HEADER_NAME_RE = re.compile(r"^Upstash-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
+#: Overrides given as their own arguments, and the header each one is sent as.
+OVERRIDE_HEADERS = {"retries": "Upstash-Retries", "delay": "Upstash-Delay", "timeout": "Upstash-Timeout"}
+#: The longest delay or timeout accepted (seconds): a year. QStash refuses far less; this only keeps the
+#: number finite and sane.
+MAX_DURATION_SECONDS = 365 * 86_400
+MAX_RETRIES_OVERRIDE = 1_000
+
+
+class DLQFilterError(BulkCancelFilterError):
+    """DLQ input refused before any request was sent."""
+
+
+@dataclass(frozen=True)
+class DLQFilter(FilterValue):
+    """
+    The DLQ entries one delete or retry (``DELETE /v2/dlq``, ``POST /v2/dlq/retry``) selects; the filters
+    are :data:`~airflow_qstash.filters.DLQ_FILTERS`, the rules those of
+    :class:`~airflow_qstash.filters.FilterValue`. ``select_all`` is the operation's ``delete_all`` or
+    ``retry_all``.
+    """
+
+    TABLE = DLQ_FILTERS
+
+    dlq_ids: tuple[str, ...] = ()
+    message_ids: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+    url_groups: tuple[str, ...] = ()
+    schedule_ids: tuple[str, ...] = ()
+    queue_names: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    flow_control_keys: tuple[str, ...] = ()
+    caller_ips: tuple[str, ...] = ()
+    response_statuses: tuple[int, ...] = ()
+    from_date: int | None = None
+    to_date: int | None = None
+    select_all: bool = False
+
+
+# --------------------------------------------------------------------------- reading the inputs
+
+
+def refuse_rejected_filters(given: Iterable[str]) -> None:
+    """Refuse ``hosts``/``paths`` (and their singular spellings) with the reason: the DLQ endpoints reject them."""
+    for name in given:
+        param = REJECTED_BY_DLQ.get(name) or (name if name in REJECTED_BY_DLQ.values() else None)
+        if param is not None:
+            raise DLQFilterError(
+                f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so "
+                "this run could not do what it says. Filter by urls (the whole destination URL) instead."
+            )
+
+
+def _with_flag_name(err: BulkCancelFilterError, action: str) -> BulkCancelFilterError:
+    """The refusal with the operation's own flag (``delete_all``/``retry_all``) named in it."""
+    flag = SELECT_ALL_FLAGS[action]
+    text = str(err).replace(f"{DLQ_FILTERS.select_all}=True", f"{flag}=True")
+    text = text.replace(f"{DLQ_FILTERS.select_all} must", f"{flag} must")
+    return (NoFilterError if isinstance(err, NoFilterError) else DLQFilterError)(text)
+
+
+def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> DLQFilter:
+    """
+    A DLQ filter from values given in Python (the hook's keywords), see
+    :meth:`~airflow_qstash.filters.FilterValue.build`.
+
+    :param action: ``"delete"`` or ``"retry"``: names the flag in a refusal.
+    :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
+    """
+    refuse_rejected_filters(values)
+    try:
+        return DLQFilter.build(select_all=select_all, **values)
+    except BulkCancelFilterError as err:
+        raise _with_flag_name(err, action) from None
+
+
+def read_rendered_dlq_filter(
+    action: str,
+    rendered: Mapping[str, Any],
+    *,
+    set_by_author: Iterable[str],
+    templated: Iterable[str],
+    optional: Iterable[str],
+    select_all: Any,
+    now_ms: int,
+) -> DLQFilter:
+    """
+    A DLQ filter from an operator's rendered fields, with the rules of
+    :func:`~airflow_qstash.filters.read_rendered_filter`: literals taken literally, a template that renders
+    empty refused unless optional, ``to_date`` pinned to the task's start, no filter refused unless
+    ``select_all``.
+    """
+    try:
+        return read_rendered_filter(
+            rendered,
+            set_by_author=set_by_author,
+            templated=templated,
+            optional=optional,
+            select_all=select_all,
+            now_ms=now_ms,
+            filter_class=DLQFilter,
+        )
+    except BulkCancelFilterError as err:
+        raise _with_flag_name(err, action) from None
+
+
+def parse_batch_size(value: Any) -> int:
+    """``batch_size`` of a DLQ delete (QStash's ``count``): a whole number from 1 to 100 (int or digits)."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
+        raise DLQFilterError(
+            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (QStash's DLQ count), not {value!r}."
+        )
+    return value
+
+
+def parse_max_requests(value: Any) -> int:
+    """
+    ``max_requests``: the most requests one run may send, a whole number >= 1 (int or digits); ``None`` or
+    a template that renders empty means :data:`DEFAULT_MAX_REQUESTS`.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
+        return DEFAULT_MAX_REQUESTS
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DLQFilterError(
+            f"max_requests must be a whole number >= 1, or None for the default ({DEFAULT_MAX_REQUESTS:,} "
+            f"requests), not {value!r}."
+        )
+    return value
+
+
+def _seconds(value: Any, name: str, *, zero_allowed: bool) -> int:
+    """Whole seconds from an int, a finite whole float, digits, ``"30s"``/``"5m"``/``"2h"``/``"1d"`` or a timedelta."""
+    problem = (
+        f"{name} must be whole seconds {'>= 0' if zero_allowed else '> 0'} up to {MAX_DURATION_SECONDS:,}: an "
+        f"int, a timedelta or text such as '30s', '5m', '2h', '1d'; not {value!r}."
+    )
+    seconds: Any = value
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str):
+        match = _DURATION_RE.match(value.strip().lower())
+        if not match:
+            raise DLQFilterError(problem)
+        seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise DLQFilterError(problem)
+    if not math.isfinite(seconds) or seconds != int(seconds):
+        raise DLQFilterError(problem)
+    seconds = int(seconds)
+    if seconds < 0 or (seconds == 0 and not zero_allowed) or seconds > MAX_DURATION_SECONDS:
+        raise DLQFilterError(problem)
+    return seconds
+
+
+def _retries(value: Any, name: str) -> int:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        value = int(value.strip())
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES_OVERRIDE:
+        raise DLQFilterError(
+            f"{name} must be a whole number from 0 to {MAX_RETRIES_OVERRIDE} (sent as Upstash-Retries), not {value!r}."
+        )
+    return value
+
+
+def _header_value(what: str, name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DLQFilterError(f"{what}[{name!r}] must be text or a whole number, not {type(value).__name__}.")
+    text = str(value).strip()
+    if not text:
+        raise DLQFilterError(f"{what}[{name!r}] is empty: give a value or leave the header out.")
+    for index, char in enumerate(text):
+        if char in "\r\n" or not (char == "\t" or " " <= char <= "~"):
+            raise DLQFilterError(
+                f"{what}[{name!r}] has a character that cannot go in an HTTP header value (U+{ord(char):04X}) "
+                f"at position {index + 1}: a line break would start another header. Remove it."
+            )
+    return text
+
+
+def _headers_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """A dict of headers, or the text a template makes of one (JSON, or a Python dict repr)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                raise DLQFilterError(
+                    f"{what} must be a dict of Upstash-* headers (or its JSON text), not the text {text[:80]!r}."
+                ) from None
+    if not isinstance(value, Mapping):
+        raise DLQFilterError(f"{what} must be a dict of Upstash-* headers, not {type(value).__name__}.")
+    return value
+
+
+def retry_overrides(
+    *, retries: Any = None, delay: Any = None, timeout: Any = None, headers: Any = None, field_prefix: str = ""
+) -> tuple[tuple[str, str], ...]:
+    """
+    The ``Upstash-*`` request headers that override the retried messages' settings, validated.
+
+    :param retries: ``Upstash-Retries``: a whole number from 0 (e.g. 0: one delivery, no more retries).
+    :param delay: ``Upstash-Delay``: whole seconds >= 0 (int, timedelta, or ``"30s"``, ``"5m"``, ``"2h"``,
+        ``"1d"``), sent as ``"<n>s"``.
+    :param timeout: ``Upstash-Timeout``: whole seconds > 0, same forms, sent as ``"<n>s"``.
+    :param headers: more overrides as a dict (or its JSON text): every name must start with ``Upstash-``
+        (the others would not be overrides, and ``Authorization`` would replace the token), no value may
+        hold a line break or a control character, and a header also given as ``retries``/``delay``/
+        ``timeout`` is refused (one value would be dropped).
+    :param field_prefix: what the caller calls these arguments before their names, for the refusals
+        (the retry operator's ``override_``).
+    :return: ``(name, value)`` pairs, ``None`` arguments left out.
+    """
+    names = {arg: f"{field_prefix}{arg}" for arg in ("retries", "delay", "timeout", "headers")}
+    out: dict[str, tuple[str, str]] = {}
+    given_as: dict[str, str] = {}
+    if retries is not None:
+        out["upstash-retries"] = (OVERRIDE_HEADERS["retries"], str(_retries(retries, names["retries"])))
+    if delay is not None:
+        out["upstash-delay"] = (OVERRIDE_HEADERS["delay"], f"{_seconds(delay, names['delay'], zero_allowed=True)}s")
+    if timeout is not None:
+        out["upstash-timeout"] = (
+            OVERRIDE_HEADERS["timeout"],
+            f"{_seconds(timeout, names['timeout'], zero_allowed=False)}s",
+        )
+    for argument, header in OVERRIDE_HEADERS.items():
+        given_as[header.lower()] = f"{names[argument]}="
+    if headers is None:
+        return tuple(out.values())
+    for name, value in _headers_mapping(headers, names["headers"]).items():
+        if not isinstance(name, str) or not _HEADER_NAME_RE.match(name.strip()):
+            raise DLQFilterError(
+                f"{names['headers']} name {name!r} is not an Upstash-* header: only Upstash-* headers override "
+                "a retried message's settings (letters, digits and '-' after 'Upstash-')."
+            )
+        key = name.strip().lower()
+        if key in out:
+            raise DLQFilterError(
+                f"{name} is given twice (as {given_as.get(key, 'another key')} and as "
+                f"{names['headers']}[{name!r}]); keep one: the other would be dropped."
+            )
+        given_as[key] = f"{names['headers']}[{name!r}]"
+        out[key] = (name.strip(), _header_value(names["headers"], name, value))
+    return tuple(out.values())
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+class DLQRunIncomplete(Exception):
+    """The run stopped with entries possibly left: ``max_requests`` spent, killed, or a request failed."""
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass
+class DLQRun(ABC):
+    """
+    Counters and the stop decision of one DLQ delete or retry run; it keeps totals, never entry lists
+    (a retry keeps at most :data:`MAX_REPORTED_MESSAGE_IDS` new message ids).
+
+    :param dlq_filter: what the run selects.
+    :param max_requests: the most requests (every request counts, including the ones a long id list is
+        split into and the ones sent again after a 404).
+    """
+
+    ACTION: ClassVar[str]
+    #: The summary key of the main count (``deleted``/``retried``).
+    DONE_KEY: ClassVar[str]
+
+    dlq_filter: DLQFilter
+    max_requests: Any = None
+    requests: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dlq_filter, DLQFilter):
+            raise DLQFilterError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
+        self.max_requests = parse_max_requests(self.max_requests)
+
+    @property
+    @abstractmethod
+    def done(self) -> int:
+        """Entries deleted or retried so far."""
+
+    def stop(self) -> None:
+        """Ask the run to stop before its next request (thread-safe; ``on_kill`` calls it)."""
+        self._stop.set()
+
+    def _before_request(self) -> None:
+        if self._stop.is_set():
+            raise self.incomplete("stopped on request (task killed)")
+        if self.requests >= self.max_requests:
+            raise self.incomplete(f"max_requests={self.max_requests} reached with entries possibly left")
+
+    @abstractmethod
+    def options(self) -> dict[str, Any]:
+        """The run's own options as JSON-safe values, for :func:`make_run` (the trigger rebuilds the run)."""
+
+    @abstractmethod
+    def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+        """
+        The whole run as a sans-IO procedure; returns :meth:`summary`.
+
+        :param base_url: the connection's base URL (the URL length limit depends on it).
+        :param log: a logger for progress lines, or ``None``.
+        """
+
+    def _progress(self, log: Any, in_request: int, cursor: str | None) -> None:
+        if log is not None:
+            log.info(
+                "DLQ %s request %d: %s %d (total %d, %.0f entries/s)%s.",
+                self.ACTION,
+                self.requests,
+                self.DONE_KEY,
+                in_request,
+                self.done,
+                self.rate,
+                "; more pages follow" if cursor else "",
+            )
+
+    @property
+    def rate(self) -> float:
+        """Entries per second so far."""
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def summary(self) -> dict[str, Any]:
+        """The XCom value: totals, requests, the window used (Unix ms), the filters and the duration."""
+        return {
+            self.DONE_KEY: self.done,
+            "requests": self.requests,
+            "from_date": self.dlq_filter.from_date,
+            "to_date": self.dlq_filter.to_date,
+            "filters": self.dlq_filter.describe(),
+            "duration_seconds": round(time.monotonic() - self.started, 3),
+        }
+
+    def incomplete(self, reason: str) -> DLQRunIncomplete:
+        """The error to raise when the run stops early; it carries the running totals."""
+        return DLQRunIncomplete(
+            f"QStash DLQ {self.ACTION} incomplete: {reason}. {self.DONE_KEY.capitalize()} {self.done} entr"
+            f"{'y' if self.done == 1 else 'ies'} in {self.requests} request(s) so far; running the task again "
+            f"continues safely (entries already {self.DONE_KEY} are gone from the DLQ).",
+            self.summary(),
+        )
+
+
+@dataclass
+class DLQDeleteRun(DLQRun):
+    """
+    Delete the DLQ entries the filter selects: ``DELETE /v2/dlq`` with ``count=batch_size``, following the
+    cursor until an answer carries none. For N entries that is ``ceil(N / batch_size)`` requests, plus one
+    when the server answers a full last page with a cursor.
+
+    :param batch_size: entries per request, 1..100 (QStash's ``count``).
+    """
+
+    ACTION: ClassVar[str] = DELETE
+    DONE_KEY: ClassVar[str] = "deleted"
+
+    batch_size: Any = MAX_BATCH_SIZE
+    deleted: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.batch_size = parse_batch_size(self.batch_size)
+
+    @property
+    def done(self) -> int:
+        return self.deleted
+
+    def options(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size}
+
+    def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+        from airflow_qstash.errors import QStashError
+        from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_requests
+
+        for params in dlq_requests(self.dlq_filter, DLQ_DELETE, base_url):
+            cursor: str | None = None
+            while True:
+                self._before_request()
+                try:
+                    answer = yield from dlq_delete_page(params, cursor, self.batch_size)
+                except QStashError as err:
+                    raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
+                self.requests += 1
+                self.deleted += answer.deleted
+                self._progress(log, answer.deleted, answer.cursor)
+                if answer.cursor is None:
+                    break
+                if answer.cursor == cursor and answer.deleted == 0:
+                    raise self.incomplete(f"QStash answered the same cursor {cursor!r} twice without deleting")
+                cursor = answer.cursor
+        return self.summary()
+
+
+class _NotFound(Exception):
+    """A retry request answered 404: some selected entries vanished meanwhile."""
+
+
+@dataclass
+class DLQRetryRun(DLQRun):
+    """
+    Retry the DLQ entries the filter selects: ``POST /v2/dlq/retry`` with the ``Upstash-*`` overrides,
+    following the cursor until an answer carries none. QStash creates a new message per entry and removes
+    the entry from the DLQ, so running again never retries an entry twice.
+
+    A 404 (entries vanished between QStash's selection and its retry) does not end the run: a filter
+    retry is sent again (at most :data:`MAX_NOT_FOUND_IN_A_ROW` 404s in a row), an id list is halved until
+    the vanished ids are found (counted in ``vanished``) and the others retried.
+
+    :param headers: the ``Upstash-*`` overrides, as :func:`retry_overrides` returns them.
+    """
+
+    ACTION: ClassVar[str] = RETRY
+    DONE_KEY: ClassVar[str] = "retried"
+
+    headers: tuple[tuple[str, str], ...] = ()
+    retried: int = 0
+    deduplicated: int = 0
+    vanished: int = 0
+    not_found_answers: int = 0
+    message_ids: list[str] = field(default_factory=list)
+    _dlq_api_confirmed: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.headers = retry_overrides(headers=dict(self.headers)) if self.headers else ()
+
+    @property
+    def done(self) -> int:
+        return self.retried
+
+    def options(self) -> dict[str, Any]:
+        return {"headers": [list(pair) for pair in self.headers]}
+
+    def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+        from airflow_qstash.errors import QStashError
+        from airflow_qstash.wire import DLQ_RETRY, dlq_requests
+
+        ids_param = DLQ_FILTERS[DLQ_FILTERS.ids_name].param if DLQ_FILTERS.ids_name else None
+        try:
+            for params in dlq_requests(self.dlq_filter, DLQ_RETRY, base_url):
+                if ids_param is not None and params and params[0][0] == ids_param:
+                    yield from self._retry_ids(params, log)
+                else:
+                    yield from self._retry_filter(params, log)
+        except QStashError as err:
+            raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
+        return self.summary()
+
+    def _pages(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
+        """Retry one query, following its cursor; a 404 raises :class:`_NotFound` (after one DLQ API check)."""
+        from airflow_qstash.errors import QStashAPIError
+        from airflow_qstash.wire import dlq_retry_page
+
+        cursor: str | None = None
+        while True:
+            self._before_request()
+            try:
+                answer: DLQRetried = yield from dlq_retry_page(params, cursor, self.headers)
+            except QStashAPIError as err:
+                if err.http_status != 404:
+                    raise
+                self.requests += 1
+                self.not_found_answers += 1
+                yield from self._confirm_dlq_api(err)
+                raise _NotFound(err.api_error or str(err)) from err
+            self.requests += 1
+            self._record(answer)
+            self._progress(log, len(answer.message_ids), answer.cursor)
+            if answer.cursor is None:
+                return
+            if answer.cursor == cursor and not answer.message_ids:
+                raise self.incomplete(f"QStash answered the same cursor {cursor!r} twice without retrying")
+            cursor = answer.cursor
+
+    def _retry_filter(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
+        from airflow_qstash.wire import Sleep
+
+        for in_a_row in range(1, MAX_NOT_FOUND_IN_A_ROW + 1):
+            try:
+                yield from self._pages(params, log)
+                return
+            except _NotFound as err:
+                if log is not None:
+                    log.info(
+                        "DLQ retry answered 404 (%s): entries it selected vanished meanwhile; sending the retry "
+                        "again (%d of %d).",
+                        err,
+                        in_a_row,
+                        MAX_NOT_FOUND_IN_A_ROW,
+                    )
+                yield Sleep(NOT_FOUND_PAUSE * in_a_row)
+        raise self.incomplete(
+            f"QStash answered 404 {MAX_NOT_FOUND_IN_A_ROW} times in a row (entries vanishing as fast as they "
+            "are selected?)"
+        )
+
+    def _retry_ids(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
+        """Retry an id list; on a 404 halve it until each vanished id is found alone, and skip those."""
+        pending = [params]
+        while pending:
+            part = pending.pop()
+            try:
+                yield from self._pages(part, log)
+            except _NotFound:
+                if len(part) == 1:
+                    self.vanished += 1
+                    if log is not None:
+                        log.info("DLQ entry %s is no longer in the DLQ (404); skipped.", part[0][1])
+                    continue
+                middle = len(part) // 2
+                pending += [part[middle:], part[:middle]]
+
+    def _confirm_dlq_api(self, err: Exception) -> Generator[Any, Any, None]:
+        """
+        Once per run: a 404 means "vanished" only if the DLQ API is there; ``GET /v2/dlq`` answering 404 as
+        well means the base URL is wrong, and every entry would pass as vanished.
+        """
+        from airflow_qstash.errors import QStashAPIError
+        from airflow_qstash.wire import list_dlq_page
+
+        if self._dlq_api_confirmed:
+            return
+        self._before_request()
+        try:
+            yield from list_dlq_page((), None, 1)
+        except QStashAPIError as probe:
+            self.requests += 1
+            raise self.incomplete(
+                f"POST /v2/dlq/retry answered 404 ({err}) and GET /v2/dlq answered {probe.http_status} too: there "
+                "is no QStash DLQ API at this base URL; check the connection's host"
+            ) from probe
+        self.requests += 1
+        self._dlq_api_confirmed = True
+
+    def _record(self, answer: DLQRetried) -> None:
+        self.retried += len(answer.message_ids)
+        self.deduplicated += answer.deduplicated
+        room = MAX_REPORTED_MESSAGE_IDS - len(self.message_ids)
+        if room > 0:
+            self.message_ids.extend(answer.message_ids[:room])
+
+    def summary(self) -> dict[str, Any]:
+        """
+        The XCom value of :meth:`DLQRun.summary` plus ``message_ids`` (the new messages, or ``None`` when
+        more than :data:`MAX_REPORTED_MESSAGE_IDS` were retried: ``retried`` is their count),
+        ``deduplicated``, ``vanished`` (ids found gone), ``not_found_answers`` and the ``overrides`` sent.
+        """
+        reported = self.message_ids if self.retried <= MAX_REPORTED_MESSAGE_IDS else None
+        return {
+            **super().summary(),
+            "message_ids": None if reported is None else list(reported),
+            "deduplicated": self.deduplicated,
+            "vanished": self.vanished,
+            "not_found_answers": self.not_found_answers,
+            "overrides": dict(self.headers),
+        }
+
+
+def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
+    """The run of ``action`` (``"delete"`` or ``"retry"``) with its options (``batch_size`` / ``headers``)."""
+    if action == DELETE:
+        return DLQDeleteRun(dlq_filter, **options)
+    if action == RETRY:
+        return DLQRetryRun(dlq_filter, **options)
+    raise DLQFilterError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
+
+
+__all__ = [
+    "DEFAULT_MAX_REQUESTS",
+    "DELETE",
+    "MAX_BATCH_SIZE",
+    "MAX_REPORTED_MESSAGE_IDS",
+    "RETRY",
+    "DLQDeleteRun",
+    "DLQFilter",
+    "DLQFilterError",
+    "DLQRetryRun",
+    "DLQRun",
+    "DLQRunIncomplete",
+    "build_dlq_filter",
+    "make_run",
+    "parse_batch_size",
+    "parse_max_requests",
+    "read_rendered_dlq_filter",
+    "refuse_rejected_filters",
+    "retry_overrides",
+]
