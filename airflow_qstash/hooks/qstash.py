@@ -26,6 +26,7 @@ from airflow_qstash.config import (
     RetryPolicy,
     resolve_base_url,
 )
+from airflow_qstash.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
 from airflow_qstash.errors import (
     QStashActionConflict,
     QStashAPIError,
@@ -46,14 +47,20 @@ from airflow_qstash.wire import (
     BulkAction,
     BulkCancelAnswer,
     Call,
+    DLQPage,
     Procedure,
     Sleep,
     bulk_cancel_requests,
     bulk_cancel_total,
+    dlq_list_params,
     get_bulk_action,
     list_bulk_actions,
+    list_dlq_page,
     one_call,
     read_answer,
+)
+from airflow_qstash.wire import (
+    delete_dlq_message as delete_dlq_message_procedure,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +129,24 @@ class _QStashHookBase(BaseHook):
                 f"QStash {call.method} {call.endpoint.path}: no answer from {config.base_url} ({detail})", config.token
             )
         )
+
+
+def _dlq_run(
+    action: str, dlq_filter: DLQFilter | None, select_all: Any, filters: dict[str, Any], **options: Any
+) -> DLQRun:
+    """The run a DLQ hook method drives: a filter object or filter keywords (not both), then its options."""
+    if dlq_filter is not None and (filters or select_all):
+        raise ValueError("Give either a DLQFilter or filter keywords (and the all flag), not both.")
+    if dlq_filter is None:
+        dlq_filter = build_dlq_filter(action, select_all=select_all, **filters)
+    return make_run(action, dlq_filter, **options)
+
+
+def _dlq_list_query(dlq_filter: DLQFilter | None, filters: dict[str, Any]) -> list[tuple[str, str]]:
+    """The filters of a DLQ listing: listing reads, so no filter at all is fine."""
+    if dlq_filter is not None and filters:
+        raise ValueError("Give either a DLQFilter or filter keywords, not both.")
+    return dlq_list_params(dlq_filter or build_dlq_filter(DELETE, select_all=True, **filters))
 
 
 def _build_filter(cancel_all: bool, **values: Any) -> BulkCancelFilter:
@@ -271,6 +296,71 @@ class QStashHook(_QStashHookBase):
         """Cancel one message (``DELETE /v2/messages/{id}``); an empty or dot-segment id is refused."""
         return self.drive(one_call(Call(CANCEL_MESSAGE, path_id=message_id)))
 
+    # ----------------------------------------------------------------------- dead-letter queue
+
+    def dlq_delete(
+        self,
+        dlq_filter: DLQFilter | None = None,
+        *,
+        delete_all: bool = False,
+        batch_size: int = 100,
+        max_requests: int | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """
+        Delete the DLQ entries the filter selects (``DELETE /v2/dlq``), following the cursor until QStash
+        answers none, at most ``max_requests`` requests; return the run's summary (``deleted``,
+        ``requests``, the window, ``filters``).
+
+        The filters are :data:`~airflow_qstash.filters.DLQ_FILTERS`, as keywords (``dlq_ids``,
+        ``message_ids`` (one), ``urls``, ``url_groups``, ``schedule_ids``, ``queue_names``, ``labels``,
+        ``flow_control_keys``, ``caller_ips``, ``response_statuses``, ``from_date``, ``to_date``) or a
+        :class:`~airflow_qstash.dlq.DLQFilter`. Refused before any request (``ValueError``): no filter
+        unless ``delete_all=True``, ``dlq_ids`` with other filters, ``hosts``/``paths`` (the DLQ endpoints
+        reject them), an unknown filter, a ``batch_size`` outside 1..100.
+
+        :raises ~airflow_qstash.dlq.DLQRunIncomplete: the bound was reached or a request failed for good;
+            it carries the summary so far.
+        """
+        run = _dlq_run(DELETE, dlq_filter, delete_all, filters, batch_size=batch_size, max_requests=max_requests)
+        return self.drive(run.steps(self.config.base_url, log=self.log))
+
+    def dlq_retry(
+        self,
+        dlq_filter: DLQFilter | None = None,
+        *,
+        retry_all: bool = False,
+        headers: tuple[tuple[str, str], ...] = (),
+        max_requests: int | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """
+        Retry the DLQ entries the filter selects (``POST /v2/dlq/retry``), following the cursor until QStash
+        answers none; a 404 for entries that vanished meanwhile is part of the run (see
+        :class:`~airflow_qstash.dlq.DLQRetryRun`). Returns the summary (``retried``, ``message_ids``...).
+
+        :param headers: ``Upstash-*`` overrides from :func:`~airflow_qstash.dlq.retry_overrides`, e.g.
+            ``retry_overrides(retries=0)``.
+        :param retry_all: allow a run with no filter (every entry in the DLQ).
+
+        Filters and refusals as for :meth:`dlq_delete`.
+        """
+        run = _dlq_run(RETRY, dlq_filter, retry_all, filters, headers=headers, max_requests=max_requests)
+        return self.drive(run.steps(self.config.base_url, log=self.log))
+
+    def list_dlq(
+        self, dlq_filter: DLQFilter | None = None, *, cursor: str | None = None, count: int = 100, **filters: Any
+    ) -> DLQPage:
+        """
+        One page of DLQ entries (``GET /v2/dlq``, ``count`` 1..100); pass the page's ``cursor`` back for the
+        next, until it is ``None``. Takes the DLQ filters but ``dlq_ids`` and ``flow_control_keys``.
+        """
+        return self.drive(list_dlq_page(_dlq_list_query(dlq_filter, filters), cursor, count))
+
+    def delete_dlq_message(self, dlq_id: str) -> None:
+        """Remove one DLQ entry (``DELETE /v2/dlq/{dlqId}``); an empty or dot-segment id is refused."""
+        self.drive(delete_dlq_message_procedure(dlq_id))
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the token and base URL with one read-only call (``GET /v2/queues``), without retries."""
         try:
@@ -388,3 +478,43 @@ class QStashAsyncHook(_QStashHookBase):
     async def cancel_message(self, message_id: str) -> Any:
         """Cancel one message (``DELETE /v2/messages/{id}``); an empty or dot-segment id is refused."""
         return await self.drive(one_call(Call(CANCEL_MESSAGE, path_id=message_id)))
+
+    # ----------------------------------------------------------------------- dead-letter queue
+
+    async def dlq_delete(
+        self,
+        dlq_filter: DLQFilter | None = None,
+        *,
+        delete_all: bool = False,
+        batch_size: int = 100,
+        max_requests: int | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """The async twin of :meth:`QStashHook.dlq_delete`."""
+        run = _dlq_run(DELETE, dlq_filter, delete_all, filters, batch_size=batch_size, max_requests=max_requests)
+        config = await self.get_config()
+        return await self.drive(run.steps(config.base_url, log=self.log))
+
+    async def dlq_retry(
+        self,
+        dlq_filter: DLQFilter | None = None,
+        *,
+        retry_all: bool = False,
+        headers: tuple[tuple[str, str], ...] = (),
+        max_requests: int | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """The async twin of :meth:`QStashHook.dlq_retry`."""
+        run = _dlq_run(RETRY, dlq_filter, retry_all, filters, headers=headers, max_requests=max_requests)
+        config = await self.get_config()
+        return await self.drive(run.steps(config.base_url, log=self.log))
+
+    async def list_dlq(
+        self, dlq_filter: DLQFilter | None = None, *, cursor: str | None = None, count: int = 100, **filters: Any
+    ) -> DLQPage:
+        """The async twin of :meth:`QStashHook.list_dlq`."""
+        return await self.drive(list_dlq_page(_dlq_list_query(dlq_filter, filters), cursor, count))
+
+    async def delete_dlq_message(self, dlq_id: str) -> None:
+        """Remove one DLQ entry (``DELETE /v2/dlq/{dlqId}``); an empty or dot-segment id is refused."""
+        await self.drive(delete_dlq_message_procedure(dlq_id))

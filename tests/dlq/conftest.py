@@ -1,0 +1,98 @@
+"""Fixtures of the DLQ tests: a :class:`~tests.dlq.fake_dlq.FakeDLQ` behind either hook."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import requests_mock as requests_mock_module
+
+from airflow_qstash.emulator import QStashEmulator
+from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from tests.conftest import FAKE_BASE_URL
+from tests.dlq.fake_dlq import FakeDLQ
+
+# The end-to-end suite's session fixtures (a dag.test() child process, its emulator), for test_dlq_dags_e2e.
+from tests.e2e.conftest import dag_runner, e2e_airflow_env, e2e_emulator  # noqa: F401
+
+
+@pytest.fixture
+def fake(qstash_conn: str) -> FakeDLQ:
+    """An empty fake DLQ; ``qstash_default`` points at it."""
+    return FakeDLQ()
+
+
+@pytest.fixture
+def sync_fake(fake: FakeDLQ, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> FakeDLQ:
+    """The fake behind the requests hook (every route under the base URL); retries and pauses do not sleep."""
+    monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
+    requests_mock.register_uri(
+        requests_mock_module.ANY, re.compile(re.escape(FAKE_BASE_URL) + "/"), text=fake.requests_callback
+    )
+    return fake
+
+
+@pytest.fixture
+def async_fake(fake: FakeDLQ, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDLQ]:
+    """The fake behind the httpx hook (the connection is still read); pauses do not sleep."""
+
+    async def get_client(self: QStashAsyncHook) -> httpx.AsyncClient:
+        if self._client is None:
+            config = await self.get_config()
+            self._client = httpx.AsyncClient(
+                transport=httpx.MockTransport(fake.httpx_handler), base_url=config.base_url, headers=config.headers
+            )
+        return self._client
+
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(seconds: float, *args: Any) -> Any:
+        return await real_sleep(0, *args)
+
+    monkeypatch.setattr(QStashAsyncHook, "_get_client", get_client)
+    monkeypatch.setattr("airflow_qstash.hooks.qstash.asyncio.sleep", no_sleep)
+    yield fake
+
+
+@pytest.fixture(params=["requests", "httpx"])
+def call_hook(request: pytest.FixtureRequest, fake: FakeDLQ) -> Callable[..., Any]:
+    """
+    ``call_hook(method_name, *args, **kwargs)`` on the requests hook or the httpx hook (the test runs on
+    both), against the fake; it returns what the method returns or raises what it raises.
+    """
+    if request.param == "requests":
+        request.getfixturevalue("sync_fake")
+
+        def call_sync(name: str, *args: Any, **kwargs: Any) -> Any:
+            hook = QStashHook()
+            try:
+                return getattr(hook, name)(*args, **kwargs)
+            finally:
+                hook.close()
+
+        return call_sync
+    request.getfixturevalue("async_fake")
+
+    def call_async(name: str, *args: Any, **kwargs: Any) -> Any:
+        async def run() -> Any:
+            hook = QStashAsyncHook()
+            try:
+                return await getattr(hook, name)(*args, **kwargs)
+            finally:
+                await hook.aclose()
+
+        return asyncio.run(run())
+
+    return call_async
+
+
+@pytest.fixture
+def e2e_emu(request: pytest.FixtureRequest) -> QStashEmulator:
+    """The end-to-end session emulator, emptied (messages, DLQ, request log, faults)."""
+    emulator: QStashEmulator = request.getfixturevalue("e2e_emulator")
+    emulator.reset()
+    return emulator
