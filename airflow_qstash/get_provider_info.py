@@ -20,9 +20,19 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_qstash.operators.qstash"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_qstash.operators.qstash", "airflow_qstash.operators.dlq"],
+            }
+        ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_qstash.hooks.qstash"]}],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_qstash.triggers.qstash"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_qstash.triggers.qstash", "airflow_qstash.triggers.dlq"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "qstash",

@@ -1,0 +1,422 @@
+"""
+``QStashDLQDeleteOperator`` and ``QStashDLQRetryOperator``: delete or retry the QStash dead-letter-queue
+entries that a set of (templated) filters selects, with the bulk-cancel operator's safety model.
+
+Only this module and :mod:`airflow_qstash.dlq` (no HTTP client) are imported when a DAG file is parsed;
+the hook and the trigger are imported in ``execute``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
+
+from airflow_qstash.dlq import (
+    DELETE,
+    RETRY,
+    SELECT_ALL_FLAGS,
+    DLQFilterError,
+    DLQRetryRun,
+    DLQRun,
+    DLQRunIncomplete,
+    make_run,
+    read_rendered_dlq_filter,
+    refuse_rejected_filters,
+    retry_overrides,
+)
+from airflow_qstash.filters import (
+    DLQ_FILTERS,
+    JINJA_MARKERS,
+    MANUAL_RUN_HINT,
+    BulkCancelFilterError,
+    is_templated,
+    renders_empty,
+    to_unix_ms,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.providers.common.compat.sdk import Context
+
+
+class DLQRefused(DLQFilterError, AirflowFailException):
+    """Input refused before any request; a retry cannot fix it, so the task fails without retrying."""
+
+
+class _QStashDLQOperator(BaseOperator):
+    """
+    What both DLQ operators share: the DLQ filters as template fields, reading them after rendering, the
+    bound on requests, deferral, the summary. Subclasses name the action and build its run.
+    """
+
+    ACTION: ClassVar[str]
+    #: The fields besides the filters that may be named in ``optional_filters``.
+    OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = ()
+
+    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests")
+    template_fields_renderers = DLQ_FILTERS.renderers
+    ui_color = "#fde8e8"
+
+    def __init__(
+        self,
+        *,
+        qstash_conn_id: str = "qstash_default",
+        dlq_ids: Any = None,
+        message_ids: Any = None,
+        urls: Any = None,
+        url_groups: Any = None,
+        schedule_ids: Any = None,
+        queue_names: Any = None,
+        labels: Any = None,
+        flow_control_keys: Any = None,
+        caller_ips: Any = None,
+        response_statuses: Any = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        optional_filters: Sequence[str] | None = None,
+        max_requests: int | str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        try:
+            refuse_rejected_filters(kwargs)
+        except DLQFilterError as err:
+            raise DLQRefused(str(err)) from None
+        super().__init__(**kwargs)
+        self.qstash_conn_id = qstash_conn_id
+        self.dlq_ids = dlq_ids
+        self.message_ids = message_ids
+        self.urls = urls
+        self.url_groups = url_groups
+        self.schedule_ids = schedule_ids
+        self.queue_names = queue_names
+        self.labels = labels
+        self.flow_control_keys = flow_control_keys
+        self.caller_ips = caller_ips
+        self.response_statuses = response_statuses
+        self.from_date = from_date
+        self.to_date = to_date
+        self.max_requests = max_requests
+        self.deferrable = deferrable
+        self.optional_filters = self._optional(optional_filters)
+        self._run: DLQRun | None = None
+        self._task_start_ms: int | None = None
+        self.set_by_author: tuple[str, ...] = ()
+        self.templated_fields: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------------- reading rendered values
+
+    def _optional(self, names: Any) -> tuple[str, ...]:
+        """Validate ``optional_filters``: a list of this operator's filter (or override) names."""
+        if names is None:
+            return ()
+        known = (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS)
+        if isinstance(names, str) or not isinstance(names, list | tuple | set | frozenset):
+            raise DLQRefused(f"optional_filters must be a list of names (e.g. ['labels']), not {names!r}.")
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise DLQRefused(f"optional_filters names unknown field(s) {unknown}; known: {', '.join(known)}.")
+        return tuple(name for name in known if name in set(names))
+
+    def _judge_raw_values(self, names: Sequence[str]) -> None:
+        """Record, before rendering, which of ``names`` the author set and which of those are templates."""
+        dag = self.dag if self.has_dag() else None
+        options = getattr(dag, "jinja_environment_kwargs", None) or {}
+        keys = ("variable_start_string", "block_start_string", "comment_start_string")
+        markers = tuple(str(options.get(key, default)) for key, default in zip(keys, JINJA_MARKERS, strict=True))
+        self.set_by_author = tuple(name for name in names if getattr(self, name) is not None)
+        self.templated_fields = tuple(name for name in self.set_by_author if is_templated(getattr(self, name), markers))
+
+    def _select_all(self) -> Any:
+        """The rendered ``delete_all``/``retry_all``."""
+        return getattr(self, SELECT_ALL_FLAGS[self.ACTION])
+
+    def _rendered_option(self, name: str) -> Any:
+        """
+        A rendered non-filter value the author may leave unset: ``None`` if unset, or if templated, empty
+        and listed in ``optional_filters``; an empty value otherwise is refused (never silently dropped).
+        """
+        value = getattr(self, name)
+        if name not in self.set_by_author:
+            return None
+        templated = name in self.templated_fields
+        if renders_empty(value, templated=templated):
+            if templated and name in self.optional_filters:
+                return None
+            how = "is templated but rendered empty" if templated else "is empty"
+            raise DLQRefused(
+                f"{name} {how} ({value!r}): give it a value, leave it unset (None), or list '{name}' in "
+                f"optional_filters if an empty {name} should mean 'not given'."
+            )
+        return value
+
+    def plan(self, now_ms: int) -> DLQRun:
+        """Read the rendered fields into a validated run; every refusal happens here, before any request."""
+        try:
+            dlq_filter = read_rendered_dlq_filter(
+                self.ACTION,
+                {name: getattr(self, name) for name in DLQ_FILTERS.names},
+                set_by_author=[name for name in self.set_by_author if name in DLQ_FILTERS],
+                templated=[name for name in self.templated_fields if name in DLQ_FILTERS],
+                optional=[name for name in self.optional_filters if name in DLQ_FILTERS],
+                select_all=self._select_all(),
+                now_ms=now_ms,
+            )
+            self._task_start_ms = now_ms
+            return make_run(self.ACTION, dlq_filter, max_requests=self.max_requests, **self._run_options())
+        except BulkCancelFilterError as err:
+            raise DLQRefused(str(err)) from err
+
+    def _run_options(self) -> dict[str, Any]:
+        """The action's own run options from the rendered fields (``batch_size``, the overrides)."""
+        return {}
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render as usual; a date template that is undefined on a manual run fails with the reason."""
+        import jinja2
+
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.UndefinedError as err:
+            if "data_interval" not in str(err):
+                raise
+            raise DLQRefused(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
+
+    # ----------------------------------------------------------------------- running
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_qstash.hooks.qstash import QStashHook
+        from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
+
+        hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
+        run = self._run = self.plan(_task_start_ms(context))
+        try:
+            # Read the connection and encode once, so a bad connection or a filter too long for a URL
+            # fails here: before any request, and before deferring.
+            dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
+        except BulkCancelFilterError as err:
+            raise DLQRefused(str(err)) from err
+        self._log_plan(run)
+        if self.deferrable:
+            from airflow_qstash.triggers.dlq import QStashDLQTrigger
+
+            self.defer(
+                trigger=QStashDLQTrigger(
+                    action=self.ACTION,
+                    qstash_conn_id=self.qstash_conn_id,
+                    dlq_filter=run.dlq_filter.to_dict(),
+                    max_requests=run.max_requests,
+                    options=run.options(),
+                ),
+                method_name="execute_complete",
+            )
+        try:
+            summary = hook.drive(run.steps(hook.config.base_url, log=self.log))
+        except DLQRunIncomplete as err:
+            raise AirflowException(str(err)) from err
+        finally:
+            hook.close()
+        return self._finish(summary)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
+        if event.get("status") != "success":
+            raise AirflowException(event.get("message") or f"QStash DLQ {self.ACTION} trigger failed: {event!r}")
+        return self._finish({k: v for k, v in event.items() if k != "status"})
+
+    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        done = "deleted" if self.ACTION == DELETE else "retried"
+        self.log.info(
+            "QStash DLQ %s done: %d entries %s in %d request(s) (%s).",
+            self.ACTION,
+            summary[done],
+            done,
+            summary["requests"],
+            summary.get("filters", ""),
+        )
+        return summary
+
+    def _log_plan(self, run: DLQRun) -> None:
+        self.log.info(
+            "QStash DLQ %s of the entries where %s; at most %d requests.",
+            self.ACTION,
+            run.dlq_filter.describe(),
+            run.max_requests,
+        )
+        if run.dlq_filter.to_date is not None and run.dlq_filter.to_date == self._task_start_ms:
+            self.log.info(
+                "to_date pinned to the task's start (%d ms), the latest it may be, so entries that land in the "
+                "DLQ during the run are left for the next run and the loop ends.",
+                run.dlq_filter.to_date,
+            )
+
+    def on_kill(self) -> None:
+        """Stop the run before its next request; the request in flight finishes."""
+        if self._run is not None:
+            self._run.stop()
+
+
+class QStashDLQDeleteOperator(_QStashDLQOperator):
+    """
+    Delete the QStash dead-letter-queue entries that the filters select, page by page until QStash answers
+    no cursor.
+
+    Filters: values within one list filter are ORed, different filters ANDed; list filters take a list,
+    a single value, comma-separated text, a JSON array or a Python list repr (anything else, such as the
+    ``<generator object ...>`` a Jinja ``| select`` leaves without ``| list``, fails naming its type).
+    Dates take a datetime, an ISO-8601 string (``{{ data_interval_start }}``) or Unix milliseconds, both
+    bounds inclusive. ``hosts``/``paths`` are refused when the DAG is parsed: QStash's DLQ endpoints
+    reject them.
+
+    Safety, as :class:`~airflow_qstash.operators.qstash.QStashBulkCancelOperator`: a literal is taken
+    literally (``labels="none"`` is the label ``none``); a value that is empty, or a template that
+    renders empty, fails before any request unless listed in ``optional_filters``; with no filter left the
+    task fails unless ``delete_all=True``; ``dlq_ids`` with any other filter fails; ``from_date=0`` and a
+    ``to_date`` at or after the task's start select everything and are no filter; a zero-width window
+    fails. The effective ``to_date`` is never later than the task's start, so entries that land in the
+    DLQ during the run are left for the next one. Re-running is always safe: deleted entries are gone.
+
+    :param qstash_conn_id: the ``qstash`` connection.
+    :param dlq_ids: delete exactly these DLQ entries; cannot be combined with other filters. (templated)
+    :param message_ids: the one message id to match (QStash's ``messageId`` takes one). (templated)
+    :param urls: destination URLs to match. (templated)
+    :param url_groups: URL group (topic) names to match. (templated)
+    :param schedule_ids: schedule ids to match. (templated)
+    :param queue_names: queue names to match. (templated)
+    :param labels: labels to match. (templated)
+    :param flow_control_keys: flow-control keys to match. (templated)
+    :param caller_ips: publisher IP addresses to match. (templated)
+    :param response_statuses: HTTP statuses of the last delivery attempt to match (whole numbers).
+        (templated)
+    :param from_date: entries created at or after this time; ``0`` means since the beginning. (templated)
+    :param to_date: entries created at or before this time, never later than the task's start (the
+        default; ``'now'`` says so explicitly). (templated)
+    :param optional_filters: names of the filters above that may render empty and then count as absent.
+    :param batch_size: entries per request, 1..100 (QStash's ``count``). (templated)
+    :param max_requests: the most requests to send (a ``dlq_ids`` list is split into requests of 100,
+        each counts); reaching it with entries left fails the task, and a retry continues. ``None`` (or a
+        template that renders empty) means 100,000. (templated)
+    :param delete_all: allow a run with no filter, which deletes every DLQ entry created before the task
+        started. (templated)
+    :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :return: a dict with ``deleted``, ``requests``, ``from_date`` and ``to_date`` (the window, Unix ms),
+        ``filters`` and ``duration_seconds``.
+    """
+
+    ACTION: ClassVar[str] = DELETE
+    template_fields: Sequence[str] = (*_QStashDLQOperator.template_fields, "batch_size", "delete_all")
+
+    def __init__(self, *, batch_size: int | str = 100, delete_all: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_size = batch_size
+        self.delete_all = delete_all
+        self._judge_raw_values(DLQ_FILTERS.names)
+
+    def _run_options(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size}
+
+
+class QStashDLQRetryOperator(_QStashDLQOperator):
+    """
+    Retry the QStash dead-letter-queue entries that the filters select: QStash publishes each again as a
+    new message and removes it from the DLQ. Pages are followed until QStash answers no cursor.
+
+    Filters, refusals and the pinned ``to_date`` as :class:`QStashDLQDeleteOperator`, with ``retry_all``
+    for a run with no filter. A 404 answer (entries that vanished between QStash's selection and the
+    retry: deleted or expired meanwhile) is part of the run, not a failure: a filter retry is sent again,
+    an id list is narrowed down to the ids that are gone, which are skipped and counted in ``vanished``.
+    Re-running is always safe: a retried entry has left the DLQ and is not retried twice.
+
+    Overrides of the retried messages' settings are sent as ``Upstash-*`` request headers. (They are
+    named ``override_*`` because ``retries`` is the Airflow task's own retry count.)
+
+    :param override_retries: ``Upstash-Retries`` of the new messages, a whole number >= 0 (e.g. 0 for a
+        single delivery attempt). (templated)
+    :param override_delay: ``Upstash-Delay``: whole seconds >= 0, a timedelta, or ``'30s'``/``'5m'``/
+        ``'2h'``/``'1d'``. (templated)
+    :param override_timeout: ``Upstash-Timeout``: whole seconds > 0, same forms. (templated)
+    :param override_headers: more overrides as a dict (or its JSON text): names must start with
+        ``Upstash-``, values hold no line break; a header also given as ``override_retries``/
+        ``override_delay``/``override_timeout`` is refused. (templated)
+    :param qstash_conn_id: the ``qstash`` connection.
+    :param dlq_ids: retry exactly these DLQ entries; cannot be combined with other filters. (templated)
+    :param message_ids: the one message id to match (QStash's ``messageId`` takes one). (templated)
+    :param urls: destination URLs to match. (templated)
+    :param url_groups: URL group (topic) names to match. (templated)
+    :param schedule_ids: schedule ids to match. (templated)
+    :param queue_names: queue names to match. (templated)
+    :param labels: labels to match. (templated)
+    :param flow_control_keys: flow-control keys to match. (templated)
+    :param caller_ips: publisher IP addresses to match. (templated)
+    :param response_statuses: HTTP statuses of the last delivery attempt to match (whole numbers).
+        (templated)
+    :param from_date: entries created at or after this time; ``0`` means since the beginning. (templated)
+    :param to_date: entries created at or before this time, never later than the task's start (the
+        default; ``'now'`` says so explicitly). (templated)
+    :param optional_filters: filters, and the ``override_*`` fields, that may render empty and then count as
+        not given (a blank form field).
+    :param max_requests: the most requests to send (a ``dlq_ids`` list is split into requests of 100, and
+        the requests sent again after a 404 count too); reaching it with entries left fails the task, and
+        a retry continues. ``None`` (or a template that renders empty) means 100,000. (templated)
+    :param retry_all: allow a run with no filter, which retries every DLQ entry created before the task
+        started. (templated)
+    :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :return: a dict with ``retried``, ``message_ids`` (the new messages' ids; ``None`` when more than
+        1,000 were retried: ``retried`` is their count), ``deduplicated``, ``vanished``,
+        ``not_found_answers``, ``overrides``, ``requests``, ``from_date``, ``to_date``, ``filters`` and
+        ``duration_seconds``.
+    """
+
+    ACTION: ClassVar[str] = RETRY
+    OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = (
+        "override_retries",
+        "override_delay",
+        "override_timeout",
+        "override_headers",
+    )
+    template_fields: Sequence[str] = (*_QStashDLQOperator.template_fields, *OPTIONAL_EXTRAS, "retry_all")
+    template_fields_renderers = {**DLQ_FILTERS.renderers, "override_headers": "json"}
+
+    def __init__(
+        self,
+        *,
+        override_retries: int | str | None = None,
+        override_delay: Any = None,
+        override_timeout: Any = None,
+        override_headers: dict[str, Any] | str | None = None,
+        retry_all: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.override_retries = override_retries
+        self.override_delay = override_delay
+        self.override_timeout = override_timeout
+        self.override_headers = override_headers
+        self.retry_all = retry_all
+        self._judge_raw_values((*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS))
+
+    def _run_options(self) -> dict[str, Any]:
+        given = {name: self._rendered_option(name) for name in self.OPTIONAL_EXTRAS}
+        overrides = {name.removeprefix("override_"): value for name, value in given.items()}
+        return {"headers": retry_overrides(**overrides, field_prefix="override_")}
+
+    def _log_plan(self, run: DLQRun) -> None:
+        super()._log_plan(run)
+        assert isinstance(run, DLQRetryRun)
+        if run.headers:
+            self.log.info("Retried messages get these overrides: %s.", dict(run.headers))
+
+
+def _task_start_ms(context: Context) -> int:
+    """The task instance's start in Unix ms (now, outside a task run)."""
+    import pendulum
+
+    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
+    return to_unix_ms(start, "task start") or 0
+
+
+__all__ = ["DLQRefused", "QStashDLQDeleteOperator", "QStashDLQRetryOperator"]

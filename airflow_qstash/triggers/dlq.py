@@ -1,0 +1,87 @@
+"""QStashDLQTrigger: a DLQ operator's delete or retry run, driven asynchronously in the triggerer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_qstash.dlq import DLQFilter, DLQRun, DLQRunIncomplete, make_run
+from airflow_qstash.hooks.qstash import QStashAsyncHook
+
+
+class QStashDLQTrigger(BaseTrigger):
+    """
+    Delete or retry the DLQ entries a filter selects, page by page until QStash answers no cursor, on the
+    triggerer's event loop; then fire exactly one event (``status`` ``success`` with the run's summary, or
+    ``error`` with the message and the totals so far).
+
+    The filter arrives validated and normalised by the operator (``to_date`` pinned); the trigger does
+    not read templates. It drives the same sans-IO run as the worker (:mod:`airflow_qstash.dlq`) with
+    :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook`. The token is never serialised: only the
+    connection id travels, and the retry overrides are ``Upstash-*`` headers only (validated again here).
+
+    A triggerer restart runs the trigger again from the start, which is safe: deleted or retried entries
+    have left the DLQ, so the new run only acts on what is left (the event's totals then cover the run
+    since the restart).
+
+    :param action: ``"delete"`` or ``"retry"``.
+    :param qstash_conn_id: the ``qstash`` connection.
+    :param dlq_filter: :meth:`~airflow_qstash.dlq.DLQFilter.to_dict` of the validated filter.
+    :param max_requests: the most requests the run may send.
+    :param options: the run's own options, :meth:`~airflow_qstash.dlq.DLQRun.options` (``batch_size`` for
+        a delete, ``headers`` for a retry).
+    """
+
+    def __init__(
+        self,
+        *,
+        action: str,
+        qstash_conn_id: str,
+        dlq_filter: dict[str, Any],
+        max_requests: int,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.action = action
+        self.qstash_conn_id = qstash_conn_id
+        self.dlq_filter = dlq_filter
+        self.max_requests = max_requests
+        self.options = dict(options or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "action": self.action,
+                "qstash_conn_id": self.qstash_conn_id,
+                "dlq_filter": self.dlq_filter,
+                "max_requests": self.max_requests,
+                "options": self.options,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = QStashAsyncHook(qstash_conn_id=self.qstash_conn_id)
+        run: DLQRun | None = None
+        try:
+            run = make_run(
+                self.action, DLQFilter.from_dict(self.dlq_filter), max_requests=self.max_requests, **self.options
+            )
+            config = await hook.get_config()
+            summary = await hook.drive(run.steps(config.base_url, log=self.log))
+        except DLQRunIncomplete as err:
+            yield TriggerEvent({"status": "error", "message": str(err), **err.summary})
+            return
+        except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict
+            totals = run.summary() if run is not None else {}
+            yield TriggerEvent({"status": "error", "message": f"QStash DLQ {self.action} failed: {err}", **totals})
+            return
+        finally:
+            await hook.aclose()
+        yield TriggerEvent({"status": "success", **summary})
+
+
+__all__ = ["QStashDLQTrigger"]
