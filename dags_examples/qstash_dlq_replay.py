@@ -1,0 +1,72 @@
+"""
+Replay after an incident, from the Airflow UI: "Trigger DAG" shows a form; the run retries the
+dead-letter-queue entries the form selects (QStash publishes each again and removes it from the DLQ).
+
+Every field may stay blank, and a blank field means "no such filter" (``optional_filters``); none is
+marked required. The rule that keeps this safe: with every filter blank the task fails before any
+request, because this DAG never sets ``retry_all``: an empty form can never replay the whole DLQ. The
+window's end is never later than the run's start, so entries that fail again during the replay are
+not replayed twice. ``Upstash-Retries`` of the replayed messages can be overridden (e.g. 0: one
+delivery attempt, straight back to the DLQ if the destination still fails).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from airflow_qstash.operators.dlq import QStashDLQRetryOperator
+
+PARAMS = {
+    "labels": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "string"},
+        title="Labels",
+        description="Replay entries with any of these labels (one per line). Blank: any label.",
+    ),
+    "response_statuses": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "integer", "minimum": 100, "maximum": 599},
+        title="Response statuses",
+        description="Replay entries whose last delivery got one of these HTTP statuses (e.g. 500, 503).",
+    ),
+    "from_date": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Failed from",
+        description="Only entries dated at or after this time (UTC), e.g. the incident's start.",
+    ),
+    "to_date": Param(
+        None,
+        type=["null", "string"],
+        format="date-time",
+        title="Failed until",
+        description="Only entries dated at or before this time (UTC). Blank: up to the run's start.",
+    ),
+    "retries": Param(
+        None,
+        type=["null", "integer"],
+        minimum=0,
+        title="Retries of the replayed messages",
+        description="Sent as Upstash-Retries. Blank: each message keeps its own setting.",
+    ),
+}
+
+with DAG(
+    dag_id="qstash_dlq_replay",
+    description="Replay the QStash DLQ entries chosen in the Trigger form (after an incident).",
+    schedule=None,
+    params=PARAMS,
+    tags=["qstash", "example", "dlq"],
+):
+    QStashDLQRetryOperator(
+        task_id="replay_selected_entries",
+        labels="{{ params.labels }}",
+        response_statuses="{{ params.response_statuses }}",
+        from_date="{{ params.from_date }}",
+        to_date="{{ params.to_date }}",
+        override_retries="{{ params.retries }}",
+        optional_filters=["labels", "response_statuses", "from_date", "to_date", "override_retries"],
+    )
