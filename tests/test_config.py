@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import string
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -375,7 +376,7 @@ def test_without_a_wait_from_qstash_the_backoff_is_exponential_and_capped():
     assert waits[2] == waits[3] == 3
 
 
-def _retrying_run(policy: RetryPolicy, errors: list[BaseException | None]) -> tuple[Any, int, list[float]]:
+def _retrying_run(policy: RetryPolicy, errors: Sequence[BaseException | None]) -> tuple[Any, int, list[float]]:
     recorded: list[float] = []
     pending = iter(errors)
     attempts = 0

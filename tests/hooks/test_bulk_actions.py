@@ -27,7 +27,7 @@ OURS = BulkCancelFilter.build(labels=["a", "b"], queue_names="q")
 OURS_QUERY = "queueName=q&label=a&label=b"
 
 
-def action(action_id: str, state: str = "IN_PROGRESS", **fields: Any) -> dict[str, Any]:
+def action(action_id: str, state: str | None = "IN_PROGRESS", **fields: Any) -> dict[str, Any]:
     """A ``BulkAction`` object as QStash returns it."""
     return {
         "actionId": action_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote_plus, urlsplit
 
 import pendulum
@@ -100,7 +101,8 @@ def test_bulk_cancel_sends_every_filter_under_its_api_name(qstash_conn, requests
 )
 def test_each_list_filter_is_a_repeated_parameter(qstash_conn, requests_mock, kwarg, param):
     requests_mock.delete(URL, json={"cancelled": 0})
-    QStashHook().bulk_cancel(**{kwarg: ["a", "B"]})
+    values: dict[str, Any] = {kwarg: ["a", "B"]}
+    QStashHook().bulk_cancel(**values)
     # a filter cancel asks for a background bulk action; a cancel by ids stays synchronous
     suffix = "" if param == "messageIds" else "&async=true"
     assert raw_query(requests_mock.last_request) == f"{param}=a&{param}=B{suffix}"
@@ -652,9 +654,9 @@ def test_token_not_in_error_messages(monkeypatch, qstash_conn, requests_mock, wa
             hook.bulk_cancel(labels="a")
         messages.append(str(info.value))
         messages.extend(str(cause) for cause in (info.value.__cause__, info.value.__context__) if cause)
-    with pytest.raises(QStashConnectionError) as info:
+    with pytest.raises(QStashConnectionError) as refused:
         QStashHook(use_connection(monkeypatch, host="xx-north-9")).config  # noqa: B018
-    messages.append(str(info.value))
+    messages.append(str(refused.value))
     assert len(messages) >= 6
     assert not [message for message in messages if TEST_TOKEN in message]
 
