@@ -704,6 +704,7 @@ def list_dlq_page(
 
 def delete_dlq_message(dlq_id: str) -> Procedure[None]:
     """``DELETE /v2/dlq/{dlqId}``: remove one entry; an empty or dot-segment id is refused before sending."""
+    path_segment(dlq_id, "dlq_id")  # the refusal names the argument to change
     yield Call(DLQ_MESSAGE, path_id=dlq_id)
     return None
 

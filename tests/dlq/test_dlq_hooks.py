@@ -308,8 +308,9 @@ def test_delete_one_entry_sends_its_id_as_one_path_segment(call_hook, fake: Fake
 
 @pytest.mark.parametrize("dlq_id", ["", " ", ".", "..", "./.", "%2e%2E", "a/.."])
 def test_delete_one_refuses_ids_that_collapse_the_path(call_hook, fake: FakeDLQ, dlq_id: str):
-    with pytest.raises(BulkCancelFilterError):
+    with pytest.raises(BulkCancelFilterError) as info:
         call_hook("delete_dlq_message", dlq_id)
+    assert str(info.value).startswith("dlq_id"), str(info.value)
     assert fake.seen == []
 
 
