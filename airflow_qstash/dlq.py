@@ -505,6 +505,7 @@ class DLQRetryRun(DLQRun):
     vanished: int = 0
     not_found_answers: int = 0
     message_ids: list[str] = field(default_factory=list)
+    _answered: int = field(default=0, repr=False)
     _dlq_api_confirmed: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -551,6 +552,7 @@ class DLQRetryRun(DLQRun):
                 yield from self._confirm_dlq_api(err)
                 raise _NotFound(err.api_error or str(err)) from err
             self.requests += 1
+            self._answered += 1
             self._record(answer)
             self._progress(log, len(answer.message_ids), answer.cursor)
             if answer.cursor is None:
@@ -560,26 +562,31 @@ class DLQRetryRun(DLQRun):
             cursor = answer.cursor
 
     def _retry_filter(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
+        """Retry a filter; after a 404 send it again (the vanished entries no longer match), bounded."""
         from airflow_qstash.wire import Sleep
 
-        for in_a_row in range(1, MAX_NOT_FOUND_IN_A_ROW + 1):
+        in_a_row = 0
+        while True:
+            answered = self._answered
             try:
                 yield from self._pages(params, log)
                 return
             except _NotFound as err:
+                in_a_row = 1 if self._answered > answered else in_a_row + 1
+                if in_a_row >= MAX_NOT_FOUND_IN_A_ROW:
+                    raise self.incomplete(
+                        f"QStash answered 404 {in_a_row} times in a row (entries vanishing as fast as they are "
+                        "selected?)"
+                    ) from None
                 if log is not None:
                     log.info(
                         "DLQ retry answered 404 (%s): entries it selected vanished meanwhile; sending the retry "
-                        "again (%d of %d).",
+                        "again (404 %d of at most %d in a row).",
                         err,
                         in_a_row,
                         MAX_NOT_FOUND_IN_A_ROW,
                     )
                 yield Sleep(NOT_FOUND_PAUSE * in_a_row)
-        raise self.incomplete(
-            f"QStash answered 404 {MAX_NOT_FOUND_IN_A_ROW} times in a row (entries vanishing as fast as they "
-            "are selected?)"
-        )
 
     def _retry_ids(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
         """Retry an id list; on a 404 halve it until each vanished id is found alone, and skip those."""

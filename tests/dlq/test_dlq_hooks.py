@@ -241,6 +241,22 @@ def test_retry_gives_up_after_404s_in_a_row(call_hook, fake: FakeDLQ):
     assert len(fake.ids("a")) == 3
 
 
+def test_retry_404s_between_pages_that_make_progress_are_not_in_a_row(call_hook, fake: FakeDLQ):
+    fake.add(700, "a")
+    posts = iter(range(1, 10_000))
+
+    def every_other_post_404(seen, _):
+        if seen.method == "POST" and next(posts) % 2:
+            return 404, {"error": "some messages were not found"}, {}
+        return None
+
+    fake.intercept = every_other_post_404
+    summary = call_hook("dlq_retry", labels="a")
+    assert summary["retried"] == 700
+    assert summary["not_found_answers"] == 7  # more 404s than the bound, never two in a row
+    assert fake.entries == []
+
+
 def test_retry_404_from_a_base_url_without_a_dlq_fails_instead_of_passing_as_vanished(call_hook, fake: FakeDLQ):
     fake.intercept = lambda seen, _: (404, {"error": "Not Found"}, {})
     with pytest.raises(DLQRunIncomplete, match="no QStash DLQ API at this base URL"):
