@@ -1,5 +1,8 @@
 """
-Run the reliability soak and the bad-input table, then print the README's figures table.
+Run the reliability soak and the bad-input table, then print the README's figures tables.
+
+The soak's figures come per server generation (the emulator's ``legacy`` and ``actions`` modes), one
+column each; the bad-input figures follow in a table of their own (refusals come before any request).
 
 Run from the repository root::
 
@@ -33,6 +36,14 @@ FAULT_NAMES = {
     "5xx": "5xx",
     "drop": "dropped connection",
     "partial": "partial batch failure",
+    "412": "spurious 412 on a start",
+    "start_lost": "start answer lost (429 without rate-limit headers, action running)",
+    "action_partial": "action finished with part of its snapshot left",
+}
+#: The columns of the table: the emulator's ``bulk_cancel`` mode and its heading.
+MODES = {
+    "legacy": 'legacy server (`bulk_cancel="legacy"`: `count` honoured, synchronous)',
+    "actions": 'bulk-action server (`"actions"`: today\'s hosted QStash)',
 }
 
 
@@ -60,51 +71,109 @@ def run_tests() -> float:
     return elapsed
 
 
-def table(soak: dict[str, Any], bad: dict[str, Any], elapsed: float | None) -> str:
-    faults = soak["faults_injected"]
-    fault_text = ", ".join(f"{FAULT_NAMES[k]} {faults[k]:,}" for k in FAULT_NAMES)
-    layers = ", ".join(f"{layer} {n}" for layer, n in bad["refused_by_layer"].items())
-    producers = "; ".join(
-        f"{p['path']}: ended in {p['seconds']} s, {p['published_during_run']} published meanwhile, "
-        f"{p['left_for_next_run']} left held (created after the pinned to_date)"
-        for p in soak.get("producer_runs", [])
+def _requests(mode: dict[str, Any]) -> str:
+    if not mode["polls"] and not mode["listings"]:
+        return f"{mode['bulk_cancel_requests']:,} bulk cancels"
+    return (
+        f"{mode['requests']:,}: {mode['bulk_cancel_requests']:,} bulk cancels, {mode['polls']:,} polls, "
+        f"{mode['listings']:,} listings"
     )
-    kills = "; ".join(f"{k['how']} after {k['killed_after']} batches" for k in soak.get("kill_runs", []))
-    rows = [
+
+
+def _actions(mode: dict[str, Any]) -> str:
+    if not mode["bulk_actions"]:
+        return "none (batches)"
+    return (
+        f"{mode['bulk_actions']:,} (one per round, each followed to FINISHED; {mode['joins']} joined through the "
+        "listing after a lost start answer)"
+    )
+
+
+def _faults(mode: dict[str, Any]) -> str:
+    faults = mode["faults_injected"]
+    listed = ", ".join(f"{FAULT_NAMES[k]} {faults[k]:,}" for k in faults)
+    return f"{mode['faults_injected_total']:,}: {listed}; plus 0-5 ms latency on every request"
+
+
+def _reruns(mode: dict[str, Any]) -> str:
+    return (
+        f"{mode['task_reruns_needed']} of {mode['task_runs']} runs with max_retries=10; "
+        f"{mode['scarce_task_reruns_needed']} re-runs ({mode['scarce_task_runs']} runs) with max_retries=1, "
+        "all ending exact"
+    )
+
+
+def _producers(runs: list[dict[str, Any]]) -> str:
+    return (
+        "; ".join(
+            f"{p['path']}: ended in {p['seconds']} s, {p['published_during_run']} published meanwhile, "
+            f"{p['left_for_next_run']} left held (created after the pinned to_date)"
+            for p in runs
+        )
+        or "not run"
+    )
+
+
+def _kills(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "not run"
+    text = "; ".join(f"{k['how']} after {k['killed_after']}" for k in runs)
+    if all(k.get("rerun_joined") for k in runs):
+        return text + "; each re-run joined the running action and ended exact"
+    return text + "; each re-run exact"
+
+
+def table(soak: dict[str, Any], bad: dict[str, Any], elapsed: float | None) -> str:
+    """The README's Reliability figures: one column per server generation, then the bad-input row."""
+    modes = {name: soak["modes"][name] for name in MODES}
+    by_mode: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {
+            "producers": [p for p in soak.get("producer_runs", []) if p["mode"] == name],
+            "kills": [k for k in soak.get("kill_runs", []) if k["mode"] == name],
+        }
+        for name in MODES
+    }
+    rows: list[tuple[str, ...]] = [
         (
             "Scenarios run",
-            f"{soak['scenarios_run']} ({soak['scenarios_generous_retries']} with max_retries=10, "
-            f"{soak['scenarios_scarce_retries']} with max_retries=1), each on the sync and the deferrable path",
+            *(
+                f"{m['scenarios_run']} ({m['scenarios_generous_retries']} with max_retries=10, "
+                f"{m['scenarios_scarce_retries']} with max_retries=1), each on the sync and the deferrable path"
+                for m in modes.values()
+            ),
         ),
-        ("Bulk-cancel requests sent", f"{soak['requests']:,}"),
-        (
-            "Faults injected",
-            f"{soak['faults_injected_total']:,}: {fault_text}; plus 0-5 ms latency on every request",
-        ),
+        ("Requests sent", *(_requests(m) for m in modes.values())),
+        ("Bulk actions", *(_actions(m) for m in modes.values())),
+        ("Faults injected", *(_faults(m) for m in modes.values())),
         (
             "Messages checked",
-            f"{soak['messages_checked']:,} (one by one against the oracle; "
-            f"{soak['messages_expected_cancelled']:,} selected)",
+            *(
+                f"{m['messages_checked']:,} (one by one against the oracle; "
+                f"{m['messages_expected_cancelled']:,} selected)"
+                for m in modes.values()
+            ),
         ),
-        ("Collateral cancels", f"{soak['collateral_cancels']}"),
-        ("Messages left behind", f"{soak['messages_left_behind']}"),
-        (
-            "Task re-runs needed",
-            f"{soak['task_reruns_needed']} of {soak['task_runs']} runs with max_retries=10; "
-            f"{soak['scarce_task_reruns_needed']} re-runs ({soak['scarce_task_runs']} runs) with max_retries=1, "
-            "all ending exact",
-        ),
-        ("Producers publishing during the run", producers or "not run"),
-        ("Killed between batches, then re-run", (kills + "; each re-run exact") if kills else "not run"),
-        (
-            "Bad inputs tried",
-            f"{bad['bad_inputs_tried']}: {bad['refused_with_a_clear_error']} refused with a clear error "
-            f"({layers}), nothing cancelled; {bad['accepted_and_encoded_exactly']} accepted and encoded "
-            "exactly (20,000 ids split, non-ASCII/reserved labels and URLs)",
-        ),
+        ("Collateral cancels", *(f"{m['collateral_cancels']}" for m in modes.values())),
+        ("Messages left behind", *(f"{m['messages_left_behind']}" for m in modes.values())),
+        ("Task re-runs needed", *(_reruns(m) for m in modes.values())),
+        ("Producers publishing during the run", *(_producers(by_mode[n]["producers"]) for n in MODES)),
+        ("Killed, then re-run", *(_kills(by_mode[n]["kills"]) for n in MODES)),
     ]
-    lines = ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
-    when = f"{dt.date.today().isoformat()}, {machine()}"
+    lines = [
+        "| figure | " + " | ".join(MODES.values()) + " |",
+        "|---|" + "---|" * len(MODES),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    layers = ", ".join(f"{layer} {n}" for layer, n in bad["refused_by_layer"].items())
+    lines += [
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| Bad inputs tried | {bad['bad_inputs_tried']}: {bad['refused_with_a_clear_error']} refused with a clear "
+        f"error ({layers}), nothing cancelled; {bad['accepted_and_encoded_exactly']} accepted and encoded exactly "
+        "(20,000 ids split, non-ASCII/reserved labels and URLs) |",
+    ]
+    when = f"{dt.date.today().isoformat()}, {machine()}, load {os.getloadavg()[0]:.1f}"
     if elapsed is not None:
         when += f", {elapsed:.0f} s for both test files"
     return "\n".join([*lines, "", f"Measured {when}."])
