@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 MIN_COUNT = 1
 MAX_COUNT = 500
@@ -68,6 +68,8 @@ class FilterSpec:
     :param ids: the filter selects exact items by id; the API then ignores every other filter, so
         combining them is refused, and such a run takes no dates.
     :param max_values: the most values the API takes (``None``: any number).
+    :param no_dot_segments: refuse values that are or contain a ``.``/``..`` path segment (ids that also
+        travel in paths, such as ``DELETE /v2/messages/{messageId}``).
     """
 
     name: str
@@ -76,6 +78,7 @@ class FilterSpec:
     item: type[str] | type[int] = str
     ids: bool = False
     max_values: int | None = None
+    no_dot_segments: bool = False
 
 
 class FilterTable:
@@ -118,7 +121,7 @@ class FilterTable:
 
 #: ``DELETE /v2/messages`` (bulk cancel), in the spec's query order.
 BULK_CANCEL_FILTERS = FilterTable(
-    FilterSpec("message_ids", "messageIds", ids=True),
+    FilterSpec("message_ids", "messageIds", ids=True, no_dot_segments=True),
     FilterSpec("url_groups", "topicName"),
     FilterSpec("queue_names", "queueName"),
     FilterSpec("urls", "url"),
@@ -342,7 +345,21 @@ def _item(spec: FilterSpec, index: int, item: Any) -> Any:
             f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
             "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
         )
+    if spec.no_dot_segments and _has_dot_segment(item):
+        raise BulkCancelFilterError(
+            f"{name}[{index}]={item!r} is or contains a dot segment ('.' or '..'): no QStash id looks like "
+            "that, and in a path URL normalisation removes it, so the request would reach another endpoint. "
+            "Give the real id."
+        )
     return item
+
+
+def _has_dot_segment(text: str) -> bool:
+    """Whether ``text`` (or its percent-decoded form) has a ``.`` or ``..`` segment behind ``/`` or ``\\``."""
+    for candidate in (text, unquote(text)):
+        if any(segment.strip() in (".", "..") for segment in candidate.replace("\\", "/").split("/")):
+            return True
+    return False
 
 
 def _items(spec: FilterSpec, values: Iterable[Any]) -> tuple[Any, ...]:

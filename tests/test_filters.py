@@ -1086,3 +1086,24 @@ def test_rendered_half_list_text_is_refused_not_split_into_odd_labels(text):
     # silently); say what is wrong instead.
     with pytest.raises(BulkCancelFilterError, match="looks like a list"):
         rendered_string_list(text, "labels")
+
+
+@pytest.mark.parametrize("bad", [".", "..", " .. ", "./.", "a/..", "%2e%2e", "%2E", "x\\..\\y", "../m1"])
+def test_message_ids_with_a_dot_segment_are_refused_by_every_reader(bad):
+    spec = BULK_CANCEL_FILTERS["message_ids"]
+    for read in (read_values, read_rendered_values):
+        with pytest.raises(BulkCancelFilterError) as info:
+            read(spec, ["m1", bad])
+        assert f"{spec.name}[1]=" in str(info.value)
+        assert "dot segment" in str(info.value)
+        assert "Give the real id" in str(info.value)
+
+
+@pytest.mark.parametrize("good", ["msg_1.2", "a..b", "...", "msg.", ".msg", "a/b"])
+def test_ids_with_dots_that_are_not_segments_are_kept(good):
+    assert read_values(BULK_CANCEL_FILTERS["message_ids"], [good]) == (good,)
+
+
+def test_the_dot_segment_rule_is_declared_per_filter():
+    assert [spec.name for spec in BULK_CANCEL_FILTERS.specs if spec.no_dot_segments] == ["message_ids"]
+    assert to_string_list(["..", "."], "labels") == ("..", ".")

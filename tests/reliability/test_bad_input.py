@@ -203,6 +203,13 @@ CASES: list[Case] = [
         ERR,
         "Give either message_ids or filters",
     ),
+    Case(
+        "op-message-ids-dot-segment",
+        "operator",
+        op({"params": {"ids": ["m1", ".."]}}, message_ids="{{ params.ids }}"),
+        ERR,
+        "message_ids[1]='..' is or contains a dot segment",
+    ),
     Case("op-cancel-all-maybe", "operator", op(cancel_all="maybe"), ERR, "cancel_all must be True or False"),
     # ---- operator: dates
     Case(
@@ -403,6 +410,13 @@ CASES: list[Case] = [
         "labels is an empty list: give at least one value",
     ),
     Case("hook-labels-blank-item", "hook", hook("bulk_cancel", labels=[""]), ERR, "labels[0] is empty"),
+    Case(
+        "hook-message-ids-encoded-dot-segment",
+        "hook",
+        hook("bulk_cancel", message_ids=["m1", "%2e%2e"]),
+        ERR,
+        "URL normalisation removes it",
+    ),
     Case(
         "hook-to-date-in-the-future-alone",
         "hook",
