@@ -949,6 +949,7 @@ def test_an_xcom_value_that_resolves_empty_is_refused_unless_optional(qstash, re
     op = rendered(make_op(labels=FakeXComArg([]), queue_names="q"))
     with pytest.raises(BulkCancelRefused, match="labels is templated but rendered empty"):
         op.execute(ti_context())
+    assert requests_mock.call_count == 0
     op = rendered(make_op(labels=FakeXComArg([]), queue_names="q", optional_filters=["labels"]))
     op.execute(ti_context())
     assert query_of(requests_mock.request_history[0])[0] == ("queueName", "q")
