@@ -25,6 +25,7 @@ OPERATOR_SETTINGS = {
     "batch_size",
     "max_batches",
     "cancel_all",
+    "action_timeout",
     "deferrable",
 }
 #: Keywords of ``QStashHook.bulk_cancel`` that are not filters.

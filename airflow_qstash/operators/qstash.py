@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
 
-from airflow_qstash.batching import BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.filters import (
     BULK_CANCEL_FILTERS,
     FILTER_NAMES,
@@ -88,6 +89,9 @@ class QStashBulkCancelOperator(BaseOperator):
         (templated)
     :param cancel_all: allow a run with no filter, which cancels every message created before the task
         started. (templated)
+    :param action_timeout: the longest one bulk action (today's hosted QStash) is followed, in seconds or
+        as a ``timedelta``; past it the task fails naming the action, which goes on in QStash, and a retry
+        joins it. Default: 6 hours.
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
     :return: a dict with ``cancelled`` (total), ``batches`` (requests made), ``from_date`` and ``to_date``
@@ -118,6 +122,7 @@ class QStashBulkCancelOperator(BaseOperator):
         batch_size: int | str = 500,
         max_batches: int | str | None = None,
         cancel_all: bool | str = False,
+        action_timeout: float | dt.timedelta | str = DEFAULT_ACTION_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -138,6 +143,7 @@ class QStashBulkCancelOperator(BaseOperator):
         self.batch_size = batch_size
         self.max_batches = max_batches
         self.cancel_all = cancel_all
+        self.action_timeout = action_timeout
         self.deferrable = deferrable
         self.optional_filters = _optional_filters(optional_filters)
         # Judged on the raw values, before Airflow renders them: which filters the author set (not None),
@@ -162,7 +168,9 @@ class QStashBulkCancelOperator(BaseOperator):
             filter_class=BulkCancelFilter,
         )
         self._task_start_ms = now_ms
-        return BulkCancelRun(bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches)
+        return BulkCancelRun(
+            bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches, action_timeout=self.action_timeout
+        )
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Render as usual; a date template that is undefined on a manual run fails with the reason."""

@@ -1156,3 +1156,27 @@ def test_max_batches_is_documented_as_counting_requests_with_its_default():
     doc = QStashBulkCancelOperator.__doc__ or ""
     block = doc.split(":param max_batches:", 1)[1].split(":param", 1)[0]
     assert "requests" in block and "split into several" in block and "100,000" in block
+
+
+# --------------------------------------------------------------------------- action_timeout
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(None, None), (90, 90.0), ("90", 90.0), (dt.timedelta(minutes=2), 120.0)],
+)
+def test_action_timeout_reaches_the_run(value: Any, seconds: float | None):
+    op = make_op(labels="a") if value is None else make_op(labels="a", action_timeout=value)
+    assert op.plan(TASK_START_MS).action_timeout == (DEFAULT_ACTION_TIMEOUT if seconds is None else seconds)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+@pytest.mark.parametrize("value", [0, -5, "nan", "inf", "soon", True])
+def test_a_bad_action_timeout_is_refused_before_any_request(
+    qstash, requests_mock, no_deferral, value: Any, deferrable: bool
+):
+    qstash(10)
+    with pytest.raises(BulkCancelRefused, match="action_timeout must be"):
+        make_op(labels="a", action_timeout=value, deferrable=deferrable).execute(ti_context())
+    assert requests_mock.call_count == 0
+    assert no_deferral == []

@@ -322,6 +322,13 @@ CASES: list[Case] = [
         ERR,
         "max_batches must be a whole number >= 1",
     ),
+    Case(
+        "op-action-timeout-nan",
+        "operator",
+        op(labels="a", action_timeout="nan"),
+        ERR,
+        "action_timeout must be a finite number of seconds > 0 or a timedelta",
+    ),
     # ---- operator: list values and renderings that are not lists
     Case("op-labels-int", "operator", op(labels=5), ERR, "labels rendered an int (5)"),
     Case("op-labels-dict", "operator", op(labels={"a": 1}), ERR, "labels rendered a dict"),
