@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 REDACTED = "***"
 #: A credential after an auth scheme, whatever it is: a server may echo a header back.
-_BEARER_RE = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[^\s\"',;}\]]+")
+_BEARER_RE = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[^\s\"',;}\]&]+")
 #: Shortest piece of the token that is still redacted when it appears alone (a truncated echo).
 _MIN_FRAGMENT = 12
 #: What a server may put between the token's characters when it echoes it back mangled.

@@ -41,25 +41,26 @@ class Endpoint:
 
     method: str
     path: str
+    id_name: str = "id"
 
     def url_path(self, path_id: str | None = None) -> str:
         """The request path; an id is checked and encoded into exactly one segment."""
         if "{id}" not in self.path:
             return self.path
-        return self.path.replace("{id}", path_segment(path_id, "id"))
+        return self.path.replace("{id}", path_segment(path_id, self.id_name))
 
 
 BULK_CANCEL = Endpoint("DELETE", "/v2/messages")
-CANCEL_MESSAGE = Endpoint("DELETE", "/v2/messages/{id}")
+CANCEL_MESSAGE = Endpoint("DELETE", "/v2/messages/{id}", "message_id")
 LIST_BULK_ACTIONS = Endpoint("GET", "/v2/bulkActions")
-GET_BULK_ACTION = Endpoint("GET", "/v2/bulkActions/{id}")
+GET_BULK_ACTION = Endpoint("GET", "/v2/bulkActions/{id}", "action_id")
 #: A cheap, read-only, authenticated call for the connection's Test button.
 LIST_QUEUES = Endpoint("GET", "/v2/queues")
 #: The dead-letter queue: list, bulk delete, bulk retry, delete one entry.
 LIST_DLQ = Endpoint("GET", "/v2/dlq")
 DLQ_DELETE = Endpoint("DELETE", "/v2/dlq")
 DLQ_RETRY = Endpoint("POST", "/v2/dlq/retry")
-DLQ_MESSAGE = Endpoint("DELETE", "/v2/dlq/{id}")
+DLQ_MESSAGE = Endpoint("DELETE", "/v2/dlq/{id}", "dlq_id")
 
 ENDPOINTS: dict[str, Endpoint] = {
     "bulk_cancel": BULK_CANCEL,
@@ -201,14 +202,14 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
     return max(0.0, retry_after) if retry_after is not None else None
 
 
-def _api_error_text(body: str) -> str:
+def _api_error_text(body: str, secret: str | None = None) -> str:
     try:
         data = json.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return data["error"][:500]
-    return body.strip()[:200] or "(empty body)"
+        return redact(data["error"], secret)[:500]
+    return redact(body.strip(), secret)[:200] or "(empty body)"
 
 
 def read_answer(
@@ -231,19 +232,20 @@ def read_answer(
         try:
             return json.loads(body)
         except ValueError:
+            shown = redact(body, secret)[:200]  # redacted before the cut: a cut token is too short to recognise
             raise QStashAPIError(
-                redact(f"{where} answered {status} with a body that is not JSON: {body[:200]!r}", secret),
+                redact(f"{where} answered {status} with a body that is not JSON: {shown!r}", secret),
                 http_status=status,
             ) from None
     if 300 <= status < 400:
-        location = redact(str(headers.get("Location") or "(no Location header)")[:300], secret)
+        location = redact(str(headers.get("Location") or "(no Location header)"), secret)[:300]
         raise QStashAPIError(
             f"{where} answered {status} redirecting to {location}; this provider never follows redirects "
             "(the target would get the token, and a redirect that drops the query would cancel more). Put the "
             "final base URL in the connection's host.",
             http_status=status,
         )
-    api_error = redact(_api_error_text(body), secret)
+    api_error = _api_error_text(body, secret)
     message = f"{where} failed with {status}: {api_error}"
     if call.conflict_aware and (status == 412 or (status == 429 and not has_rate_limit_headers(headers))):
         raise QStashActionConflict(message, http_status=status, api_error=api_error)
@@ -400,6 +402,7 @@ def list_bulk_actions(state: str | None = None, *, page_size: int = 1000) -> Pro
         raise BulkCancelFilterError(f"page_size must be from 1 to 1000, not {page_size!r}.")
     actions: list[BulkAction] = []
     cursor: str | None = None
+    seen: set[str] = set()
     for _ in range(MAX_LIST_PAGES):
         params = [("count", str(page_size))] + ([("state", state)] if state else [])
         params += [("cursor", cursor)] if cursor else []
@@ -411,9 +414,10 @@ def list_bulk_actions(state: str | None = None, *, page_size: int = 1000) -> Pro
         next_cursor = answer.get("cursor")
         if not next_cursor:
             return actions
-        if next_cursor == cursor:
-            raise QStashAPIError(f"QStash's bulk action list returned the same cursor twice ({cursor!r}).")
         cursor = str(next_cursor)
+        if cursor in seen:
+            raise QStashAPIError(f"QStash's bulk action list returned the same cursor twice ({cursor!r}).")
+        seen.add(cursor)
     raise QStashAPIError(f"QStash's bulk action list did not end within {MAX_LIST_PAGES} pages.")
 
 
@@ -457,7 +461,10 @@ def start_bulk_cancel(
     excluded = set(exclude)
     pause = min(CONFLICT_BACKOFF, max_pause)
     last: QStashActionConflict | None = None
-    for _ in range(CONFLICT_ATTEMPTS):
+    for attempt in range(CONFLICT_ATTEMPTS):
+        if attempt:
+            yield Sleep(pause)
+            pause = min(pause * 2, max_pause)
         try:
             return read_bulk_cancel_answer((yield Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel)))
         except QStashActionConflict as err:
@@ -466,8 +473,6 @@ def start_bulk_cancel(
         joinable = joinable_action(actions, ours, excluded, not_before_ms)
         if joinable is not None:
             return ActionStarted(joinable.action_id, joined=True)
-        yield Sleep(pause)
-        pause = min(pause * 2, max_pause)
     raise QStashAPIError(
         f"{last} — tried {CONFLICT_ATTEMPTS} times and found no bulk action with this filter to follow; "
         "run the task again later.",

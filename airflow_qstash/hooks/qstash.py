@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from tenacity import AsyncRetrying, Retrying
+from urllib3.exceptions import ReadTimeoutError
 
 from airflow_qstash.config import (
     DEFAULT_BASE_URL,
@@ -122,7 +123,11 @@ class _QStashHookBase(BaseHook):
 
     @staticmethod
     def _no_answer(call: Call, config: QStashConnectionConfig, err: Exception) -> QStashTransportError:
-        reason = "the attempt's deadline passed" if isinstance(err, TimeoutError | requests.Timeout) else None
+        # requests wraps a timeout while reading the body in a ConnectionError(ReadTimeoutError(...))
+        timed_out = isinstance(err, TimeoutError | requests.Timeout) or any(
+            isinstance(arg, ReadTimeoutError) for arg in err.args
+        )
+        reason = "the attempt's deadline passed" if timed_out else None
         detail = reason or type(err).__name__
         return QStashTransportError(
             redact(

@@ -33,19 +33,27 @@ class _DeadlineReader(io.RawIOBase):
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         super().__init__()
         self._sock = sock
+        # A real SocketIO: it holds a reference on the socket, so http.client closing the connection after a
+        # "Connection: close" answer does not close the descriptor under the body still being read.
+        self._raw = sock.makefile("rb", buffering=0)
         self._deadline = deadline
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int | None:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the request's total deadline passed while reading the answer")
         previous = self._sock.gettimeout()
         self._sock.settimeout(remaining if previous is None else min(previous, remaining))
         try:
-            return self._sock.recv_into(buffer)
+            return self._raw.readinto(buffer)
         finally:
             self._sock.settimeout(previous)
 
@@ -120,11 +128,17 @@ class DeadlineAdapter(HTTPAdapter):
             _attempt.deadline = None
 
 
+class _NoRedirectSession(requests.Session):
+    """A session for which no answer is a redirect: nothing to follow, and no ``TooManyRedirects`` on a 3xx."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 def new_session(headers: dict[str, str]) -> requests.Session:
     """A session carrying ``headers``, with :class:`DeadlineAdapter` on both schemes and no redirects."""
-    session = requests.Session()
+    session = _NoRedirectSession()
     session.headers.update(headers)
-    session.max_redirects = 0
     adapter = DeadlineAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
