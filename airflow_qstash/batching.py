@@ -8,8 +8,8 @@ action server it is one action, then a confirming one that finds nothing (it cat
 partial action). :meth:`BulkCancelRun.steps` is a sans-IO procedure: the hook's ``drive`` sends its
 calls and takes its pauses::
 
-    run = BulkCancelRun(bulk_filter, batch_size=500, max_batches=None)
-    summary = hook.drive(run.steps(hook.config.base_url, log=log))
+    run = BulkCancelRun(bulk_filter, batch_size=500)
+    summary = hook.drive(run.steps(hook.config.base_url, poll_interval_max=10.0, log=log))
 
 It stops with :class:`BulkCancelIncomplete` when ``max_batches`` is spent (messages may remain; a retry
 continues), when an action is not finished within ``action_timeout``, when a request fails for good, or
@@ -99,8 +99,9 @@ class BulkCancelRun:
 
     :param bulk_filter: what every round cancels.
     :param batch_size: messages per request (QStash's ``count``), 1..500; a bulk-action server ignores it.
-    :param max_batches: the most rounds: requests on a batched server (a long id list split into several
-        requests counts each), bulk actions on today's server.
+    :param max_batches: the most rounds: on a server that honours ``count``, requests (each part of a long
+        id list split to fit URLs counts); on today's hosted QStash, bulk actions followed. ``None``:
+        :data:`DEFAULT_MAX_BATCHES`.
     :param action_timeout: the longest one bulk action is followed, in seconds.
     :param clock: the monotonic clock (tests replace it).
     """

@@ -82,9 +82,10 @@ class QStashBulkCancelOperator(BaseOperator):
         ``None`` param) and then count as absent; every other filter that is set but empty fails the
         task. Unknown names are refused when the DAG is parsed.
     :param batch_size: messages per request, 1..500 (QStash's ``count``). (templated)
-    :param max_batches: the most bulk-cancel requests to send; a ``message_ids`` list too long for one
-        URL is split into several requests, and each counts. Reaching it with messages left fails the
-        task, and a retry continues. ``None`` (or a template that renders empty) means 100,000
+    :param max_batches: the most rounds: on a server that honours ``count``, bulk-cancel requests (a
+        ``message_ids`` list too long for one URL is split into several requests, and each counts); on
+        today's hosted QStash, bulk actions followed. Reaching it with messages left fails the task, and
+        a retry continues. ``None`` (or a template that renders empty) means 100,000
         requests, a bound no real job reaches that still stops a server that never answers zero.
         (templated)
     :param cancel_all: allow a run with no filter, which cancels every message created before the task
@@ -94,8 +95,9 @@ class QStashBulkCancelOperator(BaseOperator):
         joins it. Default: 6 hours.
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :return: a dict with ``cancelled`` (total), ``batches`` (requests made), ``from_date`` and ``to_date``
-        (the window used, Unix ms), ``filters`` and ``duration_seconds``.
+    :return: a dict with ``cancelled`` (total), ``batches`` (rounds made), ``mode`` (``"bulk_action"`` or
+        ``"batched"``: which server generation answered), ``action_ids`` (the bulk actions followed),
+        ``from_date`` and ``to_date`` (the window used, Unix ms), ``filters`` and ``duration_seconds``.
     """
 
     template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
@@ -184,7 +186,7 @@ class QStashBulkCancelOperator(BaseOperator):
             raise BulkCancelRefused(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_qstash.hooks.qstash import QStashError, QStashHook, bulk_cancel_requests
+        from airflow_qstash.hooks.qstash import QStashHook, bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         try:
@@ -204,21 +206,19 @@ class QStashBulkCancelOperator(BaseOperator):
                     bulk_filter=run.bulk_filter.to_dict(),
                     batch_size=run.batch_size,
                     max_batches=run.max_batches,
+                    action_timeout=run.action_timeout,
                 ),
                 method_name="execute_complete",
             )
         try:
-            while run.wants_more():
-                try:
-                    run.record(hook.bulk_cancel_by_filter(run.bulk_filter, run.batch_size))
-                except QStashError as err:
-                    raise run.incomplete(f"batch {run.batches + 1} failed: {err}") from err
-                self.log.info(*run.progress_line())
+            config = hook.config
+            steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
+            summary = hook.drive(steps)
         except BulkCancelIncomplete as err:
             raise AirflowException(str(err)) from err
         finally:
             hook.close()
-        return self._finish(run.summary())
+        return self._finish(summary)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""

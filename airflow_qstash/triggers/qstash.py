@@ -8,7 +8,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES, BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 
@@ -43,7 +43,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
         qstash_conn_id: str,
         bulk_filter: dict[str, Any],
         batch_size: int,
-        max_batches: int | None = None,
+        max_batches: int = DEFAULT_MAX_BATCHES,
         action_timeout: float = DEFAULT_ACTION_TIMEOUT,
     ) -> None:
         super().__init__()
