@@ -51,14 +51,20 @@ PARAMS = {
         minimum=1,
         maximum=500,
         title="Batch size",
-        description="Messages per request on a server that honours count; hosted QStash's bulk actions ignore it.",
+        description=(
+            "Only for servers that honour count (the 2026-08 API, older local dev servers): messages per "
+            "request. Hosted QStash ignores it: it cancels everything the filters select in one bulk action."
+        ),
     ),
     "max_batches": Param(
         None,
         type=["null", "integer"],
         minimum=1,
         title="Max batches",
-        description="The most requests to send. Empty: 100,000.",
+        description=(
+            "The most rounds: bulk actions on hosted QStash, requests on a server that honours count. "
+            "Empty: 100,000."
+        ),
     ),
     "cancel_all": Param(
         False,
