@@ -16,13 +16,15 @@ piece                                  where it exists             what older ve
                                                                    connection in a worker thread
 ``airflow.sdk.log.amask_secret``       3.3+                        :func:`amask_secret`: ``mask_secret`` in a
                                                                    worker thread
-``airflow.sdk.CronDataInterval...``    3.2+                        :data:`CronDataIntervalTimetable`: the
-                                                                   core class (2.11, 3.0, 3.1)
 ``BaseTrigger`` / ``TriggerEvent``     ``airflow.triggers.base``   (the same path everywhere)
 =====================================  ==========================  =========================================
 
-Names that pull in much of Airflow (triggers, timetables, connections) are resolved on first use, so a DAG
-file that imports this module for its timetable stays cheap to parse.
+Names that pull in much of Airflow (triggers, connections) are resolved on first use, so importing this
+module costs a DAG file nothing.
+
+What needs no entry here: DAG files import ``DAG`` and ``Param`` from ``airflow.providers.common.compat.sdk``
+and ``CronDataIntervalTimetable`` from ``airflow.timetables.interval``, a path every supported version has
+(3.2's ``airflow.sdk`` copy lacks ``infer_manual_data_interval``, which the DAG tests use).
 """
 
 from __future__ import annotations
@@ -37,15 +39,14 @@ from packaging.version import Version
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-    from airflow.timetables.interval import CronDataIntervalTimetable
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "BaseTrigger",
-    "CronDataIntervalTimetable",
     "TriggerEvent",
     "amask_secret",
     "connection_form_widgets",
@@ -68,14 +69,15 @@ def base_version(version: str) -> tuple[int, int, int]:
 #: The running Airflow's ``(major, minor, micro)``.
 AIRFLOW_VERSION: tuple[int, int, int] = base_version(_airflow_version)
 AIRFLOW_V_3_0_PLUS: bool = AIRFLOW_VERSION >= (3, 0, 0)
-#: Airflow 3.2 reads the connection form from provider info and ships timetables in ``airflow.sdk``.
+#: Airflow 3.1 moved ``dag.test()`` and task logging onto the task SDK (structlog).
+AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION >= (3, 1, 0)
+#: Airflow 3.2 reads the connection form from provider info (``conn-fields``, ``ui-field-behaviour``).
 AIRFLOW_V_3_2_PLUS: bool = AIRFLOW_VERSION >= (3, 2, 0)
 
 #: Lazily imported names: the module each comes from on the running Airflow.
 _LAZY_IMPORTS: dict[str, str] = {
     "BaseTrigger": "airflow.triggers.base",
     "TriggerEvent": "airflow.triggers.base",
-    "CronDataIntervalTimetable": "airflow.sdk" if AIRFLOW_V_3_2_PLUS else "airflow.timetables.interval",
     # Airflow < 3.3.2 masks secrets synchronously in ``aget_connection``/``extra_dejson``: these read the
     # connection and its extras in a worker thread there, and the async way on 3.3.2+.
     "get_async_connection": "airflow.providers.common.compat.connection",

@@ -14,7 +14,6 @@ import threading
 import types
 from typing import Any
 
-import pendulum
 import pytest
 
 from airflow_qstash import compat
@@ -35,8 +34,14 @@ def test_version_flags_match_the_features_they_name():
     from airflow.providers_manager import ProvidersManager
 
     assert compat.base_version(__version__) == compat.AIRFLOW_VERSION
-    # Airflow 3 brought the task SDK, 3.2 the connection form read from provider info
+    # Airflow 3 brought the task SDK, 3.1 dag.test() on its DAG, 3.2 the connection form read from provider info
     assert compat.AIRFLOW_V_3_0_PLUS is (importlib.util.find_spec("airflow.sdk") is not None)
+    if compat.AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import DAG
+
+        assert compat.AIRFLOW_V_3_1_PLUS is hasattr(DAG, "test")
+    else:
+        assert compat.AIRFLOW_V_3_1_PLUS is False
     assert compat.AIRFLOW_V_3_2_PLUS is hasattr(ProvidersManager, "_load_ui_metadata")
 
 
@@ -47,29 +52,17 @@ def test_trigger_classes_are_airflows():
     assert compat.TriggerEvent is TriggerEvent
 
 
-def test_cron_data_interval_timetable_is_the_one_dag_files_use():
-    expected_module = "airflow.sdk" if compat.AIRFLOW_V_3_2_PLUS else "airflow.timetables.interval"
-    timetable_class = compat.CronDataIntervalTimetable
-    assert timetable_class is importlib.import_module(expected_module).CronDataIntervalTimetable
-    from airflow.providers.common.compat.sdk import DAG
-
-    timetable = timetable_class("0 0 * * *", timezone="UTC")
-    dag = DAG("compat_timetable", schedule=timetable, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
-    assert dag.timetable is timetable
-
-
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         compat.NoSuchThing  # noqa: B018
 
 
-def test_importing_compat_pulls_in_no_trigger_timetable_or_connection_module():
+def test_importing_compat_pulls_in_no_trigger_or_connection_module():
     code = (
         "import sys, airflow\n"
         "before = set(sys.modules)\n"
         "import airflow_qstash.compat\n"
-        "heavy = ('airflow.triggers.base', 'airflow.timetables.interval', "
-        "'airflow.providers.common.compat.connection')\n"
+        "heavy = ('airflow.triggers.base', 'airflow.providers.common.compat.connection')\n"
         "print([m for m in heavy if m in set(sys.modules) - before])"
     )
     import subprocess

@@ -144,36 +144,41 @@ def run_once(request: dict[str, Any]) -> dict[str, Any]:
 def run_dag_test(request: dict[str, Any]) -> dict[str, Any]:
     """Parse the DAGs folder afresh, run one DAG with ``dag.test()``, read back its states and XComs."""
     import pendulum
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    dag = bag.dags[request["dag_id"]]
+    dag = _testable(bag, bag.dags[request["dag_id"]])
     if request.get("no_retries"):
         for task in dag.tasks:
             task.retries = 0
     kwargs: dict[str, Any] = {"run_conf": request.get("run_conf")}
     if "logical_date" in request:
         logical = request["logical_date"]
-        kwargs["logical_date"] = None if logical is None else pendulum.parse(logical)
+        # Airflow 2 names it execution_date, and has no run without one
+        kwargs["logical_date" if AIRFLOW_V_3_0_PLUS else "execution_date"] = (
+            None if logical is None else pendulum.parse(logical)
+        )
+    elif AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        kwargs["logical_date"] = pendulum.now("UTC")  # Airflow 3.0's default is no logical date, later ones now
     started = time.monotonic()
     dag_run = dag.test(**kwargs)
     seconds = time.monotonic() - started
     tasks: dict[str, dict[str, Any]] = {}
     with create_session() as session:
         for ti in dag_run.get_task_instances(session=session):
-            row = session.scalars(
-                XComModel.get_many(
-                    run_id=dag_run.run_id, key="return_value", task_ids=ti.task_id, dag_ids=dag_run.dag_id
-                )
-            ).first()
             tasks[ti.task_id] = {
                 "state": None if ti.state is None else str(ti.state),
                 "try_number": ti.try_number,
-                "xcom": None if row is None else XComModel.deserialize_value(row),
+                "xcom": _return_value(session, dag_run.dag_id, dag_run.run_id, ti.task_id),
             }
     return {
         "dag_id": dag_run.dag_id,
@@ -188,6 +193,48 @@ def run_dag_test(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _testable(bag: Any, dag: Any) -> Any:
+    """
+    ``dag`` ready for ``dag.test()``. Airflow 3.0 keeps ``test()`` on the scheduler's DAG class; 3.1 and 3.2
+    need the DAG serialized in the DB first (what ``airflow dags test`` does; 3.3's ``test()`` does it itself).
+    """
+    if not hasattr(dag, "test"):  # Airflow 3.0
+        from airflow.models.dag import DAG as SchedulerDAG
+
+        return SchedulerDAG.from_sdk_dag(dag)
+    try:
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:
+        try:
+            from airflow.models.dagbag import sync_bag_to_db  # type: ignore[attr-defined,no-redef]
+        except ImportError:  # Airflow 2: dag.test() writes the DAG itself
+            return dag
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag
+
+
+def _return_value(session: Any, dag_id: str, run_id: str, task_id: str) -> Any:
+    """
+    A task's XCom ``return_value``. ``get_many`` gives a ``Select`` on Airflow 3.1+ and a ``Query`` before;
+    Airflow 2's ``XCom`` rows carry the value already deserialized (``init_on_load``).
+    """
+    from sqlalchemy.sql import Select
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2
+        from airflow.models.xcom import XCom
+
+        row = XCom.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=dag_id, session=session)
+        return None if (first := row.first()) is None else first.value
+    found = XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=dag_id)
+    row = session.scalars(found).first() if isinstance(found, Select) else found.with_session(session).first()
+    return None if row is None else XComModel.deserialize_value(row)
+
+
 def main(log_path: str) -> int:
     # Answers go to the original stdout; everything else that writes to fd 1 or 2 goes to the log.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
@@ -197,7 +244,19 @@ def main(log_path: str) -> int:
     # The same call as `airflow db migrate`, without starting a second Airflow process.
     from airflow.utils.db import upgradedb
 
+    from airflow_qstash.compat import AIRFLOW_V_3_1_PLUS
+
     upgradedb()
+    if not AIRFLOW_V_3_1_PLUS:
+        # Airflow 2's and 3.0's migrations load Alembic's logging file, which disables the loggers that exist and
+        # adds a root handler: put Airflow's logging back. Their dag.test() gives the task logger a console
+        # handler of its own, so the task logger stops propagating to the root one too (each line once).
+        import logging
+
+        from airflow.logging_config import configure_logging
+
+        configure_logging()
+        logging.getLogger("airflow.task").propagate = False
     for line in sys.stdin:
         if not line.strip():
             continue
