@@ -391,14 +391,11 @@ class QStashAsyncHook(_QStashHookBase):
     async def get_config(self) -> QStashConnectionConfig:
         """Read the connection the async way, once; the blocking parts run off the event loop."""
         if self._config is None:
-            try:
-                from airflow_qstash.compat import get_async_connection
-            except ImportError:  # TODO(lead): remove once compat.py lands
-                get_async_connection = self.aget_connection  # type: ignore[assignment]
+            from airflow_qstash.compat import amask_secret, get_async_connection
 
             conn = await get_async_connection(self.qstash_conn_id)
-            config = QStashConnectionConfig.from_connection(conn)
-            await asyncio.to_thread(mask_secret, config.token)
+            config = QStashConnectionConfig.from_connection(conn)  # reads the raw extra: nothing blocks
+            await amask_secret(config.token)
             self._config = config
         return self._config
 

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES, BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.compat import BaseTrigger, TriggerEvent
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 
