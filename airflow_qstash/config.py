@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS
 from airflow_qstash.errors import QStashAPIError, QStashConnectionError, QStashRetryableError
 
 DEFAULT_BASE_URL = "https://qstash.upstash.io"
@@ -90,28 +91,6 @@ class RetryPolicy:
 
 
 # --------------------------------------------------------------------------- extras
-
-
-@dataclass(frozen=True)
-class Extra:
-    """One numeric connection extra: its kind, default, and the finite range it must lie in."""
-
-    kind: type
-    default: float
-    minimum: float
-    maximum: float
-    label: str
-
-
-#: The numeric extras, declared once: the connection reader and the connection form derive from it.
-NUMERIC_EXTRAS: dict[str, Extra] = {
-    "timeout": Extra(float, 30.0, 0.001, 3600.0, "Total seconds per request attempt"),
-    "max_retries": Extra(int, 5, 0, 100, "Retries on 429, 5xx and network errors"),
-    "backoff_initial": Extra(float, 0.5, 0.0, 3600.0, "First retry backoff (seconds)"),
-    "backoff_max": Extra(float, 20.0, 0.0, 3600.0, "Longest retry backoff (seconds)"),
-    "max_rate_limit_wait": Extra(float, 60.0, 0.0, 86_400.0, "Longest wait for a rate-limit reset (seconds)"),
-    "poll_interval_max": Extra(float, 10.0, 0.01, 600.0, "Longest pause between bulk-action polls (seconds)"),
-}
 
 
 def _read_extra_number(extra: Mapping[str, Any], key: str) -> Any:
@@ -284,7 +263,7 @@ class QStashConnectionConfig:
         return cls(
             conn_id=conn.conn_id,
             base_url=resolve_base_url(
-                conn.host, conn.port, allow_insecure_http=_read_bool(extras, "allow_insecure_http")
+                conn.host, conn.port, allow_insecure_http=_read_bool(extras, ALLOW_INSECURE_HTTP)
             ),
             token=token,
             timeout=numbers["timeout"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_qstash.connection_fields import conn_fields
+
 INTEGRATION = "Upstash QStash"
 
 
@@ -38,20 +40,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "qstash",
                 "hook-class-name": "airflow_qstash.hooks.qstash.QStashHook",
                 "hook-name": "Upstash QStash",
-                "conn-fields": {
-                    "timeout": {
-                        "label": "Request timeout (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 30},
-                    },
-                    "max_retries": {
-                        "label": "Retries on 429, 5xx and network errors",
-                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
-                    },
-                    "max_rate_limit_wait": {
-                        "label": "Longest wait for a rate-limit reset (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
-                    },
-                },
+                "conn-fields": conn_fields(),
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "login"],
                     "relabeling": {"password": "QStash token", "host": "Region or base URL"},

@@ -192,6 +192,10 @@ def test_connection_form_widgets_are_built_from_the_declared_conn_fields(fake_wt
             assert field.default == schema["default"]
             ranges = [v for v in field.validators if isinstance(v, fake_wtforms.NumberRange)]
             assert [(r.min, r.max) for r in ranges] == [(schema.get("minimum"), schema.get("maximum"))]
+        elif kind == "boolean":
+            assert field.field_class is fake_wtforms.BooleanField
+            assert field.default is schema["default"]
+            continue
         else:
             assert kind == "number"
             assert field.field_class is fake_wtforms.StringField  # Airflow 2 has no float field

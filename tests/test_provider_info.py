@@ -6,6 +6,7 @@ import copy
 import importlib
 import importlib.metadata
 import importlib.resources
+import importlib.util
 import json
 import subprocess
 import sys
@@ -15,8 +16,10 @@ import jsonschema
 import pytest
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, ui_field_behaviour
+from airflow_qstash.connection_fields import BOOLEAN_EXTRAS, NUMERIC_EXTRAS
 from airflow_qstash.get_provider_info import get_provider_info
-from airflow_qstash.hooks.qstash import QStashConnectionConfig, QStashHook, RetryPolicy
+from airflow_qstash.hooks.qstash import QStashHook, RetryPolicy
 
 DIST_NAME = "airflow-provider-qstash"
 
@@ -81,8 +84,10 @@ def test_every_listed_module_imports(info):
     ]
     assert modules == [
         "airflow_qstash.operators.qstash",
+        "airflow_qstash.operators.dlq",
         "airflow_qstash.hooks.qstash",
         "airflow_qstash.triggers.qstash",
+        "airflow_qstash.triggers.dlq",
     ]
     for module in modules:
         assert importlib.import_module(module).__name__ == module
@@ -121,32 +126,39 @@ def test_ui_field_behaviour(qstash_type):
 
 
 def test_conn_fields_match_what_the_hook_reads(qstash_type, monkeypatch):
+    """The form is built from the same declaration the connection reader validates against."""
     fields = qstash_type["conn-fields"]
-    assert set(fields) == {"timeout", "max_retries", "max_rate_limit_wait"}
-    defaults = RetryPolicy()
-    hook_defaults = {
-        "timeout": QStashConnectionConfig.__dataclass_fields__["timeout"].default,
-        "max_retries": defaults.max_retries,
-        "max_rate_limit_wait": defaults.max_rate_limit_wait,
+    assert set(fields) == set(NUMERIC_EXTRAS) | set(BOOLEAN_EXTRAS)
+    # a connection whose every extra is null (a cleared form) reads as the defaults
+    extra = dict.fromkeys(fields)
+    monkeypatch.setenv("AIRFLOW_CONN_QSTASH_FORM", json.dumps({"conn_type": "qstash", "password": "t", "extra": extra}))
+    config = QStashHook("qstash_form").config
+    read = {
+        "timeout": config.timeout,
+        "max_retries": config.retry.max_retries,
+        "backoff_initial": config.retry.backoff_initial,
+        "backoff_max": config.retry.backoff_max,
+        "max_rate_limit_wait": config.retry.max_rate_limit_wait,
+        "poll_interval_max": config.poll_interval_max,
     }
+    assert set(read) == set(NUMERIC_EXTRAS)
+    defaults = RetryPolicy()
+    assert (defaults.max_retries, defaults.backoff_max) == (read["max_retries"], read["backoff_max"])
     for name, field in fields.items():
         assert field["label"]
         schema = field["schema"]
         jsonschema.Draft7Validator.check_schema(schema)
-        assert schema["default"] == hook_defaults[name]
         jsonschema.validate(schema["default"], schema)
-        jsonschema.validate(None, schema)  # the form may store a cleared field as null...
-
-    # ...and the hook reads such a connection: null extras mean the defaults
-    extra = dict.fromkeys(fields)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_QSTASH_FORM",
-        json.dumps({"conn_type": "qstash", "password": "t", "extra": extra}),
-    )
-    config = QStashHook("qstash_form").config
-    assert config.timeout == hook_defaults["timeout"]
-    assert config.retry.max_retries == hook_defaults["max_retries"]
-    assert config.retry.max_rate_limit_wait == hook_defaults["max_rate_limit_wait"]
+        jsonschema.validate(None, schema)  # the form may store a cleared field as null
+        if name in NUMERIC_EXTRAS:
+            assert schema["default"] == read[name]
+            spec = NUMERIC_EXTRAS[name]
+            # the form's range is the reader's: the bounds pass the schema, one step outside does not
+            jsonschema.validate(spec.maximum, schema)
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate(spec.maximum * 2 + 1, schema)
+        else:
+            assert schema["default"] is False
 
 
 # --------------------------------------------------------------------------- Airflow's ProvidersManager
@@ -169,9 +181,12 @@ def test_providers_manager_sees_the_provider(providers_manager):
 
 
 def test_providers_manager_sees_the_hook():
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as Manager
+    except ImportError:  # before Airflow 3.2 the one ProvidersManager serves tasks too
+        from airflow.providers_manager import ProvidersManager as Manager  # type: ignore[assignment]
 
-    hook_info = ProvidersManagerTaskRuntime().hooks["qstash"]
+    hook_info = Manager().hooks["qstash"]
     assert hook_info is not None
     assert hook_info.hook_class_name == "airflow_qstash.hooks.qstash.QStashHook"
     assert hook_info.package_name == DIST_NAME
@@ -181,20 +196,48 @@ def test_providers_manager_sees_the_hook():
     assert hook_info.connection_testable is True
 
 
+def _reads_the_form() -> bool:
+    """
+    Whether this Airflow builds connection forms: from provider info on 3.2+, from the hook's WTForms methods
+    before that, which Airflow 3.0 and 3.1 do only when WTForms is installed (with the FAB provider).
+    """
+    return AIRFLOW_V_3_2_PLUS or importlib.util.find_spec("wtforms") is not None
+
+
+def test_hook_declares_the_form_for_airflow_before_3_2():
+    # Airflow before 3.2 reads the methods of the hook class itself, not inherited ones
+    assert {"get_connection_form_widgets", "get_ui_field_behaviour"} <= set(QStashHook.__dict__)
+    assert QStashHook.get_ui_field_behaviour() == ui_field_behaviour()
+
+
 def test_providers_manager_field_behaviour(providers_manager):
+    if not _reads_the_form():
+        assert "qstash" not in providers_manager.field_behaviours  # Airflow 3.0/3.1 without WTForms: no form
+        return
     behaviour = providers_manager.field_behaviours["qstash"]
     assert {"schema", "port", "login"} <= set(behaviour["hidden_fields"])
     assert behaviour["relabeling"] == {"password": "QStash token", "host": "Region or base URL"}
 
 
-def test_providers_manager_connection_form_widgets(providers_manager):
-    widgets = providers_manager.connection_form_widgets
-    for name, default in (("timeout", 30), ("max_retries", 5), ("max_rate_limit_wait", 60)):
+def test_providers_manager_connection_form_widgets(providers_manager, qstash_type):
+    widgets = {k: w for k, w in providers_manager.connection_form_widgets.items() if k.startswith("extra__qstash__")}
+    if not _reads_the_form():
+        assert widgets == {}  # Airflow 3.0/3.1 without WTForms show no provider's extra fields
+        return
+    declared = qstash_type["conn-fields"]
+    assert set(widgets) == {f"extra__qstash__{name}" for name in declared}
+    for name, field in declared.items():
         widget = widgets[f"extra__qstash__{name}"]
         assert widget.package_name == DIST_NAME
         assert widget.field_name == name
         assert widget.is_sensitive is False
-        assert widget.field["value"] == default
+        default = field["schema"]["default"]
+        if AIRFLOW_V_3_2_PLUS:  # the declaration itself
+            assert widget.field["value"] == default
+        else:  # the WTForms field compat.connection_form_widgets() built from it (numbers as text)
+            kind = next(t for t in field["schema"]["type"] if t != "null")
+            expected = {"integer": ("IntegerField", default), "number": ("StringField", str(default))}[kind]
+            assert (widget.field.field_class.__name__, widget.field.kwargs["default"]) == expected
 
 
 # --------------------------------------------------------------------------- the operator module imports cheaply
@@ -233,7 +276,9 @@ def _probe_result(process):
 
 
 def test_operator_module_imports_no_transport_or_hook_modules():
-    baseline_process = _start_probe(["airflow.sdk", "airflow.providers.common.compat.sdk"])
+    baseline_process = _start_probe(
+        ["airflow.sdk" if AIRFLOW_V_3_0_PLUS else "airflow", "airflow.providers.common.compat.sdk"]
+    )
     operator_process = _start_probe(["airflow_qstash.operators.qstash"])
     baseline = _probe_result(baseline_process)
     operator = _probe_result(operator_process)

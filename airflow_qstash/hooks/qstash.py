@@ -107,20 +107,6 @@ class _QStashHookBase(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(qstash_conn_id={self.qstash_conn_id!r})"
 
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The connection form's extra fields on Airflow before 3.2 (3.2+ reads ``conn-fields``)."""
-        from airflow_qstash.compat import connection_form_widgets
-
-        return connection_form_widgets()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabelled and placeholder fields of the connection form on Airflow before 3.2."""
-        from airflow_qstash.compat import ui_field_behaviour
-
-        return ui_field_behaviour()
-
     @staticmethod
     def _no_answer(call: Call, config: QStashConnectionConfig, err: Exception) -> QStashTransportError:
         # requests wraps a timeout while reading the body in a ConnectionError(ReadTimeoutError(...))
@@ -172,6 +158,23 @@ class QStashHook(_QStashHookBase):
 
     #: How the hook sleeps between retries and polls; tests replace it to record the waits.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """
+        The connection form's extra fields on Airflow before 3.2 (3.2+ reads ``conn-fields``). Declared on
+        this class, not inherited: Airflow 2 reads the connection type's own hook class.
+        """
+        from airflow_qstash.compat import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the connection form on Airflow before 3.2."""
+        from airflow_qstash.compat import ui_field_behaviour
+
+        return ui_field_behaviour()
 
     @cached_property
     def config(self) -> QStashConnectionConfig:
