@@ -236,7 +236,11 @@ def test_providers_manager_connection_form_widgets(providers_manager, qstash_typ
             assert widget.field["value"] == default
         else:  # the WTForms field compat.connection_form_widgets() built from it (numbers as text)
             kind = next(t for t in field["schema"]["type"] if t != "null")
-            expected = {"integer": ("IntegerField", default), "number": ("StringField", str(default))}[kind]
+            expected = {
+                "boolean": ("BooleanField", default),
+                "integer": ("IntegerField", default),
+                "number": ("StringField", str(default)),
+            }[kind]
             assert (widget.field.field_class.__name__, widget.field.kwargs["default"]) == expected
 
 
@@ -287,5 +291,9 @@ def test_operator_module_imports_no_transport_or_hook_modules():
     assert not [m for m in baseline["loaded"] if m.startswith("airflow_qstash")]
     added = sorted(set(operator["loaded"]) - set(baseline["loaded"]))
     assert added == [], f"importing the operator module also imported {added}"
-    # requests and the provider's own heavy modules are absent outright, not merely no more than Airflow's
-    assert not [m for m in operator["loaded"] if m == "requests" or m.startswith(("requests.", "airflow_qstash."))]
+    # the provider's own heavy modules are absent outright, and so is requests where Airflow itself does not
+    # load it (Airflow 2's core does)
+    present = [m for m in operator["loaded"] if m.startswith("airflow_qstash.")]
+    if "requests" not in baseline["modules"]:
+        present += [m for m in operator["loaded"] if m.split(".")[0] == "requests"]
+    assert present == []
