@@ -1,6 +1,7 @@
 """
-Dead-letter-queue runs without I/O: the DLQ filter, the inputs of a delete or a retry run, and the loop
-that the worker and the triggerer both drive.
+Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and the loop that the worker
+and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter` (next to
+the bulk-cancel filter; importable from here too).
 
 A run sends ``DELETE /v2/dlq`` (or ``POST /v2/dlq/retry``) with the filter, follows the ``cursor`` of
 each answer, and stops when an answer carries none. A long ``dlq_ids`` list is split into requests of at
@@ -31,7 +32,8 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,7 +41,7 @@ from airflow_qstash.filters import (
     DLQ_FILTERS,
     EMPTY_RENDERINGS,
     BulkCancelFilterError,
-    FilterValue,
+    DLQFilter,
     NoFilterError,
     read_rendered_filter,
 )
@@ -49,7 +51,8 @@ if TYPE_CHECKING:
 
 DELETE = "delete"
 RETRY = "retry"
-#: The flag that allows a run with no filter, per action (``DLQ_FILTERS.select_all`` in the value object).
+#: The flag that allows a run with no filter, per action (the value object's ``select_all`` field), named in
+#: the refusals (``flag_name``).
 SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
 #: The bound on requests when ``max_requests`` is not given: finite, so that a server that keeps answering
 #: with a cursor cannot hold a task for ever, and far above any real job (100,000 requests of 100 entries
@@ -83,32 +86,6 @@ class DLQFilterError(BulkCancelFilterError):
     """DLQ input refused before any request was sent."""
 
 
-@dataclass(frozen=True)
-class DLQFilter(FilterValue):
-    """
-    The DLQ entries one delete or retry (``DELETE /v2/dlq``, ``POST /v2/dlq/retry``) selects; the filters
-    are :data:`~airflow_qstash.filters.DLQ_FILTERS`, the rules those of
-    :class:`~airflow_qstash.filters.FilterValue`. ``select_all`` is the operation's ``delete_all`` or
-    ``retry_all``.
-    """
-
-    TABLE = DLQ_FILTERS
-
-    dlq_ids: tuple[str, ...] = ()
-    message_ids: tuple[str, ...] = ()
-    urls: tuple[str, ...] = ()
-    url_groups: tuple[str, ...] = ()
-    schedule_ids: tuple[str, ...] = ()
-    queue_names: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    flow_control_keys: tuple[str, ...] = ()
-    caller_ips: tuple[str, ...] = ()
-    response_statuses: tuple[int, ...] = ()
-    from_date: int | None = None
-    to_date: int | None = None
-    select_all: bool = False
-
-
 # --------------------------------------------------------------------------- reading the inputs
 
 
@@ -123,12 +100,15 @@ def refuse_rejected_filters(given: Iterable[str]) -> None:
             )
 
 
-def _with_flag_name(err: BulkCancelFilterError, action: str) -> BulkCancelFilterError:
-    """The refusal with the operation's own flag (``delete_all``/``retry_all``) named in it."""
-    flag = SELECT_ALL_FLAGS[action]
-    text = str(err).replace(f"{DLQ_FILTERS.select_all}=True", f"{flag}=True")
-    text = text.replace(f"{DLQ_FILTERS.select_all} must", f"{flag} must")
-    return (NoFilterError if isinstance(err, NoFilterError) else DLQFilterError)(text)
+@contextmanager
+def _as_dlq_refusal() -> Iterator[None]:
+    """Raise a filter refusal as a :class:`DLQFilterError`; a :class:`NoFilterError` stays what it is."""
+    try:
+        yield
+    except (NoFilterError, DLQFilterError):
+        raise
+    except BulkCancelFilterError as err:
+        raise DLQFilterError(str(err)) from None
 
 
 def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> DLQFilter:
@@ -140,10 +120,8 @@ def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> 
     :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
     """
     refuse_rejected_filters(values)
-    try:
-        return DLQFilter.build(select_all=select_all, **values)
-    except BulkCancelFilterError as err:
-        raise _with_flag_name(err, action) from None
+    with _as_dlq_refusal():
+        return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), **values)
 
 
 def read_rendered_dlq_filter(
@@ -162,7 +140,7 @@ def read_rendered_dlq_filter(
     empty refused unless optional, ``to_date`` pinned to the task's start, no filter refused unless
     ``select_all``.
     """
-    try:
+    with _as_dlq_refusal():
         return read_rendered_filter(
             rendered,
             set_by_author=set_by_author,
@@ -171,9 +149,8 @@ def read_rendered_dlq_filter(
             select_all=select_all,
             now_ms=now_ms,
             filter_class=DLQFilter,
+            flag_name=SELECT_ALL_FLAGS.get(action),
         )
-    except BulkCancelFilterError as err:
-        raise _with_flag_name(err, action) from None
 
 
 def parse_batch_size(value: Any) -> int:

@@ -32,7 +32,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import InitVar, dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import unquote, urlencode
@@ -556,9 +556,15 @@ class FilterValue:
     those items and the API ignores every other filter then, so mixing them is refused. A filter that
     selects nothing at all (no filter, ``from_date=0``, a ``to_date`` in the future) would act on *every*
     item: it is refused unless the ``select_all`` flag is true.
+
+    :param flag_name: what the caller calls the ``select_all`` flag, for the refusals (``delete_all`` or
+        ``retry_all`` for the one ``select_all`` field of a DLQ filter); default the field's own name. It
+        is not stored: the value, its dict and its equality do not depend on it.
     """
 
     TABLE: ClassVar[FilterTable]
+
+    flag_name: InitVar[str | None] = field(default=None, kw_only=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -568,13 +574,14 @@ class FilterValue:
         if declared != expected:
             raise TypeError(f"{cls.__name__} must declare the fields {expected} (its TABLE), in order, not {declared}")
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, flag_name: str | None) -> None:
         table = self.TABLE
+        flag = flag_name or table.select_all
         if getattr(self, FROM_DATE) == 0:
             # "Since 1970" selects nothing narrower than no bound, so it must not count as a filter.
             object.__setattr__(self, FROM_DATE, None)
         if not isinstance(self.everything_allowed, bool):
-            raise BulkCancelFilterError(f"{table.select_all} must be True or False, not {self.everything_allowed!r}.")
+            raise BulkCancelFilterError(f"{flag} must be True or False, not {self.everything_allowed!r}.")
         for spec in table.specs:
             value = getattr(self, spec.name)
             if spec.kind == "list":
@@ -603,7 +610,7 @@ class FilterValue:
                 ignored = f" (to_date {_iso(to_date)} is in the future: it selects every message, so it is no filter)"
             raise NoFilterError(
                 f"No filter given{ignored}: {table.everything}. Give at least one filter "
-                f"({', '.join(table.names)}), or set {table.select_all}=True if that is really meant."
+                f"({', '.join(table.names)}), or set {flag}=True if that is really meant."
             )
 
     @property
@@ -612,11 +619,15 @@ class FilterValue:
         return getattr(self, self.TABLE.select_all)
 
     @classmethod
-    def build(cls: type[FilterValueT], *, now_ms: int | None = None, **values: Any) -> FilterValueT:
+    def build(
+        cls: type[FilterValueT], *, now_ms: int | None = None, flag_name: str | None = None, **values: Any
+    ) -> FilterValueT:
         """
         Normalise filter values given in Python (the hook's keywords) and validate them.
 
         :param now_ms: what the date string ``"now"`` means, in Unix milliseconds.
+        :param flag_name: what the caller calls the ``select_all`` flag, named in the refusals
+            (``delete_all``); default the field's own name.
         :param values: any of the table's filters, and its ``select_all`` flag (``cancel_all``).
         """
         table = cls.TABLE
@@ -632,7 +643,7 @@ class FilterValue:
                 normalised[spec.name] = to_unix_ms(
                     values.get(spec.name), spec.name, now_ms=now_ms, zero_allowed=spec.name == FROM_DATE
                 )
-        return cls(**normalised, **{table.select_all: select_all})
+        return cls(**normalised, **{table.select_all: select_all}, flag_name=flag_name)
 
     def active_filters(self) -> list[str]:
         """Names of the filters that carry a value, in query order."""
@@ -669,7 +680,8 @@ class FilterValue:
     @classmethod
     def from_dict(cls: type[FilterValueT], data: Mapping[str, Any]) -> FilterValueT:
         """Rebuild a filter from :meth:`to_dict` output (validated again)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     def describe(self) -> str:
         """A short human-readable summary for logs, e.g. ``labels=['a'] from_date=2024-05-01T00:00:00Z``."""
@@ -741,6 +753,31 @@ class BulkCancelFilter(FilterValue):
         return parts
 
 
+@dataclass(frozen=True)
+class DLQFilter(FilterValue):
+    """
+    The DLQ entries one delete or retry (``DELETE /v2/dlq``, ``POST /v2/dlq/retry``) selects; the filters
+    are :data:`DLQ_FILTERS`, the rules those of :class:`FilterValue`. ``select_all`` is the operation's
+    ``delete_all`` or ``retry_all`` (pass that name as ``flag_name`` to have the refusals say it).
+    """
+
+    TABLE = DLQ_FILTERS
+
+    dlq_ids: tuple[str, ...] = ()
+    message_ids: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+    url_groups: tuple[str, ...] = ()
+    schedule_ids: tuple[str, ...] = ()
+    queue_names: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    flow_control_keys: tuple[str, ...] = ()
+    caller_ips: tuple[str, ...] = ()
+    response_statuses: tuple[int, ...] = ()
+    from_date: int | None = None
+    to_date: int | None = None
+    select_all: bool = False
+
+
 # --------------------------------------------------------------------------- the operator's reader
 
 
@@ -753,6 +790,7 @@ def read_rendered_filter(
     select_all: Any = False,
     now_ms: int,
     filter_class: type[FilterValueT] = BulkCancelFilter,  # type: ignore[assignment]
+    flag_name: str | None = None,
 ) -> FilterValueT:
     """
     Build a filter from an operator's rendered template fields.
@@ -781,6 +819,8 @@ def read_rendered_filter(
     :param select_all: rendered ``cancel_all``: a bool, or the text ``"True"``/``"False"``.
     :param now_ms: the task's start in Unix milliseconds.
     :param filter_class: the value object to build (:class:`BulkCancelFilter`).
+    :param flag_name: what the operator calls the ``select_all`` flag (``delete_all``), named in the
+        refusals; default the field's own name (``cancel_all``).
     """
     table = filter_class.TABLE
     set_by_author, templated, optional = set(set_by_author), set(templated), set(optional)
@@ -811,9 +851,10 @@ def read_rendered_filter(
             "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
             "(airflow.timetables.interval) or give an explicit window."
         )
-    flag = {table.select_all: parse_bool(select_all, table.select_all)}
+    flag_name = flag_name or table.select_all
+    flag = {table.select_all: parse_bool(select_all, flag_name)}
     if table.ids_name is not None and values[table.ids_name]:
-        return filter_class(**values, **flag)  # an ids run takes no dates: any date given is refused
+        return filter_class(**values, **flag, flag_name=flag_name)  # an ids run takes no dates: any date is refused
     pinned = to_date is None or to_date >= now_ms
     if pinned and from_date and from_date > now_ms:
         raise BulkCancelFilterError(
@@ -831,12 +872,12 @@ def read_rendered_filter(
     # Built with a bound that selects everything left out, so that it never counts as the one filter
     # that makes an otherwise empty (act-on-everything) filter acceptable; the pin is added afterwards.
     try:
-        value = filter_class(**{**values, TO_DATE: None if pinned else to_date}, **flag)
+        value = filter_class(**{**values, TO_DATE: None if pinned else to_date}, **flag, flag_name=flag_name)
     except NoFilterError as err:
         if not notes:
             raise
         raise NoFilterError(f"{err} Note: {'; '.join(notes)}.") from None
-    return replace(value, **{TO_DATE: now_ms}) if pinned else value
+    return replace(value, **{TO_DATE: now_ms}, flag_name=flag_name) if pinned else value
 
 
 def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCancelFilterError:

@@ -711,6 +711,40 @@ def test_a_malformed_table_is_refused(specs, fragment):
         FilterTable(*specs, *dates, select_all="all", everything="everything")
 
 
+def test_the_dlq_value_object_sits_with_the_bulk_cancel_one_and_is_still_importable_from_dlq():
+    from airflow_qstash import dlq, filters
+
+    assert dlq.DLQFilter is filters.DLQFilter
+    assert [f.name for f in fields(filters.DLQFilter)] == [*DLQ_FILTERS.names, "select_all"]
+
+
+def test_the_caller_names_its_own_select_all_flag_in_the_refusals():
+    with pytest.raises(NoFilterError, match=r"set wipe_all=True if that is really meant") as info:
+        BulkCancelFilter.build(flag_name="wipe_all")
+    assert "cancel_all" not in str(info.value)
+    with pytest.raises(BulkCancelFilterError, match=r"^wipe_all must be True or False, not 'yes'"):
+        BulkCancelFilter.build(labels="a", cancel_all="yes", flag_name="wipe_all")
+    with pytest.raises(NoFilterError, match=r"set cancel_all=True"):
+        BulkCancelFilter.build()  # the field's own name by default
+
+
+def test_the_flag_name_is_not_part_of_the_value():
+    named = BulkCancelFilter.build(labels="a", flag_name="wipe_all")
+    assert named == BulkCancelFilter.build(labels="a")
+    assert "flag_name" not in named.to_dict()
+    assert BulkCancelFilter.from_dict(named.to_dict()) == named
+
+
+def test_the_rendered_reader_names_the_callers_flag_also_after_pinning_to_date():
+    read = {"set_by_author": ["labels"], "templated": [], "now_ms": NOW_MS, "flag_name": "wipe_all"}
+    with pytest.raises(NoFilterError, match=r"set wipe_all=True"):
+        read_rendered_filter({"to_date": "2099-01-01"}, **{**read, "set_by_author": ["to_date"]})
+    with pytest.raises(BulkCancelFilterError, match=r"^wipe_all must be True or False"):
+        read_rendered_filter({"labels": "a"}, select_all="maybe", **read)
+    pinned = read_rendered_filter({"labels": "a"}, **read)
+    assert (pinned.labels, pinned.to_date) == (("a",), NOW_MS)
+
+
 # --------------------------------------------------------------------------- bounds that select everything
 
 

@@ -91,6 +91,16 @@ def test_no_filter_is_refused_naming_the_actions_own_flag(action: str):
     assert "dead-letter queue" in str(info.value)
 
 
+@pytest.mark.parametrize("action", ["delete", "retry"])
+def test_a_value_quoted_in_a_refusal_is_quoted_as_given(action: str):
+    """The flag is named where the refusal is written, so no text is rewritten afterwards: a value that
+    looks like the flag's generic name reaches the message unchanged."""
+    with pytest.raises(DLQFilterError, match=r"labels\[0\]='select_all=True,x' contains a comma"):
+        build_dlq_filter(action, labels=["select_all=True,x"])
+    with pytest.raises(DLQFilterError, match=r"labels\[0\]='select_all must,x' contains a comma"):
+        rendered(action, labels='["select_all must,x"]')
+
+
 def test_the_flag_allows_a_run_with_no_filter():
     value = build_dlq_filter("retry", select_all=True)
     assert value.to_query_params() == []
