@@ -1,6 +1,8 @@
-# The two Quickstart commands:
+# The Quickstart commands:
 #   make demo   set everything up, start the local QStash emulator, run the example DAGs against it
-#   make test   set everything up, lint, type-check and run the whole test suite (what CI runs)
+#   make test   set everything up, lint, type-check, run the whole test suite on the newest Airflow and the
+#               version matrix (what CI runs)
+#   make unit   the fast tests only (no server, no Airflow process, no browser): the edit-test loop
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow_home
 
-.PHONY: setup demo test lint typecheck unit live-airflow bench clean
+.PHONY: setup demo test lint typecheck unit matrix live-airflow chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,9 +34,19 @@ typecheck: setup
 live-airflow: setup
 	$(BIN)/python scripts/live_airflow.py
 
-# Browser tests need Debian's chromium (never a downloaded browser).
+# Browser tests need Debian's chromium (never a downloaded browser), without its recommended packages.
 chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
+# The tests that need no network server, no real Airflow process and no browser (`pytest -m "not slow"`).
+unit: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The unit tests and the example-DAG runs on the oldest patch release of every other supported Airflow
+# minor, each in its own .venv-af<version> built from constraints/airflow-<version>.txt.
+matrix: setup
+	$(BIN)/python scripts/matrix.py test
 
 test: setup chromium lint typecheck
 	$(BIN)/python -m pytest -q
@@ -43,4 +55,4 @@ bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .airflow_home build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-af* .airflow_home build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

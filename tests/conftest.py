@@ -33,6 +33,45 @@ def qstash_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     return FAKE_BASE_URL
 
 
+# --------------------------------------------------------------------------- the unit/slow split
+#
+# ``slow``: a test that needs a network server (the emulator or a loopback server, even in this process), a
+# real Airflow process (dag.test runs, the live stack) or a browser, or that builds and installs the wheel.
+# Everything else is a unit test: ``make unit`` runs ``pytest -m "not slow"``. A test is slow when it carries
+# one of SLOW_MARKERS, lives under one of SLOW_PATHS, or uses one of SLOW_FIXTURES (directly or through
+# another fixture); a test module may also mark itself with ``pytest.mark.slow``.
+
+SLOW_MARKERS = frozenset({"e2e", "airflow_live", "soak"})
+SLOW_PATHS = (
+    "tests/e2e/",
+    "tests/live/",
+    "tests/emulator/",
+    "tests/hooks/test_loopback.py",
+    "tests/dlq/test_dlq_loopback.py",
+    "tests/test_packaging.py",
+)
+#: Fixtures that start the emulator or an Airflow child process.
+SLOW_FIXTURES = frozenset(
+    {"shared_emulator", "e2e_emulator", "dag_runner", "emulator", "leak_env", "fast_server", "slow_server"}
+)
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Whether ``item`` needs a server, a real Airflow process or a browser (see SLOW_PATHS and co.)."""
+    path = item.path.relative_to(item.config.rootpath).as_posix()
+    return (
+        any(item.get_closest_marker(name) for name in SLOW_MARKERS)
+        or path.startswith(SLOW_PATHS)
+        or not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
 # --------------------------------------------------------------------------- suite-wide secret scan
 #
 # Every test's report is scanned for TEST_TOKEN: the output and log records captured in each phase, what
