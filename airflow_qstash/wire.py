@@ -708,8 +708,10 @@ def list_dlq_page(
 
 
 def delete_dlq_message(dlq_id: str) -> Procedure[None]:
-    """``DELETE /v2/dlq/{dlqId}``: remove one entry; an empty or dot-segment id is refused before sending."""
-    path_segment(dlq_id, "dlq_id")  # the refusal names the argument to change
+    """
+    ``DELETE /v2/dlq/{dlqId}``: remove one entry. An empty or dot-segment id is refused before sending, by
+    the :class:`Call` itself, naming ``dlq_id`` (the endpoint's ``id_name``).
+    """
     yield Call(DLQ_MESSAGE, path_id=dlq_id)
     return None
 
