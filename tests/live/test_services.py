@@ -8,7 +8,7 @@ import redis
 
 from tests.live.services import PostgresCluster, RedisServer
 
-pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.airflow_live, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def test_redis_answers_with_its_password_only_and_stops_clean():
