@@ -4,11 +4,14 @@ Run from the repository root (needs Debian's ``redis-server`` and ``postgresql``
 
     python bench/bench_fanout.py                         # 50 tenants x 200 messages, batch 20, +50 ms
     python bench/bench_fanout.py --repeats 3 --messages 1000 --batch-size 100 --latency-ms 100
+    python bench/bench_fanout.py --bulk-cancel actions   # today's hosted QStash: one bulk action per round
 
 Starts the deployment of ``tests/live/test_celery_live.py`` (:class:`tests.live.celery_stack.CeleryAirflow`:
 PostgreSQL, Redis, API server, scheduler, DAG processor, 2 Celery workers of 4 slots, 2 triggerers) and
-the QStash emulator in a child process (``legacy`` bulk cancel: ``count`` honoured), which adds
-``--latency-ms`` to every request so a round trip resembles one to QStash. Each tenant has its own label
+the QStash emulator in a child process, which adds ``--latency-ms`` to every request so a round trip
+resembles one to QStash. ``--bulk-cancel legacy`` (default) emulates a server that honours ``count``, so
+the client drives the batches; ``actions``, today's hosted QStash, where each round is a bulk action the
+server works through at ``--action-rate`` messages per second. Each tenant has its own label
 and ``--messages`` messages; ``--noise`` others must stay held. Then, in turn, each way cancels the 50
 tenants' messages through one DAG run triggered over the REST API:
 
@@ -37,9 +40,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common then puts the repository there too
 
-from _common import TOKEN, emulator_process, header, median, progress, table  # also puts the repository on sys.path
+from _common import (
+    TOKEN,
+    bulk_cancels,
+    emulator_process,
+    header,
+    median,
+    progress,
+    table,
+)
 
 from tests.conftest import connection_json
 from tests.live.airflow_runtime import AirflowAPI
@@ -112,6 +123,8 @@ def main() -> int:
     parser.add_argument("--noise", type=int, default=1_000, help="other messages that must stay held")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each way (max 5); medians shown")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one DAG run may take")
+    parser.add_argument("--bulk-cancel", choices=("legacy", "actions"), default="legacy", help="server generation")
+    parser.add_argument("--action-rate", type=float, default=2000.0, help="actions mode: messages/s per action")
     args = parser.parse_args()
     args.messages = max(1, min(args.messages, 100_000))
     args.batch_size = max(1, min(args.batch_size, 500))
@@ -121,7 +134,10 @@ def main() -> int:
     tenants = labels()
     results: dict[str, list[tuple[float, float, int, int]]] = {way: [] for way in WAYS}
     home = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
-    with emulator_process(faults={"latency_ms": args.latency_ms}, bulk_cancel="legacy") as emu:
+    server = {"bulk_cancel": args.bulk_cancel}
+    if args.bulk_cancel == "actions":
+        server["action_rate"] = args.action_rate
+    with emulator_process(faults={"latency_ms": args.latency_ms}, **server) as emu:
         deployment = CeleryAirflow(
             home,
             connections={"qstash_default": connection_json(emu.base_url, TOKEN, timeout=60)},
@@ -145,9 +161,9 @@ def main() -> int:
                     expected = {"held": args.noise, "cancelled": TENANTS * args.messages}
                     if counts != expected:
                         raise SystemExit(f"{way}: the store holds {counts}, expected {expected}")
-                    requests = sum(1 for e in emu.request_log() if e["method"] == "DELETE")
+                    requests = bulk_cancels(emu)
                     results[way].append((wall, task_seconds, tis, requests))
-                    progress(f"run {repeat + 1}: {way}: {wall:.1f} s wall, {tis} task instances, {requests} requests")
+                    progress(f"run {repeat + 1}: {way}: {wall:.1f} s wall, {tis} task instances, {requests} cancels")
         leftovers = deployment.leftover_processes()
     if leftovers:
         raise SystemExit(f"processes left running: {leftovers}")
@@ -160,8 +176,10 @@ def main() -> int:
     )
     print(
         f"airflow   CeleryExecutor, {LAYOUT.workers} workers x {LAYOUT.worker_concurrency} slots, "
-        f"{LAYOUT.triggerers} triggerers, PostgreSQL, Redis; emulator in a child process (legacy bulk cancel)"
+        f"{LAYOUT.triggerers} triggerers, PostgreSQL, Redis; emulator in a child process"
     )
+    generation = "legacy (count honoured)" if args.bulk_cancel == "legacy" else f"actions, {args.action_rate:g} msg/s"
+    print(f"server    {generation}")
     print(f"runs      {'median of ' + str(args.repeats) if args.repeats > 1 else '1'} per way")
     print()
     one_task = median(run[0] for run in results["one task, 50 labels"])
@@ -178,13 +196,14 @@ def main() -> int:
                 f"{one_task / wall:.2f}x",
             )
         )
-    table(("way", "task instances", "requests", "wall s", "task s", "speed-up vs one task"), rows)
-    print()
-    print(
-        f"requests: each mapped task sends ceil({args.messages}/{args.batch_size}) + 1 = {per_tenant}; "
-        f"the one task sends ceil({TENANTS * args.messages}/{args.batch_size}) + 1 = "
-        f"{math.ceil(TENANTS * args.messages / args.batch_size) + 1}."
-    )
+    table(("way", "task instances", "bulk cancels", "wall s", "task s", "speed-up vs one task"), rows)
+    if args.bulk_cancel == "legacy":
+        print()
+        print(
+            f"bulk cancels: each mapped task sends ceil({args.messages}/{args.batch_size}) + 1 = {per_tenant}; "
+            f"the one task sends ceil({TENANTS * args.messages}/{args.batch_size}) + 1 = "
+            f"{math.ceil(TENANTS * args.messages / args.batch_size) + 1}."
+        )
     return 0
 
 
