@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_qstash.dlq import (
     DELETE,
@@ -26,26 +26,18 @@ from airflow_qstash.dlq import (
     refuse_rejected_filters,
     retry_overrides,
 )
-from airflow_qstash.filters import (
-    DLQ_FILTERS,
-    JINJA_MARKERS,
-    MANUAL_RUN_HINT,
-    BulkCancelFilterError,
-    is_templated,
-    renders_empty,
-    to_unix_ms,
-)
+from airflow_qstash.filters import DLQ_FILTERS, renders_empty
+from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 
-class DLQRefused(DLQFilterError, AirflowFailException):
-    """Input refused before any request; a retry cannot fix it, so the task fails without retrying."""
+class DLQRefused(DLQFilterError, QStashRefused):
+    """DLQ input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
-class _QStashDLQOperator(BaseOperator):
+class _QStashDLQOperator(QStashFilterOperator):
     """
     What both DLQ operators share: the DLQ filters as template fields, reading them after rendering, the
     bound on requests, deferral, the summary. Subclasses name the action and build its run.
@@ -58,6 +50,7 @@ class _QStashDLQOperator(BaseOperator):
     template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests")
     template_fields_renderers = DLQ_FILTERS.renderers
     ui_color = "#fde8e8"
+    REFUSED = DLQRefused
 
     def __init__(
         self,
@@ -80,10 +73,8 @@ class _QStashDLQOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        try:
+        with self._refusing():
             refuse_rejected_filters(kwargs)
-        except DLQFilterError as err:
-            raise DLQRefused(str(err)) from None
         super().__init__(**kwargs)
         self.qstash_conn_id = qstash_conn_id
         self.dlq_ids = dlq_ids
@@ -100,7 +91,9 @@ class _QStashDLQOperator(BaseOperator):
         self.to_date = to_date
         self.max_requests = max_requests
         self.deferrable = deferrable
-        self.optional_filters = self._optional(optional_filters)
+        self.optional_filters = self._read_optional_filters(
+            optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
+        )
         self._run: DLQRun | None = None
         self._task_start_ms: int | None = None
         self.set_by_author: tuple[str, ...] = ()
@@ -108,26 +101,9 @@ class _QStashDLQOperator(BaseOperator):
 
     # ----------------------------------------------------------------------- reading rendered values
 
-    def _optional(self, names: Any) -> tuple[str, ...]:
-        """Validate ``optional_filters``: a list of this operator's filter (or override) names."""
-        if names is None:
-            return ()
-        known = (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS)
-        if isinstance(names, str) or not isinstance(names, list | tuple | set | frozenset):
-            raise DLQRefused(f"optional_filters must be a list of names (e.g. ['labels']), not {names!r}.")
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise DLQRefused(f"optional_filters names unknown field(s) {unknown}; known: {', '.join(known)}.")
-        return tuple(name for name in known if name in set(names))
-
     def _judge_raw_values(self, names: Sequence[str]) -> None:
         """Record, before rendering, which of ``names`` the author set and which of those are templates."""
-        dag = self.dag if self.has_dag() else None
-        options = getattr(dag, "jinja_environment_kwargs", None) or {}
-        keys = ("variable_start_string", "block_start_string", "comment_start_string")
-        markers = tuple(str(options.get(key, default)) for key, default in zip(keys, JINJA_MARKERS, strict=True))
-        self.set_by_author = tuple(name for name in names if getattr(self, name) is not None)
-        self.templated_fields = tuple(name for name in self.set_by_author if is_templated(getattr(self, name), markers))
+        self.set_by_author, self.templated_fields = self._set_and_templated(names)
 
     def _select_all(self) -> Any:
         """The rendered ``delete_all``/``retry_all``."""
@@ -146,7 +122,7 @@ class _QStashDLQOperator(BaseOperator):
             if templated and name in self.optional_filters:
                 return None
             how = "is templated but rendered empty" if templated else "is empty"
-            raise DLQRefused(
+            raise self.REFUSED(
                 f"{name} {how} ({value!r}): give it a value, leave it unset (None), or list '{name}' in "
                 f"optional_filters if an empty {name} should mean 'not given'."
             )
@@ -154,7 +130,7 @@ class _QStashDLQOperator(BaseOperator):
 
     def plan(self, now_ms: int) -> DLQRun:
         """Read the rendered fields into a validated run; every refusal happens here, before any request."""
-        try:
+        with self._refusing():
             dlq_filter = read_rendered_dlq_filter(
                 self.ACTION,
                 {name: getattr(self, name) for name in DLQ_FILTERS.names},
@@ -166,23 +142,10 @@ class _QStashDLQOperator(BaseOperator):
             )
             self._task_start_ms = now_ms
             return make_run(self.ACTION, dlq_filter, max_requests=self.max_requests, **self._run_options())
-        except BulkCancelFilterError as err:
-            raise DLQRefused(str(err)) from err
 
     def _run_options(self) -> dict[str, Any]:
         """The action's own run options from the rendered fields (``batch_size``, the overrides)."""
         return {}
-
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render as usual; a date template that is undefined on a manual run fails with the reason."""
-        import jinja2
-
-        try:
-            super().render_template_fields(context, jinja_env)
-        except jinja2.UndefinedError as err:
-            if "data_interval" not in str(err):
-                raise
-            raise DLQRefused(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
 
     # ----------------------------------------------------------------------- running
 
@@ -191,13 +154,11 @@ class _QStashDLQOperator(BaseOperator):
         from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
-        run = self._run = self.plan(_task_start_ms(context))
-        try:
+        run = self._run = self.plan(task_start_ms(context))
+        with self._refusing():
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
             dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
-        except BulkCancelFilterError as err:
-            raise DLQRefused(str(err)) from err
         self._log_plan(run)
         if self.deferrable:
             from airflow_qstash.triggers.dlq import QStashDLQTrigger
@@ -222,9 +183,7 @@ class _QStashDLQOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
-        if event.get("status") != "success":
-            raise AirflowException(event.get("message") or f"QStash DLQ {self.ACTION} trigger failed: {event!r}")
-        return self._finish({k: v for k, v in event.items() if k != "status"})
+        return self._finish(self._event_summary(event, f"DLQ {self.ACTION}"))
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         done = "deleted" if self.ACTION == DELETE else "retried"
@@ -245,17 +204,7 @@ class _QStashDLQOperator(BaseOperator):
             run.dlq_filter.describe(),
             run.max_requests,
         )
-        if run.dlq_filter.to_date is not None and run.dlq_filter.to_date == self._task_start_ms:
-            self.log.info(
-                "to_date pinned to the task's start (%d ms), the latest it may be, so entries that land in the "
-                "DLQ during the run are left for the next run and the loop ends.",
-                run.dlq_filter.to_date,
-            )
-
-    def on_kill(self) -> None:
-        """Stop the run before its next request; the request in flight finishes."""
-        if self._run is not None:
-            self._run.stop()
+        self._log_pinned_to_date(run.dlq_filter.to_date, "entries that land in the DLQ")
 
 
 class QStashDLQDeleteOperator(_QStashDLQOperator):
@@ -409,14 +358,6 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         assert isinstance(run, DLQRetryRun)
         if run.headers:
             self.log.info("Retried messages get these overrides: %s.", dict(run.headers))
-
-
-def _task_start_ms(context: Context) -> int:
-    """The task instance's start in Unix ms (now, outside a task run)."""
-    import pendulum
-
-    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
-    return to_unix_ms(start, "task start") or 0
 
 
 __all__ = ["DLQRefused", "QStashDLQDeleteOperator", "QStashDLQRetryOperator"]

@@ -6,31 +6,21 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
-from airflow_qstash.filters import (
-    BULK_CANCEL_FILTERS,
-    FILTER_NAMES,
-    JINJA_MARKERS,
-    MANUAL_RUN_HINT,
-    BulkCancelFilter,
-    BulkCancelFilterError,
-    is_templated,
-    read_rendered_filter,
-    to_unix_ms,
-)
+from airflow_qstash.filters import BULK_CANCEL_FILTERS, FILTER_NAMES, BulkCancelFilter, read_rendered_filter
+from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 
-class BulkCancelRefused(BulkCancelFilterError, AirflowFailException):
-    """Input refused before any request; a retry cannot fix it, so the task fails without retrying."""
+class BulkCancelRefused(QStashRefused):
+    """Bulk-cancel input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
-class QStashBulkCancelOperator(BaseOperator):
+class QStashBulkCancelOperator(QStashFilterOperator):
     """
     Cancel the pending Upstash QStash messages that the filters select, in batches until one cancels zero.
 
@@ -103,6 +93,7 @@ class QStashBulkCancelOperator(BaseOperator):
     template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
     template_fields_renderers = BULK_CANCEL_FILTERS.renderers
     ui_color = "#e8f0fe"
+    REFUSED = BulkCancelRefused
 
     def __init__(
         self,
@@ -147,14 +138,8 @@ class QStashBulkCancelOperator(BaseOperator):
         self.cancel_all = cancel_all
         self.action_timeout = action_timeout
         self.deferrable = deferrable
-        self.optional_filters = _optional_filters(optional_filters)
-        # Judged on the raw values, before Airflow renders them: which filters the author set (not None),
-        # and which of those are templates (the rest are literals, taken literally).
-        markers = _jinja_markers(self.dag if self.has_dag() else None)
-        self.filters_set_by_author = tuple(name for name in FILTER_NAMES if getattr(self, name) is not None)
-        self.templated_filters = tuple(
-            name for name in self.filters_set_by_author if is_templated(getattr(self, name), markers)
-        )
+        self.optional_filters = self._read_optional_filters(optional_filters, FILTER_NAMES, noun="filter")
+        self.filters_set_by_author, self.templated_filters = self._set_and_templated(FILTER_NAMES)
         self._run: BulkCancelRun | None = None
         self._task_start_ms: int | None = None
 
@@ -174,28 +159,15 @@ class QStashBulkCancelOperator(BaseOperator):
             bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches, action_timeout=self.action_timeout
         )
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render as usual; a date template that is undefined on a manual run fails with the reason."""
-        import jinja2
-
-        try:
-            super().render_template_fields(context, jinja_env)
-        except jinja2.UndefinedError as err:
-            if "data_interval" not in str(err):
-                raise
-            raise BulkCancelRefused(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
-
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_qstash.hooks.qstash import QStashHook, bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
-        try:
-            run = self._run = self.plan(_task_start_ms(context))
+        with self._refusing():
+            run = self._run = self.plan(task_start_ms(context))
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
             bulk_cancel_requests(run.bulk_filter, run.batch_size, hook.config.base_url)
-        except BulkCancelFilterError as err:
-            raise BulkCancelRefused(str(err)) from err
         self._log_plan(run)
         if self.deferrable:
             from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
@@ -222,9 +194,7 @@ class QStashBulkCancelOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
-        if event.get("status") != "success":
-            raise AirflowException(event.get("message") or f"QStash bulk cancel trigger failed: {event!r}")
-        return self._finish({k: v for k, v in event.items() if k != "status"})
+        return self._finish(self._event_summary(event, "bulk cancel"))
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         self.log.info(
@@ -242,48 +212,7 @@ class QStashBulkCancelOperator(BaseOperator):
             run.batch_size,
             run.max_batches,
         )
-        if run.bulk_filter.to_date is not None and run.bulk_filter.to_date == self._task_start_ms:
-            self.log.info(
-                "to_date pinned to the task's start (%d ms), the latest it may be, so messages published "
-                "during the run are left for the next run and the loop ends.",
-                run.bulk_filter.to_date,
-            )
-
-    def on_kill(self) -> None:
-        """Stop the loop before its next batch; the batch in flight finishes."""
-        if self._run is not None:
-            self._run.stop()
-
-
-def _optional_filters(names: Any) -> tuple[str, ...]:
-    """Validate ``optional_filters``: a list of filter names; a string or an unknown name is refused."""
-    if names is None:
-        return ()
-    if isinstance(names, str) or not isinstance(names, list | tuple | set | frozenset):
-        raise BulkCancelFilterError(
-            f"optional_filters must be a list of filter names (e.g. ['labels', 'queue_names']), not {names!r}."
-        )
-    unknown = [name for name in names if name not in BULK_CANCEL_FILTERS]
-    if unknown:
-        raise BulkCancelFilterError(
-            f"optional_filters names unknown filter(s) {unknown}; known filters: {', '.join(FILTER_NAMES)}."
-        )
-    return tuple(name for name in FILTER_NAMES if name in set(names))
-
-
-def _jinja_markers(dag: Any) -> tuple[str, ...]:
-    """The strings that start a template in ``dag``: Jinja's defaults, or its ``jinja_environment_kwargs``."""
-    options = getattr(dag, "jinja_environment_kwargs", None) or {}
-    keys = ("variable_start_string", "block_start_string", "comment_start_string")
-    return tuple(str(options.get(key, default)) for key, default in zip(keys, JINJA_MARKERS, strict=True))
-
-
-def _task_start_ms(context: Context) -> int:
-    """The task instance's start in Unix ms (now, outside a task run)."""
-    import pendulum
-
-    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
-    return to_unix_ms(start, "task start") or 0
+        self._log_pinned_to_date(run.bulk_filter.to_date, "messages published")
 
 
 __all__ = ["QStashBulkCancelOperator"]

@@ -114,6 +114,18 @@ def test_host_and_path_are_refused_when_the_dag_is_parsed(cls: type, name: str):
 
 
 @pytest.mark.parametrize("cls", OPERATORS)
+def test_optional_filters_take_the_filters_and_the_operators_own_optional_fields_in_order(cls: type):
+    op = cls(task_id="t", labels="a", optional_filters=("to_date", "labels", "urls", "labels"))
+    assert op.optional_filters == ("urls", "labels", "to_date")
+    if cls is QStashDLQRetryOperator:
+        op = cls(task_id="t", labels="a", optional_filters={"override_delay", "labels"})
+        assert op.optional_filters == ("labels", "override_delay")
+    else:
+        with pytest.raises(DLQRefused, match=r"unknown field\(s\) \['override_delay'\]; known fields: dlq_ids,"):
+            cls(task_id="t", labels="a", optional_filters=["override_delay"])
+
+
+@pytest.mark.parametrize("cls", OPERATORS)
 def test_optional_filters_must_name_known_fields(cls: type):
     with pytest.raises(DLQRefused, match="unknown field"):
         cls(task_id="t", labels="a", optional_filters=["label"])
@@ -216,6 +228,50 @@ def test_a_refusal_fails_the_task_without_retries():
 
     assert issubclass(DLQRefused, AirflowFailException)
     assert issubclass(DLQRefused, BulkCancelFilterError)
+
+
+@pytest.mark.parametrize("cls", OPERATORS)
+def test_an_undefined_data_interval_on_a_manual_run_explains_itself(cls: type):
+    import jinja2
+
+    op = cls(task_id="t", labels="a", from_date="{{ data_interval_start }}")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    with pytest.raises(DLQRefused, match="manual or API-triggered run has no data interval") as info:
+        op.render_template_fields(ti_context(), jinja_env=env)
+    assert "data_interval_start" in str(info.value)
+    other = cls(task_id="t", labels="{{ no_such_thing }}")
+    with pytest.raises(jinja2.UndefinedError, match="no_such_thing"):
+        other.render_template_fields(ti_context(), jinja_env=env)
+
+
+@pytest.mark.parametrize("cls", OPERATORS)
+def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates(cls: type):
+    from airflow.sdk import DAG
+
+    dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
+    op = cls(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}", urls="https://x/a")
+    assert op.set_by_author == ("urls", "queue_names", "labels")
+    assert op.templated_fields == ("labels",)
+
+
+def test_the_retry_overrides_are_judged_literal_or_templated_too():
+    op = QStashDLQRetryOperator(task_id="t", labels="a", override_retries="{{ params.r }}", override_delay="5m")
+    assert op.templated_fields == ("override_retries",)
+    assert set(op.set_by_author) == {"labels", "override_retries", "override_delay"}
+
+
+@pytest.mark.parametrize("cls", OPERATORS)
+def test_the_pinned_to_date_is_logged_only_when_it_was_pinned(sync_fake: FakeDLQ, cls: type):
+    import structlog
+
+    with structlog.testing.capture_logs() as logs:
+        cls(task_id="t", labels="a").execute(ti_context())
+    pinned = [entry["event"] for entry in logs if "pinned" in entry["event"]]
+    assert len(pinned) == 1
+    assert str(TASK_START_MS) in pinned[0] and "entries that land in the DLQ during the run" in pinned[0]
+    with structlog.testing.capture_logs() as logs:
+        cls(task_id="t", labels="a", to_date=WEEK_START).execute(ti_context())
+    assert not any("pinned" in entry["event"] for entry in logs)
 
 
 # --------------------------------------------------------------------------- the run

@@ -1,0 +1,154 @@
+"""
+What the QStash filter operators (bulk cancel, DLQ delete and retry) share: what they do before the first
+request, and what they do around their run.
+
+* :class:`QStashRefused`: input refused before any request (an ``AirflowFailException``: no retries).
+* :func:`task_start_ms`: the task's start, where ``to_date`` is pinned.
+* :class:`QStashFilterOperator`: the literal-or-templated judgement on the raw values, ``optional_filters``,
+  refusals raised as the operator's own type, rendering that explains a missing data interval, the
+  pinned-``to_date`` log line, the trigger's event, ``on_kill``.
+
+Imported when a DAG file is parsed: nothing here imports an HTTP client, a hook or a trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+
+from airflow_qstash.filters import JINJA_MARKERS, MANUAL_RUN_HINT, BulkCancelFilterError, is_templated, to_unix_ms
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.providers.common.compat.sdk import Context
+
+
+class QStashRefused(BulkCancelFilterError, AirflowFailException):
+    """Input refused before any request; a retry cannot fix it, so the task fails without retrying."""
+
+
+class _StoppableRun(Protocol):
+    """A run that ``on_kill`` can ask to stop before its next request."""
+
+    def stop(self) -> None:
+        """Stop before the next request (thread-safe)."""
+
+
+def task_start_ms(context: Context) -> int:
+    """The task instance's start in Unix ms (now, outside a task run)."""
+    import pendulum
+
+    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
+    return to_unix_ms(start, "task start") or 0
+
+
+def jinja_markers(dag: Any) -> tuple[str, ...]:
+    """The strings that start a template in ``dag``: Jinja's defaults, or its ``jinja_environment_kwargs``."""
+    options = getattr(dag, "jinja_environment_kwargs", None) or {}
+    keys = ("variable_start_string", "block_start_string", "comment_start_string")
+    return tuple(str(options.get(key, default)) for key, default in zip(keys, JINJA_MARKERS, strict=True))
+
+
+class QStashFilterOperator(BaseOperator):
+    """
+    The base of the operators that act on what a set of (templated) filters selects. A subclass declares
+    its fields and template fields, plans a run from the rendered values and drives it; this class holds
+    the rules they share, so that each refusal reads the same whichever operator raises it.
+
+    A subclass sets :attr:`REFUSED`, and ``_run`` and ``_task_start_ms`` (``None`` until planned).
+    """
+
+    #: The exception every refusal of the operator is raised as.
+    REFUSED: ClassVar[type[QStashRefused]] = QStashRefused
+
+    _run: _StoppableRun | None
+    _task_start_ms: int | None
+
+    def _set_and_templated(self, names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """
+        Of ``names``, the fields the author set (not ``None``), and of those the templated ones, judged on
+        the raw values before Airflow renders them (see :func:`~airflow_qstash.filters.is_templated`), with
+        the DAG's own Jinja delimiters when it has any. The rest are literals, taken literally.
+        """
+        markers = jinja_markers(self.dag if self.has_dag() else None)
+        set_by_author = tuple(name for name in names if getattr(self, name) is not None)
+        return set_by_author, tuple(name for name in set_by_author if is_templated(getattr(self, name), markers))
+
+    def _read_optional_filters(self, names: Any, known: Sequence[str], *, noun: str) -> tuple[str, ...]:
+        """
+        Validate ``optional_filters``: a list (tuple, set) of ``known`` names, returned in ``known`` order; a
+        string, any other type or an unknown name is refused when the DAG is parsed.
+
+        :param names: ``optional_filters`` as given.
+        :param known: the names the operator accepts there.
+        :param noun: what those names are called in the refusal (``filter``, ``field``).
+        """
+        if names is None:
+            return ()
+        if isinstance(names, str) or not isinstance(names, list | tuple | set | frozenset):
+            raise self.REFUSED(
+                f"optional_filters must be a list of {noun} names (e.g. ['labels', 'queue_names']), not {names!r}."
+            )
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise self.REFUSED(
+                f"optional_filters names unknown {noun}(s) {unknown}; known {noun}s: {', '.join(known)}."
+            )
+        return tuple(name for name in known if name in set(names))
+
+    @contextmanager
+    def _refusing(self) -> Iterator[None]:
+        """Raise a filter refusal from inside as :attr:`REFUSED`, so the task fails without retries."""
+        try:
+            yield
+        except BulkCancelFilterError as err:
+            raise self.REFUSED(str(err)) from err
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render as usual; a date template that is undefined on a manual run fails with the reason."""
+        import jinja2
+
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.UndefinedError as err:
+            if "data_interval" not in str(err):
+                raise
+            raise self.REFUSED(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
+
+    def _log_pinned_to_date(self, to_date: int | None, arrivals: str) -> None:
+        """
+        Log that ``to_date`` was pinned to the task's start, when it was.
+
+        :param to_date: the planned filter's ``to_date``.
+        :param arrivals: what arrives during the run and is left alone (``messages published``).
+        """
+        if to_date is not None and to_date == self._task_start_ms:
+            self.log.info(
+                "to_date pinned to the task's start (%d ms), the latest it may be, so %s during the run are left "
+                "for the next run and the loop ends.",
+                to_date,
+                arrivals,
+            )
+
+    @staticmethod
+    def _event_summary(event: dict[str, Any], what: str) -> dict[str, Any]:
+        """
+        The summary a trigger's success event carries; any other event fails the task with its message.
+
+        :param event: the trigger's event.
+        :param what: the run, for a failure without a message (``bulk cancel``, ``DLQ delete``).
+        """
+        if event.get("status") != "success":
+            raise AirflowException(event.get("message") or f"QStash {what} trigger failed: {event!r}")
+        return {k: v for k, v in event.items() if k != "status"}
+
+    def on_kill(self) -> None:
+        """Stop the run before its next request; the request in flight finishes."""
+        if self._run is not None:
+            self._run.stop()
+
+
+__all__ = ["QStashFilterOperator", "QStashRefused", "jinja_markers", "task_start_ms"]
