@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-from airflow_qstash.dlq import DLQFilter, DLQRun, DLQRunIncomplete, make_run
-from airflow_qstash.hooks.qstash import QStashAsyncHook
+from airflow_qstash.compat import BaseTrigger, TriggerEvent
+from airflow_qstash.dlq import DLQRun, DLQRunIncomplete, make_run
+from airflow_qstash.filters import DLQFilter
+from airflow_qstash.triggers._common import drive_to_event
 
 
 class QStashDLQTrigger(BaseTrigger):
@@ -29,7 +28,7 @@ class QStashDLQTrigger(BaseTrigger):
 
     :param action: ``"delete"`` or ``"retry"``.
     :param qstash_conn_id: the ``qstash`` connection.
-    :param dlq_filter: :meth:`~airflow_qstash.dlq.DLQFilter.to_dict` of the validated filter.
+    :param dlq_filter: :meth:`~airflow_qstash.filters.DLQFilter.to_dict` of the validated filter.
     :param max_requests: the most requests the run may send.
     :param options: the run's own options, :meth:`~airflow_qstash.dlq.DLQRun.options` (``batch_size`` for
         a delete, ``headers`` for a retry).
@@ -64,24 +63,17 @@ class QStashDLQTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = QStashAsyncHook(qstash_conn_id=self.qstash_conn_id)
-        run: DLQRun | None = None
-        try:
-            run = make_run(
-                self.action, DLQFilter.from_dict(self.dlq_filter), max_requests=self.max_requests, **self.options
-            )
-            config = await hook.get_config()
-            summary = await hook.drive(run.steps(config.base_url, log=self.log))
-        except DLQRunIncomplete as err:
-            yield TriggerEvent({"status": "error", "message": str(err), **err.summary})
-            return
-        except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict
-            totals = run.summary() if run is not None else {}
-            yield TriggerEvent({"status": "error", "message": f"QStash DLQ {self.action} failed: {err}", **totals})
-            return
-        finally:
-            await hook.aclose()
-        yield TriggerEvent({"status": "success", **summary})
+        def start() -> DLQRun:
+            dlq_filter = DLQFilter.from_dict(self.dlq_filter)
+            return make_run(self.action, dlq_filter, max_requests=self.max_requests, **self.options)
+
+        yield await drive_to_event(
+            self.qstash_conn_id,
+            start,
+            lambda run, config: run.steps(config.base_url, log=self.log),
+            incomplete=DLQRunIncomplete,
+            what=f"DLQ {self.action}",
+        )
 
 
 __all__ = ["QStashDLQTrigger"]

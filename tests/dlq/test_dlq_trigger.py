@@ -117,3 +117,31 @@ def test_a_missing_connection_fires_one_error_event(monkeypatch: pytest.MonkeyPa
     [event] = collect(make_trigger(qstash_conn_id="qstash_nowhere"))
     assert event.payload["status"] == "error"
     assert "qstash_nowhere" in event.payload["message"]
+
+
+@pytest.mark.parametrize(("max_requests", "status"), [(100_000, "success"), (1, "error")])
+def test_the_client_is_closed_before_the_event_is_fired(
+    async_fake: FakeDLQ, monkeypatch: pytest.MonkeyPatch, max_requests: int, status: str
+):
+    from airflow_qstash.hooks.qstash import QStashAsyncHook
+
+    async_fake.add(150, "a")
+    closed: list[bool] = []
+    original = QStashAsyncHook.aclose
+
+    async def recording(self: QStashAsyncHook) -> None:
+        closed.append(self._client is not None)
+        await original(self)
+
+    monkeypatch.setattr(QStashAsyncHook, "aclose", recording)
+
+    async def first_event() -> tuple[Any, list[bool]]:
+        events: Any = make_trigger(max_requests=max_requests).run()  # an async generator: it has aclose
+        event = await events.__anext__()
+        closed_when_fired = list(closed)
+        await events.aclose()
+        return event, closed_when_fired
+
+    event, closed_when_fired = asyncio.run(first_event())
+    assert event.payload["status"] == status
+    assert closed_when_fired == [True]  # the open client was closed before the event came out

@@ -1,0 +1,65 @@
+"""What the QStash triggers share: drive one run on the async hook and turn how it ended into one event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+from airflow_qstash.batching import BulkCancelIncomplete
+from airflow_qstash.compat import TriggerEvent
+from airflow_qstash.config import QStashConnectionConfig
+from airflow_qstash.dlq import DLQRunIncomplete
+from airflow_qstash.hooks.qstash import QStashAsyncHook
+from airflow_qstash.wire import Procedure
+
+
+class _Run(Protocol):
+    """A run that reports its totals so far."""
+
+    def summary(self) -> dict[str, Any]:
+        """The totals so far, as the XCom value."""
+
+
+RunT = TypeVar("RunT", bound=_Run)
+
+
+async def drive_to_event(
+    qstash_conn_id: str,
+    start: Callable[[], RunT],
+    steps: Callable[[RunT, QStashConnectionConfig], Procedure[dict[str, Any]]],
+    *,
+    incomplete: type[BulkCancelIncomplete] | type[DLQRunIncomplete],
+    what: str,
+) -> TriggerEvent:
+    """
+    Drive one run to its end on :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook` and return the one
+    event that says how it ended: ``success`` with the summary; ``error`` with the message and the totals
+    so far when the run stopped early (``incomplete``), or when the connection or the serialised run
+    could not be read (an ``AirflowException``, ``ValueError`` or ``TypeError``). The HTTP client is
+    closed before the event is returned.
+
+    :param qstash_conn_id: the ``qstash`` connection.
+    :param start: builds the run from the trigger's serialised arguments (validated again).
+    :param steps: the run's sans-IO procedure for the connection, returning the summary.
+    :param incomplete: the error the run raises when it stops early; it carries the totals (``summary``).
+    :param what: the run, for the error message (``bulk cancel``, ``DLQ delete``).
+    """
+    hook = QStashAsyncHook(qstash_conn_id=qstash_conn_id)
+    run: RunT | None = None
+    try:
+        run = start()
+        config = await hook.get_config()
+        summary = await hook.drive(steps(run, config))
+    except incomplete as err:
+        return TriggerEvent({"status": "error", "message": str(err), **err.summary})
+    except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict
+        totals = run.summary() if run is not None else {}
+        return TriggerEvent({"status": "error", "message": f"QStash {what} failed: {err}", **totals})
+    finally:
+        await hook.aclose()
+    return TriggerEvent({"status": "success", **summary})
+
+
+__all__ = ["drive_to_event"]
