@@ -35,9 +35,12 @@ MATRIX: dict[str, list[str]] = {
     # the lowest common-compat this provider declares: the oldest Airflow proves the lowest bound too
     "2.11.0": ["apache-airflow-providers-common-compat==1.22.0"],
     "3.0.0": [],
-    # Airflow 3.1.0 imports structlog.dev.Styles, which structlog 26 removed
-    "3.1.0": ["structlog==25.4.0"],
-    "3.2.0": [],
+    # Airflow 3.1.0 imports structlog.dev.Styles, which structlog 26 removed; its execution API needs the
+    # cadwyn, FastAPI and pydantic of its release (September 2025)
+    "3.1.0": ["structlog==25.4.0", "cadwyn==5.4.4", "fastapi==0.117.1", "pydantic==2.11.9"],
+    # 3.2.0's execution API fails to build its models (TITerminalStatePayload) with the newest FastAPI and
+    # cadwyn: the ones the newest Airflow (constraints.txt) runs with work
+    "3.2.0": ["cadwyn==7.0.0", "fastapi==0.136.3"],
 }
 
 #: The tests each version runs: everything but the slow ones, plus the example-DAG runs.
