@@ -23,9 +23,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -54,6 +55,9 @@ def _which(program: str, install: str, extra_dirs: list[Path] | None = None) -> 
     return found
 
 
+_ServiceT = TypeVar("_ServiceT", bound="_Service")
+
+
 class _Service(abc.ABC):
     """
     One server process in its own session, on a free loopback port, with a random password, logging to a
@@ -70,7 +74,7 @@ class _Service(abc.ABC):
         self.proc: subprocess.Popen[bytes] | None = None
         self._members: list[psutil.Process] = []
 
-    def __enter__(self) -> _Service:
+    def __enter__(self: _ServiceT) -> _ServiceT:
         try:
             self.start()
         except BaseException:
@@ -93,7 +97,7 @@ class _Service(abc.ABC):
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **popen
             )
 
-    def _wait_ready(self, ready: Any, timeout: float) -> None:
+    def _wait_ready(self, ready: Callable[[], bool], timeout: float) -> None:
         """Call ``ready()`` until it returns true (bounded by ``timeout``); fail early if the server exits."""
         deadline = time.monotonic() + timeout
         last: BaseException | None = None
@@ -272,7 +276,8 @@ class PostgresCluster(_Service):
         }
         args = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         self._spawn([postgres, "-D", str(data), *args], env=env, cwd=self.dir, **self._as_owner())
-        self._wait_ready(self._create_database, timeout)
+        self._wait_ready(self._answers, timeout)
+        self._create_database()
 
     def _connect(self, dbname: str) -> Any:
         import psycopg2
@@ -281,7 +286,11 @@ class PostgresCluster(_Service):
             host="127.0.0.1", port=self.port, user=self.user, password=self.password, dbname=dbname, connect_timeout=3
         )
 
-    def _create_database(self) -> bool:
+    def _answers(self) -> bool:
+        self._connect("postgres").close()
+        return True
+
+    def _create_database(self) -> None:
         connection = self._connect("postgres")
         try:
             connection.autocommit = True
@@ -289,7 +298,6 @@ class PostgresCluster(_Service):
                 cursor.execute(f"CREATE DATABASE {self.database}")
         finally:
             connection.close()
-        return True
 
     def stop(self, grace: float = 15.0, stop_signal: signal.Signals = signal.SIGINT) -> None:
         super().stop(grace, stop_signal)
