@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_qstash.batching import BulkCancelIncomplete
 from airflow_qstash.compat import TriggerEvent
-from airflow_qstash.config import QStashConnectionConfig
 from airflow_qstash.dlq import DLQRunIncomplete
-from airflow_qstash.hooks.qstash import QStashAsyncHook
-from airflow_qstash.wire import Procedure
+
+if TYPE_CHECKING:
+    from airflow_qstash.config import QStashConnectionConfig
+    from airflow_qstash.hooks.qstash import QStashAsyncHook
+    from airflow_qstash.wire import Procedure
 
 
 class _Run(Protocol):
@@ -26,7 +28,7 @@ RunT = TypeVar("RunT", bound=_Run)
 
 
 async def drive_to_event(
-    qstash_conn_id: str,
+    hook: QStashAsyncHook,
     start: Callable[[], RunT],
     steps: Callable[[RunT, QStashConnectionConfig], Procedure[dict[str, Any]]],
     *,
@@ -34,19 +36,18 @@ async def drive_to_event(
     what: str,
 ) -> TriggerEvent:
     """
-    Drive one run to its end on :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook` and return the one
-    event that says how it ended: ``success`` with the summary; ``error`` with the message and the totals
-    so far when the run stopped early (``incomplete``), or when the connection or the serialised run
-    could not be read (an ``AirflowException``, ``ValueError`` or ``TypeError``). The HTTP client is
-    closed before the event is returned.
+    Drive one run to its end on ``hook`` and return the one event that says how it ended: ``success``
+    with the summary; ``error`` with the message and the totals so far when the run stopped early
+    (``incomplete``), or when the connection or the serialised run could not be read (an
+    ``AirflowException``, ``ValueError`` or ``TypeError``). The hook's client is closed before the event
+    is returned, and when the trigger is cancelled.
 
-    :param qstash_conn_id: the ``qstash`` connection.
+    :param hook: a new :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook` for the trigger's connection.
     :param start: builds the run from the trigger's serialised arguments (validated again).
     :param steps: the run's sans-IO procedure for the connection, returning the summary.
     :param incomplete: the error the run raises when it stops early; it carries the totals (``summary``).
     :param what: the run, for the error message (``bulk cancel``, ``DLQ delete``).
     """
-    hook = QStashAsyncHook(qstash_conn_id=qstash_conn_id)
     run: RunT | None = None
     try:
         run = start()

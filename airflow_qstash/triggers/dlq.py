@@ -8,6 +8,7 @@ from typing import Any
 from airflow_qstash.compat import BaseTrigger, TriggerEvent
 from airflow_qstash.dlq import DLQRun, DLQRunIncomplete, make_run
 from airflow_qstash.filters import DLQFilter
+from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers._common import drive_to_event
 
 
@@ -68,7 +69,7 @@ class QStashDLQTrigger(BaseTrigger):
             return make_run(self.action, dlq_filter, max_requests=self.max_requests, **self.options)
 
         yield await drive_to_event(
-            self.qstash_conn_id,
+            QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
             start,
             lambda run, config: run.steps(config.base_url, log=self.log),
             incomplete=DLQRunIncomplete,
