@@ -51,7 +51,7 @@ from tests.reliability.soak_lib import (
     effective_to_date,
 )
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
 #: Scenarios per action (distinct seeds; the action is part of the generator's seed too).
 SCENARIO_SEEDS: dict[str, range] = {DELETE: range(0, 14), RETRY: range(100, 114)}
