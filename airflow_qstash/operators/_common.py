@@ -6,7 +6,7 @@ request, and what they do around their run.
 * :func:`task_start_ms`: the task's start, where ``to_date`` is pinned.
 * :class:`QStashFilterOperator`: the literal-or-templated judgement on the raw values, ``optional_filters``,
   refusals raised as the operator's own type, rendering that explains a missing data interval, the
-  pinned-``to_date`` log line, the trigger's event, ``on_kill``.
+  pinned-``to_date`` log line, driving the run on the worker, the trigger's event, ``on_kill``.
 
 Imported when a DAG file is parsed: nothing here imports an HTTP client, a hook or a trigger.
 """
@@ -24,6 +24,9 @@ from airflow_qstash.filters import JINJA_MARKERS, MANUAL_RUN_HINT, BulkCancelFil
 if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_qstash.hooks.qstash import QStashHook
+    from airflow_qstash.wire import Procedure
 
 
 class QStashRefused(BulkCancelFilterError, AirflowFailException):
@@ -132,6 +135,20 @@ class QStashFilterOperator(BaseOperator):
                 to_date,
                 arrivals,
             )
+
+    @staticmethod
+    def _drive(hook: QStashHook, steps: Procedure[dict[str, Any]], incomplete: type[Exception]) -> dict[str, Any]:
+        """
+        Drive the run's procedure on the worker and return its summary; a run that stopped early
+        (``incomplete``: the bound spent, killed, a request failed for good) fails the task with its totals so
+        far. The hook's session is closed either way.
+        """
+        try:
+            return hook.drive(steps)
+        except incomplete as err:
+            raise AirflowException(str(err)) from err
+        finally:
+            hook.close()
 
     @staticmethod
     def _event_summary(event: dict[str, Any], what: str) -> dict[str, Any]:

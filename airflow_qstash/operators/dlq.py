@@ -2,8 +2,8 @@
 ``QStashDLQDeleteOperator`` and ``QStashDLQRetryOperator``: delete or retry the QStash dead-letter-queue
 entries that a set of (templated) filters selects, with the bulk-cancel operator's safety model.
 
-Only this module and :mod:`airflow_qstash.dlq` (no HTTP client) are imported when a DAG file is parsed;
-the hook and the trigger are imported in ``execute``.
+Only this module, :mod:`airflow_qstash.dlq`, :mod:`airflow_qstash.filters` and the operators' shared base
+(no HTTP client) are imported when a DAG file is parsed; the hook and the trigger are imported in ``execute``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import AirflowException, conf
+from airflow.providers.common.compat.sdk import conf
 
 from airflow_qstash.dlq import (
     DELETE,
@@ -173,13 +173,7 @@ class _QStashDLQOperator(QStashFilterOperator):
                 ),
                 method_name="execute_complete",
             )
-        try:
-            summary = hook.drive(run.steps(hook.config.base_url, log=self.log))
-        except DLQRunIncomplete as err:
-            raise AirflowException(str(err)) from err
-        finally:
-            hook.close()
-        return self._finish(summary)
+        return self._finish(self._drive(hook, run.steps(hook.config.base_url, log=self.log), DLQRunIncomplete))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, conf
+from airflow.providers.common.compat.sdk import conf
 
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.filters import BULK_CANCEL_FILTERS, FILTER_NAMES, BulkCancelFilter, read_rendered_filter
@@ -182,15 +182,9 @@ class QStashBulkCancelOperator(QStashFilterOperator):
                 ),
                 method_name="execute_complete",
             )
-        try:
-            config = hook.config
-            steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
-            summary = hook.drive(steps)
-        except BulkCancelIncomplete as err:
-            raise AirflowException(str(err)) from err
-        finally:
-            hook.close()
-        return self._finish(summary)
+        config = hook.config
+        steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
+        return self._finish(self._drive(hook, steps, BulkCancelIncomplete))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
