@@ -340,6 +340,30 @@ def test_reaching_max_requests_fails_the_task_with_the_totals(sync_fake: FakeDLQ
     assert len(sync_fake.ids()) == 4
 
 
+@pytest.mark.parametrize("max_requests", [None, 2])
+def test_the_session_is_closed_whether_the_run_ends_or_stops_early(
+    sync_fake: FakeDLQ, monkeypatch: pytest.MonkeyPatch, max_requests: int | None
+):
+    from airflow_qstash.hooks.qstash import QStashHook
+
+    closed: list[bool] = []
+    original = QStashHook.close
+
+    def recording(self: QStashHook) -> None:
+        closed.append("session" in self.__dict__)
+        original(self)
+
+    monkeypatch.setattr(QStashHook, "close", recording)
+    sync_fake.add(10, "a")
+    op = QStashDLQDeleteOperator(task_id="t", labels="a", batch_size=3, max_requests=max_requests)
+    if max_requests is None:
+        assert op.execute(ti_context())["deleted"] == 10
+    else:
+        with pytest.raises(AirflowException, match="max_requests=2 reached"):
+            op.execute(ti_context())
+    assert closed == [True]  # the session that sent the requests was closed once
+
+
 def test_a_rerun_after_a_bounded_run_finishes_the_job(sync_fake: FakeDLQ):
     sync_fake.add(10, "a")
     with pytest.raises(AirflowException):
