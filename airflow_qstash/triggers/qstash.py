@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
-
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES, BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.compat import BaseTrigger, TriggerEvent
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
+from airflow_qstash.triggers._common import drive_to_event
 
 
 class QStashBulkCancelTrigger(BaseTrigger):
@@ -66,26 +65,18 @@ class QStashBulkCancelTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = QStashAsyncHook(qstash_conn_id=self.qstash_conn_id)
-        run: BulkCancelRun | None = None
-        try:
-            run = BulkCancelRun(
+        def start() -> BulkCancelRun:
+            return BulkCancelRun(
                 BulkCancelFilter.from_dict(self.bulk_filter),
                 batch_size=self.batch_size,
                 max_batches=self.max_batches,
                 action_timeout=self.action_timeout,
             )
-            config = await hook.get_config()
-            summary = await hook.drive(
-                run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
-            )
-        except BulkCancelIncomplete as err:
-            yield TriggerEvent({"status": "error", "message": str(err), **err.summary})
-            return
-        except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict
-            summary = run.summary() if run is not None else {}
-            yield TriggerEvent({"status": "error", "message": f"QStash bulk cancel failed: {err}", **summary})
-            return
-        finally:
-            await hook.aclose()
-        yield TriggerEvent({"status": "success", **summary})
+
+        yield await drive_to_event(
+            QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
+            start,
+            lambda run, config: run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log),
+            incomplete=BulkCancelIncomplete,
+            what="bulk cancel",
+        )
