@@ -261,3 +261,21 @@ def test_ui_field_behaviour_is_the_declared_one_in_airflow_2_keys():
         "relabeling": declared["relabeling"],
         "placeholders": declared["placeholders"],
     }
+
+
+# --------------------------------------------------------------------------- task logs in tests
+
+
+def test_capture_task_logs_sees_an_operators_log_on_this_airflow():
+    from airflow.providers.common.compat.sdk import BaseOperator
+
+    from tests.task_logs import capture_task_logs
+
+    operator = BaseOperator(task_id="compat_log_probe")
+    with capture_task_logs() as entries:
+        operator.log.info("probe %s", "line")
+        operator.log.warning("second")
+    assert [(e["event"], e["log_level"]) for e in entries if e["event"] in ("probe line", "second")] == [
+        ("probe line", "info"),
+        ("second", "warning"),
+    ]
