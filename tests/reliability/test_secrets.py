@@ -4,9 +4,12 @@ The token never leaves the Authorization header.
 * The suite-wide scan in ``tests/conftest.py`` is not vacuous: run with pytester, it fails tests that leak
   the token through stdout, stderr, logging, a failure message, output read back through capsys, and a
   fixture's setup, passes a clean one, and redacts the token from what pytest prints.
-* A representative run (sync and deferrable, successes, retried faults, failures, a refused token, the
-  connection test) produces log lines, exception texts, rendered fields, XCom values, trigger
-  serialisations and reprs: all are collected and none contains the token.
+* A representative run against each server generation (sync and deferrable, successes, retried faults,
+  failures, a refused token, the connection test; against a bulk-action server also polls and listings
+  through faults, joins after a lost start answer and after a running action's 412, a start refused with
+  nothing to join, and an action followed past ``action_timeout``) produces log lines, exception texts,
+  rendered fields, XCom values, trigger serialisations, trigger events and reprs: all are collected and
+  none contains the token.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import structlog
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
@@ -29,7 +33,7 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json, find_secret
-from tests.reliability.soak_lib import SOAK_RETRIES, TASK_START_MS, ti_context
+from tests.reliability.soak_lib import MODES, SOAK_RETRIES, TASK_START_MS, soak_emulator, ti_context
 
 CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
@@ -137,14 +141,21 @@ class Collected:
         return "\n".join(text for _, text in self.texts)
 
 
-@pytest.fixture
-def leak_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[QStashEmulator, QStashEmulator]]:
-    """An emulator that accepts the token, and one that refuses it (another token)."""
-    with QStashEmulator(token=TEST_TOKEN) as good, QStashEmulator(token="a-different-token") as refusing:
+@pytest.fixture(params=MODES)
+def leak_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[QStashEmulator, str]]:
+    """A server of each generation that accepts the token, and one that refuses it (another token)."""
+    mode: str = request.param
+    # 2,000 messages/s: a 450-message action is polled a few times (every 20 ms)
+    with (
+        soak_emulator(mode, action_rate=2000) as good,
+        QStashEmulator(token="a-different-token", bulk_cancel=mode) as refusing,
+    ):
         monkeypatch.setenv("AIRFLOW_CONN_QSTASH_DEFAULT", connection_json(good.base_url, **SOAK_RETRIES))
-        monkeypatch.setenv("AIRFLOW_CONN_QSTASH_FAILING", connection_json(good.base_url, max_retries=2))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_QSTASH_FAILING", connection_json(good.base_url, max_retries=2, poll_interval_max=0.02)
+        )
         monkeypatch.setenv("AIRFLOW_CONN_QSTASH_REFUSED", connection_json(refusing.base_url))
-        yield good, refusing
+        yield good, mode
 
 
 def _messages(n: int) -> list[dict[str, Any]]:
@@ -168,63 +179,117 @@ def _render(op: QStashBulkCancelOperator, out: Collected) -> Any:
     return context
 
 
-def _run_deferred(op: QStashBulkCancelOperator, context: Any, out: Collected) -> Any:
+def _defer(op: QStashBulkCancelOperator, context: Any, out: Collected) -> QStashBulkCancelTrigger:
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
     trigger = deferred.value.trigger
     out.add("trigger serialize", trigger.serialize())
     out.add("trigger repr", repr(trigger))
     out.add("TaskDeferred", repr(deferred.value))
+    return trigger
+
+
+def _events(trigger: QStashBulkCancelTrigger, out: Collected, **overrides: Any) -> list[Any]:
+    """Run the trigger rebuilt from its serialised form (``overrides`` replace some of its arguments)."""
 
     async def all_events() -> list[Any]:
-        return [event async for event in QStashBulkCancelTrigger(**trigger.serialize()[1]).run()]
+        return [event async for event in QStashBulkCancelTrigger(**{**trigger.serialize()[1], **overrides}).run()]
 
     events = asyncio.run(all_events())
     out.add("trigger events", [repr(e) for e in events])
     out.add("trigger event payloads", [e.payload for e in events])
+    return events
+
+
+def _run_deferred(op: QStashBulkCancelOperator, context: Any, out: Collected) -> Any:
+    events = _events(_defer(op, context, out), out)
     return op.execute_complete(context, events[0].payload)
 
 
+def _run(op: QStashBulkCancelOperator, out: Collected) -> Any:
+    """Render, then run on the operator's own path (deferrable or not); returns the XCom value."""
+    context = _render(op, out)
+    return _run_deferred(op, context, out) if op.deferrable else op.execute(context)
+
+
+def _fails(op: QStashBulkCancelOperator, out: Collected, where: str) -> None:
+    """Render, run, and collect the task's failure."""
+    with pytest.raises(AirflowException) as failed:
+        _run(op, out)
+    out.exception(f"{where} ({'deferrable' if op.deferrable else 'sync'})", failed.value)
+
+
+#: The query the operators of this module send (their rendered filter; to_date pinned to the task's start).
+SAME_FILTER = [
+    ("label", "secret-test"),
+    ("fromDate", "1790812800000"),  # 2026-10-01T00:00:00Z
+    ("toDate", str(TASK_START_MS)),
+    ("async", "true"),
+]
+
+
+def _bulk_action_runs(good: QStashEmulator, out: Collected) -> None:
+    """Polls through faults, joins (a lost start answer, a running action), and the bulk-action errors."""
+    # polls and listings through 5xx, drops and 429s; lost start answers joined through the listing
+    good.set_faults(
+        FaultConfig(
+            rate_429=0.1, rate_5xx=0.1, rate_drop=0.05, rate_start_lost=0.5, rate_action_partial=0.5, reset_after_s=0
+        )
+    )
+    for deferrable in (False, True):
+        good.add_messages(_messages(450))
+        out.add("XCom with joins", _run(_operator(deferrable=deferrable), out))
+    good.set_faults(None)
+    good.wait_actions_idle(30)
+    # a re-run meets the 412 of an action still running with its filter (started here, as by an earlier
+    # run), and joins it
+    for deferrable in (False, True):
+        good.add_messages(_messages(3000))
+        started = requests.delete(good.base_url + "/v2/messages", params=SAME_FILTER, headers=good.auth_headers)
+        assert started.status_code == 202, started.text
+        out.add("XCom after a join", _run(_operator(deferrable=deferrable), out))
+    # errors: every start refused with 412 and nothing to join (a filter no earlier run used), on both paths
+    good.add_messages([{**message, "label": "secret-412"} for message in _messages(10)])
+    good.set_faults(FaultConfig(rate_spurious_412=1.0))
+    for deferrable in (False, True):
+        op = _operator(qstash_conn_id="qstash_failing", deferrable=deferrable, labels="secret-412")
+        _fails(op, out, "412 with nothing to join")
+    good.set_faults(None)
+    # error: an action followed longer than action_timeout (the trigger's event names the action)
+    good.add_messages(_messages(450))
+    op = _operator(deferrable=True)
+    context = _render(op, out)
+    events = _events(_defer(op, context, out), out, action_timeout=0.01)
+    with pytest.raises(AirflowException) as timed_out:
+        op.execute_complete(context, events[0].payload)
+    out.exception("action_timeout (deferrable)", timed_out.value)
+    good.wait_actions_idle(30)
+
+
 def test_a_representative_run_never_shows_the_token(
-    leak_env: tuple[QStashEmulator, QStashEmulator], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
+    leak_env: tuple[QStashEmulator, str], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
 ):
-    good, _ = leak_env
+    good, mode = leak_env
     caplog.set_level(logging.DEBUG)
     out = Collected()
     faults = FaultConfig(rate_429=0.1, rate_5xx=0.1, rate_drop=0.05, reset_after_s=0, seed=11)
     with structlog.testing.capture_logs() as struct_logs:
-        # sync success through retried faults
-        good.add_messages(_messages(450))
+        # success through retried faults, on both paths
         good.set_faults(faults)
-        op = _operator()
-        out.add("sync XCom", op.execute(_render(op, out)))
-        # deferrable success through retried faults
-        good.add_messages(_messages(450))
-        op = _operator(deferrable=True)
-        out.add("deferrable XCom", _run_deferred(op, _render(op, out), out))
+        for deferrable in (False, True):
+            good.add_messages(_messages(450))
+            out.add(f"XCom ({'deferrable' if deferrable else 'sync'})", _run(_operator(deferrable=deferrable), out))
         # failures: retries exhausted, on both paths
         good.add_messages(_messages(10))
         good.set_faults(FaultConfig(fail_always_status=503))
         for deferrable in (False, True):
-            op = _operator(qstash_conn_id="qstash_failing", deferrable=deferrable)
-            context = _render(op, out)
-            with pytest.raises(AirflowException) as failed:
-                if deferrable:
-                    _run_deferred(op, context, out)
-                else:
-                    op.execute(context)
-            out.exception(f"exhausted retries ({'deferrable' if deferrable else 'sync'})", failed.value)
+            _fails(_operator(qstash_conn_id="qstash_failing", deferrable=deferrable), out, "exhausted retries")
         good.set_faults(None)
+        if mode == "actions":
+            _bulk_action_runs(good, out)
         # a refused token (401) on both paths, and the connection's Test button
         for deferrable in (False, True):
-            op = _operator(qstash_conn_id="qstash_refused", deferrable=deferrable)
-            context = _render(op, out)
-            with pytest.raises(AirflowException) as refused:
-                if deferrable:
-                    _run_deferred(op, context, out)
-                else:
-                    op.execute(context)
-            out.exception(f"401 ({'deferrable' if deferrable else 'sync'})", refused.value)
+            _fails(_operator(qstash_conn_id="qstash_refused", deferrable=deferrable), out, "401")
         for conn_id in ("qstash_default", "qstash_refused"):
             hook = QStashHook(qstash_conn_id=conn_id)
             out.add(f"test_connection {conn_id}", hook.test_connection())
@@ -245,7 +310,7 @@ def test_a_representative_run_never_shows_the_token(
     text = out.joined()
     # not vacuous: every kind of output is there
     assert len(out.texts) > 40
-    for expected in (
+    expected = [
         "Batch 1: cancelled",  # structlog progress lines
         "retrying in",  # retry warnings
         "gave up after",  # exhausted retries
@@ -254,7 +319,18 @@ def test_a_representative_run_never_shows_the_token(
         "'cancelled': 450",  # XCom values
         "secret-test",  # rendered fields
         "DELETE /v2/messages",  # urllib3 / httpx debug logs carry request lines
-    ):
-        assert expected in text, f"nothing collected contains {expected!r}"
+    ]
+    if mode == "actions":
+        expected += [
+            "'mode': 'bulk_action'",  # XCom of a bulk-action run
+            "processed (",  # poll progress lines
+            "GET /v2/bulkActions/act_",  # polls in the transports' debug logs
+            "GET /v2/bulkActions?",  # listings
+            "already running with this filter: joined",  # joins
+            "found no bulk action with this filter",  # a 412 with nothing to join
+            "still IN_PROGRESS",  # action_timeout
+        ]
+    for phrase in expected:
+        assert phrase in text, f"nothing collected contains {phrase!r}"
     leaks = [where for where, value in out.texts if TEST_TOKEN in value]
     assert not leaks, f"the token appears in: {leaks}"

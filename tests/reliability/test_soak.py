@@ -587,6 +587,43 @@ def test_the_triggers_requests_never_swallow_the_triggerers_cancel(fresh_legacy:
     assert outcomes["kept running"] == 0, f"a cancelled request kept running and returned its answer: {outcomes}"
 
 
+# --------------------------------------------------------------------------- a re-run within minutes
+
+
+@pytest.mark.parametrize("run", [run_sync, run_deferrable], ids=["sync", "deferrable"])
+@pytest.mark.parametrize("mode", ["actions"])
+def test_a_412_never_lets_an_earlier_runs_finished_action_confirm_zero(
+    fresh: QStashEmulator, mode: str, run: Callable[..., tuple[dict[str, Any], int]]
+):
+    """
+    A run with the same filter as one that ended minutes ago, whose starts all meet a 412 (not an action
+    of ours: a server refusing for another reason): it cannot cancel anything, so it must fail, never
+    report success by following the earlier run's finished actions, whose last one found zero.
+    """
+    first = fresh.add_messages(
+        [{"url": "https://a.example/x", "label": "again", "createdAt": TASK_START_MS - 1 - i} for i in range(100)]
+    )
+    summary, _ = run({"labels": "again"}, conn_id=conn_id(mode))
+    assert summary["cancelled"] == len(first) and len(summary["action_ids"]) == 2
+    later = set(
+        fresh.add_messages(
+            [{"url": "https://a.example/x", "label": "again", "createdAt": TASK_START_MS - 1 - i} for i in range(10)]
+        )
+    )
+    fresh.set_faults(FaultConfig(rate_spurious_412=1.0))
+
+    with pytest.raises(AirflowException) as failed:
+        run({"labels": "again"}, conn_id=conn_id(mode), max_runs=1)
+
+    fresh.set_faults(None)
+    assert "found no bulk action with this filter" in str(failed.value)
+    assert fresh.held_ids() == later
+    # the next run, with the server answering again, cancels them
+    summary, _ = run({"labels": "again"}, conn_id=conn_id(mode))
+    assert summary["cancelled"] == len(later)
+    assert not fresh.held_ids()
+
+
 # --------------------------------------------------------------------------- kill while following an action
 
 #: The slow server of these tests cancels this many messages per second: the 2,000 doomed messages take
