@@ -50,6 +50,7 @@ matrix: setup
 
 test: setup chromium lint typecheck
 	$(BIN)/python -m pytest -q
+	$(BIN)/python scripts/matrix.py test
 
 bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
