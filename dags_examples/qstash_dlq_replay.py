@@ -12,7 +12,7 @@ delivery attempt, straight back to the DLQ if the destination still fails).
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 

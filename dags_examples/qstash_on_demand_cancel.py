@@ -17,7 +17,7 @@ Two DAGs share the form: ``qstash_on_demand_cancel`` runs the loop in a worker,
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
