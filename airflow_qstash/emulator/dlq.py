@@ -15,7 +15,8 @@ Storage and paging, so that a 100-entry page stays in milliseconds at a million 
 * a request picks one *driving* filter (most selective kind first), scans its index once per
   value in page order with the other filters as residual conditions and the cursor as a range
   start, merges the per-value scans and keeps ``count + 1`` entries: the extra one says whether
-  a cursor comes back.
+  a cursor comes back (the selection of :mod:`airflow_qstash.emulator.tables`, shared with the
+  message store).
 
 Order: newest first (``latestFirst``, the SDKs' default) unless ``order=earliestFirst``. A
 cursor is ``"<createdAt>.<id>"`` of the last entry of a page; the next page starts strictly
@@ -25,25 +26,25 @@ entries with or without the cursor. No cursor back means there is nothing more.
 
 from __future__ import annotations
 
-import heapq
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_qstash.emulator.headers import UpstashHeaders
 from airflow_qstash.emulator.query import DlqQuery, dlq_cursor
 from airflow_qstash.emulator.store import (
-    BULK_LOAD_THRESHOLD,
-    DEFAULT_MAX_RETRIES,
+    STORED_COLUMNS,
     MessageStore,
     NewMessage,
+    StoredMessage,
     message_from_dict,
     new_message_id,
     now_ms,
 )
+from airflow_qstash.emulator.tables import FilteredTable, Scan, explain, json_list, limited
 
 #: API filter name -> column of ``dlq``; ``label`` uses the side table.
 DLQ_FILTER_COLUMNS: Mapping[str, str] = {
@@ -98,28 +99,23 @@ CREATE TABLE IF NOT EXISTS dlq (
     response_body TEXT,
     response_header TEXT
 );
-CREATE TABLE IF NOT EXISTS dlq_labels (
-    label TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    id INTEGER NOT NULL,
-    PRIMARY KEY (label, created_at, id)
-) WITHOUT ROWID;
 """
 
-_INDEXES: dict[str, str] = {
-    "ix_dlq_created": "CREATE INDEX IF NOT EXISTS ix_dlq_created ON dlq (created_at)",
-    "ix_dlq_labels_id": "CREATE INDEX IF NOT EXISTS ix_dlq_labels_id ON dlq_labels (id, label)",
-}
-for _column in DLQ_FILTER_COLUMNS.values():
-    _where = "" if _column in ("url", "message_id", "response_status") else f" WHERE {_column} IS NOT NULL"
-    _INDEXES[f"ix_dlq_{_column}"] = (
-        f"CREATE INDEX IF NOT EXISTS ix_dlq_{_column} ON dlq ({_column}, created_at){_where}"
-    )
-
-_COLUMNS = (
-    "id, dlq_id, message_id, url, topic_name, queue_name, labels, flow_control_key, schedule_id, caller_ip, "
-    "method, body, max_retries, header, upstash_headers, created_at, response_status, response_body, response_header"
+#: The ``dlq`` table as the DLQ routes select from it (every entry, by page).
+DLQ_TABLE = FilteredTable(
+    name="dlq",
+    alias="d",
+    labels="dlq_labels",
+    labels_key="id",
+    labels_index="ix_dlq_labels_id",
+    columns=DLQ_FILTER_COLUMNS,
+    driving_order=DLQ_DRIVING_ORDER,
+    not_null=frozenset({"url", "message_id", "response_status"}),
+    index_prefix="ix_dlq_",
 )
+
+#: What the DLQ reads of an entry: row id, the entry's own fields, then :class:`StoredMessage`.
+_COLUMNS = f"id, dlq_id, response_status, response_body, response_header, {STORED_COLUMNS}"
 
 _Key = tuple[int, int]  # (created_at, id)
 
@@ -205,8 +201,7 @@ class DeadLetterStore:
         self.store = store
         with store.lock:
             store.connection.executescript(_TABLES)
-            for create in _INDEXES.values():
-                store.connection.execute(create)
+            DLQ_TABLE.create(store.connection)
 
     # -- lifecycle and admin -----------------------------------------------------------------
 
@@ -261,42 +256,31 @@ class DeadLetterStore:
 
         conn = self.store.connection
         with self.store.lock:
-            stored = int(conn.execute("SELECT coalesce(max(id), 0) FROM dlq").fetchone()[0])
-            bulk = n >= BULK_LOAD_THRESHOLD and n >= stored
+            stored = DLQ_TABLE.last_id(conn)
             statuses = random.Random(f"dlq-statuses:{seed}")
             ids = random.Random(f"dlq-ids:{seed}:{stored}")
+            entries = (
+                DlqEntry(
+                    message,
+                    SEED_STATUSES[int(statuses.random() * len(SEED_STATUSES))],
+                    dlq_id=f"dlq_{ids.getrandbits(128):032x}",
+                )
+                for message in generate_messages(n, seed, now=now, id_salt=stored + 1_000_003)
+            )
             with self.store.transaction():
-                if bulk:
-                    for name in _INDEXES:
-                        conn.execute(f"DROP INDEX IF EXISTS {name}")
-                batch: list[DlqEntry] = []
-                for message in generate_messages(n, seed, now=now, id_salt=stored + 1_000_003):
-                    status = SEED_STATUSES[int(statuses.random() * len(SEED_STATUSES))]
-                    batch.append(DlqEntry(message, status, dlq_id=f"dlq_{ids.getrandbits(128):032x}"))
-                    if len(batch) >= chunk:
-                        self._insert(batch)
-                        batch = []
-                if batch:
-                    self._insert(batch)
-                if bulk:
-                    for create in _INDEXES.values():
-                        conn.execute(create)
+                DLQ_TABLE.load(conn, entries, self._insert, count=n, stored=stored, chunk=chunk)
         return n
 
     def entries(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Entries in insertion order, as API dicts (at most ``limit``)."""
-        sql = f"SELECT {_COLUMNS} FROM dlq ORDER BY id"
-        params: tuple[int, ...] = ()
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (limit,)
+        statement = limited(f"SELECT {_COLUMNS} FROM dlq ORDER BY id", (), limit)
         with self.store.lock:
-            rows = self.store.connection.execute(sql, params).fetchall()
+            rows = self.store.connection.execute(*statement).fetchall()
         return [_row_to_dict(row) for row in rows]
 
     def _insert(self, batch: Sequence[DlqEntry]) -> list[str]:
         conn = self.store.connection
-        first = int(conn.execute("SELECT coalesce(max(id), 0) FROM dlq").fetchone()[0]) + 1
+        first = DLQ_TABLE.last_id(conn) + 1
         rows = []
         label_rows: list[tuple[str, int, int]] = []
         dlq_ids = []
@@ -305,29 +289,8 @@ class DeadLetterStore:
             row_id = first + offset
             dlq_id = entry.dlq_id or new_dlq_id()
             dlq_ids.append(dlq_id)
-            rows.append(
-                (
-                    row_id,
-                    dlq_id,
-                    m.message_id,
-                    m.url,
-                    m.topic_name,
-                    m.queue_name,
-                    ",".join(m.labels) if m.labels else None,
-                    m.flow_control_key,
-                    m.schedule_id,
-                    m.caller_ip,
-                    m.method,
-                    m.body,
-                    m.max_retries,
-                    m.header,
-                    m.upstash_headers,
-                    m.created_at,
-                    entry.response_status,
-                    entry.response_body,
-                    entry.response_header,
-                )
-            )
+            own = (row_id, dlq_id, entry.response_status, entry.response_body, entry.response_header)
+            rows.append((*own, *StoredMessage.of(m)))
             label_rows.extend((label, m.created_at, row_id) for label in m.labels)
         conn.executemany(f"INSERT INTO dlq ({_COLUMNS}) VALUES ({', '.join('?' * 19)})", rows)
         conn.executemany("INSERT INTO dlq_labels (label, created_at, id) VALUES (?, ?, ?)", label_rows)
@@ -338,89 +301,20 @@ class DeadLetterStore:
     def select(self, query: DlqQuery) -> DlqPage:
         """The entries of the page ``query`` asks for (by filters, ``count`` and ``cursor``)."""
         with self.store.lock:
-            if query.from_date is not None and query.to_date is not None and query.from_date > query.to_date:
-                return DlqPage([], None)
-            per_value = [
-                [(int(a), int(b)) for a, b in self.store.connection.execute(sql, params)]
-                for sql, params in self._statements(query)
-            ]
-        merged: list[_Key] = []
-        seen: set[int] = set()
-        source = per_value[0] if len(per_value) == 1 else heapq.merge(*per_value, reverse=query.latest_first)
-        for key in source:
-            if key[1] in seen:
-                continue
-            seen.add(key[1])
-            merged.append(key)
-            if len(merged) > query.count:
-                break
-        page = merged[: query.count]
-        cursor = dlq_cursor(*page[-1]) if len(merged) > query.count else None
+            # one entry more than the page: whether there is a next page
+            rows = DLQ_TABLE.select(self.store.connection, _scan(query))
+        page = [(int(created_at), int(row_id)) for created_at, row_id in rows[: query.count]]
+        cursor = dlq_cursor(*page[-1]) if len(rows) > query.count else None
         return DlqPage(page, cursor)
 
     def explain(self, query: DlqQuery) -> list[str]:
         """SQLite's plans of the statements :meth:`select` runs (for tests and benchmarks)."""
         with self.store.lock:
-            return [
-                "; ".join(str(r[-1]) for r in self.store.connection.execute("EXPLAIN QUERY PLAN " + sql, params))
-                for sql, params in self._statements(query)
-            ]
-
-    def _statements(self, query: DlqQuery) -> Iterator[tuple[str, list[Any]]]:
-        values: dict[str, Sequence[Any]] = dict(query.values)
-        if query.response_statuses:
-            values["responseStatus"] = query.response_statuses
-        driver = next((name for name in DLQ_DRIVING_ORDER if name in values), None)
-        alias = "l" if driver == "label" else "d"
-        where: list[str] = []
-        params: list[Any] = []
-        for name, wanted in values.items():
-            if name == driver:
-                continue
-            if name == "label":
-                where.append(
-                    "EXISTS (SELECT 1 FROM dlq_labels AS l2 WHERE l2.id = d.id "
-                    "AND l2.label IN (SELECT value FROM json_each(?)))"
-                )
-            else:
-                where.append(f"d.{DLQ_FILTER_COLUMNS[name]} IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(wanted)))
-        if query.from_date is not None:
-            where.append(f"{alias}.created_at >= ?")
-            params.append(query.from_date)
-        if query.to_date is not None:
-            where.append(f"{alias}.created_at <= ?")
-            params.append(query.to_date)
-        if query.cursor is not None:
-            where.append(f"({alias}.created_at, {alias}.id) {'<' if query.latest_first else '>'} (?, ?)")
-            params.extend(query.cursor)
-        direction = "DESC" if query.latest_first else "ASC"
-        tail = f"ORDER BY {alias}.created_at {direction}, {alias}.id {direction} LIMIT ?"
-        if driver == "label":
-            head = ["l.label = ?"]
-            source = "dlq_labels AS l CROSS JOIN dlq AS d ON d.id = l.id"
-            select = "l.created_at, l.id"
-        elif driver is None:
-            head = []
-            source = "dlq AS d INDEXED BY ix_dlq_created"
-            select = "d.created_at, d.id"
-        else:
-            column = DLQ_FILTER_COLUMNS[driver]
-            head = [f"d.{column} = ?"]
-            source = f"dlq AS d INDEXED BY ix_dlq_{column}"
-            select = "d.created_at, d.id"
-        condition = " AND ".join([*head, *where]) or "1"
-        sql = f"SELECT {select} FROM {source} WHERE {condition} {tail}"
-        limit = query.count + 1
-        if driver is None:
-            yield sql, [*params, limit]
-            return
-        for value in values[driver]:
-            yield sql, [value, *params, limit]
+            return explain(self.store.connection, DLQ_TABLE.statements(_scan(query)))
 
     def _ids_of(self, dlq_ids: Sequence[str]) -> dict[str, int]:
         rows = self.store.connection.execute(
-            "SELECT dlq_id, id FROM dlq WHERE dlq_id IN (SELECT value FROM json_each(?))", (json.dumps(list(dlq_ids)),)
+            "SELECT dlq_id, id FROM dlq WHERE dlq_id IN (SELECT value FROM json_each(?))", (json_list(dlq_ids),)
         ).fetchall()
         return {str(a): int(b) for a, b in rows}
 
@@ -430,7 +324,7 @@ class DeadLetterStore:
         """``GET /v2/dlq``: one page of entries (API dicts) and the next cursor."""
         with self.store.lock:
             page = self.select(query)
-            return self._rows([key[1] for key in page.keys]), page.cursor
+            return [_row_to_dict(row) for row in self._rows([key[1] for key in page.keys])], page.cursor
 
     def get(self, dlq_id: str) -> dict[str, Any] | None:
         """One entry (API dict), ``None`` if not in the DLQ."""
@@ -444,8 +338,7 @@ class DeadLetterStore:
             if query.dlq_ids:
                 ids, cursor = list(self._ids_of(query.dlq_ids).values()), None
             else:
-                page = self.select(query)
-                ids, cursor = [key[1] for key in page.keys], page.cursor
+                ids, cursor = self._page_ids(query)
             with self.store.transaction():
                 self._remove(ids)
             return len(ids), cursor
@@ -475,8 +368,7 @@ class DeadLetterStore:
                     raise DlqIdsNotFound(missing)
                 ids, cursor = [found[dlq_id] for dlq_id in query.dlq_ids], None
             else:
-                page = self.select(query)
-                ids, cursor = [key[1] for key in page.keys], page.cursor
+                ids, cursor = self._page_ids(query)
             return self._retry(ids, headers), cursor
 
     def retry_one(self, dlq_id: str, headers: UpstashHeaders) -> str | None:
@@ -487,109 +379,75 @@ class DeadLetterStore:
                 return None
             return self._retry(list(found.values()), headers)[0]
 
+    def _page_ids(self, query: DlqQuery) -> tuple[list[int], str | None]:
+        """The row ids of the page ``query`` selects, and the next cursor."""
+        page = self.select(query)
+        return [key[1] for key in page.keys], page.cursor
+
     def _retry(self, ids: Sequence[int], headers: UpstashHeaders) -> list[str]:
-        conn = self.store.connection
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM dlq WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
-        ).fetchall()
-        by_id = {row[0]: row for row in rows}
+        rows = self._rows(ids)
         stamp = now_ms()
-        messages = [headers.apply(_retried_message(by_id[i], stamp)) for i in ids if i in by_id]
+        messages = [headers.apply(_retried_message(row, stamp)) for row in rows]
         with self.store.transaction():
             self.store.insert_rows(messages)
-            self._remove(list(by_id))
+            self._remove([row[0] for row in rows])
         return [m.message_id for m in messages]
 
     def _remove(self, ids: Sequence[int]) -> None:
         if not ids:
             return
-        text = json.dumps(list(ids))
+        text = json_list(ids)
         self.store.connection.execute("DELETE FROM dlq_labels WHERE id IN (SELECT value FROM json_each(?))", (text,))
         self.store.connection.execute("DELETE FROM dlq WHERE id IN (SELECT value FROM json_each(?))", (text,))
 
-    def _rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+    def _rows(self, ids: Sequence[int]) -> list[Any]:
+        """The ``SELECT {_COLUMNS}`` rows of these row ids, in their order (ids not in the DLQ skipped)."""
         rows = self.store.connection.execute(
-            f"SELECT {_COLUMNS} FROM dlq WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
+            f"SELECT {_COLUMNS} FROM dlq WHERE id IN (SELECT value FROM json_each(?))", (json_list(ids),)
         ).fetchall()
         by_id = {row[0]: row for row in rows}
-        return [_row_to_dict(by_id[i]) for i in ids if i in by_id]
+        return [by_id[i] for i in ids if i in by_id]
+
+
+def _scan(query: DlqQuery) -> Scan:
+    """The page ``query`` asks for, plus one entry (whether a cursor comes back)."""
+    values: dict[str, Sequence[Any]] = dict(query.values)
+    if query.response_statuses:
+        values["responseStatus"] = query.response_statuses
+    return Scan(
+        values,
+        from_date=query.from_date,
+        to_date=query.to_date,
+        limit=query.count + 1,
+        cursor=query.cursor,
+        descending=query.latest_first,
+    )
 
 
 def _retried_message(row: Sequence[Any], created_at: int) -> NewMessage:
     """A new message (new id, created now) with the body, destination and settings of a DLQ entry."""
-    from airflow_qstash.emulator.store import split_url
-
-    host, path = split_url(row[3])
-    return NewMessage(
-        message_id=new_message_id(),
-        url=row[3],
-        host=host,
-        path=path,
-        topic_name=row[4],
-        queue_name=row[5],
-        labels=tuple(row[6].split(",")) if row[6] else (),
-        flow_control_key=row[7],
-        schedule_id=row[8],
-        caller_ip=row[9],
-        method=row[10],
-        body=row[11],
-        created_at=created_at,
-        max_retries=row[12],
-        header=row[13],
-        upstash_headers=row[14],
-    )
+    message = StoredMessage._make(row[5:]).to_message()
+    return message._replace(message_id=new_message_id(), created_at=created_at)
 
 
 def _row_to_dict(row: Sequence[Any]) -> dict[str, Any]:
-    (
-        _id,
-        dlq_id,
-        message_id,
-        url,
-        topic_name,
-        queue_name,
-        labels_text,
-        flow_control_key,
-        schedule_id,
-        caller_ip,
-        method,
-        body,
-        max_retries,
-        header,
-        _upstash_headers,
-        created_at,
-        response_status,
-        response_body,
-        response_header,
-    ) = row
-    out: dict[str, Any] = {
+    """A ``SELECT {_COLUMNS}`` row as the API's ``DLQMessage`` with its ``dlqId``."""
+    _id, dlq_id, response_status, response_body, response_header = row[:5]
+    out = {
         "dlqId": dlq_id,
-        "messageId": message_id,
-        "url": url,
-        "method": method,
-        "createdAt": created_at,
-        "maxRetries": DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
-        "responseStatus": response_status,
+        **StoredMessage._make(row[5:]).api_dict({"responseStatus": response_status}, {"responseBody": response_body}),
     }
-    optional = {
-        "topicName": topic_name,
-        "queueName": queue_name,
-        "flowControlKey": flow_control_key,
-        "scheduleId": schedule_id,
-        "callerIP": caller_ip,
-        "body": body,
-        "responseBody": response_body,
-    }
-    out.update({key: value for key, value in optional.items() if value is not None})
-    if labels_text:
-        labels = labels_text.split(",")
-        out["labels"] = labels
-        out["label"] = labels[0]
-    if header:
-        out["header"] = json.loads(header)
     if response_header:
         out["responseHeader"] = json.loads(response_header)
     return out
 
 
-__all__ = ["DLQ_FILTER_COLUMNS", "DeadLetterStore", "DlqEntry", "DlqIdsNotFound", "DlqPage", "entry_from_dict"]
+__all__ = [
+    "DLQ_FILTER_COLUMNS",
+    "DLQ_TABLE",
+    "DeadLetterStore",
+    "DlqEntry",
+    "DlqIdsNotFound",
+    "DlqPage",
+    "entry_from_dict",
+]

@@ -21,26 +21,34 @@ size of the store:
 A bulk cancel picks one *driving* filter (the most selective kind first, see
 :data:`DRIVING_ORDER`), runs one index range scan per value of that filter in
 ``created_at`` order with the other filters as residual conditions, merges the
-per-value results and keeps the oldest ``count``. Hence "oldest matching held
-messages first", and no full scan as long as the driving filter is selective
-enough for the residual conditions to be met quickly.
+per-value results and keeps the oldest ``count`` (see :mod:`airflow_qstash.emulator.tables`,
+shared with the DLQ). Hence "oldest matching held messages first", and no full scan as long
+as the driving filter is selective enough for the residual conditions to be met quickly.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import sqlite3
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from airflow_qstash.emulator.query import INT64_MAX, BulkCancelQuery
+from airflow_qstash.emulator.tables import (
+    BULK_LOAD_THRESHOLD,
+    FilteredTable,
+    Scan,
+    Statement,
+    explain,
+    json_list,
+    limited,
+)
 
 #: API filter name -> column of ``messages``; ``label`` is handled by the side table.
 FILTER_COLUMNS: Mapping[str, str] = {
@@ -113,12 +121,6 @@ CREATE TABLE IF NOT EXISTS messages (
     header TEXT,
     upstash_headers TEXT
 );
-CREATE TABLE IF NOT EXISTS message_labels (
-    label TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    mid INTEGER NOT NULL,
-    PRIMARY KEY (label, created_at, mid)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queues (
     name TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -127,26 +129,26 @@ CREATE TABLE IF NOT EXISTS queues (
 );
 """
 
-#: Secondary indexes, ``name -> CREATE statement``; dropped and rebuilt around large seeds.
-_INDEXES: dict[str, str] = {
-    "ix_message_id": "CREATE UNIQUE INDEX IF NOT EXISTS ix_message_id ON messages (message_id)",
-    "ix_held_created": "CREATE INDEX IF NOT EXISTS ix_held_created ON messages (created_at) WHERE held = 1",
-    "ix_labels_mid": "CREATE INDEX IF NOT EXISTS ix_labels_mid ON message_labels (mid, label)",
-}
-for _column in FILTER_COLUMNS.values():
-    # url, host and path are NOT NULL; the others are indexed only where set
-    _not_null = "" if _column in ("url", "host", "path") else f" AND {_column} IS NOT NULL"
-    _INDEXES[f"ix_held_{_column}"] = (
-        f"CREATE INDEX IF NOT EXISTS ix_held_{_column} ON messages ({_column}, created_at) WHERE held = 1{_not_null}"
-    )
-
-#: Seeds of at least this many messages drop the secondary indexes and rebuild them afterwards.
-BULK_LOAD_THRESHOLD = 50_000
-
-_COLUMNS = (
-    "id, message_id, url, host, path, topic_name, queue_name, labels, flow_control_key, "
-    "schedule_id, caller_ip, method, body, created_at, held, cancelled_at, max_retries, header, upstash_headers"
+#: The ``messages`` table as bulk cancels select from it: held messages only (the filter indexes
+#: are partial, on them), with their queue.
+MESSAGES = FilteredTable(
+    name="messages",
+    alias="m",
+    labels="message_labels",
+    labels_key="mid",
+    labels_index="ix_labels_mid",
+    columns=FILTER_COLUMNS,
+    driving_order=DRIVING_ORDER,
+    not_null=frozenset({"url", "host", "path"}),
+    index_prefix="ix_held_",
+    index_where="held = 1",
+    other_indexes={"ix_message_id": "CREATE UNIQUE INDEX IF NOT EXISTS ix_message_id ON messages (message_id)"},
+    conditions=("m.held = 1",),
+    carried=("m.queue_name",),
 )
+
+#: Secondary indexes, ``name -> CREATE statement``; dropped and rebuilt around large seeds.
+_INDEXES: dict[str, str] = MESSAGES.indexes
 
 #: Columns added after the first release, with their types: an older database file gets them on open.
 _ADDED_COLUMNS: dict[str, str] = {"max_retries": "INTEGER", "header": "TEXT", "upstash_headers": "TEXT"}
@@ -202,6 +204,109 @@ class NewMessage(NamedTuple):
     max_retries: int | None = None
     header: str | None = None
     upstash_headers: str | None = None
+
+
+class StoredMessage(NamedTuple):
+    """The columns a message keeps in both the ``messages`` and the ``dlq`` table, in
+    :data:`STORED_COLUMNS` order (labels comma-joined, ``None`` when there is none)."""
+
+    message_id: str
+    url: str
+    topic_name: str | None
+    queue_name: str | None
+    labels: str | None
+    flow_control_key: str | None
+    schedule_id: str | None
+    caller_ip: str | None
+    method: str
+    body: str | None
+    created_at: int
+    max_retries: int | None
+    header: str | None
+    upstash_headers: str | None
+
+    @classmethod
+    def of(cls, m: NewMessage) -> StoredMessage:
+        """The stored columns of ``m``."""
+        labels = ",".join(m.labels) if m.labels else None
+        return cls(
+            m.message_id,
+            m.url,
+            m.topic_name,
+            m.queue_name,
+            labels,
+            m.flow_control_key,
+            m.schedule_id,
+            m.caller_ip,
+            m.method,
+            m.body,
+            m.created_at,
+            m.max_retries,
+            m.header,
+            m.upstash_headers,
+        )
+
+    def to_message(self, host: str | None = None, path: str | None = None) -> NewMessage:
+        """The message back; ``host`` and ``path`` are read from the URL when the table does not keep them."""
+        if host is None or path is None:
+            host, path = split_url(self.url)
+        labels = tuple(self.labels.split(",")) if self.labels else ()
+        return NewMessage(
+            message_id=self.message_id,
+            url=self.url,
+            host=host,
+            path=path,
+            topic_name=self.topic_name,
+            queue_name=self.queue_name,
+            labels=labels,
+            flow_control_key=self.flow_control_key,
+            schedule_id=self.schedule_id,
+            caller_ip=self.caller_ip,
+            method=self.method,
+            body=self.body,
+            created_at=self.created_at,
+            max_retries=self.max_retries,
+            header=self.header,
+            upstash_headers=self.upstash_headers,
+        )
+
+    def api_dict(
+        self, required: Mapping[str, Any] | None = None, optional: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The API's ``Message`` fields (``maxRetries`` defaults to :data:`DEFAULT_MAX_RETRIES`).
+
+        :param required: more fields, set after ``maxRetries``.
+        :param optional: more fields, set after ``body`` when not ``None``.
+        """
+        out: dict[str, Any] = {
+            "messageId": self.message_id,
+            "url": self.url,
+            "method": self.method,
+            "createdAt": self.created_at,
+            "maxRetries": DEFAULT_MAX_RETRIES if self.max_retries is None else self.max_retries,
+            **(required or {}),
+        }
+        fields = {
+            "topicName": self.topic_name,
+            "queueName": self.queue_name,
+            "flowControlKey": self.flow_control_key,
+            "scheduleId": self.schedule_id,
+            "callerIP": self.caller_ip,
+            "body": self.body,
+            **(optional or {}),
+        }
+        out.update({key: value for key, value in fields.items() if value is not None})
+        if self.labels:
+            labels = self.labels.split(",")
+            out["labels"] = labels
+            out["label"] = labels[0]
+        if self.header:
+            out["header"] = json.loads(self.header)
+        return out
+
+
+#: The columns of :class:`StoredMessage`, for ``SELECT`` and ``INSERT`` statements.
+STORED_COLUMNS = ", ".join(StoredMessage._fields)
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
@@ -326,7 +431,9 @@ class CancelResult:
 
 #: A selected message: ``(created_at, id, queue_name)``.
 Row = tuple[int, int, str | None]
-_Row = Row
+
+#: What the store reads of a message: row id, state, location, then :class:`StoredMessage`.
+_COLUMNS = f"id, held, cancelled_at, host, path, {STORED_COLUMNS}"
 
 
 class MessageStore:
@@ -350,8 +457,7 @@ class MessageStore:
         for column, kind in _ADDED_COLUMNS.items():
             if column not in present:
                 self._conn.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
-        for create in _INDEXES.values():
-            self._conn.execute(create)
+        MESSAGES.create(self._conn)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -362,13 +468,10 @@ class MessageStore:
 
     def reset(self) -> None:
         """Delete every message and queue."""
-        with self._lock, self._transaction():
+        with self._lock, self.transaction():
             self._conn.execute("DELETE FROM message_labels")
             self._conn.execute("DELETE FROM messages")
             self._conn.execute("DELETE FROM queues")
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
 
     # -- for the sibling stores (bulk actions, DLQ) that share this connection ------------
 
@@ -408,54 +511,27 @@ class MessageStore:
             return
         with self._lock:
             try:
-                with self._transaction():
-                    self._insert_rows(batch)
+                with self.transaction():
+                    self.insert_rows(batch)
             except sqlite3.IntegrityError as exc:
                 raise ValueError(f"cannot insert messages: {exc}") from exc
 
     def insert_rows(self, batch: Sequence[NewMessage]) -> None:
         """Insert validated messages; the caller holds :attr:`lock` and has opened a :meth:`transaction`."""
-        self._insert_rows(batch)
-
-    def _insert_rows(self, batch: Sequence[NewMessage]) -> None:
-        row = self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
-        first_id = int(row[0]) + 1
+        first_id = MESSAGES.last_id(self._conn) + 1
         message_rows = []
         label_rows = []
         queues: Counter[str] = Counter()
         for offset, m in enumerate(batch):
             mid = first_id + offset
-            message_rows.append(
-                (
-                    mid,
-                    m.message_id,
-                    m.url,
-                    m.host,
-                    m.path,
-                    m.topic_name,
-                    m.queue_name,
-                    ",".join(m.labels) if m.labels else None,
-                    m.flow_control_key,
-                    m.schedule_id,
-                    m.caller_ip,
-                    m.method,
-                    m.body,
-                    m.created_at,
-                    m.max_retries,
-                    m.header,
-                    m.upstash_headers,
-                )
-            )
+            message_rows.append((mid, m.host, m.path, *StoredMessage.of(m)))
             for label in m.labels:
                 label_rows.append((label, m.created_at, mid))
             if m.queue_name is not None:
                 queues[m.queue_name] += 1
         stamp = now_ms()
         self._conn.executemany(
-            "INSERT INTO messages (id, message_id, url, host, path, topic_name, queue_name, "
-            "labels, flow_control_key, schedule_id, caller_ip, method, body, created_at, max_retries, header, "
-            "upstash_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            message_rows,
+            f"INSERT INTO messages (id, host, path, {STORED_COLUMNS}) VALUES ({', '.join('?' * 17)})", message_rows
         )
         self._conn.executemany("INSERT INTO message_labels (label, created_at, mid) VALUES (?, ?, ?)", label_rows)
         self._conn.executemany(
@@ -481,25 +557,11 @@ class MessageStore:
         from airflow_qstash.emulator.seeding import generate_messages
 
         with self._lock:
-            salt = int(self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
-            # rebuilding costs O(stored + n): worth it only when n dominates what is stored
-            bulk = n >= BULK_LOAD_THRESHOLD and n >= salt
+            salt = MESSAGES.last_id(self._conn)
+            messages = generate_messages(n, seed, now=now, id_salt=salt)
             try:
-                with self._transaction():
-                    if bulk:
-                        for name in _INDEXES:
-                            self._conn.execute(f"DROP INDEX IF EXISTS {name}")
-                    batch: list[NewMessage] = []
-                    for message in generate_messages(n, seed, now=now, id_salt=salt):
-                        batch.append(message)
-                        if len(batch) >= chunk:
-                            self._insert_rows(batch)
-                            batch = []
-                    if batch:
-                        self._insert_rows(batch)
-                    if bulk:
-                        for create in _INDEXES.values():
-                            self._conn.execute(create)
+                with self.transaction():
+                    MESSAGES.load(self._conn, messages, self.insert_rows, count=n, stored=salt, chunk=chunk)
             except sqlite3.IntegrityError as exc:
                 raise ValueError(f"cannot seed messages: {exc}") from exc
         return n
@@ -510,7 +572,7 @@ class MessageStore:
         """One message as an API ``Message`` dict, or ``None`` if unknown (or cancelled)."""
         with self._lock:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)).fetchone()
-        if row is None or (not row[14] and not include_cancelled):
+        if row is None or (not row[1] and not include_cancelled):
             return None
         return _row_to_dict(row, admin=include_cancelled)
 
@@ -521,14 +583,9 @@ class MessageStore:
         :param limit: at most this many, or all.
         :raises ValueError: for an unknown state.
         """
-        where = _state_clause(state)
-        sql = f"SELECT {_COLUMNS} FROM messages {where} ORDER BY id"
-        params: tuple[int, ...] = ()
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (limit,)
+        statement = limited(f"SELECT {_COLUMNS} FROM messages {_state_clause(state)} ORDER BY id", (), limit)
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = self._conn.execute(*statement).fetchall()
         return [_row_to_dict(row, admin=True) for row in rows]
 
     def message_ids(self, state: str = "held") -> set[str]:
@@ -571,7 +628,7 @@ class MessageStore:
             ).fetchone()
             if row is None:
                 return False
-            with self._transaction():
+            with self.transaction():
                 self.cancel_rows([row])
             return True
 
@@ -596,27 +653,21 @@ class MessageStore:
                     "SELECT message_id FROM messages WHERE id = ?", (rows[keep][1],)
                 ).fetchone()[0]
             if to_cancel:
-                with self._transaction():
+                with self.transaction():
                     self.cancel_rows(to_cancel)
             return CancelResult(cancelled=len(to_cancel), selected=len(rows), failed_message_id=failed)
 
-    def cancel_rows(self, rows: Sequence[_Row]) -> None:
+    def cancel_rows(self, rows: Sequence[Row]) -> None:
         """Cancel held messages given as ``(created_at, id, queue_name)`` rows.
 
         The caller holds :attr:`lock` and has opened a :meth:`transaction`.
         """
-        ids = json.dumps([row[1] for row in rows])
+        ids = json_list(row[1] for row in rows)
         stamp = now_ms()
         self._conn.execute(
-            "UPDATE messages SET held = 0, cancelled_at = ? WHERE id IN (SELECT value FROM json_each(?))",
-            (stamp, ids),
+            "UPDATE messages SET held = 0, cancelled_at = ? WHERE id IN (SELECT value FROM json_each(?))", (stamp, ids)
         )
-        self._conn.execute("DELETE FROM message_labels WHERE mid IN (SELECT value FROM json_each(?))", (ids,))
-        queues = Counter(row[2] for row in rows if row[2] is not None)
-        self._conn.executemany(
-            "UPDATE queues SET lag = max(lag - ?, 0), updated_at = ? WHERE name = ?",
-            [(n, stamp, name) for name, n in queues.items()],
-        )
+        self._release(ids, [row[2] for row in rows], stamp)
 
     def take_held(self, message_ids: Sequence[str]) -> list[NewMessage]:
         """Remove held messages from the store (they leave QStash, e.g. for the DLQ) and return them.
@@ -624,122 +675,43 @@ class MessageStore:
         Unknown and cancelled ids are skipped. The caller holds :attr:`lock` and has opened a
         :meth:`transaction`.
         """
-        ids = json.dumps(list(message_ids))
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS}, queue_name FROM messages WHERE message_id IN (SELECT value FROM json_each(?)) "
+            f"SELECT {_COLUMNS} FROM messages WHERE message_id IN (SELECT value FROM json_each(?)) "
             "AND held = 1 ORDER BY id",
-            (ids,),
+            (json_list(message_ids),),
         ).fetchall()
         if not rows:
             return []
-        mids = json.dumps([row[0] for row in rows])
-        self._conn.execute("DELETE FROM message_labels WHERE mid IN (SELECT value FROM json_each(?))", (mids,))
-        self._conn.execute("DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (mids,))
-        queues = Counter(row[-1] for row in rows if row[-1] is not None)
-        stamp = now_ms()
+        messages = [StoredMessage._make(row[5:]).to_message(row[3], row[4]) for row in rows]
+        ids = json_list(row[0] for row in rows)
+        self._conn.execute("DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+        self._release(ids, [m.queue_name for m in messages], now_ms())
+        return messages
+
+    def _release(self, ids: str, queue_names: Iterable[str | None], stamp: int) -> None:
+        """Messages ``ids`` (a JSON list) in these queues leave the held set at ``stamp``: their label
+        rows go, and each takes one off its queue's lag."""
+        self._conn.execute("DELETE FROM message_labels WHERE mid IN (SELECT value FROM json_each(?))", (ids,))
+        queues = Counter(name for name in queue_names if name is not None)
         self._conn.executemany(
             "UPDATE queues SET lag = max(lag - ?, 0), updated_at = ? WHERE name = ?",
             [(n, stamp, name) for name, n in queues.items()],
         )
-        return [_row_to_new_message(row) for row in rows]
 
-    def select(self, query: BulkCancelQuery) -> list[_Row]:
+    def select(self, query: BulkCancelQuery) -> list[Row]:
         """The held messages ``query`` would cancel, as ``(created_at, id, queue_name)``, oldest first."""
         with self._lock:
             if query.message_ids:
-                return self._select_ids(query.message_ids, query.count)
-            return self._select_filtered(query)
+                rows = self._conn.execute(*_by_ids(query)).fetchall()
+            else:
+                rows = MESSAGES.select(self._conn, _scan(query))
+        return cast("list[Row]", rows)
 
     def explain(self, query: BulkCancelQuery) -> list[str]:
         """SQLite's query plans of the statements :meth:`select` would run (for benchmarks/tests)."""
-        plans: list[str] = []
-        for sql, params in self._statements(query):
-            with self._lock:
-                rows = self._conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            plans.append("; ".join(str(r[-1]) for r in rows))
-        return plans
-
-    def _select_ids(self, message_ids: Sequence[str], count: int | None) -> list[_Row]:
-        sql = (
-            "SELECT created_at, id, queue_name FROM messages "
-            "WHERE message_id IN (SELECT value FROM json_each(?)) AND held = 1 ORDER BY created_at, id"
-        )
-        params: list[Any] = [json.dumps(list(message_ids))]
-        if count is not None:
-            sql += " LIMIT ?"
-            params.append(count)
-        return [tuple(r) for r in self._conn.execute(sql, params)]  # type: ignore[misc]
-
-    def _statements(self, query: BulkCancelQuery) -> Iterator[tuple[str, list[Any]]]:
-        if query.message_ids:
-            yield (
-                "SELECT created_at, id, queue_name FROM messages WHERE message_id IN "
-                "(SELECT value FROM json_each(?)) AND held = 1 ORDER BY created_at, id",
-                [json.dumps(list(query.message_ids))],
-            )
-            return
-        driver = next((name for name in DRIVING_ORDER if name in query.values), None)
-        residual: list[str] = []
-        residual_params: list[Any] = []
-        for name, values in query.values.items():
-            if name == driver:
-                continue
-            if name == "label":
-                residual.append(
-                    "EXISTS (SELECT 1 FROM message_labels AS l2 WHERE l2.mid = m.id "
-                    "AND l2.label IN (SELECT value FROM json_each(?)))"
-                )
-            else:
-                residual.append(f"m.{FILTER_COLUMNS[name]} IN (SELECT value FROM json_each(?))")
-            residual_params.append(json.dumps(list(values)))
-        limit = " LIMIT ?" if query.count is not None else ""
-        limit_params: list[Any] = [query.count] if query.count is not None else []
-
-        if driver == "label":
-            date_sql, date_params = _date_clause("l", query)
-            where = " AND ".join(["l.label = ?", *date_sql, "m.held = 1", *residual])
-            sql = (
-                "SELECT l.created_at, l.mid, m.queue_name FROM message_labels AS l "
-                f"CROSS JOIN messages AS m ON m.id = l.mid WHERE {where} "
-                f"ORDER BY l.created_at, l.mid{limit}"
-            )
-        else:
-            date_sql, date_params = _date_clause("m", query)
-            if driver is None:
-                index, head = "ix_held_created", []
-            else:
-                column = FILTER_COLUMNS[driver]
-                index, head = f"ix_held_{column}", [f"m.{column} = ?"]
-            where = " AND ".join([*head, "m.held = 1", *date_sql, *residual])
-            sql = (
-                f"SELECT m.created_at, m.id, m.queue_name FROM messages AS m INDEXED BY {index} "
-                f"WHERE {where} ORDER BY m.created_at, m.id{limit}"
-            )
-        if driver is None:
-            yield sql, [*date_params, *residual_params, *limit_params]
-            return
-        for value in query.values[driver]:
-            yield sql, [value, *date_params, *residual_params, *limit_params]
-
-    def _select_filtered(self, query: BulkCancelQuery) -> list[_Row]:
-        if query.from_date is not None and query.to_date is not None and query.from_date > query.to_date:
-            return []
-        per_value: list[list[_Row]] = [
-            [tuple(r) for r in self._conn.execute(sql, params)]  # type: ignore[misc]
-            for sql, params in self._statements(query)
-        ]
-        if len(per_value) == 1:
-            return per_value[0]
-        merged: list[_Row] = []
-        seen: set[int] = set()
-        for row in heapq.merge(*per_value):
-            if row[1] in seen:
-                continue
-            seen.add(row[1])
-            merged.append(row)
-            if query.count is not None and len(merged) >= query.count:
-                break
-        return merged
+        statements = [_by_ids(query)] if query.message_ids else MESSAGES.statements(_scan(query))
+        with self._lock:
+            return explain(self._conn, statements)
 
 
 class _Transaction:
@@ -755,16 +727,19 @@ class _Transaction:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-def _date_clause(alias: str, query: BulkCancelQuery) -> tuple[list[str], list[int]]:
-    sql: list[str] = []
-    params: list[int] = []
-    if query.from_date is not None:
-        sql.append(f"{alias}.created_at >= ?")
-        params.append(query.from_date)
-    if query.to_date is not None:
-        sql.append(f"{alias}.created_at <= ?")
-        params.append(query.to_date)
-    return sql, params
+def _scan(query: BulkCancelQuery) -> Scan:
+    """The filter selection of ``query``: oldest first, at most ``count``."""
+    return Scan(query.values, from_date=query.from_date, to_date=query.to_date, limit=query.count)
+
+
+def _by_ids(query: BulkCancelQuery) -> Statement:
+    """The selection of ``query.message_ids``: held ones, oldest first, at most ``count``."""
+    return limited(
+        "SELECT created_at, id, queue_name FROM messages "
+        "WHERE message_id IN (SELECT value FROM json_each(?)) AND held = 1 ORDER BY created_at, id",
+        [json_list(query.message_ids)],
+        query.count,
+    )
 
 
 def _state_clause(state: str) -> str:
@@ -777,76 +752,35 @@ def _state_clause(state: str) -> str:
     raise ValueError(f"state must be one of {STATES}, got {state!r}")
 
 
-def _row_to_new_message(row: Sequence[Any]) -> NewMessage:
-    labels = tuple(row[7].split(",")) if row[7] else ()
-    return NewMessage(
-        message_id=row[1],
-        url=row[2],
-        host=row[3],
-        path=row[4],
-        topic_name=row[5],
-        queue_name=row[6],
-        labels=labels,
-        flow_control_key=row[8],
-        schedule_id=row[9],
-        caller_ip=row[10],
-        method=row[11],
-        body=row[12],
-        created_at=row[13],
-        max_retries=row[16],
-        header=row[17],
-        upstash_headers=row[18],
-    )
-
-
 def _row_to_dict(row: Sequence[Any], *, admin: bool) -> dict[str, Any]:
-    (
-        _mid,
-        message_id,
-        url,
-        host,
-        path,
-        topic_name,
-        queue_name,
-        labels_text,
-        flow_control_key,
-        schedule_id,
-        caller_ip,
-        method,
-        body,
-        created_at,
-        held,
-        cancelled_at,
-        max_retries,
-        header,
-        upstash_headers,
-    ) = row
-    out: dict[str, Any] = {
-        "messageId": message_id,
-        "url": url,
-        "method": method,
-        "createdAt": created_at,
-        "maxRetries": DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
-    }
-    optional = {
-        "topicName": topic_name,
-        "queueName": queue_name,
-        "flowControlKey": flow_control_key,
-        "scheduleId": schedule_id,
-        "callerIP": caller_ip,
-        "body": body,
-    }
-    out.update({key: value for key, value in optional.items() if value is not None})
-    if labels_text:
-        labels = labels_text.split(",")
-        out["labels"] = labels
-        out["label"] = labels[0]
-    if header:
-        out["header"] = json.loads(header)
+    """A ``SELECT {_COLUMNS}`` row as the API's ``Message`` (``admin``: plus where it goes and its state)."""
+    _id, held, cancelled_at, host, path = row[:5]
+    stored = StoredMessage._make(row[5:])
+    out = stored.api_dict()
     if admin:
         out["host"] = host
         out["path"] = path
         out["state"] = "held" if held else "cancelled"
         out["cancelledAt"] = cancelled_at
-        out["upstashHeaders"] = json.loads(upstash_headers) if upstash_headers else {}
+        out["upstashHeaders"] = json.loads(stored.upstash_headers) if stored.upstash_headers else {}
     return out
+
+
+__all__ = [
+    "BULK_LOAD_THRESHOLD",
+    "DEFAULT_MAX_RETRIES",
+    "FILTER_COLUMNS",
+    "MESSAGES",
+    "STATES",
+    "STORED_COLUMNS",
+    "CancelResult",
+    "MessageStore",
+    "NewMessage",
+    "Row",
+    "StoredMessage",
+    "check_timestamp",
+    "message_from_dict",
+    "new_message_id",
+    "now_ms",
+    "split_url",
+]
