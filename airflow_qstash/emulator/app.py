@@ -676,7 +676,38 @@ def create_app(
     return app
 
 
+#: The keyword options of :func:`create_app`; the CLI's arguments and the runners' attributes
+#: (:class:`~airflow_qstash.emulator.server.QStashEmulator`) carry the same names.
+APP_OPTIONS: tuple[str, ...] = ("request_log_size", "bulk_cancel", "action_rate", "sync_wait")
+
+
+def open_app(
+    db: str,
+    token: str,
+    faults: FaultConfig | None,
+    *,
+    seed_messages: int = 0,
+    seed_random: int = 0,
+    **options: Any,
+) -> Starlette:
+    """:func:`create_app` over a new :class:`MessageStore` of ``db``, first seeded with ``seed_messages``
+    generated messages (of seed ``seed_random``).
+
+    :param options: the :data:`APP_OPTIONS` of :func:`create_app`.
+    :raises ValueError: as :func:`create_app`, or when a generated id collides; the store is closed then.
+    """
+    store = MessageStore(db)
+    try:
+        if seed_messages:
+            store.seed(seed_messages, seed_random)
+        return create_app(store, token, faults, **options)
+    except BaseException:
+        store.close()
+        raise
+
+
 __all__ = [
+    "APP_OPTIONS",
     "DEFAULT_REQUEST_LOG_SIZE",
     "EmulatorApp",
     "EmulatorState",
@@ -684,4 +715,5 @@ __all__ = [
     "check_token",
     "create_app",
     "error_response",
+    "open_app",
 ]

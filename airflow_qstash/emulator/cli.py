@@ -205,22 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if warning is not None:
         print(warning, file=sys.stderr, flush=True)
 
-    from airflow_qstash.emulator.app import create_app
+    from airflow_qstash.emulator.app import APP_OPTIONS, open_app
     from airflow_qstash.emulator.server import READY_PREFIX, ServerThread
-    from airflow_qstash.emulator.store import MessageStore
 
-    store = MessageStore(args.db)
-    if args.seed:
-        store.seed(args.seed, args.seed_random)
-    app = create_app(
-        store,
-        args.token,
-        faults,
-        request_log_size=args.request_log_size,
-        bulk_cancel=args.bulk_cancel,
-        action_rate=args.action_rate,
-        sync_wait=args.sync_wait,
-    )
+    options = {name: getattr(args, name) for name in APP_OPTIONS}
+    app = open_app(args.db, args.token, faults, seed_messages=args.seed, seed_random=args.seed_random, **options)
     state = app.state.emulator
     try:
         runner = ServerThread(

@@ -2,7 +2,9 @@
 
 :class:`QStashEmulator` is the runners' base (lifecycle and admin helpers) and their factory:
 ``QStashEmulator(...)`` builds an :class:`InProcessEmulator`, ``QStashEmulator(..., subprocess=True)``
-a :class:`SubprocessEmulator`.
+a :class:`SubprocessEmulator`. Where the server runs is each runner's :class:`EmulatorBackend`
+(:class:`InProcessBackend`, :class:`SubprocessBackend`), so the base is a concrete class and
+``QStashEmulator(...)`` type-checks as one.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE
-from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token, create_app
+from airflow_qstash.emulator.app import APP_OPTIONS, DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token, open_app
 from airflow_qstash.emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
 from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.emulator.store import MessageStore
@@ -159,14 +161,179 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-class QStashEmulator(ABC):
+class EmulatorBackend(ABC):
+    """Where a :class:`QStashEmulator` runs its server: one small class per place.
+
+    A backend is made by its runner (before :meth:`launch`) and kept after :meth:`shutdown`.
+    """
+
+    #: Whether the server runs in a child process (the admin API is then the only way in).
+    child_process: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def running(self) -> bool:
+        """Whether the server is up."""
+
+    @abstractmethod
+    def launch(self, emulator: QStashEmulator) -> int:
+        """Start the server ``emulator``'s settings describe and wait until it answers; returns its port.
+
+        :raises RuntimeError: if it did not come up within ``emulator.startup_timeout`` seconds.
+        """
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop the server if it runs (idempotent)."""
+
+
+class InProcessBackend(EmulatorBackend):
+    """uvicorn in a daemon thread of this process (:class:`ServerThread`), the app's state at hand."""
+
+    def __init__(self) -> None:
+        self.thread: ServerThread | None = None
+        #: The app's shared state while the server runs.
+        self.state: EmulatorState | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is up."""
+        return self.thread is not None and self.thread.is_alive()
+
+    def launch(self, emulator: QStashEmulator) -> int:
+        """Build the app (see :func:`~airflow_qstash.emulator.app.open_app`) and serve it; returns its port."""
+        app = open_app(
+            emulator.db,
+            emulator.token,
+            emulator.initial_faults,
+            seed_messages=emulator.seed_messages,
+            seed_random=emulator.seed_random,
+            **emulator.app_options(),
+        )
+        state: EmulatorState = app.state.emulator
+        try:
+            thread = ServerThread(
+                app, emulator.host, emulator.requested_port, log_level=emulator.log_level, http=emulator.http
+            )
+            thread.start(emulator.startup_timeout)
+        except BaseException:
+            state.close()
+            raise
+        self.thread, self.state = thread, state
+        return thread.port
+
+    def shutdown(self) -> None:
+        """Stop the thread, then the app's background work and database."""
+        if self.thread is not None:
+            self.thread.stop()
+            self.thread = None
+        if self.state is not None:
+            self.state.close()
+            self.state = None
+
+
+class SubprocessBackend(EmulatorBackend):
+    """The CLI (``python -m airflow_qstash.emulator``) in a child process.
+
+    The token travels in the child's environment (``QSTASH_EMULATOR_TOKEN``), never on its
+    command line, where ``ps`` would show it. :meth:`shutdown` sends SIGTERM (then SIGKILL after 10 s).
+    """
+
+    child_process = True
+
+    def __init__(self) -> None:
+        #: The child (``None`` before :meth:`launch`; kept after :meth:`shutdown` for its exit code).
+        self.proc: sp.Popen[str] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the child process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    @staticmethod
+    def command(emulator: QStashEmulator) -> list[str]:
+        """The child's command line for ``emulator``'s settings (without the token)."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "airflow_qstash.emulator",
+            "--host",
+            emulator.host,
+            "--port",
+            str(emulator.requested_port),
+            "--db",
+            emulator.db,
+            "--log-level",
+            emulator.log_level,
+            "--http",
+            emulator.http,
+        ]
+        for name, value in emulator.app_options().items():
+            cmd += ["--" + name.replace("_", "-"), str(value)]
+        if emulator.initial_faults is not None:
+            cmd += ["--faults-json", json.dumps(emulator.initial_faults.to_dict())]
+        if emulator.seed_messages:
+            cmd += ["--seed", str(emulator.seed_messages), "--seed-random", str(emulator.seed_random)]
+        return cmd
+
+    def launch(self, emulator: QStashEmulator) -> int:
+        """Start the child and wait for its ready line; returns the port it names."""
+        env = dict(os.environ)
+        env[TOKEN_ENV] = emulator.token
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = sp.Popen(self.command(emulator), stdout=sp.PIPE, stdin=sp.DEVNULL, text=True, env=env)
+        self.proc = proc
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump(stream: Any) -> None:
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, args=(proc.stdout,), daemon=True).start()
+        deadline = time.monotonic() + emulator.startup_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                raise RuntimeError("the emulator subprocess did not report ready in time")
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                code = proc.wait()
+                raise RuntimeError(f"the emulator subprocess exited with code {code} during startup")
+            match = _URL_RE.search(line)
+            if match:
+                return int(match.group(1).rsplit(":", 1)[1])
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def shutdown(self) -> None:
+        """SIGTERM, then SIGKILL if the child has not exited after 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except sp.TimeoutExpired:
+            self._kill()
+
+
+class QStashEmulator:
     """A local QStash for tests and benchmarks, used as a context manager.
 
     ``QStashEmulator(...)`` builds an :class:`InProcessEmulator` (default: uvicorn in a daemon
     thread of this process, on a free loopback port) or, with ``subprocess=True``, a
     :class:`SubprocessEmulator` (the CLI ``python -m airflow_qstash.emulator`` in a child
     process, so that a benchmarking client does not share the GIL with the server). Both share
-    this class's admin helpers, which talk to the admin HTTP API under ``/_emulator/``.
+    this class's lifecycle and admin helpers, which talk to the admin HTTP API under
+    ``/_emulator/``; each runs its server through its :class:`EmulatorBackend`.
 
     >>> with QStashEmulator(token="t") as emu:  # doctest: +SKIP
     ...     emu.seed(1000)
@@ -192,6 +359,9 @@ class QStashEmulator(ABC):
     :raises ValueError: for an empty token, an unknown mode, or a rate or wait out of range.
     """
 
+    #: The backend each runner class runs its server with.
+    _backend_type: ClassVar[type[EmulatorBackend]]
+
     def __new__(cls, *args: Any, subprocess: bool | None = None, **kwargs: Any) -> QStashEmulator:
         if cls is QStashEmulator:
             cls = SubprocessEmulator if subprocess else InProcessEmulator
@@ -216,7 +386,7 @@ class QStashEmulator(ABC):
         log_level: str = "warning",
         http: str = "auto",
     ) -> None:
-        if subprocess is not None and subprocess != isinstance(self, SubprocessEmulator):
+        if subprocess is not None and subprocess != self._backend_type.child_process:
             raise ValueError(f"{type(self).__name__} does not take subprocess={subprocess!r}")
         if bulk_cancel not in BULK_CANCEL_MODES:
             raise ValueError(f"bulk_cancel must be one of {list(BULK_CANCEL_MODES)}, got {bulk_cancel!r}")
@@ -239,15 +409,20 @@ class QStashEmulator(ABC):
         self.log_level = log_level
         self.http = http
         self._port: int | None = None
+        self._backend = self._backend_type()
 
     @property
     def subprocess(self) -> bool:
         """Whether the server runs in a child process."""
-        return False
+        return self._backend.child_process
+
+    def app_options(self) -> dict[str, Any]:
+        """The app's :data:`~airflow_qstash.emulator.app.APP_OPTIONS`, as this runner was given them."""
+        return {name: getattr(self, name) for name in APP_OPTIONS}
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> QStashEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -256,9 +431,9 @@ class QStashEmulator(ABC):
         self.stop()
 
     @property
-    @abstractmethod
     def running(self) -> bool:
         """Whether the server is up."""
+        return self._backend.running
 
     @property
     def port(self) -> int:
@@ -277,25 +452,17 @@ class QStashEmulator(ABC):
         """``{"Authorization": "Bearer <token>"}``."""
         return {"Authorization": f"Bearer {self.token}"}
 
-    def start(self) -> QStashEmulator:
+    def start(self) -> Self:
         """Start the server and wait until it answers; returns ``self``."""
         if self._port is not None:
             raise RuntimeError("the emulator is already started")
-        self._port = self._launch()
+        self._port = self._backend.launch(self)
         return self
 
     def stop(self) -> None:
         """Stop the server and release the database. Idempotent."""
-        self._shutdown()
+        self._backend.shutdown()
         self._port = None
-
-    @abstractmethod
-    def _launch(self) -> int:
-        """Start the server; returns its port."""
-
-    @abstractmethod
-    def _shutdown(self) -> None:
-        """Stop the server if it runs (idempotent)."""
 
     # -- direct access (in-process only) -------------------------------------------------
 
@@ -455,13 +622,8 @@ class InProcessEmulator(QStashEmulator):
     :attr:`store` and :attr:`state` give direct access to the database and the app's state.
     """
 
-    _thread: ServerThread | None = None
-    _state: EmulatorState | None = None
-
-    @property
-    def running(self) -> bool:
-        """Whether the server thread is up."""
-        return self._thread is not None and self._thread.is_alive()
+    _backend_type = InProcessBackend
+    _backend: InProcessBackend
 
     @property
     def store(self) -> MessageStore:
@@ -471,155 +633,38 @@ class InProcessEmulator(QStashEmulator):
     @property
     def state(self) -> EmulatorState:
         """The app's shared state: store, bulk actions, faults, request log."""
-        if self._state is None:
+        if self._backend.state is None:
             raise RuntimeError("not available: the emulator is not started")
-        return self._state
-
-    def _launch(self) -> int:
-        store = MessageStore(self.db)
-        state: EmulatorState | None = None
-        try:
-            if self.seed_messages:
-                store.seed(self.seed_messages, self.seed_random)
-            app = create_app(
-                store,
-                self.token,
-                self.initial_faults,
-                request_log_size=self.request_log_size,
-                bulk_cancel=self.bulk_cancel,
-                action_rate=self.action_rate,
-                sync_wait=self.sync_wait,
-            )
-            state = app.state.emulator
-            thread = ServerThread(app, self.host, self.requested_port, log_level=self.log_level, http=self.http)
-            thread.start(self.startup_timeout)
-        except BaseException:
-            if state is not None:
-                state.close()
-            else:
-                store.close()
-            raise
-        self._thread, self._state = thread, state
-        return thread.port
-
-    def _shutdown(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
-        if self._state is not None:
-            self._state.close()
-            self._state = None
+        return self._backend.state
 
 
 class SubprocessEmulator(QStashEmulator):
-    """The CLI (``python -m airflow_qstash.emulator``) in a child process (see :class:`QStashEmulator`).
+    """The CLI (``python -m airflow_qstash.emulator``) in a child process (see :class:`QStashEmulator`
+    and :class:`SubprocessBackend`)."""
 
-    The token travels in the child's environment (``QSTASH_EMULATOR_TOKEN``), never on its
-    command line, where ``ps`` would show it. :meth:`stop` sends SIGTERM (then SIGKILL after 10 s).
-    """
-
-    _proc: sp.Popen[str] | None = None
-
-    @property
-    def subprocess(self) -> bool:
-        """Always ``True``."""
-        return True
-
-    @property
-    def running(self) -> bool:
-        """Whether the child process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+    _backend_type = SubprocessBackend
+    _backend: SubprocessBackend
 
     @property
     def process(self) -> sp.Popen[str] | None:
         """The child process (``None`` before :meth:`start`; kept after :meth:`stop` for its exit code)."""
-        return self._proc
+        return self._backend.proc
 
     def command(self) -> list[str]:
         """The child's command line (without the token)."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "airflow_qstash.emulator",
-            "--host",
-            self.host,
-            "--port",
-            str(self.requested_port),
-            "--db",
-            self.db,
-            "--log-level",
-            self.log_level,
-            "--http",
-            self.http,
-            "--request-log-size",
-            str(self.request_log_size),
-            "--bulk-cancel",
-            self.bulk_cancel,
-            "--action-rate",
-            repr(self.action_rate),
-            "--sync-wait",
-            repr(self.sync_wait),
-        ]
-        if self.initial_faults is not None:
-            cmd += ["--faults-json", json.dumps(self.initial_faults.to_dict())]
-        if self.seed_messages:
-            cmd += ["--seed", str(self.seed_messages), "--seed-random", str(self.seed_random)]
-        return cmd
-
-    def _launch(self) -> int:
-        env = dict(os.environ)
-        env[TOKEN_ENV] = self.token
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        proc = sp.Popen(self.command(), stdout=sp.PIPE, stdin=sp.DEVNULL, text=True, env=env)
-        self._proc = proc
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump(stream: Any) -> None:
-            for line in stream:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, args=(proc.stdout,), daemon=True).start()
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._kill()
-                raise RuntimeError("the emulator subprocess did not report ready in time")
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                code = proc.wait()
-                raise RuntimeError(f"the emulator subprocess exited with code {code} during startup")
-            match = _URL_RE.search(line)
-            if match:
-                return int(match.group(1).rsplit(":", 1)[1])
-
-    def _kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-
-    def _shutdown(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(10)
-        except sp.TimeoutExpired:
-            self._kill()
+        return self._backend.command(self)
 
 
 __all__ = [
     "DEFAULT_TOKEN",
     "READY_PREFIX",
     "TOKEN_ENV",
+    "EmulatorBackend",
+    "InProcessBackend",
     "InProcessEmulator",
     "QStashEmulator",
     "ServerThread",
+    "SubprocessBackend",
     "SubprocessEmulator",
     "base_url_for",
 ]
