@@ -97,20 +97,24 @@ def progress(message: str) -> None:
 # --------------------------------------------------------------------------- the emulator process
 
 
-def emulator_process(*, faults: dict[str, Any] | None = None, **options: Any) -> QStashEmulator:
-    """The QStash emulator in a child process (``with emulator_process() as emu:``), driven over its admin API.
+def emulator_process(*, bulk_cancel: str, faults: dict[str, Any] | None = None, **options: Any) -> QStashEmulator:
+    """The QStash emulator in a child process (``with emulator_process(bulk_cancel="legacy") as emu:``), driven
+    over its admin API.
 
     The package's own runner is imported here, not at module level: ``bench_memory``'s measuring process
     imports this module and must not load the server's modules.
 
+    :param bulk_cancel: the server generation, always named by the caller: ``"legacy"`` (``count``
+        honoured, one synchronous batch per request: what the batched-loop benchmarks measure) or
+        ``"actions"`` (today's hosted QStash: background bulk actions).
     :param faults: a ``FaultConfig`` dict (``{"latency_ms": 50}``) or ``None``.
     :param options: more :class:`~airflow_qstash.emulator.QStashEmulator` arguments (``request_log_size``).
     """
-    from airflow_qstash.emulator import QStashEmulator
+    from airflow_qstash.emulator import SubprocessEmulator
     from airflow_qstash.emulator.faults import FaultConfig
 
     config = None if faults is None else FaultConfig.from_dict(faults)
-    return QStashEmulator(TOKEN, faults=config, subprocess=True, startup_timeout=60, **options)
+    return SubprocessEmulator(TOKEN, faults=config, startup_timeout=60, bulk_cancel=bulk_cancel, **options)
 
 
 def reseed(emu: QStashEmulator, n: int, seed: int = 0) -> None:

@@ -62,7 +62,7 @@ def main() -> int:
     repeats = max(1, min(args.repeats, 10))
 
     rows = []
-    with QStashEmulator(token="bench", subprocess=args.subprocess) as emu:
+    with QStashEmulator(token="bench", subprocess=args.subprocess, bulk_cancel="legacy") as emu:
         session = requests.Session()
         session.headers.update(emu.auth_headers)
         session.get(emu.base_url + "/v2/queues", timeout=10).raise_for_status()  # warm the connection

@@ -87,7 +87,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     header("Benchmark 4: peak RSS of an operator run, by number of messages cancelled")
     samples: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
-    with emulator_process() as emu:
+    with emulator_process(bulk_cancel="legacy") as emu:
         for run in range(1, args.runs + 1):
             for n in sizes:
                 samples[n].append(measure(n, emu))

@@ -146,7 +146,7 @@ def main() -> int:
     header(f"Benchmark 2: client overhead, cancelling N = {n:,} messages in batches of {BATCH}")
     ways: dict[str, Callable[[], tuple[int, int]]] = {}
     samples: dict[str, list[tuple[float, float, float]]] = {}
-    with emulator_process() as emu:
+    with emulator_process(bulk_cancel="legacy") as emu:
         use_connection(emu.base_url)
         ways = {
             "operator": operator,

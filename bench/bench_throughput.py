@@ -57,7 +57,7 @@ def main() -> int:
     header(f"Benchmark 5: throughput with {args.latency_ms:g} ms added to every request, batch {BATCH}, N = {n:,}")
     rtts: list[float] = []
     samples: dict[str, list[tuple[float, float, float]]] = {}
-    with emulator_process(faults={"latency_ms": args.latency_ms}) as emu:
+    with emulator_process(bulk_cancel="legacy", faults={"latency_ms": args.latency_ms}) as emu:
         use_connection(emu.base_url)
         ways = {
             "operator": operator,

@@ -167,7 +167,7 @@ def main() -> int:
 
     faults = FaultConfig(latency_ms=args.latency_ms)
     runs: dict[str, list[tuple[float, float, list[float]]]] = {"concurrent": [], "sequential": []}
-    with QStashEmulator(token=TOKEN, subprocess=True, faults=faults) as emu:
+    with QStashEmulator(token=TOKEN, subprocess=True, faults=faults, bulk_cancel="legacy") as emu:
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
             {
                 "conn_type": "qstash",

@@ -266,6 +266,7 @@ def _bulk_action_runs(good: QStashEmulator, out: Collected) -> None:
     good.wait_actions_idle(30)
 
 
+@pytest.mark.slow
 def test_a_representative_run_never_shows_the_token(
     leak_env: tuple[QStashEmulator, str], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
 ):

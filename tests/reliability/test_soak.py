@@ -59,7 +59,7 @@ from tests.reliability.soak_lib import (
     soak_emulator,
 )
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
 #: Scenarios per server generation (distinct seeds, so the two generations see different data).
 SCENARIO_SEEDS: dict[str, range] = {"legacy": range(0, 32), "actions": range(200, 232)}
