@@ -64,6 +64,8 @@ from airflow_qstash.emulator.web import (
     LOG_ENTRY_SCOPE_KEY,
     STORE_TIME_SCOPE_KEY,
     error_response,
+    found_or_404,
+    parsed,
 )
 from airflow_qstash.emulator.web import emulator_state as _state
 from airflow_qstash.emulator.web import store_call as _store_call
@@ -73,6 +75,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 #: Placeholder endpoint of a message published to a URL group (nothing is ever delivered).
 URL_GROUP_ENDPOINT = "https://example.invalid/{group}"
+
+#: The 404 of the single-message routes; ``{}`` stands for the message id.
+NOT_FOUND = "message {} not found"
 
 
 #: How many ``/v2`` requests the request log keeps unless told otherwise.
@@ -234,19 +239,13 @@ async def enqueue(request: Request) -> Response:
 
 async def get_message(request: Request) -> Response:
     """``GET /v2/messages/{messageId}``: the ``Message``, 404 if unknown or cancelled."""
-    message_id = request.path_params["messageId"]
-    message = await _store_call(request, _state(request).store.get, message_id)
-    if message is None:
-        return error_response(404, f"message {message_id} not found")
-    return JSONResponse(message)
+    return JSONResponse(await found_or_404(request, "messageId", _state(request).store.get, NOT_FOUND))
 
 
 async def cancel_message(request: Request) -> Response:
     """``DELETE /v2/messages/{messageId}``: 200 (empty body) or 404 if unknown or already cancelled."""
-    message_id = request.path_params["messageId"]
-    if await _store_call(request, _state(request).store.cancel_one, message_id):
-        return Response(status_code=200)
-    return error_response(404, f"message {message_id} not found")
+    await found_or_404(request, "messageId", _state(request).store.cancel_one, NOT_FOUND)
+    return Response(status_code=200)
 
 
 async def bulk_cancel(request: Request) -> Response:
@@ -291,52 +290,66 @@ async def admin_health(request: Request) -> Response:
 MAX_SEED = 10_000_000
 
 
-async def admin_seed(request: Request) -> Response:
-    """``POST /_emulator/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}``."""
+async def _seed(request: Request, seed: Callable[..., int]) -> Response:
+    """Run ``seed(count, seed, now=now)`` as the body says (400 for a bad body); ``{"seeded": N}``."""
     try:
-        count, seed, now = _seed_body(await _json_body(request) or {})
+        count, seed_value, now = _seed_body(await _json_body(request) or {})
     except ValueError as exc:
-        return error_response(400, str(exc))
+        raise HTTPException(400, str(exc)) from exc
+    return JSONResponse({"seeded": await run_in_threadpool(seed, count, seed_value, now=now)})
+
+
+async def admin_seed(request: Request) -> Response:
+    """``POST /_emulator/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}`` (409: an id collides)."""
     try:
-        seeded = await run_in_threadpool(_state(request).store.seed, count, seed, now=now)
+        return await _seed(request, _state(request).store.seed)
     except ValueError as exc:
         return error_response(409, str(exc))
-    return JSONResponse({"seeded": seeded})
 
 
-async def admin_add_messages(request: Request) -> Response:
-    """``POST /_emulator/messages`` (a list of message dicts, or ``{"messages": [...]}``)."""
+async def _add(request: Request, add: Callable[[list[Any]], list[str]], what: str, key: str) -> Response:
+    """Run ``add`` on the body (a list of ``what``, or ``{"messages": [...]}``); ``{key: [ids]}``, 400 if refused."""
     body = await _json_body(request)
     if isinstance(body, dict) and set(body) == {"messages"}:
         body = body["messages"]
     if not isinstance(body, list):
-        return error_response(400, "body must be a JSON list of messages")
+        return error_response(400, f"body must be a JSON list of {what}")
     try:
-        ids = await run_in_threadpool(_state(request).store.add_messages, body)
+        ids = await run_in_threadpool(add, body)
     except ValueError as exc:
         return error_response(400, str(exc))
-    return JSONResponse({"messageIds": ids})
+    return JSONResponse({key: ids})
+
+
+async def admin_add_messages(request: Request) -> Response:
+    """``POST /_emulator/messages`` (a list of message dicts, or ``{"messages": [...]}``)."""
+    return await _add(request, _state(request).store.add_messages, "messages", "messageIds")
+
+
+def _state_param(request: Request) -> str:
+    """The ``state`` parameter (default ``held``; 400 unless one of :data:`STATES`)."""
+    state = request.query_params.get("state", "held")
+    if state not in STATES:
+        raise HTTPException(400, f"state must be one of {list(STATES)}")
+    return state
+
+
+def _limit_param(request: Request) -> int | None:
+    """The ``limit`` parameter (an integer >= 0; 400 otherwise), ``None`` when absent."""
+    raw_limit = request.query_params.get("limit")
+    return None if raw_limit is None else parsed(parse_integer, "limit", raw_limit, minimum=0)
 
 
 async def admin_list_messages(request: Request) -> Response:
     """``GET /_emulator/messages?state=held|cancelled|all&limit=N``."""
-    state = request.query_params.get("state", "held")
-    if state not in STATES:
-        return error_response(400, f"state must be one of {list(STATES)}")
-    raw_limit = request.query_params.get("limit")
-    try:
-        limit = None if raw_limit is None else parse_integer("limit", raw_limit, minimum=0)
-    except QueryError as exc:
-        return error_response(400, str(exc))
+    state = _state_param(request)
+    limit = _limit_param(request)
     return JSONResponse(await run_in_threadpool(_state(request).store.messages, state, limit))
 
 
 async def admin_message_ids(request: Request) -> Response:
     """``GET /_emulator/message-ids?state=held|cancelled|all``: just the ids (cheaper)."""
-    state = request.query_params.get("state", "held")
-    if state not in STATES:
-        return error_response(400, f"state must be one of {list(STATES)}")
-    ids = await run_in_threadpool(_state(request).store.message_ids, state)
+    ids = await run_in_threadpool(_state(request).store.message_ids, _state_param(request))
     return JSONResponse(sorted(ids))
 
 
@@ -393,36 +406,17 @@ async def admin_add_dlq(request: Request) -> Response:
     An entry is a message dict (as ``POST /_emulator/messages``) plus ``responseStatus``
     (required), ``responseBody``, ``responseHeader`` and ``dlqId``.
     """
-    body = await _json_body(request)
-    if isinstance(body, dict) and set(body) == {"messages"}:
-        body = body["messages"]
-    if not isinstance(body, list):
-        return error_response(400, "body must be a JSON list of DLQ entries")
-    try:
-        ids = await run_in_threadpool(_state(request).dlq.add, body)
-    except ValueError as exc:
-        return error_response(400, str(exc))
-    return JSONResponse({"dlqIds": ids})
+    return await _add(request, _state(request).dlq.add, "DLQ entries", "dlqIds")
 
 
 async def admin_seed_dlq(request: Request) -> Response:
     """``POST /_emulator/dlq/seed`` ``{"count": N, "seed": S, "now": ms?}`` -> ``{"seeded": N}``."""
-    try:
-        count, seed, now = _seed_body(await _json_body(request) or {})
-    except ValueError as exc:
-        return error_response(400, str(exc))
-    seeded = await run_in_threadpool(_state(request).dlq.seed, count, seed, now=now)
-    return JSONResponse({"seeded": seeded})
+    return await _seed(request, _state(request).dlq.seed)
 
 
 async def admin_list_dlq(request: Request) -> Response:
     """``GET /_emulator/dlq?limit=N``: entries in insertion order."""
-    raw_limit = request.query_params.get("limit")
-    try:
-        limit = None if raw_limit is None else parse_integer("limit", raw_limit, minimum=0)
-    except QueryError as exc:
-        return error_response(400, str(exc))
-    return JSONResponse(await run_in_threadpool(_state(request).dlq.entries, limit))
+    return JSONResponse(await run_in_threadpool(_state(request).dlq.entries, _limit_param(request)))
 
 
 async def admin_dlq_count(request: Request) -> Response:

@@ -21,80 +21,70 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from airflow_qstash.emulator.dlq import DlqIdsNotFound
-from airflow_qstash.emulator.headers import read_upstash_headers
-from airflow_qstash.emulator.query import QueryError, parse_dlq_query
-from airflow_qstash.emulator.web import emulator_state, error_response, store_call
+from airflow_qstash.emulator.headers import UpstashHeaders, read_upstash_headers
+from airflow_qstash.emulator.query import DlqQuery, parse_dlq_query
+from airflow_qstash.emulator.web import emulator_state, error_response, found_or_404, parsed, store_call
+
+#: The 404 of a single-entry route; ``{}`` stands for the DLQ id.
+NOT_IN_DLQ = "message {} not found in the DLQ"
 
 
-def _with_cursor(body: dict[str, Any], cursor: str | None) -> JSONResponse:
+def _query(request: Request, *, allow_ids: bool) -> DlqQuery:
+    """The request's DLQ query (400 when invalid)."""
+    return parsed(parse_dlq_query, request.query_params.multi_items(), allow_ids=allow_ids)
+
+
+def _headers(request: Request) -> UpstashHeaders:
+    """The request's ``Upstash-*`` headers, which override the retried messages' settings (400 when invalid)."""
+    return parsed(read_upstash_headers, request.headers.items())
+
+
+def _with_cursor(body: dict[str, Any], cursor: str | None, status_code: int = 200) -> JSONResponse:
     if cursor is not None:
         body["cursor"] = cursor
-    return JSONResponse(body)
+    return JSONResponse(body, status_code=status_code)
 
 
 async def list_dlq(request: Request) -> Response:
     """``GET /v2/dlq``."""
-    try:
-        query = parse_dlq_query(request.query_params.multi_items(), allow_ids=False)
-    except QueryError as exc:
-        return error_response(400, str(exc))
+    query = _query(request, allow_ids=False)
     messages, cursor = await store_call(request, emulator_state(request).dlq.list_page, query)
     return _with_cursor({"messages": messages}, cursor)
 
 
 async def delete_dlq(request: Request) -> Response:
     """``DELETE /v2/dlq``."""
-    try:
-        query = parse_dlq_query(request.query_params.multi_items(), allow_ids=True)
-    except QueryError as exc:
-        return error_response(400, str(exc))
+    query = _query(request, allow_ids=True)
     deleted, cursor = await store_call(request, emulator_state(request).dlq.delete, query)
     return _with_cursor({"deleted": deleted}, cursor)
 
 
 async def retry_dlq(request: Request) -> Response:
     """``POST /v2/dlq/retry``."""
-    try:
-        query = parse_dlq_query(request.query_params.multi_items(), allow_ids=True)
-        headers = read_upstash_headers(request.headers.items())
-    except QueryError as exc:
-        return error_response(400, str(exc))
+    query = _query(request, allow_ids=True)
+    headers = _headers(request)
     try:
         ids, cursor = await store_call(request, emulator_state(request).dlq.retry, query, headers)
     except DlqIdsNotFound as exc:
         return error_response(404, str(exc))
-    response = _with_cursor({"responses": [{"messageId": message_id} for message_id in ids]}, cursor)
-    response.status_code = 201
-    return response
+    return _with_cursor({"responses": [{"messageId": message_id} for message_id in ids]}, cursor, 201)
 
 
 async def get_dlq_message(request: Request) -> Response:
     """``GET /v2/dlq/{dlqId}``."""
-    dlq_id = request.path_params["dlqId"]
-    entry = await store_call(request, emulator_state(request).dlq.get, dlq_id)
-    if entry is None:
-        return error_response(404, f"message {dlq_id} not found in the DLQ")
-    return JSONResponse(entry)
+    return JSONResponse(await found_or_404(request, "dlqId", emulator_state(request).dlq.get, NOT_IN_DLQ))
 
 
 async def delete_dlq_message(request: Request) -> Response:
     """``DELETE /v2/dlq/{dlqId}``: 200 (empty body) or 404."""
-    dlq_id = request.path_params["dlqId"]
-    if await store_call(request, emulator_state(request).dlq.delete_one, dlq_id):
-        return Response(status_code=200)
-    return error_response(404, f"message {dlq_id} not found in the DLQ")
+    await found_or_404(request, "dlqId", emulator_state(request).dlq.delete_one, NOT_IN_DLQ)
+    return Response(status_code=200)
 
 
 async def retry_dlq_message(request: Request) -> Response:
     """``POST /v2/dlq/retry/{dlqId}``: 201 ``{"messageId"}`` or 404."""
-    dlq_id = request.path_params["dlqId"]
-    try:
-        headers = read_upstash_headers(request.headers.items())
-    except QueryError as exc:
-        return error_response(400, str(exc))
-    message_id = await store_call(request, emulator_state(request).dlq.retry_one, dlq_id, headers)
-    if message_id is None:
-        return error_response(404, f"message {dlq_id} not found in the DLQ")
+    headers = _headers(request)
+    message_id = await found_or_404(request, "dlqId", emulator_state(request).dlq.retry_one, NOT_IN_DLQ, headers)
     return JSONResponse({"messageId": message_id}, status_code=201)
 
 

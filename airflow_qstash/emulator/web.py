@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from airflow_qstash.emulator.faults import NO_FAULT, FaultDecision
+from airflow_qstash.emulator.query import QueryError
 
 if TYPE_CHECKING:
     from airflow_qstash.emulator.app import EmulatorState
@@ -68,6 +70,37 @@ async def store_call(request: Request, fn: Callable[..., _T], *args: Any, **kwar
     return result
 
 
+# The helpers below answer by raising HTTPException: the app's handler turns it into the API's
+# ``Error`` (:func:`error_response`), the same answer a route would return itself.
+
+
+def parsed(parse: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``parse(*args, **kwargs)``; the :class:`~airflow_qstash.emulator.query.QueryError` it raises is answered 400.
+
+    :raises HTTPException: 400 with the error's message.
+    """
+    try:
+        return parse(*args, **kwargs)
+    except QueryError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+async def found_or_404(
+    request: Request, param: str, lookup: Callable[..., _T | None], not_found: str, *args: Any
+) -> _T:
+    """``lookup(value, *args)`` run in the store (see :func:`store_call`), ``value`` being the path
+    parameter ``param``; what it found.
+
+    :param not_found: the answer when it finds nothing (``None`` or ``False``); ``{}`` stands for the value.
+    :raises HTTPException: 404 with ``not_found``.
+    """
+    value = request.path_params[param]
+    found = await store_call(request, lookup, value, *args)
+    if found is None or found is False:
+        raise HTTPException(404, not_found.format(value))
+    return found
+
+
 __all__ = [
     "FAULT_SCOPE_KEY",
     "LOG_ENTRY_SCOPE_KEY",
@@ -75,6 +108,8 @@ __all__ = [
     "emulator_state",
     "error_response",
     "fault_decision",
+    "found_or_404",
+    "parsed",
     "record_fault",
     "store_call",
 ]
