@@ -188,6 +188,11 @@ class FaultDecision:
 NO_FAULT = FaultDecision()
 
 
+def _rate_limit_headers(prefix: str, limit: int, reset: str) -> dict[str, str]:
+    """The headers of a 429 of the rate limit named ``prefix``: none left until ``reset`` (Unix seconds)."""
+    return {f"{prefix}-Limit": str(limit), f"{prefix}-Remaining": "0", f"{prefix}-Reset": reset}
+
+
 class FaultInjector:
     """Thread-safe holder of the active :class:`FaultConfig` and its random generator.
 
@@ -236,19 +241,11 @@ class FaultInjector:
             return FaultDecision(kind="drop", latency_s=latency_s)
         threshold += config.rate_429
         if roll < threshold:
-            headers = {
-                "Burst-RateLimit-Limit": str(config.burst_limit),
-                "Burst-RateLimit-Remaining": "0",
-                "Burst-RateLimit-Reset": reset,
-            }
+            headers = _rate_limit_headers("Burst-RateLimit", config.burst_limit, reset)
             return FaultDecision(kind="429", status=429, headers=headers, latency_s=latency_s)
         threshold += config.rate_429_daily
         if roll < threshold:
-            headers = {
-                "RateLimit-Limit": str(config.daily_limit),
-                "RateLimit-Remaining": "0",
-                "RateLimit-Reset": reset,
-            }
+            headers = _rate_limit_headers("RateLimit", config.daily_limit, reset)
             return FaultDecision(kind="429_daily", status=429, headers=headers, latency_s=latency_s)
         threshold += config.rate_5xx
         if roll < threshold:

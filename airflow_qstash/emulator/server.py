@@ -507,10 +507,14 @@ class QStashEmulator:
 
     def seed(self, n: int, seed: int = 0, *, now: int | None = None) -> int:
         """Insert ``n`` generated messages (reproducible for a given ``seed``); returns ``n``."""
+        return self._seed("/_emulator/seed", n, seed, now)
+
+    def _seed(self, path: str, n: int, seed: int, now: int | None) -> int:
+        """``POST`` a seed request (``now``: reference time in Unix ms, default the server's now)."""
         body: dict[str, Any] = {"count": n, "seed": seed}
         if now is not None:
             body["now"] = now
-        seeded: int = self._admin("POST", "/_emulator/seed", body)["seeded"]
+        seeded: int = self._admin("POST", path, body)["seeded"]
         return seeded
 
     def held_ids(self) -> set[str]:
@@ -580,11 +584,7 @@ class QStashEmulator:
 
     def seed_dlq(self, n: int, seed: int = 0, *, now: int | None = None) -> int:
         """Put ``n`` generated entries in the DLQ (reproducible for a given ``seed``; up to millions); returns ``n``."""
-        body: dict[str, Any] = {"count": n, "seed": seed}
-        if now is not None:
-            body["now"] = now
-        seeded: int = self._admin("POST", "/_emulator/dlq/seed", body)["seeded"]
-        return seeded
+        return self._seed("/_emulator/dlq/seed", n, seed, now)
 
     def fail_messages(
         self, message_ids: list[str], response_status: int = 500, response_body: str | None = None
