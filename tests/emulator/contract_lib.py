@@ -70,6 +70,14 @@ def as_spec_request(emu: QStashEmulator, response: requests.Response) -> Request
     return RequestsOpenAPIRequest(prepared)
 
 
+def assert_documented(openapi: OpenAPI, emu: QStashEmulator, response: requests.Response, status: int) -> None:
+    """The request of ``response`` is valid for the spec, and the answer has ``status`` and is the documented one."""
+    request = as_spec_request(emu, response)
+    openapi.validate_request(request)
+    assert response.status_code == status, (response.request.method, response.request.url, response.text)
+    openapi.validate_response(request, RequestsOpenAPIResponse(response))
+
+
 def check_response(
     openapi: OpenAPI, spec_dict: dict[str, Any], request: RequestsOpenAPIRequest, response: requests.Response
 ) -> None:

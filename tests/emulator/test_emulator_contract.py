@@ -34,7 +34,14 @@ from openapi_core.validation.request.exceptions import SecurityValidationError
 from openapi_schema_validator import OAS31Validator
 
 from airflow_qstash.emulator import FaultConfig, QStashEmulator
-from tests.emulator.contract_lib import SPEC_PATH, as_spec_request, check_response, load_yaml, request_is_valid
+from tests.emulator.contract_lib import (
+    SPEC_PATH,
+    as_spec_request,
+    assert_documented,
+    check_response,
+    load_yaml,
+    request_is_valid,
+)
 from tests.emulator.emulator_testlib import TOKEN
 
 pytestmark = [
@@ -100,10 +107,7 @@ def test_bulk_cancel_valid_requests_and_200_answers(
     emu: QStashEmulator, openapi: OpenAPI, spec_dict: dict[str, Any], query: list[tuple[str, str]]
 ) -> None:
     response = requests.delete(emu.base_url + "/v2/messages", params=query, headers=emu.auth_headers, timeout=30)
-    request = as_spec_request(emu, response)
-    openapi.validate_request(request)
-    assert response.status_code == 200, response.text
-    openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert_documented(openapi, emu, response, 200)
     body = response.json()
     assert set(body) == {"cancelled"} and isinstance(body["cancelled"], int)
 
@@ -132,10 +136,7 @@ def test_bulk_cancel_401_has_the_error_shape(emu: QStashEmulator, openapi: OpenA
 
 def test_bulk_cancel_query_token_is_a_valid_security_scheme(emu: QStashEmulator, openapi: OpenAPI) -> None:
     response = requests.delete(emu.base_url + "/v2/messages", params={"count": "5", "qstash_token": TOKEN}, timeout=10)
-    request = as_spec_request(emu, response)
-    openapi.validate_request(request)
-    assert response.status_code == 200
-    openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert_documented(openapi, emu, response, 200)
 
 
 @pytest.mark.parametrize(
@@ -270,10 +271,7 @@ def test_dlq_bulk_routes_answer_as_documented(
     dlq_emu: QStashEmulator, openapi: OpenAPI, query: list[tuple[str, str]], method: str, path: str, status: int
 ) -> None:
     response = _dlq_call(dlq_emu, method, path, query)
-    request = as_spec_request(dlq_emu, response)
-    openapi.validate_request(request)
-    assert response.status_code == status, response.text
-    openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert_documented(openapi, dlq_emu, response, status)
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
@@ -312,19 +310,12 @@ def test_dlq_single_routes(dlq_emu: QStashEmulator, openapi: OpenAPI) -> None:
     first = dlq_emu.dlq_entries(limit=1)[0]["dlqId"]
     sequence += [("DELETE", f"/v2/dlq/{first}", 200), ("DELETE", f"/v2/dlq/{first}", 404)]
     for method, path, status in sequence:
-        response = _dlq_call(dlq_emu, method, path)
-        request = as_spec_request(dlq_emu, response)
-        openapi.validate_request(request)
-        assert response.status_code == status, (method, path, response.text)
-        openapi.validate_response(request, RequestsOpenAPIResponse(response))
+        assert_documented(openapi, dlq_emu, _dlq_call(dlq_emu, method, path), status)
 
 
 def test_dlq_retry_with_gone_ids_is_the_documented_404(dlq_emu: QStashEmulator, openapi: OpenAPI) -> None:
     response = _dlq_call(dlq_emu, "POST", "/v2/dlq/retry", {"dlqIds": "dlq_fixed,dlq_gone"}, **{"Upstash-Retries": "0"})
-    request = as_spec_request(dlq_emu, response)
-    openapi.validate_request(request)
-    assert response.status_code == 404
-    openapi.validate_response(request, RequestsOpenAPIResponse(response))
+    assert_documented(openapi, dlq_emu, response, 404)
 
 
 @pytest.mark.parametrize(

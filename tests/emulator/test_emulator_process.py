@@ -56,6 +56,17 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
             proc.kill()
 
 
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_qstash.emulator", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=dict(os.environ if env is None else env, PYTHONPATH=str(REPO_ROOT)),
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_starts_answers_and_stops_cleanly(sig: int) -> None:
     port = _free_port()
@@ -99,14 +110,7 @@ def test_cli_default_token() -> None:
 
 
 def test_cli_refuses_a_bad_fault_rate() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow_qstash.emulator", "--port", "0", "--fault-5xx", "3"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
-        timeout=30,
-    )
+    result = _run_cli("--port", "0", "--fault-5xx", "3")
     assert result.returncode == 2
     assert "rate_5xx" in result.stderr
 
@@ -253,27 +257,9 @@ def test_request_log_keeps_the_newest_request_log_size_requests(in_subprocess: b
 
 
 def test_cli_refuses_a_request_log_size_below_one() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow_qstash.emulator", "--port", "0", "--request-log-size", "0"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
-        timeout=30,
-    )
+    result = _run_cli("--port", "0", "--request-log-size", "0")
     assert result.returncode == 2
     assert "--request-log-size: must be 1 or more, not 0" in result.stderr
-
-
-def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airflow_qstash.emulator", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ if env is None else env, PYTHONPATH=str(REPO_ROOT)),
-        timeout=30,
-    )
 
 
 @pytest.mark.parametrize("token", ["", "   "], ids=["empty", "blank"])
