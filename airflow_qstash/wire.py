@@ -469,8 +469,13 @@ def start_bulk_cancel(
             return read_bulk_cancel_answer((yield Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel)))
         except QStashActionConflict as err:
             last = err
-        actions = yield from list_bulk_actions(None if not_before_ms is not None else IN_PROGRESS)
-        joinable = joinable_action(actions, ours, excluded, not_before_ms)
+        # A 429 without rate-limit headers: our start was accepted and its action runs or already ran, so the
+        # newest action with our filter is ours. A 412 started nothing: only a running action with our filter
+        # may be followed; a finished one may be an earlier run's, whose zero would end this run with
+        # messages left, so the start is tried again instead.
+        finished_since = not_before_ms if last.http_status == 429 else None
+        actions = yield from list_bulk_actions(None if finished_since is not None else IN_PROGRESS)
+        joinable = joinable_action(actions, ours, excluded, finished_since)
         if joinable is not None:
             return ActionStarted(joinable.action_id, joined=True)
     raise QStashAPIError(

@@ -475,12 +475,24 @@ def test_a_finished_action_is_joined_only_when_asked_and_recent_enough():
             action("excluded", "FINISHED", createdAt=1_300),
         ]
     }
-    got, effects = drive(start_bulk_cancel(PARAMS, not_before_ms=1_000, exclude=["excluded"]), [conflict(), listing])
+    # a 429 without rate-limit headers: our start was accepted, so the newest finished action is ours
+    got, effects = drive(start_bulk_cancel(PARAMS, not_before_ms=1_000, exclude=["excluded"]), [conflict(429), listing])
     assert got == ActionStarted("newest", joined=True)
     assert ("state", "IN_PROGRESS") not in calls(effects)[1].params  # finished ones are listed too
     # without not_before_ms a finished action is never joined: the start is tried again
-    got, effects = drive(start_bulk_cancel(PARAMS), [conflict(), listing, {"actionId": "fresh"}])
+    got, effects = drive(start_bulk_cancel(PARAMS), [conflict(429), listing, {"actionId": "fresh"}])
     assert got == ActionStarted("fresh")
+
+
+def test_a_412_joins_only_a_running_action_never_a_finished_one():
+    """A 412 started nothing: a finished action with our filter may be an earlier run's, whose zero would
+    end this run with messages left."""
+    listing = {"bulkActions": [action("earlier-run", "FINISHED", createdAt=1_200)]}
+    got, effects = drive(
+        start_bulk_cancel(PARAMS, not_before_ms=1_000), [conflict(412), listing, {"actionId": "fresh"}]
+    )
+    assert got == ActionStarted("fresh")
+    assert ("state", "IN_PROGRESS") in calls(effects)[1].params
 
 
 def test_a_running_action_is_preferred_over_a_finished_one():

@@ -434,16 +434,16 @@ class QStashAsyncHook(_QStashHookBase):
         async for attempt in AsyncRetrying(**policy.tenacity_kwargs(self.log)):
             with attempt:
                 try:
-                    response = await asyncio.wait_for(
-                        client.request(
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
+                    # request completes, and the trigger would run on after the triggerer cancelled it.
+                    async with asyncio.timeout(config.timeout):
+                        response = await client.request(
                             call.method,
                             call.path,
                             params=list(call.params) or None,  # type: ignore[arg-type]
                             headers=headers,
                             follow_redirects=False,
-                        ),
-                        timeout=config.timeout,
-                    )
+                        )
                 except (httpx.TransportError, asyncio.TimeoutError) as err:
                     raise self._no_answer(call, config, err) from err
                 return read_answer(call, response.status_code, response.headers, response.text, policy, config.token)
