@@ -20,7 +20,10 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.dag_processing.dagbag import DagBag
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow < 3.2
+    from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -240,7 +243,7 @@ IMPORT_PROBE = textwrap.dedent(
     # What Airflow itself (and the DAG authoring API) imports: the baseline.
     import pendulum
     from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, conf
-    from airflow.sdk import DAG, Param
+    from airflow.providers.common.compat.sdk import DAG, Param
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     baseline = set(sys.modules)

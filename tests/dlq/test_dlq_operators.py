@@ -26,6 +26,7 @@ from airflow_qstash.operators.dlq import DLQRefused, QStashDLQDeleteOperator, QS
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ
+from tests.task_logs import capture_task_logs
 
 REPO = Path(__file__).resolve().parents[2]
 TASK_START = pendulum.datetime(2026, 11, 2, 3, 0, 0, 250000, tz="UTC")
@@ -246,7 +247,7 @@ def test_an_undefined_data_interval_on_a_manual_run_explains_itself(cls: type):
 
 @pytest.mark.parametrize("cls", OPERATORS)
 def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates(cls: type):
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
     op = cls(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}", urls="https://x/a")
@@ -262,14 +263,13 @@ def test_the_retry_overrides_are_judged_literal_or_templated_too():
 
 @pytest.mark.parametrize("cls", OPERATORS)
 def test_the_pinned_to_date_is_logged_only_when_it_was_pinned(sync_fake: FakeDLQ, cls: type):
-    import structlog
 
-    with structlog.testing.capture_logs() as logs:
+    with capture_task_logs() as logs:
         cls(task_id="t", labels="a").execute(ti_context())
     pinned = [entry["event"] for entry in logs if "pinned" in entry["event"]]
     assert len(pinned) == 1
     assert str(TASK_START_MS) in pinned[0] and "entries that land in the DLQ during the run" in pinned[0]
-    with structlog.testing.capture_logs() as logs:
+    with capture_task_logs() as logs:
         cls(task_id="t", labels="a", to_date=WEEK_START).execute(ti_context())
     assert not any("pinned" in entry["event"] for entry in logs)
 
@@ -447,7 +447,7 @@ def test_the_trigger_rebuilds_the_operators_retry_run():
 PARSE_PROBE = textwrap.dedent(
     """
     import json, runpy, sys
-    import airflow.sdk, airflow.providers.common.compat.sdk, airflow.timetables.interval
+    import airflow, airflow.providers.common.compat.sdk, airflow.timetables.interval
     before = set(sys.modules)
     {target}
     print(json.dumps(sorted(set(sys.modules) - before)))

@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pendulum
 import pytest
-import structlog
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES
@@ -31,6 +30,7 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.operators.qstash import BulkCancelRefused, QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
+from tests.task_logs import capture_task_logs
 
 BULK_URL = f"{FAKE_BASE_URL}/v2/messages"
 
@@ -150,7 +150,7 @@ def no_deferral(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 @pytest.fixture
 def struct_logs() -> Any:
     """Everything the operator and hook log through Airflow's structlog loggers."""
-    with structlog.testing.capture_logs() as logs:
+    with capture_task_logs() as logs:
         yield logs
 
 
@@ -937,7 +937,7 @@ def test_init_tells_templated_from_literal_values_without_changing_them():
 
 
 def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates():
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
     op = QStashBulkCancelOperator(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}")
@@ -1001,7 +1001,7 @@ def test_optional_filters_still_leave_the_no_filter_rule(qstash, requests_mock, 
 
 def native_op(**kwargs: Any) -> QStashBulkCancelOperator:
     """An operator in a DAG that renders templates as native Python objects (``NativeEnvironment``)."""
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     dag = DAG(f"native_{id(kwargs)}", schedule=None, render_template_as_native_obj=True)
     return QStashBulkCancelOperator(task_id="cancel", dag=dag, **kwargs)

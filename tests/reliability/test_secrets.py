@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import requests
-import structlog
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
 from airflow_qstash.emulator import FaultConfig, QStashEmulator
@@ -34,6 +33,7 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json, find_secret
 from tests.reliability.soak_lib import MODES, SOAK_RETRIES, TASK_START_MS, soak_emulator, ti_context
+from tests.task_logs import capture_task_logs
 
 CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
@@ -274,7 +274,7 @@ def test_a_representative_run_never_shows_the_token(
     caplog.set_level(logging.DEBUG)
     out = Collected()
     faults = FaultConfig(rate_429=0.1, rate_5xx=0.1, rate_drop=0.05, reset_after_s=0, seed=11)
-    with structlog.testing.capture_logs() as struct_logs:
+    with capture_task_logs() as struct_logs:
         # success through retried faults, on both paths
         good.set_faults(faults)
         for deferrable in (False, True):

@@ -17,7 +17,6 @@ from typing import Any
 
 import pendulum
 import pytest
-import structlog
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
 from airflow_qstash.emulator import QStashEmulator
@@ -25,6 +24,7 @@ from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
+from tests.task_logs import capture_task_logs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -175,7 +175,7 @@ def rendered_logs(entries: list[dict[str, Any]]) -> str:
 
 
 def test_progress_lines_name_the_action_and_batch_size_is_said_to_be_ignored_once(emu: QStashEmulator, data: Any):
-    with structlog.testing.capture_logs() as entries:
+    with capture_task_logs() as entries:
         result = run_sync(batch_size=100)
 
     text = rendered_logs(entries)
