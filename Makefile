@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow_home
 
-.PHONY: setup demo test lint typecheck unit matrix live-airflow chromium bench clean
+.PHONY: setup demo test lint typecheck unit matrix live-airflow live-services chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
+# The CeleryExecutor test and the fan-out benchmark start their own Redis and PostgreSQL (Debian's packages).
+live-services:
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server postgresql; }
+
 # The tests that need no network server, no real Airflow process and no browser (`pytest -m "not slow"`).
 unit: setup
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -48,7 +53,7 @@ unit: setup
 matrix: setup
 	$(BIN)/python scripts/matrix.py test
 
-test: setup chromium lint typecheck
+test: setup chromium live-services lint typecheck
 	$(BIN)/python -m pytest -q
 	$(BIN)/python scripts/matrix.py test
 
