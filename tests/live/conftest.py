@@ -5,11 +5,13 @@ Fixtures of the live suite: one real Airflow 3 per session, pointed at an in-pro
 with ``qstash_default`` = the emulator; the Airflow processes reach the emulator's thread in this pytest
 process over loopback. Every test starts from an empty emulator with no faults (``emulator`` resets
 it). When a test fails, the end of each component's log and of the newest task logs is attached to its
-report; everything is under the session's temporary directory (printed in the header).
+report; everything is under the session's temporary directory (printed in the header). ``browser`` and
+``page`` give the UI tests headless Chromium (see :mod:`tests.live.browser`).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,6 +76,35 @@ def artifacts_dir() -> Path:
     """``test-artifacts/`` at the repository root (gitignored): screenshots."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's, through Playwright; see :mod:`tests.live.browser`), one per test module."""
+    from playwright import sync_api
+
+    from tests.live.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} not installed (make chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A tab in a fresh browser context; a screenshot of it goes to ``ui-failure.png`` when the test fails."""
+    # Tall enough for the whole Trigger form to show in one screenshot.
+    context = browser.new_context(viewport={"width": 1400, "height": 1900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(artifacts_dir / "ui-failure.png"))
+    context.close()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 from playwright import sync_api
 
 from tests.conftest import TEST_TOKEN
-from tests.live.test_ui_live import _pick, browser, page  # noqa: F401  (the browser fixtures, shared)
+from tests.live.browser import assert_form_run, open_trigger_form, pick, trigger_and_wait_for_success
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(420)]
 
@@ -96,6 +95,18 @@ class IncidentDLQ:
             assert message["maxRetries"] == retries
             assert message["upstashHeaders"] == {"upstash-retries": str(retries)}
         return retried_from
+
+    def assert_replayed(self, emulator: Any, summary: dict[str, Any], retries: int) -> None:
+        """
+        The run replayed exactly the selection (see :meth:`assert_exactly_selected_retried`) with requests as
+        :meth:`assert_wire` says, and its summary (the task's XCom) counts and names those new messages and
+        the ``Upstash-Retries`` override.
+        """
+        retried_from = self.assert_exactly_selected_retried(emulator, retries=retries)
+        self.assert_wire(emulator)
+        assert summary["retried"] == len(self.selected)
+        assert set(summary["message_ids"]) == {m["messageId"] for m in retried_from.values()}
+        assert summary["overrides"] == {"Upstash-Retries": str(retries)}
 
     def assert_wire(self, emulator: Any) -> None:
         """Only retries were sent, each with every filter of the form; QStash never saw an empty selection."""
@@ -191,12 +202,8 @@ def test_replay_via_rest_api_retries_exactly_the_form_selection(airflow_api, emu
     log = airflow_api.task_log(replay_dag, run_id, TASK_ID)
     assert run["state"] == "success", log
     assert run["conf"]["labels"] == [incident.label]
-    retried_from = incident.assert_exactly_selected_retried(emulator, retries=0)
-    incident.assert_wire(emulator)
     summary = airflow_api.xcom(replay_dag, run_id, TASK_ID)
-    assert summary["retried"] == len(incident.selected)
-    assert set(summary["message_ids"]) == {m["messageId"] for m in retried_from.values()}
-    assert summary["overrides"] == {"Upstash-Retries": "0"}
+    incident.assert_replayed(emulator, summary, retries=0)
     assert (summary["from_date"], summary["to_date"]) == (_ms(incident.from_dt), _ms(incident.to_dt))
     assert (summary["vanished"], summary["not_found_answers"]) == (0, 0)
     assert summary["requests"] == len(emulator.request_log()) == 1
@@ -232,76 +239,32 @@ def test_replay_refuses_an_empty_form(live_airflow, airflow_api, emulator, seed_
 
 
 def test_replay_trigger_form_in_the_ui_retries_the_selection(
-    live_airflow, airflow_api, emulator, seed_incident, replay_dag, artifacts_dir, request
+    live_airflow, airflow_api, emulator, seed_incident, replay_dag, artifacts_dir, page
 ):
     expect = sync_api.expect
-    tab = request.getfixturevalue("page")  # test_ui_live's page: a fresh browser context, screenshot on failure
     incident = seed_incident("incident-ui")
     airflow_api.set_paused(replay_dag, True)  # the form's "Unpause on trigger" box does it
 
-    tab.goto(live_airflow.base_url + "/")
-    tab.get_by_label("Username").fill(live_airflow.username)
-    tab.get_by_label("Password").fill(live_airflow.password)
-    tab.get_by_role("button", name="Sign in").click()
-    tab.get_by_role("link", name="Dags", exact=True).first.click()
-    tab.get_by_role("link", name=replay_dag, exact=True).click()
-    expect(tab).to_have_url(re.compile(rf"/dags/{replay_dag}$"))
-
-    trigger_button = tab.get_by_role("button", name="Trigger Dag")
-    expect(trigger_button).to_have_count(1)
-    form = tab.get_by_role("dialog").filter(has=tab.get_by_role("heading", name=f"Trigger Dag - {replay_dag}"))
-    for _attempt in range(3):  # a click can land before the button is wired up
-        trigger_button.click()
-        try:
-            expect(form).to_be_visible(timeout=5_000)
-            break
-        except AssertionError:
-            continue
-    expect(form).to_be_visible()
-    expect(form.get_by_role("checkbox", name=f"Unpause {replay_dag} on trigger")).to_be_checked()
+    form = open_trigger_form(page, live_airflow, replay_dag)
 
     # Labels: one per line. Response statuses: a JSON array in the form's code editor.
     form.get_by_role("group").filter(has_text="Labels").get_by_role("textbox").fill(incident.label)
     statuses = form.locator("#element_response_statuses")
     statuses.locator(".view-lines").click()
-    tab.keyboard.press("ControlOrMeta+A")
-    tab.keyboard.press("Delete")
-    tab.keyboard.insert_text("[500,503]")
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text("[500,503]")
     # accepted: the editor shows the parsed array again, pretty-printed over several lines
     expect(statuses.locator(".view-lines")).to_contain_text(re.compile(r"\[\s*500,\s*503\s*\]"))
-    _pick(tab, form, "Failed from", incident.from_dt)
-    _pick(tab, form, "Failed until", incident.to_dt)
+    pick(page, form, "Failed from", incident.from_dt)
+    pick(page, form, "Failed until", incident.to_dt)
     form.get_by_role("spinbutton", name="Retries of the replayed messages").fill("2")
     form.screenshot(path=str(artifacts_dir / "ui-dlq-replay-form-filled.png"))
 
-    form.get_by_role("button", name="Trigger").click()
-    expect(tab).to_have_url(re.compile(rf"/dags/{replay_dag}/runs/"), timeout=30_000)
-    run_id = unquote(tab.url.split("/runs/", 1)[1].split("/", 1)[0])
+    run_id = trigger_and_wait_for_success(page, form, airflow_api, replay_dag, TASK_ID)
+    page.screenshot(path=str(artifacts_dir / "ui-dlq-replay-success.png"))
 
-    task_row = tab.get_by_role("row").filter(has=tab.get_by_role("link", name=TASK_ID, exact=True))
-    try:
-        expect(task_row).to_contain_text("Success", timeout=120_000)
-    except AssertionError:
-        run = airflow_api.wait_run(replay_dag, run_id, timeout=30)
-        assert run["state"] == "success", airflow_api.task_log(replay_dag, run_id, TASK_ID)
-        tab.reload()  # finished, but the page did not refresh: look again
-        expect(task_row).to_contain_text("Success")
-    tab.screenshot(path=str(artifacts_dir / "ui-dlq-replay-success.png"))
-
-    run = airflow_api.run(replay_dag, run_id)
-    assert run["state"] == "success"
-    assert run["triggered_by"] == "ui"
-    assert run["conf"]["labels"] == [incident.label]
+    run = assert_form_run(airflow_api, replay_dag, run_id, incident.label, incident.from_dt, incident.to_dt)
     assert run["conf"]["response_statuses"] == [500, 503]
     assert run["conf"]["retries"] == 2
-    assert (run["conf"]["from_date"], run["conf"]["to_date"]) == (
-        incident.from_dt.strftime("%Y-%m-%dT%H:%M:00.000Z"),
-        incident.to_dt.strftime("%Y-%m-%dT%H:%M:00.000Z"),
-    )
-    assert airflow_api.dag(replay_dag)["is_paused"] is False
-    retried_from = incident.assert_exactly_selected_retried(emulator, retries=2)
-    incident.assert_wire(emulator)
-    summary = airflow_api.xcom(replay_dag, run_id, TASK_ID)
-    assert summary["retried"] == len(incident.selected)
-    assert set(summary["message_ids"]) == {m["messageId"] for m in retried_from.values()}
-    assert summary["overrides"] == {"Upstash-Retries": "2"}
+    incident.assert_replayed(emulator, airflow_api.xcom(replay_dag, run_id, TASK_ID), retries=2)
