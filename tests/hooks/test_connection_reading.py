@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_qstash.config import NUMERIC_EXTRAS
 from airflow_qstash.errors import QStashAPIError, QStashConnectionError
 from airflow_qstash.filters import BulkCancelFilter
-from tests.conftest import TEST_TOKEN
+from tests.connections import raw_qstash_connection, serve_connections
 from tests.hooks.conftest import Answer, HookClient, use_connection
 
 LABELS = BulkCancelFilter.build(labels="a")
@@ -24,12 +24,11 @@ LABELS = BulkCancelFilter.build(labels="a")
 def raw_connection(
     monkeypatch: pytest.MonkeyPatch, conn_id: str, extra_json: str, host: str = "https://qstash.test"
 ) -> str:
-    """A connection whose ``extra`` is written as raw JSON text (for numbers ``json.dumps`` cannot write)."""
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{conn_id.upper()}",
-        f'{{"conn_type": "qstash", "host": {json.dumps(host)}, "password": {json.dumps(TEST_TOKEN)}, '
-        f'"extra": {extra_json}}}',
-    )
+    """
+    A connection whose ``extra`` is written as raw JSON text (for numbers ``json.dumps`` cannot write),
+    served to both hooks as a ``Connection`` (Airflow 3.0/3.1 cannot read such an ``AIRFLOW_CONN_*``).
+    """
+    serve_connections(monkeypatch, {conn_id: raw_qstash_connection(conn_id, extra_json, host)})
     return conn_id
 
 
