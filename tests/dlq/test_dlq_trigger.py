@@ -11,6 +11,7 @@ import pytest
 from airflow_qstash.dlq import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
+from tests.connections import MISSING, serve_connections
 from tests.dlq.fake_dlq import FakeDLQ
 
 TO_DATE_MS = 1_793_588_400_250
@@ -113,7 +114,7 @@ def test_a_bad_serialised_run_fires_one_error_event_and_sends_nothing(async_fake
 
 
 def test_a_missing_connection_fires_one_error_event(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("AIRFLOW_CONN_QSTASH_DEFAULT", raising=False)
+    serve_connections(monkeypatch, {"qstash_nowhere": MISSING})
     [event] = collect(make_trigger(qstash_conn_id="qstash_nowhere"))
     assert event.payload["status"] == "error"
     assert "qstash_nowhere" in event.payload["message"]

@@ -30,6 +30,7 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.operators.qstash import BulkCancelRefused, QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
+from tests.connections import MISSING, serve_connections
 from tests.task_logs import capture_task_logs
 
 BULK_URL = f"{FAKE_BASE_URL}/v2/messages"
@@ -883,7 +884,7 @@ def test_deferrable_checks_the_connection_and_url_length_before_deferring(
     op = make_op(labels=too_long, deferrable=True)
     with pytest.raises(AirflowFailException, match="more than the"):
         op.execute(ti_context())
-    monkeypatch.delenv("AIRFLOW_CONN_QSTASH_DEFAULT")
+    serve_connections(monkeypatch, {"qstash_default": MISSING})
     op = make_op(labels="a", deferrable=True)
     with pytest.raises(Exception, match="qstash_default") as info:
         op.execute(ti_context())

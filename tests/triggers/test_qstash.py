@@ -21,6 +21,7 @@ from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
+from tests.connections import MISSING, serve_connections
 
 TO_DATE_MS = 1_717_243_200_123
 FROM_DATE_MS = 1_714_521_600_000
@@ -237,7 +238,7 @@ def test_missing_connection_yields_one_error_event_naming_it(monkeypatch):
 
     from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 
-    monkeypatch.delenv("AIRFLOW_CONN_QSTASH_NOWHERE", raising=False)
+    serve_connections(monkeypatch, {"qstash_nowhere": MISSING})
     trigger = QStashBulkCancelTrigger(
         qstash_conn_id="qstash_nowhere", bulk_filter={"labels": ["a"]}, batch_size=500, max_batches=None
     )
