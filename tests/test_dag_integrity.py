@@ -20,6 +20,7 @@ from typing import Any
 
 import pendulum
 import pytest
+
 try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:  # Airflow < 3.2

@@ -47,7 +47,9 @@ def dataset(n_matching: int = N_MATCHING) -> tuple[list[dict[str, Any]], set[str
     span = TO_MS - FROM_MS
     for i in range(n_matching):
         created = FROM_MS if i == 0 else TO_MS if i == 1 else FROM_MS + (i * 7_919_993) % span
-        messages.append({"messageId": f"match-{i:05d}", "url": "https://a.example/h", "createdAt": created, "labels": [LABEL]})
+        messages.append(
+            {"messageId": f"match-{i:05d}", "url": "https://a.example/h", "createdAt": created, "labels": [LABEL]}
+        )
         matching.add(f"match-{i:05d}")
     for i in range(100):
         for prefix, created, labels in (
@@ -56,7 +58,9 @@ def dataset(n_matching: int = N_MATCHING) -> tuple[list[dict[str, Any]], set[str
             ("other", FROM_MS + i * 1000, ["other"]),
         ):
             message_id = f"{prefix}-{i:03d}"
-            messages.append({"messageId": message_id, "url": "https://a.example/h", "createdAt": created, "labels": labels})
+            messages.append(
+                {"messageId": message_id, "url": "https://a.example/h", "createdAt": created, "labels": labels}
+            )
             others.add(message_id)
     return messages, matching, others
 
@@ -188,11 +192,13 @@ def test_progress_lines_name_the_action_and_batch_size_is_said_to_be_ignored_onc
 def test_ids_stay_synchronous_and_exact(emu: QStashEmulator, data: Any):
     matching, others = data
     ids = sorted(matching)[:50]
+    before = emu.held_ids()
 
     result = operator(labels=None, from_date=None, to_date=None, message_ids=ids, deferrable=False).execute(context())
 
     assert (result["cancelled"], result["mode"], result["action_ids"]) == (50, "batched", [])
     assert {m["messageId"] for m in emu.messages("cancelled")} == set(ids)
+    assert emu.held_ids() == before - set(ids) and others <= emu.held_ids()
     assert not emu.bulk_actions()
 
 
@@ -206,7 +212,9 @@ def test_ids_stay_synchronous_and_exact(emu: QStashEmulator, data: Any):
         pytest.param(FaultConfig(rate_start_lost=1.0, seed=3), id="start-answer-lost"),
         pytest.param(FaultConfig(rate_spurious_412=0.5, seed=4), id="spurious-412"),
         pytest.param(FaultConfig(rate_action_partial=0.5, seed=5), id="action-partial"),
-        pytest.param(FaultConfig(rate_5xx=0.2, rate_drop=0.1, rate_429=0.1, reset_after_s=0, seed=6), id="5xx-drop-429"),
+        pytest.param(
+            FaultConfig(rate_5xx=0.2, rate_drop=0.1, rate_429=0.1, reset_after_s=0, seed=6), id="5xx-drop-429"
+        ),
     ],
 )
 def test_faults_still_end_exact(emu: QStashEmulator, data: Any, run: Runner, faults: FaultConfig):
@@ -251,7 +259,9 @@ def test_a_running_identical_action_is_joined_not_duplicated(emu: QStashEmulator
         assert len(slow.bulk_actions()) == 2  # the joined one and the confirming one, no duplicate
 
 
-def test_action_timeout_fails_with_the_action_id_and_a_rerun_joins_it(emu: QStashEmulator, monkeypatch: pytest.MonkeyPatch):
+def test_action_timeout_fails_with_the_action_id_and_a_rerun_joins_it(
+    emu: QStashEmulator, monkeypatch: pytest.MonkeyPatch
+):
     slow = QStashEmulator(token=TEST_TOKEN, bulk_cancel="actions", action_rate=300, sync_wait=0.1)
     with slow:
         messages, matching, others = dataset()
@@ -325,7 +335,7 @@ def test_on_kill_stops_polling(emu: QStashEmulator, monkeypatch: pytest.MonkeyPa
         def target() -> None:
             try:
                 task.execute(context())
-            except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            except BaseException as err:
                 outcome["error"] = err
 
         worker = threading.Thread(target=target)

@@ -26,7 +26,6 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow_qstash.emulator import QStashEmulator
 from airflow_qstash.emulator.faults import FaultConfig, FaultInjector
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.hooks import qstash as hook_module
 from airflow_qstash.hooks import transport as transport_module
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
