@@ -62,8 +62,7 @@ PARAMS = {
         minimum=1,
         title="Max batches",
         description=(
-            "The most rounds: bulk actions on hosted QStash, requests on a server that honours count. "
-            "Empty: 100,000."
+            "The most rounds: bulk actions on hosted QStash, requests on a server that honours count. Empty: 100,000."
         ),
     ),
     "cancel_all": Param(
