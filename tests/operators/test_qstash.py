@@ -910,13 +910,23 @@ def test_an_untemplated_literal_is_the_value_itself(qstash, requests_mock, liter
     )
 
 
-class FakeXComArg:
+try:  # Airflow 2: its templater resolves only a ResolveMixin
+    from airflow.utils.mixins import ResolveMixin
+except ImportError:  # Airflow 3
+    from airflow.sdk.definitions._internal.mixins import ResolveMixin  # type: ignore[no-redef]
+
+
+class FakeXComArg(ResolveMixin):
     """Stands for an XComArg: Airflow calls ``resolve`` when it renders the field."""
 
     def __init__(self, value: Any):
         self.value = value
 
-    def resolve(self, context: Any) -> Any:
+    def iter_references(self) -> tuple[()]:
+        """No upstream task: nothing for Airflow to wire as a dependency."""
+        return ()
+
+    def resolve(self, context: Any, *, include_xcom: bool = True) -> Any:
         return self.value
 
 
