@@ -144,12 +144,6 @@ class BulkCancelRun:
         if self._stop.is_set():
             raise self.incomplete("stopped on request (task killed)")
 
-    def record(self, cancelled_in_batch: int) -> None:
-        """Count one round's result."""
-        self.batches += 1
-        self.last_batch = cancelled_in_batch
-        self.cancelled += cancelled_in_batch
-
     def stop(self) -> None:
         """Ask the loop to stop before its next request (thread-safe; ``on_kill`` calls it)."""
         self._stop.set()
