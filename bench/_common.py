@@ -157,3 +157,32 @@ def ti_context() -> dict[str, Any]:
     import pendulum
 
     return {"ti": SimpleNamespace(start_date=pendulum.from_timestamp(NOW_MS / 1000, tz="UTC"))}
+
+
+def label_of(i: int) -> str:
+    """The label of the ``i``-th trigger's messages in the trigger benchmarks."""
+    return f"bench-{i:03d}"
+
+
+def load_labelled(
+    emu: Any, triggers: int, messages: int, noise: int, from_ms: int, to_ms: int, *, chunk: int = 20_000
+) -> None:
+    """Empty the store and add ``messages`` per label plus ``noise`` others inside ``[from_ms, to_ms]``, in chunks."""
+    emu.reset()
+    span = to_ms - from_ms
+    pending: list[dict[str, Any]] = []
+
+    def add(label: str, k: int) -> None:
+        pending.append({"url": "https://api.example.com/hook", "label": label, "createdAt": from_ms + k * 7919 % span})
+        if len(pending) >= chunk:
+            emu.add_messages(pending)
+            pending.clear()
+
+    for i in range(triggers):
+        for k in range(messages):
+            add(label_of(i), k)
+    for k in range(noise):
+        add("noise", k)
+    if pending:
+        emu.add_messages(pending)
+    emu.clear_request_log()

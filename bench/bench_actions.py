@@ -50,6 +50,8 @@ from _common import (
     TOKEN,
     emulator_process,
     header,
+    label_of,
+    load_labelled,
     median,
     progress,
     reseed,
@@ -231,27 +233,9 @@ def part_ab(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- (c)
 
 
-def label_of(i: int) -> str:
-    return f"bench-{i:03d}"
-
-
 def load(emu: QStashEmulator, triggers: int, messages: int, noise: int) -> None:
     """Empty the store and add ``messages`` per label plus ``noise`` others."""
-    emu.reset()
-    span = TO_MS - FROM_MS
-    pending: list[dict[str, Any]] = []
-    for i in range(triggers):
-        pending += [
-            {"url": "https://api.example.com/hook", "label": label_of(i), "createdAt": FROM_MS + k * 7919 % span}
-            for k in range(messages)
-        ]
-    pending += [
-        {"url": "https://api.example.com/hook", "label": "noise", "createdAt": FROM_MS + k * 7919 % span}
-        for k in range(noise)
-    ]
-    for start in range(0, len(pending), 20_000):
-        emu.add_messages(pending[start : start + 20_000])
-    emu.clear_request_log()
+    load_labelled(emu, triggers, messages, noise, FROM_MS, TO_MS)
 
 
 async def drain(trigger: Any, timeout: float) -> list[Any]:

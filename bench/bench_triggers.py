@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # The triggers' per-batch progress lines (INFO) would drown the table; read before Airflow is imported.
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
+from _common import label_of, load_labelled
+
 from airflow_qstash.emulator import QStashEmulator
 from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.filters import BulkCancelFilter
@@ -54,30 +56,9 @@ TO_MS = FROM_MS + 86_400_000 - 1
 LOAD_CHUNK = 20_000
 
 
-def label_of(i: int) -> str:
-    return f"bench-{i:03d}"
-
-
 def load(emu: QStashEmulator, triggers: int, messages: int, noise: int) -> None:
     """Empty the store and add ``messages`` per label plus ``noise`` others, in chunks over the admin API."""
-    emu.reset()
-    span = TO_MS - FROM_MS
-    pending: list[dict[str, Any]] = []
-
-    def add(label: str, k: int) -> None:
-        pending.append({"url": "https://api.example.com/hook", "label": label, "createdAt": FROM_MS + k * 7919 % span})
-        if len(pending) >= LOAD_CHUNK:
-            emu.add_messages(pending)
-            pending.clear()
-
-    for i in range(triggers):
-        for k in range(messages):
-            add(label_of(i), k)
-    for k in range(noise):
-        add("noise", k)
-    if pending:
-        emu.add_messages(pending)
-    emu.clear_request_log()
+    load_labelled(emu, triggers, messages, noise, FROM_MS, TO_MS, chunk=LOAD_CHUNK)
 
 
 def make_triggers(triggers: int, batch_size: int) -> list[QStashBulkCancelTrigger]:
