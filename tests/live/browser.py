@@ -14,6 +14,8 @@ from urllib.parse import unquote
 
 from playwright import sync_api
 
+from tests.ui_dates import shown
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -55,11 +57,6 @@ def open_trigger_form(page: sync_api.Page, airflow: Any, dag_id: str) -> sync_ap
     expect(form).to_be_visible()
     expect(form.get_by_role("checkbox", name=f"Unpause {dag_id} on trigger")).to_be_checked()
     return form
-
-
-def shown(moment: datetime) -> str:
-    """How the form shows a picked date-time: ``Nov 20, 2026 10:00``."""
-    return f"{moment:%b} {moment.day}, {moment:%Y %H:%M}"
 
 
 def pick(page: sync_api.Page, form: sync_api.Locator, title: str, moment: datetime) -> None:
