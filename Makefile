@@ -12,9 +12,10 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow_home
 
 .PHONY: setup demo test lint typecheck unit matrix live-airflow live-services chromium bench clean
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+$(STAMP): setup.cfg pyproject.toml emulator/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./emulator
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
@@ -28,7 +29,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy airflow_qstash
+	$(BIN)/mypy airflow_qstash emulator/qstash_emulator
 
 # A real Airflow 3 (UI, scheduler, DAG processor, triggerer) against the local QStash emulator; Ctrl-C stops it.
 live-airflow: setup

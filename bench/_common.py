@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_qstash.emulator import QStashEmulator
+    from qstash_emulator import QStashEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -108,10 +108,10 @@ def emulator_process(*, bulk_cancel: str, faults: dict[str, Any] | None = None, 
         honoured, one synchronous batch per request: what the batched-loop benchmarks measure) or
         ``"actions"`` (today's hosted QStash: background bulk actions).
     :param faults: a ``FaultConfig`` dict (``{"latency_ms": 50}``) or ``None``.
-    :param options: more :class:`~airflow_qstash.emulator.QStashEmulator` arguments (``request_log_size``).
+    :param options: more :class:`~qstash_emulator.QStashEmulator` arguments (``request_log_size``).
     """
-    from airflow_qstash.emulator import SubprocessEmulator
-    from airflow_qstash.emulator.faults import FaultConfig
+    from qstash_emulator import SubprocessEmulator
+    from qstash_emulator.faults import FaultConfig
 
     config = None if faults is None else FaultConfig.from_dict(faults)
     return SubprocessEmulator(TOKEN, faults=config, startup_timeout=60, bulk_cancel=bulk_cancel, **options)

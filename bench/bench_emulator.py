@@ -32,7 +32,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 
 DAY_MS = 86_400_000
 NOW_MS = 1_800_000_000_000  # fixed reference so every size has the same distribution

@@ -253,7 +253,7 @@ WATCHED = (
     "tenacity",
     "airflow_qstash.hooks",
     "airflow_qstash.triggers",
-    "airflow_qstash.emulator",
+    "qstash_emulator",
 )
 
 _PROBE = textwrap.dedent(
