@@ -89,6 +89,22 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def write_figures(path: str | Path, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """
+    Write a script's table as JSON for the docs (``bench/plot.py`` draws it): the title, the date, the
+    machine and the command as :func:`header` prints them, the column names and the rows.
+    """
+    figures = {
+        "title": title,
+        "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "machine": f"{machine()}, Python {sys.version.split()[0]}",
+        "command": command(),
+        "columns": list(columns),
+        "rows": [list(row) for row in rows],
+    }
+    Path(path).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
 def progress(message: str) -> None:
     """A progress line on stderr (the table goes to stdout)."""
     print(f"... {message}", file=sys.stderr, flush=True)
