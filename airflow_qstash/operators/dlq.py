@@ -25,6 +25,7 @@ from airflow_qstash.dlq import (
     read_rendered_dlq_filter,
     refuse_rejected_filters,
     retry_overrides,
+    shown_overrides,
 )
 from airflow_qstash.filters import DLQ_FILTERS, renders_empty
 from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
@@ -351,7 +352,7 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         super()._log_plan(run)
         assert isinstance(run, DLQRetryRun)
         if run.headers:
-            self.log.info("Retried messages get these overrides: %s.", dict(run.headers))
+            self.log.info("Retried messages get these overrides: %s.", shown_overrides(run.headers))
 
 
 __all__ = ["DLQRefused", "QStashDLQDeleteOperator", "QStashDLQRetryOperator"]
