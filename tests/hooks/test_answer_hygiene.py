@@ -171,3 +171,18 @@ def test_an_answer_at_the_cap_is_read(client: HookClient, monkeypatch):
     monkeypatch.setattr(wire, "MAX_ANSWER_BYTES", 1_000)
     client.server.route("DELETE", "/v2/messages", Answer(200, text=body))
     assert client.run("bulk_cancel_by_filter", LABELS).cancelled == 2
+
+
+def test_a_trigger_event_message_passes_redact_even_when_the_run_quotes_an_answer(qstash_conn, monkeypatch):
+    """A run's own incomplete message may quote an answer (a cursor): the stored event text is redacted."""
+    trigger = QStashDLQTrigger(
+        action="delete",
+        qstash_conn_id="qstash_default",
+        dlq_filter=build_dlq_filter("delete", labels="a").to_dict(),
+        max_requests=10,
+    )
+    # the same cursor twice without deleting: the run's own message quotes the cursor
+    handler = lambda request: httpx.Response(200, json={"deleted": 0, "cursor": f"c-{TEST_TOKEN}"})  # noqa: E731
+    [event] = _run_trigger(trigger, handler, monkeypatch)
+    assert event.payload["status"] == "error"
+    assert TEST_TOKEN[:12] not in event.payload["message"] and TEST_TOKEN[-12:] not in event.payload["message"]
