@@ -195,7 +195,8 @@ def proxy_for(base_url: str, explicit: str | None) -> str | None:
     proxy = environment.get("https") or environment.get("all")
     if not proxy or urllib.request.proxy_bypass_environment(parts.netloc, environment):  # type: ignore[attr-defined]
         return None
-    return str(proxy)
+    proxy = str(proxy).strip()
+    return proxy if "://" in proxy else f"http://{proxy}"  # "proxy:3128", as curl and requests read it
 
 
 def _ca_bundle() -> str | bool:

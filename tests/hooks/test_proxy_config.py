@@ -120,6 +120,11 @@ def test_an_https_host_takes_the_extra_else_the_environment(proxy_environment, m
     assert proxy_for("https://qstash.upstash.io", PROXY) == PROXY  # an explicit proxy is the author's choice
 
 
+def test_an_environment_proxy_without_a_scheme_is_http(proxy_environment, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "env-proxy.example:3128")
+    assert proxy_for("https://qstash.upstash.io", None) == "http://env-proxy.example:3128"
+
+
 def test_no_proxy_anywhere_means_direct(monkeypatch):
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
