@@ -148,9 +148,11 @@ class ForwardProxy(_Threaded):
     any other request 502. ``heads`` holds every request head it received, in order.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, trickle_connect: float | None = None) -> None:
         super().__init__()
         self.upstream_port = upstream_port
+        #: the pause between single bytes of the ``CONNECT`` answer, or ``None`` to send it at once
+        self.trickle_connect = trickle_connect
         self.heads: list[bytes] = []
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -164,7 +166,14 @@ class ForwardProxy(_Threaded):
             conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             return
         with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=READ_TIMEOUT) as upstream:
-            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            answer = b"HTTP/1.1 200 Connection established\r\nX-Padding: " + b"p" * 40 + b"\r\n\r\n"
+            if self.trickle_connect is None:
+                conn.sendall(answer)
+            else:
+                for index in range(len(answer)):
+                    if self._stop.wait(self.trickle_connect):
+                        return
+                    conn.sendall(answer[index : index + 1])
             self._pipe(conn, upstream)
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:

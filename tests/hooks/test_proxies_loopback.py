@@ -91,6 +91,26 @@ def test_the_deadline_holds_through_a_proxy(monkeypatch, trusted_certificate, tr
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_deadline_holds_when_the_proxy_trickles_its_connect_answer(monkeypatch, trusted_certificate, transport):
+    answer = json.dumps({"cancelled": 4}).encode()
+    reply = Reply(200, {"Content-Type": "application/json"}, answer)
+    with (
+        TLSLoopbackServer(lambda received: reply, *trusted_certificate) as upstream,
+        ForwardProxy(upstream.port, trickle_connect=0.2) as proxy,
+    ):
+        host = f"https://{PROXIED_HOST}:{upstream.port}"
+        extra = {"proxy": proxy.url, "timeout": TIMEOUT, "max_retries": 0}
+        conn_id = use_connection(monkeypatch, conn_id="qstash_proxied", host=host, **extra)
+        started = time.monotonic()
+        with pytest.raises(QStashAPIError, match="the attempt's deadline passed"):
+            run(transport, conn_id, "bulk_cancel_by_filter", LABELS)
+        elapsed = time.monotonic() - started
+    print(f"\n{transport}: proxy trickling its CONNECT answer (~18 s), timeout {TIMEOUT:g} s: ended in {elapsed:.2f} s")
+    assert elapsed < DEADLINE_BOUND
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_prompt_answer_comes_back_through_a_proxy(monkeypatch, trusted_certificate, transport):
     answer = json.dumps({"cancelled": 4}).encode()
     reply = Reply(200, {"Content-Type": "application/json"}, answer)
