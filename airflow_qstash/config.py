@@ -168,8 +168,10 @@ def read_proxy(extra: Mapping[str, Any]) -> str | None:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         raise QStashConnectionError(problem + "; its port is not a number.") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise QStashConnectionError(problem + f"; found scheme {parts.scheme or '(none)'!r} or a path.")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise QStashConnectionError(problem + f"; found the scheme {parts.scheme or '(none)'!r} or no host.")
+    if parts.path not in ("", "/"):
+        raise QStashConnectionError(problem + "; it has a path.")
     if parts.query or parts.fragment or "?" in value or "#" in value:
         raise QStashConnectionError(problem + "; it has a query or fragment.")
     return value.strip().rstrip("/")

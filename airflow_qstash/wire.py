@@ -225,9 +225,9 @@ def answer_too_large(call: Call, status: int, size: int | None) -> QStashAPIErro
     The error for an answer larger than :data:`MAX_ANSWER_BYTES`: ``size`` is its ``Content-Length``, or
     ``None`` when it had none and more than the cap arrived. Nothing past the cap was read.
     """
-    told = f"{size:,} bytes by its Content-Length" if size is not None else "more bytes than that"
+    told = f"of {size:,} bytes by its Content-Length" if size is not None else "without a Content-Length"
     return QStashAPIError(
-        f"QStash {call.method} {call.endpoint.path} answered {status} with a body of {told}, more than the "
+        f"QStash {call.method} {call.endpoint.path} answered {status} with a body {told}, more than the "
         f"{MAX_ANSWER_BYTES:,} bytes this provider reads; nothing past that was read. Check the connection's "
         "host (is it QStash?); a DLQ listing takes a smaller count.",
         http_status=status,
