@@ -284,7 +284,9 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
     :param override_timeout: ``Upstash-Timeout``: whole seconds > 0, same forms. (templated)
     :param override_headers: more overrides as a dict (or its JSON text): names must start with
         ``Upstash-``, values hold no line break; a header also given as ``override_retries``/
-        ``override_delay``/``override_timeout`` is refused. (templated)
+        ``override_delay``/``override_timeout`` is refused, and ``Upstash-Retries``/``-Delay``/``-Timeout``/
+        ``-Method`` given here pass the same checks. Credential values (``*-Authorization``, ``*-Token``,
+        ``*-Key``...) are masked in logs and shown as ``***`` in the returned ``overrides``. (templated)
     :param qstash_conn_id: the ``qstash`` connection.
     :param dlq_ids: retry exactly these DLQ entries; cannot be combined with other filters. (templated)
     :param message_ids: the one message id to match (QStash's ``messageId`` takes one). (templated)
