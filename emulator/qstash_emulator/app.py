@@ -55,7 +55,16 @@ from qstash_emulator.dlq_routes import (
 from qstash_emulator.faults import FaultConfig, FaultDecision, FaultInjector
 from qstash_emulator.headers import read_upstash_headers
 from qstash_emulator.query import QueryError, parse_integer, split_values
-from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, RequestLog, check_token
+from qstash_emulator.state import (
+    DEFAULT_REQUEST_LOG_BYTES,
+    DEFAULT_REQUEST_LOG_SIZE,
+    UNAUTHORIZED_PATH_CHARS,
+    EmulatorState,
+    RequestLog,
+    check_token,
+    redact_query,
+    redact_text,
+)
 from qstash_emulator.store import STATES, MessageStore, check_timestamp, new_message_id
 from qstash_emulator.web import (
     FAULT_SCOPE_KEY,
@@ -403,13 +412,19 @@ ROUTES = [
 # -- the application --------------------------------------------------------------------------
 
 
+def _query_pairs(scope: Scope) -> list[tuple[str, str]]:
+    return parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+
+
 def _is_authorized(scope: Scope, token: str) -> bool:
     headers = Headers(scope=scope)
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode()):
         return True
-    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    return any(name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode()) for name, value in query)
+    return any(
+        name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode())
+        for name, value in _query_pairs(scope)
+    )
 
 
 async def _drop_connection(receive: Receive, send: Send) -> None:
@@ -449,10 +464,15 @@ class EmulatorApp(Starlette):
             return
         state: EmulatorState = self.state.emulator
         started = time.perf_counter()
+        authorized = _is_authorized(scope, state.token)
         entry: dict[str, Any] = {
             "method": scope["method"],
-            "path": path,
-            "query": parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+            # Without the token, nothing the caller chose is kept beyond a short path: a stranger could
+            # otherwise fill the log with whatever it sends.
+            "path": redact_text(path if authorized else path[:UNAUTHORIZED_PATH_CHARS], state.token),
+            "query": redact_query(_query_pairs(scope), state.token) if authorized else [],
+            "authorized": authorized,
+            "queryOmitted": False,
             "status": None,
             "time": time.time(),
             "durationMs": None,
@@ -487,7 +507,7 @@ class EmulatorApp(Starlette):
         entry["fault"] = decision.label
         scope[LOG_ENTRY_SCOPE_KEY] = entry
         try:
-            await self._serve_v2(scope, receive, send, logging_send, record, state, decision)
+            await self._serve_v2(scope, receive, send, logging_send, record, state, decision, authorized)
         finally:
             record()
 
@@ -500,6 +520,7 @@ class EmulatorApp(Starlette):
         record: Callable[[], None],
         state: EmulatorState,
         decision: FaultDecision,
+        authorized: bool,
     ) -> None:
         if decision.latency_s > 0:
             await _sleep_at_least(decision.latency_s)
@@ -511,7 +532,7 @@ class EmulatorApp(Starlette):
             record()
             await _drop_connection(receive, raw_send)
             return
-        if not _is_authorized(scope, state.token):
+        if not authorized:
             await error_response(401, "Unauthorized: missing or invalid token")(scope, receive, send)
             return
         if decision.kind in ("429", "429_daily"):
@@ -532,6 +553,7 @@ def create_app(
     faults: FaultConfig | FaultInjector | None = None,
     *,
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+    request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
     bulk_cancel: str = "actions",
     action_rate: float = DEFAULT_ACTION_RATE,
     sync_wait: float = DEFAULT_SYNC_WAIT,
@@ -546,6 +568,7 @@ def create_app(
     :param token: the token ``/v2`` routes require (``Authorization: Bearer`` or ``?qstash_token=``).
     :param faults: initial fault configuration (or a ready injector), ``None`` for none.
     :param request_log_size: how many ``/v2`` requests the log keeps.
+    :param request_log_bytes: how many bytes of entries the log keeps (see :class:`RequestLog`).
     :param bulk_cancel: server generation: ``"actions"`` (hosted QStash since September 2026:
         filter cancels are background bulk actions) or ``"legacy"`` (the 2026-08 spec: ``count``
         honoured, synchronous).
@@ -576,7 +599,7 @@ def create_app(
         bulk_cancel=mode,
         dlq=DeadLetterStore(store),
         initial_faults=initial,
-        request_log=RequestLog(request_log_size),
+        request_log=RequestLog(request_log_size, request_log_bytes),
     )
     mode.start()
     return app
@@ -584,7 +607,7 @@ def create_app(
 
 #: The keyword options of :func:`create_app`; the CLI's arguments and the runners' attributes
 #: (:class:`~qstash_emulator.server.QStashEmulator`) carry the same names.
-APP_OPTIONS: tuple[str, ...] = ("request_log_size", "bulk_cancel", "action_rate", "sync_wait")
+APP_OPTIONS: tuple[str, ...] = ("request_log_size", "request_log_bytes", "bulk_cancel", "action_rate", "sync_wait")
 
 
 def open_app(

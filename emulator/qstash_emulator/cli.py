@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     from qstash_emulator.actions import DEFAULT_ACTION_RATE
     from qstash_emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
     from qstash_emulator.server import DEFAULT_TOKEN, TOKEN_ENV
-    from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE
+    from qstash_emulator.state import DEFAULT_REQUEST_LOG_BYTES, DEFAULT_REQUEST_LOG_SIZE
 
     parser = argparse.ArgumentParser(
         prog="python -m qstash_emulator",
@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_REQUEST_LOG_SIZE,
         metavar="N",
         help=f"how many /v2 requests the admin API's request log keeps (default {DEFAULT_REQUEST_LOG_SIZE:,})",
+    )
+    parser.add_argument(
+        "--request-log-bytes",
+        type=_positive_int,
+        default=DEFAULT_REQUEST_LOG_BYTES,
+        metavar="B",
+        help=f"how many bytes of entries the request log keeps, the oldest going first (default "
+        f"{DEFAULT_REQUEST_LOG_BYTES:,}); requests without the token keep no query",
     )
     parser.add_argument(
         "--bulk-cancel",

@@ -243,6 +243,24 @@ def dlq_cursor(created_at: int, position: int) -> str:
     return f"{created_at}.{position}"
 
 
+def _parse_dlq_cursor(text: str) -> tuple[int, int]:
+    """``(createdAt, position)`` of a cursor :func:`dlq_cursor` made; both must fit SQLite's 64-bit integers
+    (a 19-digit number may not: it would reach the database and fail there).
+
+    :raises QueryError: for any other text.
+    """
+    match = _DLQ_CURSOR_RE.fullmatch(text.strip())
+    try:
+        if match is None:
+            raise QueryError("not two integers")
+        return (
+            parse_integer("cursor", match.group(1)),
+            parse_integer("cursor", match.group(2), minimum=0),
+        )
+    except QueryError:
+        raise QueryError(f"cursor is not one this server returned: {text[:100]!r}") from None
+
+
 def parse_dlq_query(items: Iterable[tuple[str, str]], *, allow_ids: bool) -> DlqQuery:
     """Build a :class:`DlqQuery` from decoded query string pairs.
 
@@ -272,10 +290,7 @@ def parse_dlq_query(items: Iterable[tuple[str, str]], *, allow_ids: bool) -> Dlq
     if len(raw_cursor) > 1:
         raise QueryError("cursor must be given at most once")
     if raw_cursor:
-        match = _DLQ_CURSOR_RE.fullmatch(raw_cursor[0].strip())
-        if match is None:
-            raise QueryError(f"cursor is not one this server returned: {raw_cursor[0]!r}")
-        cursor = (int(match.group(1)), int(match.group(2)))
+        cursor = _parse_dlq_cursor(raw_cursor[0])
     orders = raw.get("order", [])
     if len(orders) > 1 or (orders and orders[0] not in DLQ_ORDERS):
         raise QueryError(f"order must be one of {list(DLQ_ORDERS)}, got {orders!r}")

@@ -33,7 +33,7 @@ from qstash_emulator.actions import DEFAULT_ACTION_RATE
 from qstash_emulator.app import APP_OPTIONS, open_app
 from qstash_emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
 from qstash_emulator.faults import FaultConfig
-from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token
+from qstash_emulator.state import DEFAULT_REQUEST_LOG_BYTES, DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token
 from qstash_emulator.store import MessageStore
 
 #: Token used when neither ``--token`` nor ``QSTASH_EMULATOR_TOKEN`` is given.
@@ -350,6 +350,7 @@ class QStashEmulator:
     :param seed_messages: pre-load this many generated messages at start.
     :param seed_random: seed of those generated messages.
     :param request_log_size: how many ``/v2`` requests :meth:`request_log` keeps (the oldest go first).
+    :param request_log_bytes: how many bytes of entries :meth:`request_log` keeps (the oldest go first).
     :param bulk_cancel: server generation, ``"actions"`` (default: hosted QStash since September
         2026) or ``"legacy"`` (the 2026-08 spec: ``count`` honoured, synchronous).
     :param action_rate: messages per second a bulk action cancels (``actions`` mode; finite, > 0).
@@ -380,6 +381,7 @@ class QStashEmulator:
         seed_messages: int = 0,
         seed_random: int = 0,
         request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+        request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
         bulk_cancel: str = "actions",
         action_rate: float = DEFAULT_ACTION_RATE,
         sync_wait: float = DEFAULT_SYNC_WAIT,
@@ -403,6 +405,7 @@ class QStashEmulator:
         self.seed_messages = seed_messages
         self.seed_random = seed_random
         self.request_log_size = request_log_size
+        self.request_log_bytes = request_log_bytes
         self.bulk_cancel = bulk_cancel
         self.action_rate = float(action_rate)
         self.sync_wait = float(sync_wait)
