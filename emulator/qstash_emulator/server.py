@@ -9,6 +9,7 @@ a :class:`SubprocessEmulator`. Where the server runs is each runner's :class:`Em
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -59,10 +60,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, port_in_use_message(host, port)) from exc
         raise
     return sock
+
+
+def port_in_use_message(host: str, port: int) -> str:
+    """What to do when ``host:port`` is taken (Airflow's API server listens on 8080, for one)."""
+    return (
+        f"{host}:{port} is already in use (another emulator, or a server such as Airflow's API server on "
+        f"8080?): start the emulator on another port with --port N (port=N in Python), or --port 0 for any "
+        f"free one, and point the connection's host at it"
+    )
 
 
 def _wait_healthy(base_url: str, deadline: float) -> None:
@@ -506,6 +518,8 @@ class QStashEmulator:
         :return: the message ids, in order.
         :raises ValueError: on an invalid message or an id that already exists.
         """
+        if not messages:  # the admin route refuses a body that adds nothing; here nothing is simply nothing
+            return []
         ids: list[str] = self._admin("POST", "/_emulator/messages", list(messages))["messageIds"]
         return ids
 
@@ -515,6 +529,8 @@ class QStashEmulator:
 
     def _seed(self, path: str, n: int, seed: int, now: int | None) -> int:
         """``POST`` a seed request (``now``: reference time in Unix ms, default the server's now)."""
+        if n == 0:  # the admin route refuses a seed that makes nothing
+            return 0
         body: dict[str, Any] = {"count": n, "seed": seed}
         if now is not None:
             body["now"] = now
@@ -583,6 +599,8 @@ class QStashEmulator:
 
         :raises ValueError: on an invalid entry or a DLQ id that already exists.
         """
+        if not entries:
+            return []
         ids: list[str] = self._admin("POST", "/_emulator/dlq", list(entries))["dlqIds"]
         return ids
 
@@ -594,6 +612,8 @@ class QStashEmulator:
         self, message_ids: list[str], response_status: int = 500, response_body: str | None = None
     ) -> list[str]:
         """Move held messages to the DLQ as if their retries were exhausted; returns their DLQ ids."""
+        if not message_ids:
+            return []
         body: dict[str, Any] = {"messageIds": list(message_ids), "responseStatus": response_status}
         if response_body is not None:
             body["responseBody"] = response_body
