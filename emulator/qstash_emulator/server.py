@@ -21,8 +21,10 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -550,6 +552,20 @@ class QStashEmulator:
     def counts(self) -> dict[str, int]:
         """``{"held": n, "cancelled": m}``."""
         result: dict[str, int] = self._admin("GET", "/_emulator/stats")
+        return result
+
+    def counts_by(self, by: str = "label", **filters: str | int | Sequence[str]) -> dict[str, Any]:
+        """``GET /_emulator/counts``: held and cancelled messages per label (or ``"queue"``, ``"state"``) among
+        those ``filters`` select: ``state``, ``label``, ``queue`` (a value or a list), ``from_``/``to`` (Unix ms
+        or ISO 8601 with a timezone).
+
+        :raises ValueError: for a filter the emulator refuses (its message).
+        """
+        pairs: list[tuple[str, str]] = [("by", by)]
+        for name, value in filters.items():
+            values = [value] if isinstance(value, str | int) else list(value)
+            pairs += [(name.rstrip("_"), str(v)) for v in values]
+        result: dict[str, Any] = self._admin("GET", "/_emulator/counts?" + urllib.parse.urlencode(pairs))
         return result
 
     def request_log(self) -> list[dict[str, Any]]:

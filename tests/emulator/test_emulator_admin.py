@@ -362,3 +362,11 @@ def test_a_port_in_use_says_to_pass_port() -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port" in result.stderr and "already in use" in result.stderr
+
+
+def test_the_python_helper_counts_by_label_with_filters(hour: QStashEmulator) -> None:
+    answer = hour.counts_by(label=["billing", "reports"], from_="2025-12-05T04:00:00Z", to=H05)
+    assert [(row["label"], row["held"]) for row in answer["counts"]] == [("billing", 3), ("reports", 2)]
+    assert hour.counts_by("queue", queue="q1")["total"] == {"held": 2, "cancelled": 0, "total": 2}
+    with pytest.raises(ValueError, match="unknown parameter 'colour'"):
+        hour.counts_by(colour="red")
