@@ -60,6 +60,7 @@ from qstash_emulator.query import COUNT_BY, AdminFilter, QueryError, parse_admin
 from qstash_emulator.state import (
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
+    DROPPED_HEADER,
     UNAUTHORIZED_PATH_CHARS,
     EmulatorState,
     RequestLog,
@@ -308,7 +309,7 @@ async def admin_requests(request: Request) -> Response:
     if request.method == "DELETE":
         log.clear()
         return JSONResponse({"cleared": True})
-    return JSONResponse(log.entries())
+    return JSONResponse(log.entries(), headers={DROPPED_HEADER: str(log.dropped)})
 
 
 async def admin_faults(request: Request) -> Response:

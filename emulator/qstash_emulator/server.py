@@ -36,7 +36,13 @@ from qstash_emulator.actions import DEFAULT_ACTION_RATE
 from qstash_emulator.app import APP_OPTIONS, open_app
 from qstash_emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
 from qstash_emulator.faults import FaultConfig
-from qstash_emulator.state import DEFAULT_REQUEST_LOG_BYTES, DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token
+from qstash_emulator.state import (
+    DEFAULT_REQUEST_LOG_BYTES,
+    DEFAULT_REQUEST_LOG_SIZE,
+    DROPPED_HEADER,
+    EmulatorState,
+    check_token,
+)
 from qstash_emulator.store import MessageStore
 
 #: Token used when neither ``--token`` nor ``QSTASH_EMULATOR_TOKEN`` is given.
@@ -574,6 +580,13 @@ class QStashEmulator:
         for entry in entries:
             entry["query"] = [tuple(pair) for pair in entry["query"]]
         return entries
+
+    def request_log_dropped(self) -> int:
+        """How many ``/v2`` requests the request log dropped to keep its bounds (``request_log_size`` entries,
+        ``request_log_bytes`` bytes) since it was last cleared: a count read from :meth:`request_log` is short
+        by this many."""
+        with urllib.request.urlopen(self.base_url + "/_emulator/requests", timeout=600) as answer:
+            return int(answer.headers[DROPPED_HEADER])
 
     def clear_request_log(self) -> None:
         """Forget the logged requests."""

@@ -180,6 +180,10 @@ def test_the_request_log_is_bounded_in_bytes(small_log: QStashEmulator) -> None:
     assert 3 <= len(entries) <= 4  # four entries of ~20 kB fit in 100,000 bytes, not five
     assert entries[-1]["query"][0][1].startswith("029")  # the newest are kept
     assert log.bytes == sum(entry_size(e) for e in entries)
+    # what went is said: a count read from the log is short by exactly this
+    assert small_log.request_log_dropped() == log.dropped == 30 - len(entries)
+    small_log.clear_request_log()
+    assert small_log.request_log_dropped() == 0
 
 
 def test_an_entry_larger_than_the_whole_log_keeps_no_query() -> None:
@@ -194,7 +198,7 @@ def test_an_entry_larger_than_the_whole_log_keeps_no_query() -> None:
 
 
 def test_the_default_byte_bound_is_declared() -> None:
-    assert RequestLog().max_bytes == DEFAULT_REQUEST_LOG_BYTES == 8 * 1024 * 1024
+    assert RequestLog().max_bytes == DEFAULT_REQUEST_LOG_BYTES == 64 * 1024 * 1024
 
 
 @pytest.mark.parametrize("bound", [{"maxlen": 0}, {"max_bytes": 0}, {"max_bytes": True}, {"max_bytes": 1.5}])
