@@ -251,7 +251,7 @@ def resolve_base_url(host: str | None, port: int | None = None, *, allow_insecur
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise QStashConnectionError(
             f"Host {host!r} is not a region id or a base URL such as 'https://qstash.upstash.io' or "
-            "'http://127.0.0.1:8080'."
+            "'http://127.0.0.1:8787' (the local emulator)."
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
         raise QStashConnectionError(
