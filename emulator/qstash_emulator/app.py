@@ -8,8 +8,14 @@ QStash routes (token required, logged, subject to fault injection):
   generation chosen with ``bulk_cancel`` (see :mod:`qstash_emulator.bulk_cancel`)
 * ``GET /v2/bulkActions`` and ``GET /v2/bulkActions/{actionId}`` (``actions`` mode)
 * ``GET /v2/queues``
+* URL groups: ``GET /v2/topics``, ``GET``/``DELETE /v2/topics/{name}``, ``POST``/``DELETE
+  /v2/topics/{name}/endpoints`` (see :mod:`qstash_emulator.url_groups`); publishing to a group
+  creates one message per endpoint and answers a list, an unknown group is a 404
+* ``Upstash-Delay`` / ``Upstash-Not-Before`` set ``notBefore`` (see :mod:`qstash_emulator.headers`)
 * the DLQ: ``GET``/``DELETE /v2/dlq``, ``POST /v2/dlq/retry``, ``GET``/``DELETE /v2/dlq/{dlqId}``,
-  ``POST /v2/dlq/retry/{dlqId}`` (see :mod:`qstash_emulator.dlq_routes`)
+  ``POST /v2/dlq/retry/{dlqId}``; in ``actions`` mode also ``DELETE /v2/dlq/bulk``,
+  ``POST /v2/dlq/retry/bulk``, ``DELETE /v2/dlq/multi``, ``POST /v2/dlq/retry/multi`` (see
+  :mod:`qstash_emulator.dlq_routes`)
 
 Emulator administration under ``/_emulator/`` (no token, not logged, no faults):
 ``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET stats``,
@@ -41,22 +47,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from qstash_emulator.actions import DEFAULT_ACTION_RATE, ActionStore
+from qstash_emulator.actions import DEFAULT_ACTION_RATE, DLQ_DELETE_KIND, DLQ_RETRY_KIND, ActionStore
 from qstash_emulator.bulk_cancel import DEFAULT_SYNC_WAIT, make_bulk_cancel
 from qstash_emulator.dlq import DeadLetterStore
 from qstash_emulator.dlq_routes import (
     delete_dlq,
+    delete_dlq_bulk,
     delete_dlq_message,
+    delete_dlq_multi,
     get_dlq_message,
     list_dlq,
     retry_dlq,
+    retry_dlq_bulk,
     retry_dlq_message,
+    retry_dlq_multi,
 )
 from qstash_emulator.faults import FaultConfig, FaultDecision, FaultInjector
 from qstash_emulator.headers import read_upstash_headers
 from qstash_emulator.query import QueryError, parse_integer, split_values
+from qstash_emulator.records import now_ms
 from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, RequestLog, check_token
 from qstash_emulator.store import STATES, MessageStore, check_timestamp, new_message_id
+from qstash_emulator.url_groups import UrlGroupStore, parse_endpoints
 from qstash_emulator.web import (
     FAULT_SCOPE_KEY,
     LOG_ENTRY_SCOPE_KEY,
@@ -70,9 +82,6 @@ from qstash_emulator.web import store_call as _store_call
 
 #: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-
-#: Placeholder endpoint of a message published to a URL group (nothing is ever delivered).
-URL_GROUP_ENDPOINT = "https://example.invalid/{group}"
 
 #: The 404 of the single-message routes; ``{}`` stands for the message id.
 NOT_FOUND = "message {} not found"
@@ -96,9 +105,16 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         parts = urlsplit(destination)
         if not parts.netloc.rpartition("@")[2]:
             return error_response(400, f"invalid destination url: {destination!r}")
-        url, topic_name = destination, None
+        topic_name = None
+        endpoints: list[tuple[str, str | None]] = [(destination, None)]
     elif NAME_RE.fullmatch(destination):
-        url, topic_name = URL_GROUP_ENDPOINT.format(group=destination), destination
+        topic_name = destination
+        group = await _store_call(request, _url_groups(request).endpoints, destination)
+        if not group:
+            # Hosted QStash answers an error for a name that is no URL group (or one without
+            # endpoints): nothing is created.
+            return error_response(404, f"url group {destination!r} not found")
+        endpoints = group
     else:
         return error_response(400, "destination must be an http(s) URL or a URL group name, got " + repr(destination))
     raw_body = await request.body()
@@ -110,30 +126,34 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         upstash = read_upstash_headers(request.headers.items())
     except QueryError as exc:
         return error_response(400, str(exc))
-    message_id = new_message_id()
-    data: dict[str, Any] = {
-        "messageId": message_id,
-        "url": url,
-        "topicName": topic_name,
-        "queueName": queue_name,
-        "labels": list(split_values(request.headers.getlist("upstash-label"))),
-        "flowControlKey": request.headers.get("upstash-flow-control-key"),
-        "callerIp": _caller_ip(request),
-        "method": upstash.method or "POST",
-        "body": body,
-        "maxRetries": upstash.max_retries,
-        "header": upstash.forward,
-        "upstashHeaders": upstash.recorded,
-    }
+    created_at = now_ms()
+    batch: list[dict[str, Any]] = [
+        {
+            "messageId": new_message_id(),
+            "url": url,
+            "topicName": topic_name,
+            "queueName": queue_name,
+            "labels": list(split_values(request.headers.getlist("upstash-label"))),
+            "flowControlKey": request.headers.get("upstash-flow-control-key"),
+            "callerIp": _caller_ip(request),
+            "method": upstash.method or "POST",
+            "body": body,
+            "maxRetries": upstash.max_retries,
+            "header": upstash.forward,
+            "upstashHeaders": upstash.recorded,
+            "createdAt": created_at,
+            "notBefore": upstash.not_before(created_at),
+        }
+        for url, _name in endpoints
+    ]
     try:
-        await _store_call(request, state.store.add_messages, [data])
+        await _store_call(request, state.store.add_messages, batch)
     except ValueError as exc:
         return error_response(400, str(exc))
     if topic_name is None:
-        return JSONResponse({"messageId": message_id})
-    # The spec's URL-group answer is {"messages": [...]}; the top-level keys are kept too so a
-    # client that reads "messageId" works either way.
-    return JSONResponse({"messageId": message_id, "url": url, "messages": [{"messageId": message_id, "url": url}]})
+        return JSONResponse({"messageId": batch[0]["messageId"]})
+    # A URL group: one message per endpoint, answered as a list (what both official SDKs parse).
+    return JSONResponse([{"messageId": data["messageId"], "url": data["url"]} for data in batch])
 
 
 async def publish(request: Request) -> Response:
@@ -155,9 +175,10 @@ async def get_message(request: Request) -> Response:
 
 
 async def cancel_message(request: Request) -> Response:
-    """``DELETE /v2/messages/{messageId}``: 200 (empty body) or 404 if unknown or already cancelled."""
+    """``DELETE /v2/messages/{messageId}``: 202 ``{"cancelled": 1}`` (as hosted QStash answers, and what
+    qstash-js 2.12's ``messages.cancel(id)`` parses) or 404 if unknown or already cancelled."""
     await found_or_404(request, "messageId", _state(request).store.cancel_one, NOT_FOUND)
-    return Response(status_code=200)
+    return JSONResponse({"cancelled": 1}, status_code=202)
 
 
 async def bulk_cancel(request: Request) -> Response:
@@ -173,6 +194,56 @@ async def list_bulk_actions(request: Request) -> Response:
 async def get_bulk_action(request: Request) -> Response:
     """``GET /v2/bulkActions/{actionId}`` (``actions`` mode; 404 in ``legacy`` mode)."""
     return await _state(request).bulk_cancel.get_action(request)
+
+
+def _url_groups(request: Request) -> UrlGroupStore:
+    groups = _state(request).url_groups
+    assert groups is not None
+    return groups
+
+
+def _group_name(request: Request) -> str:
+    name: str = request.path_params["urlGroupName"]
+    if not NAME_RE.fullmatch(name):
+        raise HTTPException(400, f"invalid url group name: {name!r}")
+    return name
+
+
+async def upsert_url_group_endpoints(request: Request) -> Response:
+    """``POST /v2/topics/{urlGroupName}/endpoints``: create the group if needed, add the endpoints; 200."""
+    name = _group_name(request)
+    endpoints = parsed(parse_endpoints, await request.body(), need_url=True)
+    await _store_call(request, _url_groups(request).upsert, name, endpoints)
+    return Response(status_code=200)
+
+
+async def remove_url_group_endpoints(request: Request) -> Response:
+    """``DELETE /v2/topics/{urlGroupName}/endpoints``: 200, 404 for an unknown group."""
+    name = _group_name(request)
+    endpoints = parsed(parse_endpoints, await request.body(), need_url=False)
+    if not await _store_call(request, _url_groups(request).remove, name, endpoints):
+        return error_response(404, f"url group {name!r} not found")
+    return Response(status_code=200)
+
+
+async def list_url_groups(request: Request) -> Response:
+    """``GET /v2/topics``."""
+    return JSONResponse(await _store_call(request, _url_groups(request).list))
+
+
+async def get_url_group(request: Request) -> Response:
+    """``GET /v2/topics/{urlGroupName}``: the ``URLGroup`` or 404."""
+    group = await _store_call(request, _url_groups(request).get, request.path_params["urlGroupName"])
+    if group is None:
+        return error_response(404, f"url group {request.path_params['urlGroupName']!r} not found")
+    return JSONResponse(group)
+
+
+async def delete_url_group(request: Request) -> Response:
+    """``DELETE /v2/topics/{urlGroupName}``: 200 or 404."""
+    if not await _store_call(request, _url_groups(request).delete, request.path_params["urlGroupName"]):
+        return error_response(404, f"url group {request.path_params['urlGroupName']!r} not found")
+    return Response(status_code=200)
 
 
 async def list_queues(request: Request) -> Response:
@@ -376,9 +447,18 @@ ROUTES = [
     Route("/v2/bulkActions", list_bulk_actions, methods=["GET"]),
     Route("/v2/bulkActions/{actionId}", get_bulk_action, methods=["GET"]),
     Route("/v2/queues", list_queues, methods=["GET"]),
+    Route("/v2/topics", list_url_groups, methods=["GET"]),
+    Route("/v2/topics/{urlGroupName}", get_url_group, methods=["GET"]),
+    Route("/v2/topics/{urlGroupName}", delete_url_group, methods=["DELETE"]),
+    Route("/v2/topics/{urlGroupName}/endpoints", upsert_url_group_endpoints, methods=["POST"]),
+    Route("/v2/topics/{urlGroupName}/endpoints", remove_url_group_endpoints, methods=["DELETE"]),
     Route("/v2/dlq", list_dlq, methods=["GET"]),
     Route("/v2/dlq", delete_dlq, methods=["DELETE"]),
     Route("/v2/dlq/retry", retry_dlq, methods=["POST"]),
+    Route("/v2/dlq/bulk", delete_dlq_bulk, methods=["DELETE"]),
+    Route("/v2/dlq/multi", delete_dlq_multi, methods=["DELETE"]),
+    Route("/v2/dlq/retry/bulk", retry_dlq_bulk, methods=["POST"]),
+    Route("/v2/dlq/retry/multi", retry_dlq_multi, methods=["POST"]),
     Route("/v2/dlq/retry/{dlqId}", retry_dlq_message, methods=["POST"]),
     Route("/v2/dlq/{dlqId}", get_dlq_message, methods=["GET"]),
     Route("/v2/dlq/{dlqId}", delete_dlq_message, methods=["DELETE"]),
@@ -567,6 +647,9 @@ def create_app(
     # single cancel into an unfiltered bulk cancel. Unknown paths answer 404 as they are.
     app.router.redirect_slashes = False
     actions = ActionStore(store)
+    dlq = DeadLetterStore(store)
+    actions.register(DLQ_DELETE_KIND, dlq.process_delete)
+    actions.register(DLQ_RETRY_KIND, dlq.process_retry)
     mode = make_bulk_cancel(bulk_cancel, actions, action_rate=action_rate, sync_wait=sync_wait)
     app.state.emulator = EmulatorState(
         store=store,
@@ -574,7 +657,8 @@ def create_app(
         faults=injector,
         actions=actions,
         bulk_cancel=mode,
-        dlq=DeadLetterStore(store),
+        dlq=dlq,
+        url_groups=UrlGroupStore(store),
         initial_faults=initial,
         request_log=RequestLog(request_log_size),
     )
