@@ -2,7 +2,7 @@
 
 QStash routes (token required, logged, subject to fault injection):
 
-* ``POST /v2/publish/{destination}`` and ``POST /v2/enqueue/{queueName}/{destination}``
+* ``POST /v2/publish/{destination}``, ``POST /v2/enqueue/{queueName}/{destination}`` and ``POST /v2/batch``
 * ``GET`` / ``DELETE /v2/messages/{messageId}``
 * ``DELETE /v2/messages`` (bulk cancel, every filter of the API), answered by the server
   generation chosen with ``bulk_cancel`` (see :mod:`qstash_emulator.bulk_cancel`)
@@ -99,12 +99,31 @@ def _caller_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def _create_message(request: Request, destination: str, queue_name: str | None) -> Response:
-    state = _state(request)
+class _Refused(Exception):
+    """A message request the emulator refuses: ``status`` and the error text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _messages_for(
+    request: Request,
+    destination: str,
+    queue_name: str | None,
+    headers: list[tuple[str, str]],
+    body: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The message dicts one publish creates (one per URL-group endpoint) and its group name, if any.
+
+    :raises _Refused: for a bad destination or header, or an unknown URL group (404: nothing is created).
+    """
+    if queue_name is not None and not NAME_RE.fullmatch(queue_name):
+        raise _Refused(400, f"invalid queue name: {queue_name!r}")
     if destination.startswith(("http://", "https://")):
         parts = urlsplit(destination)
         if not parts.netloc.rpartition("@")[2]:
-            return error_response(400, f"invalid destination url: {destination!r}")
+            raise _Refused(400, f"invalid destination url: {destination!r}")
         topic_name = None
         endpoints: list[tuple[str, str | None]] = [(destination, None)]
     elif NAME_RE.fullmatch(destination):
@@ -113,28 +132,25 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         if not group:
             # Hosted QStash answers an error for a name that is no URL group (or one without
             # endpoints): nothing is created.
-            return error_response(404, f"url group {destination!r} not found")
+            raise _Refused(404, f"url group {destination!r} not found")
         endpoints = group
     else:
-        return error_response(400, "destination must be an http(s) URL or a URL group name, got " + repr(destination))
-    raw_body = await request.body()
+        raise _Refused(400, "destination must be an http(s) URL or a URL group name, got " + repr(destination))
     try:
-        body: str | None = raw_body.decode("utf-8") or None
-    except UnicodeDecodeError:
-        body = None
-    try:
-        upstash = read_upstash_headers(request.headers.items())
+        upstash = read_upstash_headers(headers)
     except QueryError as exc:
-        return error_response(400, str(exc))
+        raise _Refused(400, str(exc)) from exc
     created_at = now_ms()
-    batch: list[dict[str, Any]] = [
+    labels = list(split_values(value for name, value in headers if name.lower() == "upstash-label"))
+    flow_control_key = next((v for n, v in headers if n.lower() == "upstash-flow-control-key"), None)
+    batch = [
         {
             "messageId": new_message_id(),
             "url": url,
             "topicName": topic_name,
             "queueName": queue_name,
-            "labels": list(split_values(request.headers.getlist("upstash-label"))),
-            "flowControlKey": request.headers.get("upstash-flow-control-key"),
+            "labels": labels,
+            "flowControlKey": flow_control_key,
             "callerIp": _caller_ip(request),
             "method": upstash.method or "POST",
             "body": body,
@@ -146,14 +162,64 @@ async def _create_message(request: Request, destination: str, queue_name: str | 
         }
         for url, _name in endpoints
     ]
+    return batch, topic_name
+
+
+def _answer(batch: list[dict[str, Any]], topic_name: str | None) -> Any:
+    """A publish's answer: ``{"messageId"}``, or for a URL group a list ``[{"messageId", "url"}]``
+    (what both official SDKs parse)."""
+    if topic_name is None:
+        return {"messageId": batch[0]["messageId"]}
+    return [{"messageId": data["messageId"], "url": data["url"]} for data in batch]
+
+
+async def _create_message(request: Request, destination: str, queue_name: str | None) -> Response:
+    raw_body = await request.body()
     try:
-        await _store_call(request, state.store.add_messages, batch)
+        body: str | None = raw_body.decode("utf-8") or None
+    except UnicodeDecodeError:
+        body = None
+    try:
+        batch, topic_name = await _messages_for(request, destination, queue_name, request.headers.items(), body)
+        await _store_call(request, _state(request).store.add_messages, batch)
+    except _Refused as exc:
+        return error_response(exc.status, str(exc))
     except ValueError as exc:
         return error_response(400, str(exc))
-    if topic_name is None:
-        return JSONResponse({"messageId": batch[0]["messageId"]})
-    # A URL group: one message per endpoint, answered as a list (what both official SDKs parse).
-    return JSONResponse([{"messageId": data["messageId"], "url": data["url"]} for data in batch])
+    return JSONResponse(_answer(batch, topic_name))
+
+
+#: Keys of one ``POST /v2/batch`` entry (what qstash-py 3.4 and qstash-js 2.12 send).
+BATCH_KEYS = frozenset({"destination", "headers", "body", "queue"})
+
+
+async def batch_publish(request: Request) -> Response:
+    """``POST /v2/batch``: a JSON list of ``{"destination", "headers"?, "body"?, "queue"?}``; every entry
+    is checked before any message is created (one bad entry: 400 or 404, nothing created); the answer
+    lists one publish answer per entry, in order."""
+    try:
+        entries = json.loads((await request.body()).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return error_response(400, f"body must be a JSON list of messages: {exc}")
+    if not isinstance(entries, list) or not entries:
+        return error_response(400, "body must be a non-empty JSON list of messages")
+    planned: list[tuple[list[dict[str, Any]], str | None]] = []
+    try:
+        for entry in entries:
+            if not isinstance(entry, dict) or set(entry) - BATCH_KEYS or not isinstance(entry.get("destination"), str):
+                raise _Refused(400, f"a batch entry must be {{destination, headers?, body?, queue?}}, got {entry!r}")
+            headers, body, queue = entry.get("headers") or {}, entry.get("body"), entry.get("queue")
+            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                raise _Refused(400, f"headers must be an object of strings, got {headers!r}")
+            if (body is not None and not isinstance(body, str)) or (queue is not None and not isinstance(queue, str)):
+                raise _Refused(400, f"body and queue must be strings, got {entry!r}")
+            planned.append(await _messages_for(request, entry["destination"], queue, list(headers.items()), body))
+        await _store_call(request, _state(request).store.add_messages, [m for batch, _ in planned for m in batch])
+    except _Refused as exc:
+        return error_response(exc.status, str(exc))
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse([_answer(batch, topic_name) for batch, topic_name in planned])
 
 
 async def publish(request: Request) -> Response:
@@ -163,10 +229,7 @@ async def publish(request: Request) -> Response:
 
 async def enqueue(request: Request) -> Response:
     """``POST /v2/enqueue/{queueName}/{destination}``: hold one message in a queue."""
-    queue_name = request.path_params["queueName"]
-    if not NAME_RE.fullmatch(queue_name):
-        return error_response(400, f"invalid queue name: {queue_name!r}")
-    return await _create_message(request, request.path_params["destination"], queue_name)
+    return await _create_message(request, request.path_params["destination"], request.path_params["queueName"])
 
 
 async def get_message(request: Request) -> Response:
@@ -441,6 +504,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 ROUTES = [
     Route("/v2/publish/{destination:path}", publish, methods=["POST"]),
     Route("/v2/enqueue/{queueName}/{destination:path}", enqueue, methods=["POST"]),
+    Route("/v2/batch", batch_publish, methods=["POST"]),
     Route("/v2/messages", bulk_cancel, methods=["DELETE"]),
     Route("/v2/messages/{messageId}", get_message, methods=["GET"]),
     Route("/v2/messages/{messageId}", cancel_message, methods=["DELETE"]),

@@ -382,3 +382,38 @@ def test_sync_filter_cancel_reports_the_accept_time_snapshot(emu: QStashEmulator
     # The action really cancels fewer than its 9 (an emulated partial action); the answer is the snapshot.
     assert (response.status_code, response.json()) == (200, {"cancelled": 9})
     assert 0 < len(emu.held_ids()) <= 9
+
+
+# -- POST /v2/batch -----------------------------------------------------------------------------------
+
+
+def test_batch_creates_every_entry_and_answers_in_order(emu: QStashEmulator, api: Api) -> None:
+    api.request("POST", "/v2/topics/g1/endpoints", json={"endpoints": [{"url": "https://a.example/"}]})
+    entries = [
+        {"destination": "https://n.example/", "headers": {"Upstash-Delay": "5s"}, "body": "1"},
+        {"destination": "g1", "body": "2", "queue": "q1"},
+    ]
+    response = api.request("POST", "/v2/batch", json=entries)
+    assert response.status_code == 200, response.text
+    first, second = response.json()
+    assert isinstance(first["messageId"], str) and [x["url"] for x in second] == ["https://a.example/"]
+    by_body = {m["body"]: m for m in emu.messages("held")}
+    assert by_body["1"]["notBefore"] - by_body["1"]["createdAt"] == 5000
+    assert (by_body["2"]["topicName"], by_body["2"]["queueName"]) == ("g1", "q1")
+
+
+@pytest.mark.parametrize(
+    ("entries", "status"),
+    [
+        ([{"destination": "https://n.example/"}, {"destination": "nogroup"}], 404),
+        ([{"destination": "https://n.example/"}, {"destination": "https://n.example/", "extra": 1}], 400),
+        ([{"destination": "https://n.example/", "headers": {"Upstash-Delay": "soon"}}], 400),
+        ([{"destination": "https://n.example/", "body": 5}], 400),
+        ({"destination": "https://n.example/"}, 400),
+        ([], 400),
+    ],
+)
+def test_batch_with_one_bad_entry_creates_nothing(emu: QStashEmulator, api: Api, entries: Any, status: int) -> None:
+    response = api.request("POST", "/v2/batch", json=entries)
+    assert response.status_code == status, response.text
+    assert emu.counts() == {"held": 0, "cancelled": 0}
