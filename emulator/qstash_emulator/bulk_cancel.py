@@ -41,7 +41,12 @@ from qstash_emulator.query import (
     parse_flag,
     parse_integer,
 )
-from qstash_emulator.request_body import MESSAGE_IDS_KEY, read_ids_body
+from qstash_emulator.request_body import (
+    MESSAGE_CANCEL_PARAMS,
+    MESSAGE_IDS_KEY,
+    read_ids_body,
+    refuse_unknown_params,
+)
 from qstash_emulator.web import emulator_state, error_response, fault_decision, record_fault, store_call
 
 #: The server generations ``--bulk-cancel`` accepts.
@@ -65,7 +70,9 @@ async def read_cancel_query(request: Request, *, honour_count: bool) -> BulkCanc
     :raises QueryError: for a bad query, an unreadable body, or ids in the body beside a filter
         or ids in the query.
     """
-    query = parse_bulk_cancel_query(request.query_params.multi_items(), honour_count=honour_count)
+    items = request.query_params.multi_items()
+    refuse_unknown_params(items, MESSAGE_CANCEL_PARAMS)
+    query = parse_bulk_cancel_query(items, honour_count=honour_count)
     body_ids = await read_ids_body(request, MESSAGE_IDS_KEY)
     if body_ids is None:
         return query

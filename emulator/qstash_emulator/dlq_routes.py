@@ -45,7 +45,7 @@ from qstash_emulator.actions import DLQ_DELETE_KIND, DLQ_RETRY_KIND
 from qstash_emulator.dlq import DlqIdsNotFound
 from qstash_emulator.headers import UpstashHeaders, read_upstash_headers
 from qstash_emulator.query import DlqQuery, QueryError, parse_dlq_query, split_values
-from qstash_emulator.request_body import DLQ_IDS_KEY, read_ids_body, refuse_body
+from qstash_emulator.request_body import DLQ_IDS_KEY, DLQ_PARAMS, read_ids_body, refuse_body, refuse_unknown_params
 from qstash_emulator.web import emulator_state, error_response, found_or_404, parsed, store_call
 
 #: The 404 of a single-entry route; ``{}`` stands for the DLQ id.
@@ -53,8 +53,10 @@ NOT_IN_DLQ = "message {} not found in the DLQ"
 
 
 def _query(request: Request, *, allow_ids: bool) -> DlqQuery:
-    """The request's DLQ query (400 when invalid)."""
-    return parsed(parse_dlq_query, request.query_params.multi_items(), allow_ids=allow_ids)
+    """The request's DLQ query (400 when invalid, or for a parameter the DLQ routes do not know)."""
+    items = request.query_params.multi_items()
+    parsed(refuse_unknown_params, items, DLQ_PARAMS)
+    return parsed(parse_dlq_query, items, allow_ids=allow_ids)
 
 
 def _has_filter(query: DlqQuery) -> bool:

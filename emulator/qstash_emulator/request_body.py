@@ -17,19 +17,59 @@ wider than the request named):
 * an empty id list names nothing: nothing is touched and the count is 0 (never "no filter");
 * a body on a filter-only route (``DELETE /v2/dlq/bulk``, ``POST /v2/dlq/retry/bulk``) is a 400:
   those routes read their filters from the query only.
+
+Query parameters: on the bulk cancel (``DELETE /v2/messages``) and on every DLQ route that takes
+filters, a parameter name the route does not know (``lable=x``, ``dlqId=...``) is a 400
+(:func:`refuse_unknown_params`): read as "no filter" it would select everything.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from starlette.requests import Request
 
-from qstash_emulator.query import QueryError
+from qstash_emulator.query import (
+    DEPRECATED_ALIASES,
+    DLQ_MULTI_VALUE_FILTERS,
+    DLQ_REFUSED_FILTERS,
+    MULTI_VALUE_FILTERS,
+    QueryError,
+)
 
 #: The ids key of the message routes and of the DLQ routes.
 MESSAGE_IDS_KEY = "messageIds"
 DLQ_IDS_KEY = "dlqIds"
+
+
+#: The query parameters ``DELETE /v2/messages`` reads (``qstash_token`` is the token, read by the app).
+MESSAGE_CANCEL_PARAMS: frozenset[str] = frozenset(
+    {*MULTI_VALUE_FILTERS, *DEPRECATED_ALIASES, "messageIds", "fromDate", "toDate", "count", "async", "qstash_token"}
+)
+#: The query parameters of the DLQ routes (``host`` and ``path`` are known, to be refused with their own message).
+DLQ_PARAMS: frozenset[str] = frozenset(
+    {
+        *DLQ_MULTI_VALUE_FILTERS,
+        *DLQ_REFUSED_FILTERS,
+        *DEPRECATED_ALIASES,
+        "dlqIds",
+        "responseStatus",
+        "fromDate",
+        "toDate",
+        "count",
+        "cursor",
+        "order",
+        "qstash_token",
+    }
+)
+
+
+def refuse_unknown_params(items: Iterable[tuple[str, str]], known: frozenset[str]) -> None:
+    """:raises QueryError: naming the parameters not in ``known``."""
+    unknown = sorted({name for name, _ in items if name not in known})
+    if unknown:
+        raise QueryError(f"unknown query parameters {unknown}: remove or correct them (known: {sorted(known)})")
 
 
 def parse_ids_body(raw: bytes, key: str) -> tuple[str, ...] | None:
@@ -68,4 +108,13 @@ async def refuse_body(request: Request) -> None:
         raise QueryError("this route reads its filters from the query string only; send no body")
 
 
-__all__ = ["DLQ_IDS_KEY", "MESSAGE_IDS_KEY", "parse_ids_body", "read_ids_body", "refuse_body"]
+__all__ = [
+    "DLQ_IDS_KEY",
+    "DLQ_PARAMS",
+    "MESSAGE_CANCEL_PARAMS",
+    "MESSAGE_IDS_KEY",
+    "parse_ids_body",
+    "read_ids_body",
+    "refuse_body",
+    "refuse_unknown_params",
+]

@@ -417,3 +417,31 @@ def test_batch_with_one_bad_entry_creates_nothing(emu: QStashEmulator, api: Api,
     response = api.request("POST", "/v2/batch", json=entries)
     assert response.status_code == status, response.text
     assert emu.counts() == {"held": 0, "cancelled": 0}
+
+
+# -- unknown query parameters -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("DELETE", "/v2/messages", {"lable": "x"}),
+        ("DELETE", "/v2/messages", {"messageId": "m0"}),
+        ("DELETE", "/v2/dlq", {"lable": "x"}),
+        ("DELETE", "/v2/dlq", {"dlqId": "d0"}),
+        ("POST", "/v2/dlq/retry", {"status": "500"}),
+        ("GET", "/v2/dlq", {"lable": "x"}),
+        ("DELETE", "/v2/dlq/multi", {"dlqIds": "d0", "dlqid": "d1"}),
+        ("DELETE", "/v2/dlq/bulk", {"lable": "x"}),
+        ("POST", "/v2/dlq/retry/bulk", {"urls": "https://e.example/1"}),
+    ],
+)
+def test_an_unknown_query_parameter_is_a_400_never_no_filter(
+    emu: QStashEmulator, api: Api, method: str, path: str, params: dict[str, str]
+) -> None:
+    held = emu.add_messages([{"messageId": f"m{i}", "url": "https://e.example/", "labels": ["x"]} for i in range(2)])
+    dead = emu.add_dlq([{"dlqId": f"d{i}", "url": "https://e.example/1", "responseStatus": 500} for i in range(2)])
+    response = api.request(method, path, params=params)
+    legacy_404 = _legacy(emu) and path.endswith(("/multi", "/bulk"))
+    assert response.status_code == (404 if legacy_404 else 400), response.text
+    assert emu.held_ids() == set(held) and emu.dlq_ids() == set(dead) and emu.bulk_actions() == []
