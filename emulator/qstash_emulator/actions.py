@@ -191,8 +191,8 @@ class ActionStore:
             with self.store.transaction():
                 cursor = conn.execute(
                     "INSERT INTO bulk_actions (action_id, kind, state, total, cancel_limit, created_at, "
-                    "completed_at, filter, filter_key) VALUES (?, 'cancel', ?, ?, ?, ?, ?, ?, ?)",
-                    (action_id, state, total, limit, created, completed, json.dumps(action_filter), key),
+                    "completed_at, filter, filter_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (action_id, CANCEL_KIND, state, total, limit, created, completed, json.dumps(action_filter), key),
                 )
                 seq = cursor.lastrowid
                 conn.executemany(
