@@ -211,12 +211,16 @@ class ActionStore:
         """Start an action of a registered ``kind`` over the rows ``snapshot()`` returns (called under
         the store lock, so nothing changes between the snapshot and the record).
 
-        When an ``IN_PROGRESS`` action has the same kind and filter, nothing is started and
-        :attr:`StartResult.conflict` is that action (the caller answers it).
+        When an ``IN_PROGRESS`` action has the same kind, filter and ``options`` (a retry's override
+        headers), nothing is started and :attr:`StartResult.conflict` is that action (the caller answers it).
         """
         if kind not in self._processors:
             raise ValueError(f"no processor registered for action kind {kind!r}")
+        # The options are part of the identity: a retry with other Upstash-* overrides is not "identical"
+        # and joining it would drop the overrides its author set.
         key = f"{kind}:{filter_key(action_filter)}"
+        if options:
+            key += ":" + json.dumps(dict(options), sort_keys=True)
         conn = self.store.connection
         with self.store.lock:
             row = conn.execute(

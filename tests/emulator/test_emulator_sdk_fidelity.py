@@ -349,7 +349,16 @@ def test_identical_filters_in_progress_return_the_existing_action(generation_emu
             emu.base_url + "/v2/dlq/retry/bulk", params={"label": "a"}, headers=headers, timeout=10
         ).json()
         assert retry["actionId"] != first["actionId"]  # another kind: a separate action
-        assert len(emu.bulk_actions()) == 2
+        same_retry = session.post(
+            emu.base_url + "/v2/dlq/retry/bulk", params={"label": "a"}, headers=headers, timeout=10
+        ).json()
+        assert same_retry["actionId"] == retry["actionId"]
+        overrides = {**headers, "Upstash-Retries": "0"}
+        other = session.post(
+            emu.base_url + "/v2/dlq/retry/bulk", params={"label": "a"}, headers=overrides, timeout=10
+        ).json()
+        assert other["actionId"] != retry["actionId"]  # other overrides: not identical, not joined
+        assert len(emu.bulk_actions()) == 3
 
 
 @pytest.mark.parametrize(
