@@ -454,3 +454,30 @@ def test_an_unknown_query_parameter_is_a_400_never_no_filter(
     legacy_404 = _legacy(emu) and path.endswith(("/multi", "/bulk"))
     assert response.status_code == (404 if legacy_404 else 400), response.text
     assert emu.held_ids() == set(held) and emu.dlq_ids() == set(dead) and emu.bulk_actions() == []
+
+
+def test_a_dlq_action_progresses_at_the_action_rate() -> None:
+    """The worker's clock is passed in (``step(now=...)``): no wall-clock dependence."""
+    from qstash_emulator.actions import ActionRunner, ActionStore
+    from qstash_emulator.dlq import DeadLetterStore
+    from qstash_emulator.query import DlqQuery
+    from qstash_emulator.store import MessageStore
+
+    store = MessageStore()
+    try:
+        actions, dlq = ActionStore(store), DeadLetterStore(store)
+        actions.register(DLQ_DELETE_KIND, dlq.process_delete)
+        dlq.add([{"url": "https://e.example/", "responseStatus": 500} for _ in range(100)])
+        query = DlqQuery()
+        started = actions.start_snapshot(DLQ_DELETE_KIND, {}, lambda: dlq.snapshot(query))
+        assert started.action is not None and started.action["total"] == 100
+        runner = ActionRunner(actions, rate=20)
+        runner.step(now=1000.0)
+        runner.step(now=1001.5)  # 1.5 s at 20/s
+        (action,) = actions.all()
+        assert (action["processed"], action["cancelled"], dlq.count()) == (30, 30, 70)
+        assert not runner.step(now=1010.0)  # 10 s: all 100 done
+        (action,) = actions.all()
+        assert (action["state"], action["processed"], dlq.count()) == ("FINISHED", 100, 0)
+    finally:
+        store.close()
