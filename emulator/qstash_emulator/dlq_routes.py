@@ -74,7 +74,7 @@ async def _query_with_body(request: Request) -> DlqQuery | None:
     """The query of ``DELETE /v2/dlq`` / ``POST /v2/dlq/retry``, with the ids of a JSON body if any
     (``None``: the body names no id, nothing to do). 400 as :mod:`qstash_emulator.request_body` says."""
     query = _query(request, allow_ids=True)
-    body_ids = parsed_body(await _body_ids(request))
+    body_ids = _parsed_body(await _body_ids(request))
     if body_ids is None:
         return query
     if _has_filter(query):
@@ -89,7 +89,7 @@ async def _body_ids(request: Request) -> tuple[str, ...] | QueryError | None:
         return exc
 
 
-def parsed_body(value: tuple[str, ...] | QueryError | None) -> tuple[str, ...] | None:
+def _parsed_body(value: tuple[str, ...] | QueryError | None) -> tuple[str, ...] | None:
     """The ids, or a 400 for the body's error."""
     if isinstance(value, QueryError):
         raise HTTPException(400, str(value))
@@ -103,7 +103,7 @@ async def _multi_ids(request: Request) -> tuple[str, ...]:
     if query.values or query.response_statuses or query.from_date is not None or query.to_date is not None:
         raise HTTPException(400, "a /multi request takes dlqIds only; filters go to the /bulk endpoints")
     in_query = [value for name, value in items if name == DLQ_IDS_KEY]
-    body_ids = parsed_body(await _body_ids(request))
+    body_ids = _parsed_body(await _body_ids(request))
     if in_query and body_ids is not None:
         raise HTTPException(400, "send dlqIds in the query string or in the body, not both")
     if body_ids is not None:
