@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow_home
 
-.PHONY: setup demo test lint typecheck docs unit matrix live-airflow live-services chromium bench clean
+.PHONY: setup demo test lint typecheck docs unit matrix live-airflow live-services chromium sdk-js bench clean
 
 $(STAMP): setup.cfg pyproject.toml emulator/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,7 +59,13 @@ unit: setup
 matrix: setup
 	$(BIN)/python scripts/matrix.py test
 
-test: setup chromium live-services lint typecheck docs
+# The official JavaScript SDK (@upstash/qstash, locked in tests/sdk/js/package-lock.json) for the SDK
+# conformance test, installed with the machine's node and npm.
+sdk-js:
+	@command -v npm >/dev/null || { echo "node and npm are needed for tests/sdk (e.g. apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tests/sdk/js --no-audit --no-fund
+
+test: setup chromium live-services sdk-js lint typecheck docs
 	$(BIN)/python -m pytest -q
 	$(BIN)/python scripts/matrix.py test
 
@@ -67,4 +73,4 @@ bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-af* .airflow_home build dist docs/_build docs/_static/*.png *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-af* .airflow_home build dist docs/_build docs/_static/*.png *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/sdk/js/node_modules

@@ -12,9 +12,17 @@ Actions live in the same SQLite database as the messages (tables ``bulk_actions`
 ``IN_PROGRESS`` resumes when the emulator starts again. Actions older than
 :data:`RETENTION_MS` (7 days) are dropped when actions are read.
 
+The DLQ's async bulk endpoints (``DELETE /v2/dlq/bulk``, ``POST /v2/dlq/retry/bulk``) start actions
+of the kinds :data:`DLQ_DELETE_KIND` and :data:`DLQ_RETRY_KIND` the same way: a snapshot of the
+matching DLQ entries at accept time, processed at the same rate by the same worker through a
+*processor* the DLQ registers (:meth:`ActionStore.register`). An entry removed meanwhile counts as
+processed, not touched twice. A DLQ action joins (returns) the ``IN_PROGRESS`` action of the same
+kind and filter instead of refusing with 412 ("Identical filters submitted while an action is
+already in-progress return the existing action").
+
 The API shape of an action (``BulkAction``)::
 
-    {"actionId": "...", "kind": "cancel", "state": "IN_PROGRESS" | "FINISHED",
+    {"actionId": "...", "kind": "cancel" | "dlqDelete" | "dlqRetry", "state": "IN_PROGRESS" | "FINISHED",
      "total": n, "processed": m, "createdAt": ms, "completedAt": ms (once finished),
      "filter": {"label": ["a", "b"], "fromDate": ["1700000000000"], ...}}
 """
@@ -45,6 +53,17 @@ ACTION_STATES: tuple[str, ...] = ("IN_PROGRESS", "FINISHED")
 #: Default processing rate of a bulk action, messages per second.
 DEFAULT_ACTION_RATE = 2000.0
 
+#: The ``kind`` of each action, declared once. ``cancel`` is the published value; the DLQ kinds are
+#: this emulator's names (the published ``BulkAction`` still lists only ``cancel``).
+CANCEL_KIND = "cancel"
+DLQ_DELETE_KIND = "dlqDelete"
+DLQ_RETRY_KIND = "dlqRetry"
+ACTION_KINDS: tuple[str, ...] = (CANCEL_KIND, DLQ_DELETE_KIND, DLQ_RETRY_KIND)
+
+#: Processes the rows (ids of the kind's table) of one step of an action, given the action's
+#: ``options``; returns how many it really changed. Runs under the store lock inside a transaction.
+Processor = Callable[[Sequence[int], Mapping[str, Any]], int]
+
 _TABLES = """
 CREATE TABLE IF NOT EXISTS bulk_actions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,7 +77,8 @@ CREATE TABLE IF NOT EXISTS bulk_actions (
     created_at INTEGER NOT NULL,
     completed_at INTEGER,
     filter TEXT NOT NULL,
-    filter_key TEXT NOT NULL
+    filter_key TEXT NOT NULL,
+    options TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_actions_in_progress ON bulk_actions (filter_key) WHERE state = 'IN_PROGRESS';
 CREATE TABLE IF NOT EXISTS bulk_action_items (
@@ -117,8 +137,18 @@ class ActionStore:
     def __init__(self, store: MessageStore, *, clock: Callable[[], int] = now_ms) -> None:
         self.store = store
         self.clock = clock
+        self._processors: dict[str, Processor] = {}
         with store.lock:
             store.connection.executescript(_TABLES)
+            present = {row[1] for row in store.connection.execute("PRAGMA table_info(bulk_actions)")}
+            if "options" not in present:  # a database file of an older emulator
+                store.connection.execute("ALTER TABLE bulk_actions ADD COLUMN options TEXT")
+
+    def register(self, kind: str, processor: Processor) -> None:
+        """Let actions of ``kind`` (not ``cancel``) be processed by ``processor``."""
+        if kind not in ACTION_KINDS or kind == CANCEL_KIND:
+            raise ValueError(f"unknown action kind {kind!r}")
+        self._processors[kind] = processor
 
     def reset(self) -> None:
         """Forget every action."""
@@ -161,13 +191,66 @@ class ActionStore:
             with self.store.transaction():
                 cursor = conn.execute(
                     "INSERT INTO bulk_actions (action_id, kind, state, total, cancel_limit, created_at, "
-                    "completed_at, filter, filter_key) VALUES (?, 'cancel', ?, ?, ?, ?, ?, ?, ?)",
-                    (action_id, state, total, limit, created, completed, json.dumps(action_filter), key),
+                    "completed_at, filter, filter_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (action_id, CANCEL_KIND, state, total, limit, created, completed, json.dumps(action_filter), key),
                 )
                 seq = cursor.lastrowid
                 conn.executemany(
                     "INSERT INTO bulk_action_items (seq, pos, mid) VALUES (?, ?, ?)",
                     ((seq, pos, row[1]) for pos, row in enumerate(rows)),
+                )
+            return StartResult(action=self._get_seq(seq))
+
+    def start_snapshot(
+        self,
+        kind: str,
+        action_filter: Mapping[str, Sequence[str]],
+        snapshot: Callable[[], Sequence[int]],
+        options: Mapping[str, Any] | None = None,
+    ) -> StartResult:
+        """Start an action of a registered ``kind`` over the rows ``snapshot()`` returns (called under
+        the store lock, so nothing changes between the snapshot and the record).
+
+        When an ``IN_PROGRESS`` action has the same kind, filter and ``options`` (a retry's override
+        headers), nothing is started and :attr:`StartResult.conflict` is that action (the caller answers it).
+        """
+        if kind not in self._processors:
+            raise ValueError(f"no processor registered for action kind {kind!r}")
+        # The options are part of the identity: a retry with other Upstash-* overrides is not "identical"
+        # and joining it would drop the overrides its author set.
+        key = f"{kind}:{filter_key(action_filter)}"
+        if options:
+            key += ":" + json.dumps(dict(options), sort_keys=True)
+        conn = self.store.connection
+        with self.store.lock:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM bulk_actions WHERE filter_key = ? AND state = 'IN_PROGRESS' LIMIT 1", (key,)
+            ).fetchone()
+            if row is not None:
+                return StartResult(action=None, conflict=_row_to_action(row))
+            rows = list(snapshot())
+            created = self.clock()
+            state, completed = ("FINISHED", created) if not rows else ("IN_PROGRESS", None)
+            with self.store.transaction():
+                cursor = conn.execute(
+                    "INSERT INTO bulk_actions (action_id, kind, state, total, created_at, completed_at, filter, "
+                    "filter_key, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new_action_id(),
+                        kind,
+                        state,
+                        len(rows),
+                        created,
+                        completed,
+                        json.dumps(dict(action_filter)),
+                        key,
+                        json.dumps(dict(options or {})),
+                    ),
+                )
+                seq = cursor.lastrowid
+                conn.executemany(
+                    "INSERT INTO bulk_action_items (seq, pos, mid) VALUES (?, ?, ?)",
+                    ((seq, pos, row_id) for pos, row_id in enumerate(rows)),
                 )
             return StartResult(action=self._get_seq(seq))
 
@@ -190,33 +273,41 @@ class ActionStore:
         conn = self.store.connection
         with self.store.lock:
             row = conn.execute(
-                "SELECT processed, total, cancel_limit, state FROM bulk_actions WHERE seq = ?", (seq,)
+                "SELECT processed, total, cancel_limit, state, kind, options FROM bulk_actions WHERE seq = ?", (seq,)
             ).fetchone()
             if row is None or row[3] != "IN_PROGRESS":
                 return True
-            processed, total, limit, _ = row
+            processed, total, limit, _, kind, options = row
             end = min(total, processed + max(n, 0))
             stop = end if limit is None else min(end, max(limit, processed))
-            targets = conn.execute(
-                "SELECT m.created_at, m.id, m.queue_name FROM bulk_action_items AS i "
-                "JOIN messages AS m ON m.id = i.mid WHERE i.seq = ? AND i.pos >= ? AND i.pos < ? AND m.held = 1",
-                (seq, processed, stop),
-            ).fetchall()
             finished = end >= total
             with self.store.transaction():
-                if targets:
-                    self.store.cancel_rows([tuple(t) for t in targets])  # type: ignore[misc]
+                if kind == CANCEL_KIND:
+                    targets = conn.execute(
+                        "SELECT m.created_at, m.id, m.queue_name FROM bulk_action_items AS i JOIN messages AS m "
+                        "ON m.id = i.mid WHERE i.seq = ? AND i.pos >= ? AND i.pos < ? AND m.held = 1",
+                        (seq, processed, stop),
+                    ).fetchall()
+                    if targets:
+                        self.store.cancel_rows([tuple(t) for t in targets])  # type: ignore[misc]
+                    changed = len(targets)
+                else:
+                    mids = conn.execute(
+                        "SELECT mid FROM bulk_action_items WHERE seq = ? AND pos >= ? AND pos < ? ORDER BY pos",
+                        (seq, processed, stop),
+                    ).fetchall()
+                    changed = self._processors[kind]([int(m[0]) for m in mids], json.loads(options or "{}"))
                 if finished:
                     conn.execute(
                         "UPDATE bulk_actions SET processed = ?, cancelled = cancelled + ?, state = 'FINISHED', "
                         "completed_at = ? WHERE seq = ?",
-                        (end, len(targets), self.clock(), seq),
+                        (end, changed, self.clock(), seq),
                     )
                     conn.execute("DELETE FROM bulk_action_items WHERE seq = ?", (seq,))
                 else:
                     conn.execute(
                         "UPDATE bulk_actions SET processed = ?, cancelled = cancelled + ? WHERE seq = ?",
-                        (end, len(targets), seq),
+                        (end, changed, seq),
                     )
             return finished
 
@@ -269,10 +360,10 @@ class ActionStore:
         return [_row_to_action(row, admin=True) for row in rows]
 
     def status(self, action_id: str) -> tuple[str, int] | None:
-        """``(state, cancelled)`` of an action, ``None`` if unknown (cheap: for the synchronous wait)."""
+        """``(state, total)`` of an action, ``None`` if unknown (cheap: for the synchronous wait)."""
         with self.store.lock:
             row = self.store.connection.execute(
-                "SELECT state, cancelled FROM bulk_actions WHERE action_id = ?", (action_id,)
+                "SELECT state, total FROM bulk_actions WHERE action_id = ?", (action_id,)
             ).fetchone()
         return None if row is None else (str(row[0]), int(row[1]))
 
@@ -371,12 +462,17 @@ class ActionRunner:
 
 
 __all__ = [
+    "ACTION_KINDS",
     "ACTION_STATES",
+    "CANCEL_KIND",
     "DEFAULT_ACTION_RATE",
+    "DLQ_DELETE_KIND",
+    "DLQ_RETRY_KIND",
     "RETENTION_MS",
     "ActionPage",
     "ActionRunner",
     "ActionStore",
+    "Processor",
     "StartResult",
     "filter_key",
     "new_action_id",

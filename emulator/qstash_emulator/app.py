@@ -2,14 +2,20 @@
 
 QStash routes (token required, logged, subject to fault injection):
 
-* ``POST /v2/publish/{destination}`` and ``POST /v2/enqueue/{queueName}/{destination}``
+* ``POST /v2/publish/{destination}``, ``POST /v2/enqueue/{queueName}/{destination}`` and ``POST /v2/batch``
 * ``GET`` / ``DELETE /v2/messages/{messageId}``
 * ``DELETE /v2/messages`` (bulk cancel, every filter of the API), answered by the server
   generation chosen with ``bulk_cancel`` (see :mod:`qstash_emulator.bulk_cancel`)
 * ``GET /v2/bulkActions`` and ``GET /v2/bulkActions/{actionId}`` (``actions`` mode)
 * ``GET /v2/queues``
+* URL groups: ``GET /v2/topics``, ``GET``/``DELETE /v2/topics/{name}``, ``POST``/``DELETE
+  /v2/topics/{name}/endpoints`` (see :mod:`qstash_emulator.url_groups`); publishing to a group
+  creates one message per endpoint and answers a list, an unknown group is a 404
+* ``Upstash-Delay`` / ``Upstash-Not-Before`` set ``notBefore`` (see :mod:`qstash_emulator.headers`)
 * the DLQ: ``GET``/``DELETE /v2/dlq``, ``POST /v2/dlq/retry``, ``GET``/``DELETE /v2/dlq/{dlqId}``,
-  ``POST /v2/dlq/retry/{dlqId}`` (see :mod:`qstash_emulator.dlq_routes`)
+  ``POST /v2/dlq/retry/{dlqId}``; in ``actions`` mode also ``DELETE /v2/dlq/bulk``,
+  ``POST /v2/dlq/retry/bulk``, ``DELETE /v2/dlq/multi``, ``POST /v2/dlq/retry/multi`` (see
+  :mod:`qstash_emulator.dlq_routes`)
 
 Emulator administration under ``/_emulator/`` (no token, not logged, no faults; described by
 ``GET openapi.json``, :mod:`qstash_emulator.admin_schema`):
@@ -42,21 +48,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from qstash_emulator.actions import DEFAULT_ACTION_RATE, ActionStore
+from qstash_emulator.actions import DEFAULT_ACTION_RATE, DLQ_DELETE_KIND, DLQ_RETRY_KIND, ActionStore
 from qstash_emulator.admin_schema import ADMIN_OPENAPI
 from qstash_emulator.bulk_cancel import DEFAULT_SYNC_WAIT, make_bulk_cancel
 from qstash_emulator.dlq import DeadLetterStore
 from qstash_emulator.dlq_routes import (
     delete_dlq,
+    delete_dlq_bulk,
     delete_dlq_message,
+    delete_dlq_multi,
     get_dlq_message,
     list_dlq,
     retry_dlq,
+    retry_dlq_bulk,
     retry_dlq_message,
+    retry_dlq_multi,
 )
 from qstash_emulator.faults import FaultConfig, FaultDecision, FaultInjector
 from qstash_emulator.headers import read_upstash_headers
 from qstash_emulator.query import COUNT_BY, AdminFilter, QueryError, parse_admin_filter, parse_integer, split_values
+from qstash_emulator.records import now_ms
 from qstash_emulator.state import (
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
@@ -69,6 +80,7 @@ from qstash_emulator.state import (
     redact_text,
 )
 from qstash_emulator.store import MessageStore, check_timestamp, new_message_id
+from qstash_emulator.url_groups import UrlGroupStore, parse_endpoints
 from qstash_emulator.web import (
     FAULT_SCOPE_KEY,
     LOG_ENTRY_SCOPE_KEY,
@@ -82,9 +94,6 @@ from qstash_emulator.web import store_call as _store_call
 
 #: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-
-#: Placeholder endpoint of a message published to a URL group (nothing is ever delivered).
-URL_GROUP_ENDPOINT = "https://example.invalid/{group}"
 
 #: The 404 of the single-message routes; ``{}`` stands for the message id.
 NOT_FOUND = "message {} not found"
@@ -102,50 +111,127 @@ def _caller_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def _create_message(request: Request, destination: str, queue_name: str | None) -> Response:
-    state = _state(request)
+class _Refused(Exception):
+    """A message request the emulator refuses: ``status`` and the error text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _messages_for(
+    request: Request,
+    destination: str,
+    queue_name: str | None,
+    headers: list[tuple[str, str]],
+    body: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The message dicts one publish creates (one per URL-group endpoint) and its group name, if any.
+
+    :raises _Refused: for a bad destination or header, or an unknown URL group (404: nothing is created).
+    """
+    if queue_name is not None and not NAME_RE.fullmatch(queue_name):
+        raise _Refused(400, f"invalid queue name: {queue_name!r}")
     if destination.startswith(("http://", "https://")):
         parts = urlsplit(destination)
         if not parts.netloc.rpartition("@")[2]:
-            return error_response(400, f"invalid destination url: {destination!r}")
-        url, topic_name = destination, None
+            raise _Refused(400, f"invalid destination url: {destination!r}")
+        topic_name = None
+        endpoints: list[tuple[str, str | None]] = [(destination, None)]
     elif NAME_RE.fullmatch(destination):
-        url, topic_name = URL_GROUP_ENDPOINT.format(group=destination), destination
+        topic_name = destination
+        group = await _store_call(request, _url_groups(request).endpoints, destination)
+        if not group:
+            # Hosted QStash answers an error for a name that is no URL group (or one without
+            # endpoints): nothing is created.
+            raise _Refused(404, f"url group {destination!r} not found")
+        endpoints = group
     else:
-        return error_response(400, "destination must be an http(s) URL or a URL group name, got " + repr(destination))
+        raise _Refused(400, "destination must be an http(s) URL or a URL group name, got " + repr(destination))
+    try:
+        upstash = read_upstash_headers(headers)
+    except QueryError as exc:
+        raise _Refused(400, str(exc)) from exc
+    created_at = now_ms()
+    labels = list(split_values(value for name, value in headers if name.lower() == "upstash-label"))
+    flow_control_key = next((v for n, v in headers if n.lower() == "upstash-flow-control-key"), None)
+    batch = [
+        {
+            "messageId": new_message_id(),
+            "url": url,
+            "topicName": topic_name,
+            "queueName": queue_name,
+            "labels": labels,
+            "flowControlKey": flow_control_key,
+            "callerIp": _caller_ip(request),
+            "method": upstash.method or "POST",
+            "body": body,
+            "maxRetries": upstash.max_retries,
+            "header": upstash.forward,
+            "upstashHeaders": upstash.recorded,
+            "createdAt": created_at,
+            "notBefore": upstash.not_before(created_at),
+        }
+        for url, _name in endpoints
+    ]
+    return batch, topic_name
+
+
+def _answer(batch: list[dict[str, Any]], topic_name: str | None) -> Any:
+    """A publish's answer: ``{"messageId"}``, or for a URL group a list ``[{"messageId", "url"}]``
+    (what both official SDKs parse)."""
+    if topic_name is None:
+        return {"messageId": batch[0]["messageId"]}
+    return [{"messageId": data["messageId"], "url": data["url"]} for data in batch]
+
+
+async def _create_message(request: Request, destination: str, queue_name: str | None) -> Response:
     raw_body = await request.body()
     try:
         body: str | None = raw_body.decode("utf-8") or None
     except UnicodeDecodeError:
         body = None
     try:
-        upstash = read_upstash_headers(request.headers.items())
-    except QueryError as exc:
-        return error_response(400, str(exc))
-    message_id = new_message_id()
-    data: dict[str, Any] = {
-        "messageId": message_id,
-        "url": url,
-        "topicName": topic_name,
-        "queueName": queue_name,
-        "labels": list(split_values(request.headers.getlist("upstash-label"))),
-        "flowControlKey": request.headers.get("upstash-flow-control-key"),
-        "callerIp": _caller_ip(request),
-        "method": upstash.method or "POST",
-        "body": body,
-        "maxRetries": upstash.max_retries,
-        "header": upstash.forward,
-        "upstashHeaders": upstash.recorded,
-    }
-    try:
-        await _store_call(request, state.store.add_messages, [data])
+        batch, topic_name = await _messages_for(request, destination, queue_name, request.headers.items(), body)
+        await _store_call(request, _state(request).store.add_messages, batch)
+    except _Refused as exc:
+        return error_response(exc.status, str(exc))
     except ValueError as exc:
         return error_response(400, str(exc))
-    if topic_name is None:
-        return JSONResponse({"messageId": message_id})
-    # The spec's URL-group answer is {"messages": [...]}; the top-level keys are kept too so a
-    # client that reads "messageId" works either way.
-    return JSONResponse({"messageId": message_id, "url": url, "messages": [{"messageId": message_id, "url": url}]})
+    return JSONResponse(_answer(batch, topic_name))
+
+
+#: Keys of one ``POST /v2/batch`` entry (what qstash-py 3.4 and qstash-js 2.12 send).
+BATCH_KEYS = frozenset({"destination", "headers", "body", "queue"})
+
+
+async def batch_publish(request: Request) -> Response:
+    """``POST /v2/batch``: a JSON list of ``{"destination", "headers"?, "body"?, "queue"?}``; every entry
+    is checked before any message is created (one bad entry: 400 or 404, nothing created); the answer
+    lists one publish answer per entry, in order."""
+    try:
+        entries = json.loads((await request.body()).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return error_response(400, f"body must be a JSON list of messages: {exc}")
+    if not isinstance(entries, list) or not entries:
+        return error_response(400, "body must be a non-empty JSON list of messages")
+    planned: list[tuple[list[dict[str, Any]], str | None]] = []
+    try:
+        for entry in entries:
+            if not isinstance(entry, dict) or set(entry) - BATCH_KEYS or not isinstance(entry.get("destination"), str):
+                raise _Refused(400, f"a batch entry must be {{destination, headers?, body?, queue?}}, got {entry!r}")
+            headers, body, queue = entry.get("headers") or {}, entry.get("body"), entry.get("queue")
+            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                raise _Refused(400, f"headers must be an object of strings, got {headers!r}")
+            if (body is not None and not isinstance(body, str)) or (queue is not None and not isinstance(queue, str)):
+                raise _Refused(400, f"body and queue must be strings, got {entry!r}")
+            planned.append(await _messages_for(request, entry["destination"], queue, list(headers.items()), body))
+        await _store_call(request, _state(request).store.add_messages, [m for batch, _ in planned for m in batch])
+    except _Refused as exc:
+        return error_response(exc.status, str(exc))
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse([_answer(batch, topic_name) for batch, topic_name in planned])
 
 
 async def publish(request: Request) -> Response:
@@ -155,10 +241,7 @@ async def publish(request: Request) -> Response:
 
 async def enqueue(request: Request) -> Response:
     """``POST /v2/enqueue/{queueName}/{destination}``: hold one message in a queue."""
-    queue_name = request.path_params["queueName"]
-    if not NAME_RE.fullmatch(queue_name):
-        return error_response(400, f"invalid queue name: {queue_name!r}")
-    return await _create_message(request, request.path_params["destination"], queue_name)
+    return await _create_message(request, request.path_params["destination"], request.path_params["queueName"])
 
 
 async def get_message(request: Request) -> Response:
@@ -167,9 +250,10 @@ async def get_message(request: Request) -> Response:
 
 
 async def cancel_message(request: Request) -> Response:
-    """``DELETE /v2/messages/{messageId}``: 200 (empty body) or 404 if unknown or already cancelled."""
+    """``DELETE /v2/messages/{messageId}``: 202 ``{"cancelled": 1}`` (as hosted QStash answers, and what
+    qstash-js 2.12's ``messages.cancel(id)`` parses) or 404 if unknown or already cancelled."""
     await found_or_404(request, "messageId", _state(request).store.cancel_one, NOT_FOUND)
-    return Response(status_code=200)
+    return JSONResponse({"cancelled": 1}, status_code=202)
 
 
 async def bulk_cancel(request: Request) -> Response:
@@ -185,6 +269,56 @@ async def list_bulk_actions(request: Request) -> Response:
 async def get_bulk_action(request: Request) -> Response:
     """``GET /v2/bulkActions/{actionId}`` (``actions`` mode; 404 in ``legacy`` mode)."""
     return await _state(request).bulk_cancel.get_action(request)
+
+
+def _url_groups(request: Request) -> UrlGroupStore:
+    groups = _state(request).url_groups
+    assert groups is not None
+    return groups
+
+
+def _group_name(request: Request) -> str:
+    name: str = request.path_params["urlGroupName"]
+    if not NAME_RE.fullmatch(name):
+        raise HTTPException(400, f"invalid url group name: {name!r}")
+    return name
+
+
+async def upsert_url_group_endpoints(request: Request) -> Response:
+    """``POST /v2/topics/{urlGroupName}/endpoints``: create the group if needed, add the endpoints; 200."""
+    name = _group_name(request)
+    endpoints = parsed(parse_endpoints, await request.body(), need_url=True)
+    await _store_call(request, _url_groups(request).upsert, name, endpoints)
+    return Response(status_code=200)
+
+
+async def remove_url_group_endpoints(request: Request) -> Response:
+    """``DELETE /v2/topics/{urlGroupName}/endpoints``: 200, 404 for an unknown group."""
+    name = _group_name(request)
+    endpoints = parsed(parse_endpoints, await request.body(), need_url=False)
+    if not await _store_call(request, _url_groups(request).remove, name, endpoints):
+        return error_response(404, f"url group {name!r} not found")
+    return Response(status_code=200)
+
+
+async def list_url_groups(request: Request) -> Response:
+    """``GET /v2/topics``."""
+    return JSONResponse(await _store_call(request, _url_groups(request).list))
+
+
+async def get_url_group(request: Request) -> Response:
+    """``GET /v2/topics/{urlGroupName}``: the ``URLGroup`` or 404."""
+    group = await _store_call(request, _url_groups(request).get, request.path_params["urlGroupName"])
+    if group is None:
+        return error_response(404, f"url group {request.path_params['urlGroupName']!r} not found")
+    return JSONResponse(group)
+
+
+async def delete_url_group(request: Request) -> Response:
+    """``DELETE /v2/topics/{urlGroupName}``: 200 or 404."""
+    if not await _store_call(request, _url_groups(request).delete, request.path_params["urlGroupName"]):
+        return error_response(404, f"url group {request.path_params['urlGroupName']!r} not found")
+    return Response(status_code=200)
 
 
 async def list_queues(request: Request) -> Response:
@@ -408,15 +542,25 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 ROUTES = [
     Route("/v2/publish/{destination:path}", publish, methods=["POST"]),
     Route("/v2/enqueue/{queueName}/{destination:path}", enqueue, methods=["POST"]),
+    Route("/v2/batch", batch_publish, methods=["POST"]),
     Route("/v2/messages", bulk_cancel, methods=["DELETE"]),
     Route("/v2/messages/{messageId}", get_message, methods=["GET"]),
     Route("/v2/messages/{messageId}", cancel_message, methods=["DELETE"]),
     Route("/v2/bulkActions", list_bulk_actions, methods=["GET"]),
     Route("/v2/bulkActions/{actionId}", get_bulk_action, methods=["GET"]),
     Route("/v2/queues", list_queues, methods=["GET"]),
+    Route("/v2/topics", list_url_groups, methods=["GET"]),
+    Route("/v2/topics/{urlGroupName}", get_url_group, methods=["GET"]),
+    Route("/v2/topics/{urlGroupName}", delete_url_group, methods=["DELETE"]),
+    Route("/v2/topics/{urlGroupName}/endpoints", upsert_url_group_endpoints, methods=["POST"]),
+    Route("/v2/topics/{urlGroupName}/endpoints", remove_url_group_endpoints, methods=["DELETE"]),
     Route("/v2/dlq", list_dlq, methods=["GET"]),
     Route("/v2/dlq", delete_dlq, methods=["DELETE"]),
     Route("/v2/dlq/retry", retry_dlq, methods=["POST"]),
+    Route("/v2/dlq/bulk", delete_dlq_bulk, methods=["DELETE"]),
+    Route("/v2/dlq/multi", delete_dlq_multi, methods=["DELETE"]),
+    Route("/v2/dlq/retry/bulk", retry_dlq_bulk, methods=["POST"]),
+    Route("/v2/dlq/retry/multi", retry_dlq_multi, methods=["POST"]),
     Route("/v2/dlq/retry/{dlqId}", retry_dlq_message, methods=["POST"]),
     Route("/v2/dlq/{dlqId}", get_dlq_message, methods=["GET"]),
     Route("/v2/dlq/{dlqId}", delete_dlq_message, methods=["DELETE"]),
@@ -621,6 +765,9 @@ def create_app(
     # single cancel into an unfiltered bulk cancel. Unknown paths answer 404 as they are.
     app.router.redirect_slashes = False
     actions = ActionStore(store)
+    dlq = DeadLetterStore(store)
+    actions.register(DLQ_DELETE_KIND, dlq.process_delete)
+    actions.register(DLQ_RETRY_KIND, dlq.process_retry)
     mode = make_bulk_cancel(bulk_cancel, actions, action_rate=action_rate, sync_wait=sync_wait)
     app.state.emulator = EmulatorState(
         store=store,
@@ -628,7 +775,8 @@ def create_app(
         faults=injector,
         actions=actions,
         bulk_cancel=mode,
-        dlq=DeadLetterStore(store),
+        dlq=dlq,
+        url_groups=UrlGroupStore(store),
         initial_faults=initial,
         request_log=RequestLog(request_log_size, request_log_bytes),
     )

@@ -13,7 +13,13 @@
   ``{"cancelled": n}`` if the action finished, else 429 ``{"error": ...}`` **without**
   rate-limit headers while the action goes on. A filter equal to the one of an action still
   in progress answers 412 and starts nothing. ``GET /v2/bulkActions`` and
-  ``GET /v2/bulkActions/{actionId}`` report the actions.
+  ``GET /v2/bulkActions/{actionId}`` report the actions. The synchronous answer's ``cancelled`` is
+  the action's ``total``: the snapshot of matching held messages when the request was accepted
+  (what hosted QStash reports, per the qstash-js 2.12 types), not what the action changed.
+
+Both generations read ids from a JSON body ``{"messageIds": [...]}`` too (see
+:mod:`qstash_emulator.request_body`): an unreadable body is a 400, ids in the body and filters in
+the query a 400, an empty id list cancels nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +34,19 @@ from starlette.responses import JSONResponse, Response
 
 from qstash_emulator.actions import ACTION_STATES, DEFAULT_ACTION_RATE, ActionRunner, ActionStore
 from qstash_emulator.cancel_mode import BulkCancelMode
-from qstash_emulator.query import QueryError, parse_bulk_cancel_query, parse_flag, parse_integer
+from qstash_emulator.query import (
+    BulkCancelQuery,
+    QueryError,
+    parse_bulk_cancel_query,
+    parse_flag,
+    parse_integer,
+)
+from qstash_emulator.request_body import (
+    MESSAGE_CANCEL_PARAMS,
+    MESSAGE_IDS_KEY,
+    read_ids_body,
+    refuse_unknown_params,
+)
 from qstash_emulator.web import emulator_state, error_response, fault_decision, record_fault, store_call
 
 #: The server generations ``--bulk-cancel`` accepts.
@@ -43,6 +61,24 @@ DEFAULT_LIST_COUNT = 100
 STILL_IN_PROGRESS = "bulk action still in progress"
 #: The answer of a filter cancel whose filter is that of an action in progress.
 SAME_FILTER_IN_PROGRESS = "a bulk action with the same filter is already in progress"
+
+
+async def read_cancel_query(request: Request, *, honour_count: bool) -> BulkCancelQuery | None:
+    """The bulk cancel the request asks for: its query string, or the ids of its JSON body.
+
+    :return: the query, or ``None`` when the body names an empty id list (nothing to cancel).
+    :raises QueryError: for a bad query, an unreadable body, or ids in the body beside a filter
+        or ids in the query.
+    """
+    items = request.query_params.multi_items()
+    refuse_unknown_params(items, MESSAGE_CANCEL_PARAMS)
+    query = parse_bulk_cancel_query(items, honour_count=honour_count)
+    body_ids = await read_ids_body(request, MESSAGE_IDS_KEY)
+    if body_ids is None:
+        return query
+    if query.has_filter:
+        raise QueryError("send the message ids in the body or filters in the query string, not both")
+    return BulkCancelQuery(message_ids=body_ids, count=query.count) if body_ids else None
 
 
 def _cancelled(result: Any, request: Request, partial: bool) -> Response:
@@ -60,9 +96,11 @@ class LegacyBulkCancel(BulkCancelMode):
     async def cancel(self, request: Request) -> Response:
         """Cancel the oldest ``count`` matching held messages now; ``{"cancelled": n}``."""
         try:
-            query = parse_bulk_cancel_query(request.query_params.multi_items())
+            query = await read_cancel_query(request, honour_count=True)
         except QueryError as exc:
             return error_response(400, str(exc))
+        if query is None:
+            return JSONResponse({"cancelled": 0})
         partial = fault_decision(request).partial_fraction
         store = emulator_state(request).store
         result = await store_call(request, store.bulk_cancel, query, partial_fraction=partial)
@@ -111,10 +149,12 @@ class ActionsBulkCancel(BulkCancelMode):
         items = request.query_params.multi_items()
         record_fault(request, None)  # set below to what is really applied
         try:
-            query = parse_bulk_cancel_query(items, honour_count=False)
+            query = await read_cancel_query(request, honour_count=False)
             asynchronous = parse_flag("async", items)
         except QueryError as exc:
             return error_response(400, str(exc))
+        if query is None:
+            return JSONResponse({"cancelled": 0})
         decision = fault_decision(request)
         if query.message_ids:
             store = emulator_state(request).store
@@ -147,7 +187,8 @@ class ActionsBulkCancel(BulkCancelMode):
         return JSONResponse({"cancelled": cancelled})
 
     async def _wait(self, request: Request, action_id: str) -> int | None:
-        """Wait up to :attr:`sync_wait` for the action; its ``cancelled`` count, or ``None`` if still running."""
+        """Wait up to :attr:`sync_wait` for the action; its ``total`` (the accept-time snapshot), or ``None``
+        if still running."""
         deadline = time.monotonic() + self.sync_wait
         pause = 0.005
         while True:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qstash_emulator.headers import UpstashHeaders
+from qstash_emulator.headers import UpstashHeaders, read_upstash_headers
 from qstash_emulator.query import DlqQuery, dlq_cursor
 from qstash_emulator.records import NewMessage, now_ms
 from qstash_emulator.store import (
@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS dlq (
     created_at INTEGER NOT NULL,
     response_status INTEGER NOT NULL,
     response_body TEXT,
-    response_header TEXT
+    response_header TEXT,
+    not_before INTEGER
 );
 """
 
@@ -117,6 +118,7 @@ DLQ_TABLE = FilteredTable(
 _COLUMNS = f"id, dlq_id, response_status, response_body, response_header, {STORED_COLUMNS}"
 
 _Key = tuple[int, int]  # (created_at, id)
+_CREATED_AT = StoredMessage._fields.index("created_at")
 
 
 class DlqIdsNotFound(LookupError):
@@ -200,6 +202,9 @@ class DeadLetterStore:
         self.store = store
         with store.lock:
             store.connection.executescript(_TABLES)
+            present = {row[1] for row in store.connection.execute("PRAGMA table_info(dlq)")}
+            if "not_before" not in present:  # a database file of an older emulator
+                store.connection.execute("ALTER TABLE dlq ADD COLUMN not_before INTEGER")
             DLQ_TABLE.create(store.connection)
 
     # -- lifecycle and admin -----------------------------------------------------------------
@@ -291,7 +296,10 @@ class DeadLetterStore:
             own = (row_id, dlq_id, entry.response_status, entry.response_body, entry.response_header)
             rows.append((*own, *StoredMessage.of(m)))
             label_rows.extend((label, m.created_at, row_id) for label in m.labels)
-        conn.executemany(f"INSERT INTO dlq ({_COLUMNS}) VALUES ({', '.join('?' * 19)})", rows)
+        conn.executemany(
+            f"INSERT INTO dlq ({_COLUMNS}) VALUES ({', '.join('?' * (5 + len(StoredMessage._fields)))})",
+            rows,
+        )
         conn.executemany("INSERT INTO dlq_labels (label, created_at, id) VALUES (?, ?, ?)", label_rows)
         return dlq_ids
 
@@ -320,8 +328,16 @@ class DeadLetterStore:
     # -- API operations -------------------------------------------------------------------------------
 
     def list_page(self, query: DlqQuery) -> tuple[list[dict[str, Any]], str | None]:
-        """``GET /v2/dlq``: one page of entries (API dicts) and the next cursor."""
+        """``GET /v2/dlq``: one page of entries (API dicts) and the next cursor.
+
+        With ``dlqIds``: those entries that are in the DLQ (every other filter, ``count`` and
+        ``cursor`` ignored, as on the bulk routes), in the page order, no cursor.
+        """
         with self.store.lock:
+            if query.dlq_ids:
+                rows = self._rows(list(self._ids_of(query.dlq_ids).values()))
+                rows.sort(key=lambda row: (row[5 + _CREATED_AT], row[0]), reverse=query.latest_first)
+                return [_row_to_dict(row) for row in rows], None
             page = self.select(query)
             return [_row_to_dict(row) for row in self._rows([key[1] for key in page.keys])], page.cursor
 
@@ -378,16 +394,52 @@ class DeadLetterStore:
                 return None
             return self._retry(list(found.values()), headers)[0]
 
+    def delete_ids(self, dlq_ids: Sequence[str]) -> int:
+        """``DELETE /v2/dlq/multi``: remove the entries of these ids that are in the DLQ; how many."""
+        with self.store.lock:
+            ids = list(self._ids_of(dlq_ids).values())
+            with self.store.transaction():
+                self._remove(ids)
+            return len(ids)
+
+    def snapshot(self, query: DlqQuery) -> list[int]:
+        """Row ids of every entry the filters of ``query`` select (``count`` and ``cursor`` ignored),
+        oldest first: what an async bulk action processes. The caller holds the store lock."""
+        scan = _scan(query)
+        whole = Scan(scan.values, from_date=scan.from_date, to_date=scan.to_date, limit=None)
+        return [int(row[1]) for row in DLQ_TABLE.select(self.store.connection, whole)]
+
+    def process_delete(self, ids: Sequence[int], options: Mapping[str, Any]) -> int:
+        """Processor of a DLQ delete action: remove those still there; how many. Lock and transaction held."""
+        present = [row[0] for row in self._present(ids)]
+        self._remove(present)
+        return len(present)
+
+    def process_retry(self, ids: Sequence[int], options: Mapping[str, Any]) -> int:
+        """Processor of a DLQ retry action: retry those still there with the action's ``Upstash-*``
+        headers (``options["headers"]``); how many. Lock and transaction held."""
+        headers = read_upstash_headers(dict(options.get("headers") or {}).items())
+        return len(self._retry_rows(self._rows(ids), headers))
+
+    def _present(self, ids: Sequence[int]) -> list[Any]:
+        return self.store.connection.execute(
+            "SELECT id FROM dlq WHERE id IN (SELECT value FROM json_each(?))", (json_list(ids),)
+        ).fetchall()
+
     def _page_ids(self, query: DlqQuery) -> tuple[list[int], str | None]:
         """The row ids of the page ``query`` selects, and the next cursor."""
         page = self.select(query)
         return [key[1] for key in page.keys], page.cursor
 
     def _retry(self, ids: Sequence[int], headers: UpstashHeaders) -> list[str]:
-        rows = self._rows(ids)
+        with self.store.transaction():
+            return self._retry_rows(self._rows(ids), headers)
+
+    def _retry_rows(self, rows: Sequence[Any], headers: UpstashHeaders) -> list[str]:
+        """New messages for these entries, which leave the DLQ (lock and transaction held)."""
         stamp = now_ms()
         messages = [headers.apply(_retried_message(row, stamp)) for row in rows]
-        with self.store.transaction():
+        if messages:
             self.store.insert_rows(messages)
             self._remove([row[0] for row in rows])
         return [m.message_id for m in messages]

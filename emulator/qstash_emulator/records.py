@@ -38,6 +38,7 @@ class NewMessage(NamedTuple):
     max_retries: int | None = None
     header: str | None = None
     upstash_headers: str | None = None
+    not_before: int | None = None
 
 
 __all__ = ["NewMessage", "now_ms"]

@@ -20,6 +20,7 @@ from qstash_emulator.cancel_mode import BulkCancelMode
 from qstash_emulator.dlq import DeadLetterStore
 from qstash_emulator.faults import FaultConfig, FaultInjector
 from qstash_emulator.store import MessageStore
+from qstash_emulator.url_groups import UrlGroupStore
 
 #: How many ``/v2`` requests the request log keeps unless told otherwise.
 DEFAULT_REQUEST_LOG_SIZE = 100_000
@@ -154,6 +155,7 @@ class EmulatorState:
     :param actions: the bulk actions (same database as ``store``).
     :param bulk_cancel: the server generation answering bulk cancels and bulk-action routes.
     :param dlq: the dead-letter queue (same database as ``store``).
+    :param url_groups: the URL groups (same database as ``store``).
     """
 
     store: MessageStore
@@ -164,11 +166,14 @@ class EmulatorState:
     dlq: DeadLetterStore
     initial_faults: FaultConfig | None = None
     request_log: RequestLog = field(default_factory=RequestLog)
+    url_groups: UrlGroupStore | None = None
 
     def reset(self) -> None:
         """Empty the store, the bulk actions, the DLQ and the request log, and restore the initial faults."""
         self.actions.reset()
         self.dlq.reset()
+        if self.url_groups is not None:
+            self.url_groups.reset()
         self.store.reset()
         self.request_log.clear()
         self.faults.configure(self.initial_faults)

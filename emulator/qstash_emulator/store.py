@@ -95,6 +95,7 @@ MESSAGE_KEYS: frozenset[str] = frozenset(
         "maxRetries",
         "header",
         "upstashHeaders",
+        "notBefore",
     }
 )
 
@@ -120,7 +121,8 @@ CREATE TABLE IF NOT EXISTS messages (
     cancelled_at INTEGER,
     max_retries INTEGER,
     header TEXT,
-    upstash_headers TEXT
+    upstash_headers TEXT,
+    not_before INTEGER
 );
 CREATE TABLE IF NOT EXISTS queues (
     name TEXT PRIMARY KEY,
@@ -152,7 +154,12 @@ MESSAGES = FilteredTable(
 _INDEXES: dict[str, str] = MESSAGES.indexes
 
 #: Columns added after the first release, with their types: an older database file gets them on open.
-_ADDED_COLUMNS: dict[str, str] = {"max_retries": "INTEGER", "header": "TEXT", "upstash_headers": "TEXT"}
+_ADDED_COLUMNS: dict[str, str] = {
+    "max_retries": "INTEGER",
+    "header": "TEXT",
+    "upstash_headers": "TEXT",
+    "not_before": "INTEGER",
+}
 
 #: ``maxRetries`` of a message published without ``Upstash-Retries`` (QStash's default).
 DEFAULT_MAX_RETRIES = 3
@@ -195,6 +202,7 @@ class StoredMessage(NamedTuple):
     max_retries: int | None
     header: str | None
     upstash_headers: str | None
+    not_before: int | None
 
     @classmethod
     def of(cls, m: NewMessage) -> StoredMessage:
@@ -215,6 +223,7 @@ class StoredMessage(NamedTuple):
             m.max_retries,
             m.header,
             m.upstash_headers,
+            m.not_before,
         )
 
     def to_message(self, host: str | None = None, path: str | None = None) -> NewMessage:
@@ -239,12 +248,14 @@ class StoredMessage(NamedTuple):
             max_retries=self.max_retries,
             header=self.header,
             upstash_headers=self.upstash_headers,
+            not_before=self.not_before,
         )
 
     def api_dict(
         self, required: Mapping[str, Any] | None = None, optional: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """The API's ``Message`` fields (``maxRetries`` defaults to :data:`DEFAULT_MAX_RETRIES`).
+        """The API's ``Message`` fields (``maxRetries`` defaults to :data:`DEFAULT_MAX_RETRIES`; ``notBefore``,
+        Unix ms, is ``createdAt`` unless a delay or ``Upstash-Not-Before`` set it: the SDKs require the field).
 
         :param required: more fields, set after ``maxRetries``.
         :param optional: more fields, set after ``body`` when not ``None``.
@@ -255,6 +266,7 @@ class StoredMessage(NamedTuple):
             "method": self.method,
             "createdAt": self.created_at,
             "maxRetries": DEFAULT_MAX_RETRIES if self.max_retries is None else self.max_retries,
+            "notBefore": self.created_at if self.not_before is None else self.not_before,
             **(required or {}),
         }
         fields = {
@@ -340,6 +352,9 @@ def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None
         raise ValueError(f"maxRetries must be between 0 and 1000, got {max_retries}")
     header = _json_object(data, "header", list)
     upstash_headers = _json_object(data, "upstashHeaders", str)
+    not_before = data.get("notBefore")
+    if not_before is not None:
+        check_timestamp("notBefore", not_before)
     return NewMessage(
         message_id=_opt_str(data, "messageId") or new_message_id(),
         url=url,
@@ -357,6 +372,7 @@ def message_from_dict(data: Mapping[str, Any], *, default_created_at: int | None
         max_retries=max_retries,
         header=header,
         upstash_headers=upstash_headers,
+        not_before=not_before,
     )
 
 
@@ -502,7 +518,9 @@ class MessageStore:
                 queues[m.queue_name] += 1
         stamp = now_ms()
         self._conn.executemany(
-            f"INSERT INTO messages (id, host, path, {STORED_COLUMNS}) VALUES ({', '.join('?' * 17)})", message_rows
+            f"INSERT INTO messages (id, host, path, {STORED_COLUMNS}) "
+            f"VALUES ({', '.join('?' * (3 + len(StoredMessage._fields)))})",
+            message_rows,
         )
         self._conn.executemany("INSERT INTO message_labels (label, created_at, mid) VALUES (?, ?, ?)", label_rows)
         self._conn.executemany(

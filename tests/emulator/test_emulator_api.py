@@ -94,6 +94,7 @@ def test_get_message_returns_the_message_fields(emu: QStashEmulator, api: Api) -
         "method": "POST",
         "createdAt": 1_700_000_000_123,
         "maxRetries": 3,
+        "notBefore": 1_700_000_000_123,
         "topicName": "g1",
         "queueName": "q1",
         "flowControlKey": "fk",
@@ -113,7 +114,7 @@ def test_get_unknown_message_is_404(api: Api) -> None:
 def test_delete_message_cancels_it_then_404(emu: QStashEmulator, api: Api) -> None:
     emu.add_messages([{"messageId": "m1", "url": "https://example.com/a"}, {"url": "https://example.com/b"}])
     response = api.request("DELETE", "/v2/messages/m1")
-    assert response.status_code == 200
+    assert (response.status_code, response.json()) == (202, {"cancelled": 1})
     assert emu.counts() == {"held": 1, "cancelled": 1}
     assert [m["messageId"] for m in emu.messages("cancelled")] == ["m1"]
     assert emu.messages("cancelled")[0]["cancelledAt"] is not None
@@ -176,13 +177,16 @@ def test_publish_records_forwarded_caller_ip(api: Api) -> None:
 
 
 def test_publish_to_url_group(emu: QStashEmulator, api: Api) -> None:
+    endpoints = {"endpoints": [{"url": "https://a.example/x"}, {"url": "https://b.example/y", "name": "b"}]}
+    assert api.request("POST", "/v2/topics/my-group/endpoints", json=endpoints).status_code == 200
     response = api.request("POST", "/v2/publish/my-group", headers={"Upstash-Label": "g"})
     assert response.status_code == 200
     body = response.json()
-    assert body["messages"] == [{"messageId": body["messageId"], "url": "https://example.invalid/my-group"}]
-    message = api.request("GET", f"/v2/messages/{body['messageId']}").json()
-    assert message["topicName"] == "my-group"
-    assert api.cancelled({"topicName": "my-group"}) == 1
+    assert [entry["url"] for entry in body] == ["https://a.example/x", "https://b.example/y"]
+    for entry in body:
+        message = api.request("GET", f"/v2/messages/{entry['messageId']}").json()
+        assert (message["topicName"], message["url"]) == ("my-group", entry["url"])
+    assert api.cancelled({"topicName": "my-group"}) == 2
 
 
 @pytest.mark.parametrize("destination", ["ftp://example.com/x", "not a url", "https://"])
