@@ -191,20 +191,29 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         return self._finish(self._event_summary(event, "bulk cancel"))
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
-        self.log.info(
-            "QStash bulk cancel done: %d message(s) cancelled in %d batch(es) (%s).",
-            summary["cancelled"],
-            summary["batches"],
-            summary.get("filters", ""),
-        )
+        if summary.get("mode") == "bulk_action":
+            self.log.info(
+                "QStash bulk cancel done: %d message(s) confirmed cancelled in %d round(s) of bulk actions (%s).",
+                summary["cancelled"],
+                summary.get("rounds", summary["batches"]),
+                summary.get("filters", ""),
+            )
+        else:
+            self.log.info(
+                "QStash bulk cancel done: %d message(s) cancelled in %d batch(es) (%s).",
+                summary["cancelled"],
+                summary["batches"],
+                summary.get("filters", ""),
+            )
         return summary
 
     def _log_plan(self, run: BulkCancelRun) -> None:
         self.log.info(
-            "Cancelling QStash messages where %s; %d per batch, at most %d requests.",
+            "Cancelling QStash messages where %s; at most %d requests (batches of %d where the server honours "
+            "count; a server that runs bulk actions ignores batch_size and each request is one round).",
             run.bulk_filter.describe(),
-            run.batch_size,
             run.max_batches,
+            run.batch_size,
         )
         self._log_pinned_to_date(run.bulk_filter.to_date, "messages published")
 
