@@ -206,9 +206,10 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
     Delete the QStash dead-letter-queue entries that the filters select when the task starts, and no other.
 
     What it does: it lists the matching entries with ``GET /v2/dlq`` (100 a page, following the cursor)
-    and keeps their ``dlqId`` (about 100 bytes each in the worker's or triggerer's memory: 10 MB per
+    and keeps their ``dlqId`` (about 130 bytes each in the worker's or triggerer's memory: 13 MB per
     100,000 entries), then deletes exactly those ids with ``DELETE /v2/dlq?dlqIds=...``, ``batch_size``
-    ids a request. For N matching entries that is ``ceil(N / 100) + ceil(N / batch_size)`` requests (a
+    ids a request (fewer when the URL would pass 4,096 characters: about 87 ids of 36 characters). For N
+    matching entries that is ``ceil(N / 100) + ceil(N / batch_size)`` requests (a
     ``dlq_ids`` run: only the deletes). A DLQ entry's ``createdAt`` is the original message's creation
     time, so ``to_date`` alone cannot keep out an old message that fails while the task runs; the list of
     ids does: entries that land in the DLQ after the listing are left for the next run. ``flow_control_keys``,
@@ -279,8 +280,9 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
     other: QStash publishes each again as a new message and removes it from the DLQ.
 
     What it does: as :class:`QStashDLQDeleteOperator`, it lists the ``dlqId`` of every matching entry first
-    (``GET /v2/dlq``, 100 a page; about 100 bytes of memory per entry), then retries exactly those with
-    ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request: ``ceil(N / 100) * 2`` requests for N entries.
+    (``GET /v2/dlq``, 100 a page; about 130 bytes of memory per entry), then retries exactly those with
+    ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request (fewer when the URL would pass 4,096 characters):
+    ``ceil(N / 100) * 2`` requests for N entries with short ids.
     Entries that land in the DLQ after the listing (an old message that fails during the run has an old
     ``createdAt``, so ``to_date`` cannot keep it out) are left for the next run.
 
