@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.filters import (
     EMPTY_RENDERINGS,
     BulkCancelFilterError,
@@ -528,6 +529,7 @@ class DLQDeleteRun(DLQRun):
         ids = yield from self.collect(log)
         for params in dlq_id_requests(ids, DLQ_DELETE, base_url, self._per_request()):
             cursor: str | None = None
+            stalled = 0
             while True:
                 self._before_request()
                 try:
@@ -539,8 +541,13 @@ class DLQDeleteRun(DLQRun):
                 self._progress(log, answer.deleted, answer.cursor)
                 if answer.cursor is None:
                     break
-                if answer.cursor == cursor and answer.deleted == 0:
-                    raise self.incomplete(f"QStash answered the same cursor {cursor!r} twice without deleting")
+                stalled = stalled + 1 if answer.cursor == cursor and answer.deleted == 0 else 0
+                if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+                    raise self.incomplete(
+                        f"QStash answered the same cursor {cursor!r} {stalled + 1} times in a row without deleting: "
+                        f"no progress; {self.selected - self.deleted} of the {self.selected} selected entries may be "
+                        "left"
+                    )
                 cursor = answer.cursor
         return self.summary()
 
@@ -604,6 +611,7 @@ class DLQRetryRun(DLQRun):
         from airflow_qstash.wire import dlq_retry_page
 
         cursor: str | None = None
+        stalled = 0
         while True:
             self._before_request()
             try:
@@ -621,8 +629,13 @@ class DLQRetryRun(DLQRun):
             self._progress(log, len(answer.message_ids), answer.cursor)
             if answer.cursor is None:
                 return
-            if answer.cursor == cursor and not answer.message_ids:
-                raise self.incomplete(f"QStash answered the same cursor {cursor!r} twice without retrying")
+            stalled = stalled + 1 if answer.cursor == cursor and not answer.message_ids else 0
+            if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+                raise self.incomplete(
+                    f"QStash answered the same cursor {cursor!r} {stalled + 1} times in a row without retrying: no "
+                    f"progress; {self.selected - self.retried - self.vanished} of the {self.selected} selected "
+                    "entries may be left"
+                )
             cursor = answer.cursor
 
     def _retry_ids(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:

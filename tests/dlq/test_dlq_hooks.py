@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.dlq import DLQRunIncomplete, build_dlq_filter, retry_overrides
 from airflow_qstash.errors import QStashAPIError
 from airflow_qstash.filters import BulkCancelFilterError, NoFilterError
@@ -156,12 +157,20 @@ def test_delete_refuses_a_listing_that_repeats_its_cursor(call_hook, fake: FakeD
     assert len(fake.seen) == 2
 
 
-def test_delete_refuses_a_repeated_cursor_that_deletes_nothing(call_hook, fake: FakeDLQ):
+def test_delete_stops_on_a_repeated_cursor_that_deletes_nothing(call_hook, fake: FakeDLQ):
     fake.add(1, "a")
-    fake.script = {2: (200, {"deleted": 0, "cursor": "c"}, {}), 3: (200, {"deleted": 0, "cursor": "c"}, {})}
-    with pytest.raises(DLQRunIncomplete, match="same cursor"):
+    fake.script = {n: (200, {"deleted": 0, "cursor": "c"}, {}) for n in range(2, 100)}
+    with pytest.raises(DLQRunIncomplete, match=r"same cursor 'c' 4 times in a row .*no progress; 1 of the 1 selected"):
         call_hook("dlq_delete", labels="a")
-    assert len(fake.seen) == 3
+    assert len(fake.seen) == 1 + 1 + MAX_ROUNDS_WITHOUT_PROGRESS  # the listing, the first answer, the stalls
+
+
+def test_retry_stops_on_a_repeated_cursor_that_retries_nothing(call_hook, fake: FakeDLQ):
+    fake.add(2, "a")
+    fake.script = {n: (201, {"responses": [], "cursor": "c"}, {}) for n in range(2, 100)}
+    with pytest.raises(DLQRunIncomplete, match=r"4 times in a row without retrying: no progress; 2 of the 2 selected"):
+        call_hook("dlq_retry", labels="a")
+    assert len(fake.seen) == 1 + 1 + MAX_ROUNDS_WITHOUT_PROGRESS
 
 
 @pytest.mark.parametrize("dlq_id", [None, "", 7, "a,b"])
