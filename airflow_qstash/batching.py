@@ -242,7 +242,7 @@ class BulkCancelRun:
             raise self.incomplete(
                 f"{self.stalled + 1} bulk actions in a row found {total} matching message(s) and left them (each "
                 f"reported {processed} processed, yet the next found as many): no progress; {total} message(s) "
-                f"left, bulk actions {', '.join(self.action_ids)}"
+                "left"
             )
 
     def _set_mode(self, mode: str, log: Any) -> None:
