@@ -22,7 +22,11 @@ class BulkCancelRefused(QStashRefused):
 
 class QStashBulkCancelOperator(QStashFilterOperator):
     """
-    Cancel the pending Upstash QStash messages that the filters select, in batches until one cancels zero.
+    Cancel the pending Upstash QStash messages that the filters select, in rounds until a round finds
+    nothing left: a batch that cancels 0 (a server that honours ``count``), or a bulk action whose ``total``
+    is 0 (today's hosted QStash: a finished action is always followed by this confirming round). The end is
+    decided on what is left, never on what QStash reports processed; rounds that leave as much as the round
+    before stop the task after 3 of them (``MAX_ROUNDS_WITHOUT_PROGRESS``), naming what is left.
 
     Values within one list filter are ORed (``labels=["a", "b"]`` is label a *or* b); different filters
     are ANDed. A list filter may be a list or tuple, a single string, a comma-separated string, a JSON
@@ -85,9 +89,13 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         joins it. Default: 6 hours.
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :return: a dict with ``cancelled`` (total), ``batches`` (rounds made), ``mode`` (``"bulk_action"`` or
-        ``"batched"``: which server generation answered), ``action_ids`` (the bulk actions followed),
-        ``from_date`` and ``to_date`` (the window used, Unix ms), ``filters`` and ``duration_seconds``.
+    :return: a dict with ``cancelled`` (messages confirmed gone: a batch's count, or on a bulk-action
+        server the drop of ``total`` from one action to the next, not the ``processed`` sum), ``batches``
+        (requests), ``rounds``, ``mode`` (``"bulk_action"`` or ``"batched"``: which server generation
+        answered), ``action_ids`` (the bulk actions followed), ``left`` (what the last action still found;
+        ``None`` on a batched server), ``unconfirmed`` (processed by the last action, not yet confirmed gone;
+        0 on success), ``from_date`` and ``to_date`` (the window used, Unix ms), ``filters`` and
+        ``duration_seconds``.
     """
 
     template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
