@@ -2,18 +2,25 @@
 The round loop, without I/O, so the worker and the triggerer drive the same loop.
 
 A round is one synchronous batch (a server that honours ``count``, or explicit ids) or one background
-bulk action followed to ``FINISHED`` (today's hosted QStash). The loop repeats rounds until one cancels
-zero: for N matching messages on a batched server that is ceil(N / batch_size) + 1 requests; on a bulk
-action server it is one action, then a confirming one that finds nothing (it catches messages left by a
-partial action). :meth:`BulkCancelRun.steps` is a sans-IO procedure: the hook's ``drive`` sends its
-calls and takes its pauses::
+bulk action followed to ``FINISHED`` (today's hosted QStash). The loop ends on what is LEFT, never on what
+the server says it processed: only a round whose selection was empty (a batch that cancelled 0, or a bulk
+action whose ``total`` is 0) ends it. For N matching messages on a batched server that is
+ceil(N / batch_size) + 1 requests; on a bulk action server it is one action, then a confirming one that
+finds nothing (a finished action is always followed by one: it catches messages a partial action left,
+or an action that reports them processed and left them). On a bulk action server ``cancelled`` counts the
+messages confirmed gone: the drop of the matching ``total`` from one action to the next, not the
+``processed`` the server reports; rounds that leave as much as the round before (the same non-zero
+``total`` again) stop the run after :data:`MAX_ROUNDS_WITHOUT_PROGRESS` of them.
+
+:meth:`BulkCancelRun.steps` is a sans-IO procedure: the hook's ``drive`` sends its calls and takes its
+pauses::
 
     run = BulkCancelRun(bulk_filter, batch_size=500)
     summary = hook.drive(run.steps(hook.config.base_url, poll_interval_max=10.0, log=log))
 
 It stops with :class:`BulkCancelIncomplete` when ``max_batches`` is spent (messages may remain; a retry
-continues), when an action is not finished within ``action_timeout``, when a request fails for good, or
-when ``stop()`` is called (the task was killed).
+continues), when an action is not finished within ``action_timeout``, when rounds stop shrinking what is
+left, when a request fails for good, or when ``stop()`` is called (the task was killed).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ POLL_GROWTH = 1.5
 #: A finished bulk action with our filter, created at most this long before the run started (server and
 #: worker clocks differ), may be the one whose start answer was lost, and is joined.
 JOIN_CLOCK_SKEW_MS = 5 * 60 * 1000
+#: How many rounds in a row may leave as much as the round before (a bulk action finds the same non-zero
+#: ``total`` again; a DLQ page acts on nothing while the cursor stays) before a run stops as incomplete.
+#: Declared once, for the bulk-cancel and the DLQ runs.
+MAX_ROUNDS_WITHOUT_PROGRESS = 3
 
 
 class BulkCancelIncomplete(Exception):
@@ -111,15 +122,24 @@ class BulkCancelRun:
     max_batches: Any = None
     action_timeout: Any = DEFAULT_ACTION_TIMEOUT
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    #: Messages confirmed gone (batched: the synchronous counts; bulk actions: the drop of ``total``).
     cancelled: int = 0
+    #: Requests sent (batches, or bulk actions started or joined).
     batches: int = 0
+    rounds: int = 0
     polls: int = 0
-    last_batch: int | None = None
+    #: What the last round selected: a batch's count, or the bulk actions' ``total``; 0 ends the run.
+    last_selected: int | None = None
+    #: What the last bulk action reported processed and no later round has confirmed gone yet.
+    unconfirmed: int = 0
+    #: Rounds in a row that left as much as the round before.
+    stalled: int = 0
     mode: str | None = None
     action_ids: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _action_total: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.batch_size = parse_count(self.batch_size, "batch_size")
@@ -128,8 +148,13 @@ class BulkCancelRun:
 
     @property
     def finished(self) -> bool:
-        """True once a round cancelled zero: nothing the filter selects is left."""
-        return self.last_batch == 0
+        """True once a round's selection was empty: nothing the filter selects is left."""
+        return self.last_selected == 0
+
+    @property
+    def left(self) -> int | None:
+        """Messages still matching at the last bulk action (its ``total``), ``None`` if not known."""
+        return self._action_total
 
     def wants_more(self) -> bool:
         """Whether to start another round; raises :class:`BulkCancelIncomplete` when it must not but should."""
@@ -137,7 +162,7 @@ class BulkCancelRun:
             return False
         self._check_stop()
         if self.max_batches is not None and self.batches >= self.max_batches:
-            raise self.incomplete(f"max_batches={self.max_batches} reached and the last batch still cancelled some")
+            raise self.incomplete(f"max_batches={self.max_batches} reached and the last round still found some")
         return True
 
     def _check_stop(self) -> None:
@@ -165,7 +190,8 @@ class BulkCancelRun:
 
         requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
         while self.wants_more():
-            round_total = 0
+            batch_cancelled = 0
+            actions: list[BulkAction] = []
             for params in requests:  # one, or a long id list split to fit URLs: each counts as a request
                 if self.max_batches is not None and self.batches >= self.max_batches:
                     raise self.incomplete(f"max_batches={self.max_batches} reached in the middle of an id list")
@@ -178,31 +204,59 @@ class BulkCancelRun:
                         not_before_ms=self.started_ms - JOIN_CLOCK_SKEW_MS,
                     )
                     if isinstance(answer, ActionStarted):
-                        cancelled = yield from self._follow(answer, poll_interval_max, log)
+                        actions.append((yield from self._follow(answer, poll_interval_max, log)))
                     else:
                         self._set_mode(MODE_BATCHED, log)
-                        cancelled = answer.cancelled
+                        batch_cancelled += answer.cancelled
                 except QStashError as err:
-                    raise self.incomplete(f"batch {self.batches + 1} failed: {err}") from err
+                    what = "bulk action request" if self.mode == MODE_BULK_ACTION else "batch"
+                    raise self.incomplete(f"{what} {self.batches + 1} failed: {err}") from err
                 self.batches += 1
-                round_total += cancelled
-            self.last_batch = round_total
-            self.cancelled += round_total
+            self._record_round(batch_cancelled, actions, log)
+        return self.summary()
+
+    def _record_round(self, batch_cancelled: int, actions: list[BulkAction], log: Any) -> None:
+        """
+        Count one round and decide on what is left. A synchronous batch's count is exact; a bulk action's
+        ``processed`` is only a claim: what went is the drop of ``total`` from the last action to this one.
+        """
+        self.rounds += 1
+        self.cancelled += batch_cancelled
+        if not actions:
+            self.last_selected = batch_cancelled
             if log is not None:
                 log.info(*self.progress_line())
-        return self.summary()
+            return
+        total = sum(action.total for action in actions)
+        processed = sum(action.processed for action in actions)
+        previous = self._action_total
+        if previous is not None:
+            self.cancelled += max(0, previous - total)
+            self.stalled = self.stalled + 1 if total > 0 and total >= previous else 0
+        self._action_total = total
+        self.unconfirmed = processed if total > 0 else 0
+        self.last_selected = total + batch_cancelled
+        if log is not None:
+            log.info(*self.progress_line(actions))
+        if self.stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+            raise self.incomplete(
+                f"{self.stalled + 1} bulk actions in a row found {total} matching message(s) and left them (each "
+                f"reported {processed} processed, yet the next found as many): no progress; {total} message(s) "
+                "left"
+            )
 
     def _set_mode(self, mode: str, log: Any) -> None:
         if self.mode is None and mode == MODE_BULK_ACTION and log is not None:
             log.info(
-                "This QStash runs filter cancels as background bulk actions: batch_size=%d is ignored, each "
-                "round cancels every matching message.",
+                "This QStash runs filter cancels as background bulk actions: batch_size=%d is ignored; each "
+                "round is one bulk action over every matching message, and a finished action is followed by "
+                "a confirming round that must find none.",
                 self.batch_size,
             )
         self.mode = self.mode if self.mode == MODE_BULK_ACTION else mode
 
-    def _follow(self, started: ActionStarted, poll_interval_max: float, log: Any) -> Generator[Any, Any, int]:
-        """Poll one bulk action until ``FINISHED``; return how many messages it processed."""
+    def _follow(self, started: ActionStarted, poll_interval_max: float, log: Any) -> Generator[Any, Any, BulkAction]:
+        """Poll one bulk action until ``FINISHED``; return it as last read."""
         from airflow_qstash.wire import Sleep, get_bulk_action
 
         self._set_mode(MODE_BULK_ACTION, log)
@@ -210,7 +264,8 @@ class BulkCancelRun:
             self.action_ids.append(started.action_id)
         if log is not None:
             log.info(
-                "Bulk action %s %s; following it.",
+                "Round %d: bulk action %s %s; following it.",
+                self.rounds + 1,
                 started.action_id,
                 "already running with this filter: joined" if started.joined else "started",
             )
@@ -223,7 +278,7 @@ class BulkCancelRun:
             if log is not None:
                 log.info(*self.poll_line(action, elapsed))
             if action.finished:
-                return action.processed
+                return action
             self._check_stop()
             if elapsed + pause > self.action_timeout:
                 raise self.incomplete(
@@ -241,14 +296,33 @@ class BulkCancelRun:
         """Messages cancelled per second so far."""
         return self.cancelled / max(time.monotonic() - self.started, 1e-9)
 
-    def progress_line(self) -> tuple[Any, ...]:
-        """A %-style log line and its arguments for the round just recorded."""
+    def progress_line(self, actions: list[BulkAction] | None = None) -> tuple[Any, ...]:
+        """A %-style log line and its arguments for the round just recorded: a batch, or bulk actions."""
+        if not actions:
+            return (
+                "Batch %d: cancelled %d (total %d, %.0f messages/s).",
+                self.batches,
+                self.last_selected or 0,
+                self.cancelled,
+                self.rate,
+            )
+        ids = ", ".join(action.action_id for action in actions)
+        total = sum(action.total for action in actions)
+        if total == 0:
+            return (
+                "Round %d: bulk action %s found no matching message: done; %d message(s) confirmed cancelled.",
+                self.rounds,
+                ids,
+                self.cancelled,
+            )
         return (
-            "Batch %d: cancelled %d (total %d, %.0f messages/s).",
-            self.batches,
-            self.last_batch or 0,
+            "Round %d: bulk action %s found %d matching message(s) and reports %d processed; %d confirmed "
+            "cancelled so far; a confirming round follows.",
+            self.rounds,
+            ids,
+            total,
+            sum(action.processed for action in actions),
             self.cancelled,
-            self.rate,
         )
 
     @staticmethod
@@ -269,23 +343,49 @@ class BulkCancelRun:
         )
 
     def summary(self) -> dict[str, Any]:
-        """The XCom value: totals, the mode, the bulk actions followed and the window used (Unix ms)."""
+        """
+        The XCom value: totals, the mode, the bulk actions followed and the window used (Unix ms).
+
+        ``cancelled`` counts messages confirmed gone; ``batches`` the requests (batches or bulk actions);
+        ``rounds`` the rounds; ``left`` the messages the last bulk action still found (``None`` on a batched
+        server) and ``unconfirmed`` what the last bulk action reported processed that no later round has
+        confirmed gone (0 once the run finished).
+        """
         return {
             "cancelled": self.cancelled,
             "batches": self.batches,
+            "rounds": self.rounds,
             "mode": self.mode or MODE_BATCHED,
             "action_ids": list(self.action_ids),
+            "left": self._action_total,
+            "unconfirmed": self.unconfirmed,
             "from_date": self.bulk_filter.from_date,
             "to_date": self.bulk_filter.to_date,
             "filters": self.bulk_filter.describe(),
             "duration_seconds": round(time.monotonic() - self.started, 3),
         }
 
+    def done_text(self) -> str:
+        """How many went and in what: batches on a batched server, rounds and bulk actions otherwise."""
+        if self.mode == MODE_BULK_ACTION:
+            return (
+                f"{self.cancelled} message(s) confirmed cancelled in {self.rounds} round(s) of bulk actions "
+                f"({', '.join(self.action_ids)})"
+            )
+        return f"{self.cancelled} message(s) in {self.batches} batch(es)"
+
     def incomplete(self, reason: str) -> BulkCancelIncomplete:
         """The error to raise when the job stops early; it carries the running total."""
+        if self.mode == MODE_BULK_ACTION:
+            so_far = f"So far {self.done_text()}"
+            if self.unconfirmed:
+                so_far += f"; the last action reports {self.unconfirmed} more processed, not yet confirmed gone"
+            if self._action_total:
+                so_far += f"; {self._action_total} message(s) matched at the last round"
+        else:
+            so_far = f"Cancelled {self.done_text()} so far"
         return BulkCancelIncomplete(
-            f"QStash bulk cancel incomplete: {reason}. Cancelled {self.cancelled} message(s) in "
-            f"{self.batches} batch(es) so far; running the task again continues safely "
+            f"QStash bulk cancel incomplete: {reason}. {so_far}; running the task again continues safely "
             "(already-cancelled messages are gone).",
             self.summary(),
         )

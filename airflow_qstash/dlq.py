@@ -3,21 +3,31 @@ Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and th
 and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter` (next to
 the bulk-cancel filter; importable from here too).
 
-A run sends ``DELETE /v2/dlq`` (or ``POST /v2/dlq/retry``) with the filter, follows the ``cursor`` of
-each answer, and stops when an answer carries none. A long ``dlq_ids`` list is split into requests of at
-most 100 ids. :meth:`DLQRun.steps` is a sans-IO procedure (see :mod:`airflow_qstash.wire`); the hook's
-``drive`` sends its calls::
+A run acts on the set that existed when it started. A DLQ entry's ``createdAt`` is the ORIGINAL
+message's creation time, so a ``toDate`` pinned to the task's start does not keep out entries that fail
+during the run (an old message that fails meanwhile has an old ``createdAt``). So a filter run first
+collects the ``dlqId`` of every matching entry with ``GET /v2/dlq`` (100 a page, following the cursor),
+then acts on exactly those ids: ``DELETE /v2/dlq?dlqIds=...`` (``batch_size`` ids a request) or
+``POST /v2/dlq/retry?dlqIds=...`` (100 a request); ``dlqIds`` makes QStash ignore every other filter.
+Entries that land in the DLQ after their page was listed are left for the next run. A ``dlq_ids`` run
+acts on its ids directly. For N matching entries that is ``ceil(N / 100)`` listing requests (the listing
+of a ``flow_control_keys`` filter, which ``GET /v2/dlq`` does not take, reads the entries matching the
+other filters and keeps those whose ``flowControlKey`` matches) plus ``ceil(N / k)`` deletes or retries,
+``k`` being ``batch_size`` (delete) or 100 (retry), or fewer ids when their request URL would pass
+:data:`~airflow_qstash.wire.MAX_URL_LENGTH` (4,096 characters: 87 ids of 36 characters on the hosted
+base URL). :meth:`DLQRun.steps` is a sans-IO procedure (see :mod:`airflow_qstash.wire`);
+the hook's ``drive`` sends its calls::
 
     run = DLQDeleteRun(dlq_filter, batch_size=100)
     summary = hook.drive(run.steps(hook.config.base_url, log=log))
 
 A retry whose selected entries vanish meanwhile (deleted by someone else, or expired) gets a 404; that
-is part of a run that continues: a filter retry is sent again (the vanished entries no longer match), an
-id list is split until the ids that are gone are found and skipped. The first 404 of a run is checked
-with one ``GET /v2/dlq``, so a base URL without a DLQ API fails instead of passing as "all vanished".
+is part of a run that continues: the id list is split until the ids that are gone are found and skipped.
+The first 404 of a run is checked with one ``GET /v2/dlq``, so a base URL without a DLQ API fails instead
+of passing as "all vanished".
 
-It ends: every request counts against ``max_requests`` (default :data:`DEFAULT_MAX_REQUESTS`), repeated
-404s are bounded, and the filter's ``to_date`` is pinned to the task's start by the operator.
+It ends: every request (listing included) counts against ``max_requests`` (default
+:data:`DEFAULT_MAX_REQUESTS`), a listing cursor seen twice stops the run, and repeated 404s are bounded.
 
 Nothing here imports an HTTP client: the operator module imports this one at DAG parse time.
 """
@@ -32,13 +42,13 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Collection, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.filters import (
-    DLQ_FILTERS,
     EMPTY_RENDERINGS,
     BulkCancelFilterError,
     DLQFilter,
@@ -62,10 +72,6 @@ DEFAULT_MAX_REQUESTS = 100_000
 MAX_BATCH_SIZE = 100
 #: How many new message ids a retry run reports in its summary; above that only their count.
 MAX_REPORTED_MESSAGE_IDS = 1_000
-#: How many 404 answers in a row a filter retry takes (entries vanishing meanwhile) before it gives up.
-MAX_NOT_FOUND_IN_A_ROW = 5
-#: The pause before a filter retry is sent again after a 404 (seconds, times the 404s in a row).
-NOT_FOUND_PAUSE = 0.5
 #: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
 REJECTED_BY_DLQ = {
     "hosts": "host",
@@ -390,12 +396,15 @@ class DLQRunIncomplete(Exception):
 @dataclass
 class DLQRun(ABC):
     """
-    Counters and the stop decision of one DLQ delete or retry run; it keeps totals, never entry lists
-    (a retry keeps at most :data:`MAX_REPORTED_MESSAGE_IDS` new message ids).
+    Counters and the stop decision of one DLQ delete or retry run. A filter run keeps the ``dlqId`` of
+    every entry it selected when it started (:meth:`collect`): about 130 bytes each (a 36-character id as
+    a Python string and its slot; measured 12.4 MB for 100,000 entries with tracemalloc); the listing is bounded by
+    ``max_requests``, so at most ``100 * max_requests`` ids. A retry also keeps at most
+    :data:`MAX_REPORTED_MESSAGE_IDS` new message ids.
 
     :param dlq_filter: what the run selects.
-    :param max_requests: the most requests (every request counts, including the ones a long id list is
-        split into and the ones sent again after a 404).
+    :param max_requests: the most requests (every request counts: the listing pages, the parts a long id
+        list is split into, and the ones sent again after a 404).
     """
 
     ACTION: ClassVar[str]
@@ -405,6 +414,10 @@ class DLQRun(ABC):
     dlq_filter: DLQFilter
     max_requests: Any = None
     requests: int = 0
+    #: Entries the run selected when it started (the ids it collected, or the ``dlq_ids`` given).
+    selected: int = 0
+    #: ``GET /v2/dlq`` pages read to collect them.
+    list_requests: int = 0
     started: float = field(default_factory=time.monotonic)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -422,11 +435,11 @@ class DLQRun(ABC):
         """Ask the run to stop before its next request (thread-safe; ``on_kill`` calls it)."""
         self._stop.set()
 
-    def _before_request(self) -> None:
+    def _before_request(self, doing: str = "") -> None:
         if self._stop.is_set():
             raise self.incomplete("stopped on request (task killed)")
         if self.requests >= self.max_requests:
-            raise self.incomplete(f"max_requests={self.max_requests} reached with entries possibly left")
+            raise self.incomplete(f"max_requests={self.max_requests} reached {doing or 'with entries possibly left'}")
 
     @abstractmethod
     def options(self) -> dict[str, Any]:
@@ -441,15 +454,81 @@ class DLQRun(ABC):
         :param log: a logger for progress lines, or ``None``.
         """
 
+    #: How many ids one action request carries (the delete's ``batch_size``; 100 for a retry).
+    def _per_request(self) -> int:
+        return MAX_BATCH_SIZE
+
+    def collect(self, log: Any = None) -> Generator[Any, Any, Collection[str]]:
+        """
+        The ``dlqId`` of every entry the filter selects now, in listing order: ``GET /v2/dlq`` pages of 100,
+        following the cursor until none (each page counts against ``max_requests``). A ``dlq_ids`` run
+        returns its ids without a request. ``flowControlKey``, which the listing does not take, is matched
+        on each listed entry's ``flowControlKey``. An entry without a usable ``dlqId`` (text without a
+        comma, which QStash would read as two ids) stops the run: acting on it could act on another.
+        """
+        from airflow_qstash.errors import QStashError
+        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, DLQ_MAX_COUNT, list_dlq_page
+
+        if self.dlq_filter.dlq_ids:
+            self.selected = len(self.dlq_filter.dlq_ids)
+            return self.dlq_filter.dlq_ids
+        params = [
+            (name, value) for name, value in self.dlq_filter.to_query_params() if name not in DLQ_LIST_UNSUPPORTED
+        ]
+        keys = set(self.dlq_filter.flow_control_keys)
+        ids: dict[str, None] = {}
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            self._before_request(
+                f"while listing the entries to act on ({len(ids)} listed in {self.list_requests} request(s), nothing "
+                f"acted on yet; a run needs a listing request per 100 selected entries plus its action requests: "
+                "raise max_requests, or narrow the filters)"
+            )
+            try:
+                page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
+            except QStashError as err:
+                raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
+            self.requests += 1
+            self.list_requests += 1
+            for entry in page.messages:
+                if keys and entry.get("flowControlKey") not in keys:
+                    continue
+                dlq_id = entry.get("dlqId")
+                if not isinstance(dlq_id, str) or not dlq_id.strip() or "," in dlq_id:
+                    raise self.incomplete(
+                        f"GET /v2/dlq listed an entry without a usable dlqId ({str(dlq_id)[:60]!r}); nothing "
+                        "was acted on"
+                    )
+                ids[dlq_id] = None
+            if page.cursor is None:
+                break
+            if page.cursor in seen:
+                raise self.incomplete(f"GET /v2/dlq answered the cursor {page.cursor[:60]!r} twice while listing")
+            seen.add(page.cursor)
+            cursor = page.cursor
+        self.selected = len(ids)
+        if log is not None:
+            log.info(
+                "DLQ %s: %d entr%s selected in %d listing request(s); acting on exactly these (entries that land "
+                "in the DLQ from now on are left for the next run).",
+                self.ACTION,
+                self.selected,
+                "y" if self.selected == 1 else "ies",
+                self.list_requests,
+            )
+        return ids.keys()
+
     def _progress(self, log: Any, in_request: int, cursor: str | None) -> None:
         if log is not None:
             log.info(
-                "DLQ %s request %d: %s %d (total %d, %.0f entries/s)%s.",
+                "DLQ %s request %d: %s %d (total %d of the %d selected, %.0f entries/s)%s.",
                 self.ACTION,
                 self.requests,
                 self.DONE_KEY,
                 in_request,
                 self.done,
+                self.selected,
                 self.rate,
                 "; more pages follow" if cursor else "",
             )
@@ -460,10 +539,16 @@ class DLQRun(ABC):
         return self.done / max(time.monotonic() - self.started, 1e-9)
 
     def summary(self) -> dict[str, Any]:
-        """The XCom value: totals, requests, the window used (Unix ms), the filters and the duration."""
+        """
+        The XCom value: totals, requests (listing included), ``selected`` (entries the run selected when it
+        started) and ``list_requests`` (the listing pages among ``requests``), the window used (Unix ms), the
+        filters and the duration.
+        """
         return {
             self.DONE_KEY: self.done,
             "requests": self.requests,
+            "selected": self.selected,
+            "list_requests": self.list_requests,
             "from_date": self.dlq_filter.from_date,
             "to_date": self.dlq_filter.to_date,
             "filters": self.dlq_filter.describe(),
@@ -474,7 +559,8 @@ class DLQRun(ABC):
         """The error to raise when the run stops early; it carries the running totals."""
         return DLQRunIncomplete(
             f"QStash DLQ {self.ACTION} incomplete: {reason}. {self.DONE_KEY.capitalize()} {self.done} entr"
-            f"{'y' if self.done == 1 else 'ies'} in {self.requests} request(s) so far; running the task again "
+            f"{'y' if self.done == 1 else 'ies'} of the {self.selected} selected in {self.requests} request(s) so "
+            "far; running the task again "
             f"continues safely (entries already {self.DONE_KEY} are gone from the DLQ).",
             self.summary(),
         )
@@ -483,9 +569,10 @@ class DLQRun(ABC):
 @dataclass
 class DLQDeleteRun(DLQRun):
     """
-    Delete the DLQ entries the filter selects: ``DELETE /v2/dlq`` with ``count=batch_size``, following the
-    cursor until an answer carries none. For N entries that is ``ceil(N / batch_size)`` requests, plus one
-    when the server answers a full last page with a cursor.
+    Delete the DLQ entries the filter selected when the run started (:meth:`DLQRun.collect`):
+    ``DELETE /v2/dlq?dlqIds=...`` with ``batch_size`` ids a request. For N entries that is
+    ``ceil(N / 100)`` listing requests plus ``ceil(N / batch_size)`` deletes (fewer ids a request when the
+    URL would pass 4,096 characters; a ``dlq_ids`` run: the deletes only).
 
     :param batch_size: entries per request, 1..100 (QStash's ``count``).
     """
@@ -507,12 +594,17 @@ class DLQDeleteRun(DLQRun):
     def options(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size}
 
+    def _per_request(self) -> int:
+        return int(self.batch_size)
+
     def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
         from airflow_qstash.errors import QStashError
-        from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_requests
+        from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_id_requests
 
-        for params in dlq_requests(self.dlq_filter, DLQ_DELETE, base_url):
+        ids = yield from self.collect(log)
+        for params in dlq_id_requests(ids, DLQ_DELETE, base_url, self._per_request()):
             cursor: str | None = None
+            stalled = 0
             while True:
                 self._before_request()
                 try:
@@ -524,8 +616,13 @@ class DLQDeleteRun(DLQRun):
                 self._progress(log, answer.deleted, answer.cursor)
                 if answer.cursor is None:
                     break
-                if answer.cursor == cursor and answer.deleted == 0:
-                    raise self.incomplete(f"QStash answered the same cursor {cursor!r} twice without deleting")
+                stalled = stalled + 1 if answer.cursor == cursor and answer.deleted == 0 else 0
+                if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+                    raise self.incomplete(
+                        f"QStash answered the same cursor {cursor!r} {stalled + 1} times in a row without deleting: "
+                        f"no progress; {self.selected - self.deleted} of the {self.selected} selected entries may be "
+                        "left"
+                    )
                 cursor = answer.cursor
         return self.summary()
 
@@ -537,13 +634,13 @@ class _NotFound(Exception):
 @dataclass
 class DLQRetryRun(DLQRun):
     """
-    Retry the DLQ entries the filter selects: ``POST /v2/dlq/retry`` with the ``Upstash-*`` overrides,
-    following the cursor until an answer carries none. QStash creates a new message per entry and removes
-    the entry from the DLQ, so running again never retries an entry twice.
+    Retry the DLQ entries the filter selected when the run started (:meth:`DLQRun.collect`):
+    ``POST /v2/dlq/retry?dlqIds=...`` with the ``Upstash-*`` overrides, 100 ids a request (fewer when the URL
+    would pass 4,096 characters). QStash creates a
+    new message per entry and removes the entry from the DLQ, so running again never retries an entry twice.
 
-    A 404 (entries vanished between QStash's selection and its retry) does not end the run: a filter
-    retry is sent again (at most :data:`MAX_NOT_FOUND_IN_A_ROW` 404s in a row), an id list is halved until
-    the vanished ids are found (counted in ``vanished``) and the others retried.
+    A 404 (entries vanished between the listing and the retry) does not end the run: the id list is halved
+    until the vanished ids are found (counted in ``vanished``) and the others retried.
 
     :param headers: the ``Upstash-*`` overrides, as :func:`retry_overrides` returns them.
     """
@@ -573,15 +670,12 @@ class DLQRetryRun(DLQRun):
 
     def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
         from airflow_qstash.errors import QStashError
-        from airflow_qstash.wire import DLQ_RETRY, dlq_requests
+        from airflow_qstash.wire import DLQ_RETRY, dlq_id_requests
 
-        ids_param = DLQ_FILTERS[DLQ_FILTERS.ids_name].param if DLQ_FILTERS.ids_name else None
+        ids = yield from self.collect(log)
         try:
-            for params in dlq_requests(self.dlq_filter, DLQ_RETRY, base_url):
-                if ids_param is not None and params and params[0][0] == ids_param:
-                    yield from self._retry_ids(params, log)
-                else:
-                    yield from self._retry_filter(params, log)
+            for params in dlq_id_requests(ids, DLQ_RETRY, base_url, self._per_request()):
+                yield from self._retry_ids(params, log)
         except QStashError as err:
             raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
         return self.summary()
@@ -592,6 +686,7 @@ class DLQRetryRun(DLQRun):
         from airflow_qstash.wire import dlq_retry_page
 
         cursor: str | None = None
+        stalled = 0
         while True:
             self._before_request()
             try:
@@ -609,36 +704,14 @@ class DLQRetryRun(DLQRun):
             self._progress(log, len(answer.message_ids), answer.cursor)
             if answer.cursor is None:
                 return
-            if answer.cursor == cursor and not answer.message_ids:
-                raise self.incomplete(f"QStash answered the same cursor {cursor!r} twice without retrying")
+            stalled = stalled + 1 if answer.cursor == cursor and not answer.message_ids else 0
+            if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+                raise self.incomplete(
+                    f"QStash answered the same cursor {cursor!r} {stalled + 1} times in a row without retrying: no "
+                    f"progress; {self.selected - self.retried - self.vanished} of the {self.selected} selected "
+                    "entries may be left"
+                )
             cursor = answer.cursor
-
-    def _retry_filter(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
-        """Retry a filter; after a 404 send it again (the vanished entries no longer match), bounded."""
-        from airflow_qstash.wire import Sleep
-
-        in_a_row = 0
-        while True:
-            answered = self._answered
-            try:
-                yield from self._pages(params, log)
-                return
-            except _NotFound as err:
-                in_a_row = 1 if self._answered > answered else in_a_row + 1
-                if in_a_row >= MAX_NOT_FOUND_IN_A_ROW:
-                    raise self.incomplete(
-                        f"QStash answered 404 {in_a_row} times in a row (entries vanishing as fast as they are "
-                        "selected?)"
-                    ) from None
-                if log is not None:
-                    log.info(
-                        "DLQ retry answered 404 (%s): entries it selected vanished meanwhile; sending the retry "
-                        "again (404 %d of at most %d in a row).",
-                        err,
-                        in_a_row,
-                        MAX_NOT_FOUND_IN_A_ROW,
-                    )
-                yield Sleep(NOT_FOUND_PAUSE * in_a_row)
 
     def _retry_ids(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
         """Retry an id list; on a 404 halve it until each vanished id is found alone, and skip those."""

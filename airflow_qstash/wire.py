@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
@@ -710,20 +710,42 @@ def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> 
                 "URL may carry; use fewer or shorter values."
             )
         return [params]
-    parts: list[list[tuple[str, str]]] = []
+    return list(_split_ids(params, room, DLQ_MAX_COUNT, ids_name or "dlq_ids"))
+
+
+def _split_ids(
+    params: Iterable[tuple[str, str]], room: int, per_request: int, what: str
+) -> Iterator[list[tuple[str, str]]]:
+    """Id parameters in parts of at most ``per_request`` ids, each at most ``room`` characters encoded."""
     chunk: list[tuple[str, str]] = []
     length = 0
     for name, value in params:
         item = len(urlencode([(name, value)])) + 1
         if item > room:
-            raise BulkCancelFilterError(f"{ids_name} value {value[:40]!r}... is too long to send.")
-        if chunk and (length + item > room or len(chunk) >= DLQ_MAX_COUNT):
-            parts.append(chunk)
+            raise BulkCancelFilterError(f"{what} value {value[:40]!r}... is too long to send.")
+        if chunk and (length + item > room or len(chunk) >= per_request):
+            yield chunk
             chunk, length = [], 0
         chunk.append((name, value))
         length += item
-    parts.append(chunk)
-    return parts
+    if chunk:
+        yield chunk
+
+
+def dlq_id_requests(
+    dlq_ids: Iterable[str], endpoint: Endpoint, base_url: str, per_request: int = DLQ_MAX_COUNT
+) -> Iterator[list[tuple[str, str]]]:
+    """
+    The query of each request that acts on exactly these DLQ ids (``dlqIds``, which makes QStash ignore
+    every other filter), one part at a time: at most ``per_request`` (1..100) ids, short enough that no URL
+    exceeds :data:`MAX_URL_LENGTH`. No ids, no requests.
+    """
+    if isinstance(per_request, bool) or not isinstance(per_request, int) or not 1 <= per_request <= DLQ_MAX_COUNT:
+        raise BulkCancelFilterError(
+            f"per_request must be a whole number from 1 to {DLQ_MAX_COUNT}, not {per_request!r}."
+        )
+    room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
+    return _split_ids((("dlqIds", dlq_id) for dlq_id in dlq_ids), room, per_request, "dlq_ids")
 
 
 def dlq_list_params(dlq_filter: FilterValue) -> list[tuple[str, str]]:
@@ -794,6 +816,7 @@ __all__ += [
     "DLQRetried",
     "delete_dlq_message",
     "dlq_delete_page",
+    "dlq_id_requests",
     "dlq_list_params",
     "dlq_requests",
     "dlq_retry_page",

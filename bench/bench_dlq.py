@@ -12,10 +12,11 @@ reports its peak RSS (``getrusage`` ``ru_maxrss``), its RSS just before ``execut
 summary. The script checks the outcome against the emulator (DLQ empty; for a retry, N new messages)
 and counts the ``/v2/dlq`` requests in the emulator's request log.
 
-Targets: requests per run = ``ceil(N / 100)``, plus one when the server answers a full last page with a
-cursor (this emulator answers a cursor only while more entries match, so there is no extra page); and
-the peak RSS differs by less than 5 MB between the smallest and the largest N, because the run keeps
-counters (and at most 1,000 new message ids), never entry lists.
+Targets: requests per run = ``ceil(N / 100)`` listing pages (the run acts on the set that existed when it
+started: it lists the matching dlqIds first) plus one delete or retry per part of those ids (100 a part,
+fewer when a part's URL would pass 4,096 characters: at most ``ceil(N / 87)`` for ids of 36 characters);
+and the peak RSS grows by less than 5 MB plus :data:`BYTES_PER_ID` per entry between the smallest and the
+largest N: the run keeps the listed ids (about 130 bytes each) and counters, no entry bodies.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from _common import ALL_SEEDED, NOW_MS, emulator_process, header, median, progre
 from _common import use_connection as _use_connection
 
 TARGET_MB = 5.0
+#: What the run holds per listed entry (its dlqId), as the operator docstrings state it.
+BYTES_PER_ID = 130
 PATHS = {"delete": ("DELETE", "/v2/dlq"), "retry": ("POST", "/v2/dlq/retry")}
 
 
@@ -105,7 +108,7 @@ def main() -> int:
         parser.error(f"unknown action(s) {sorted(unknown)}; use delete and/or retry")
     header("Benchmark: DLQ delete and retry, requests per run and peak RSS, by number of DLQ entries")
     samples: dict[tuple[str, int], list[dict[str, float]]] = {(a, n): [] for a in actions for n in sizes}
-    with emulator_process() as emu:
+    with emulator_process(bulk_cancel="legacy") as emu:  # the DLQ routes are the same in both generations
         for run in range(1, args.runs + 1):
             for action in actions:
                 for n in sizes:
@@ -124,7 +127,7 @@ def main() -> int:
         for n in sizes:
             runs = samples[action, n]
             requests = int(median(r["requests"] for r in runs))
-            bound = max(1, math.ceil(n / 100))
+            bound = max(1, math.ceil(n / 100)) + math.ceil(n / 100)
             action_rows.append(
                 (
                     action,
@@ -139,16 +142,17 @@ def main() -> int:
                     len(runs),
                 )
             )
-            verdicts.append(bound <= requests <= bound + 1)
+            verdicts.append(bound <= requests <= max(1, math.ceil(n / 100)) + math.ceil(n / 87) + 1)
         difference = action_rows[-1][7] - action_rows[0][7]
-        verdicts.append(abs(difference) < TARGET_MB)
+        allowed = TARGET_MB + BYTES_PER_ID * (action_rows[-1][1] - action_rows[0][1]) / 1e6
+        verdicts.append(difference < allowed)
         rows += action_rows
         notes.append((action, action_rows[0][1], action_rows[-1][1], difference))
     columns = (
         "action",
         "N",
         "requests",
-        "ceil(N/100)",
+        "2*ceil(N/100)",
         "logged",
         "seconds",
         "RSS before MB",
@@ -159,10 +163,11 @@ def main() -> int:
     table(columns, rows)
     print()
     for action, small, big, difference in notes:
-        verdict = "met" if abs(difference) < TARGET_MB else "NOT met"
+        allowed = TARGET_MB + BYTES_PER_ID * (big - small) / 1e6
+        verdict = "met" if difference < allowed else "NOT met"
         print(
             f"{action}: peak RSS, N={big:,} minus N={small:,}: {difference:+.2f} MB "
-            f"(target < {TARGET_MB:.0f} MB: {verdict})"
+            f"(target < {TARGET_MB:.0f} MB + {BYTES_PER_ID} B per entry = {allowed:.1f} MB: {verdict})"
         )
     return 0 if all(verdicts) else 1
 

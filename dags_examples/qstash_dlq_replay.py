@@ -5,9 +5,11 @@ dead-letter-queue entries the form selects (QStash publishes each again and remo
 Every field may stay blank, and a blank field means "no such filter" (``optional_filters``); none is
 marked required. The rule that keeps this safe: with every filter blank the task fails before any
 request, because this DAG never sets ``retry_all``: an empty form can never replay the whole DLQ. The
-window's end is never later than the run's start, so entries that fail again during the replay are
-not replayed twice. ``Upstash-Retries`` of the replayed messages can be overridden (e.g. 0: one
-delivery attempt, straight back to the DLQ if the destination still fails).
+run first lists the ``dlqId`` of every entry the form selects, then retries exactly those ids, so
+entries that fail (again) during the replay are not replayed by it: a DLQ entry keeps the original
+message's ``createdAt``, so the window's end alone could not keep them out. ``Upstash-Retries`` of the
+replayed messages can be overridden (e.g. 0: one delivery attempt, straight back to the DLQ if the
+destination still fails).
 """
 
 from __future__ import annotations

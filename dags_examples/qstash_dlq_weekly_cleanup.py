@@ -5,8 +5,11 @@ labels, once whoever looks at failures has had a week to replay what mattered.
 ``CronDataIntervalTimetable`` gives each run the previous week as its data interval, so each run deletes
 exactly its own week (both bounds inclusive). (A plain cron ``schedule`` uses Airflow 3's
 CronTriggerTimetable, whose ``data_interval_start`` equals ``data_interval_end``: the operator refuses
-that zero-width window instead of deleting nothing.) A retry, or a re-run of the same week, is safe:
-deleted entries are gone.
+that zero-width window instead of deleting nothing.) The task lists the ``dlqId`` of every entry its
+week and labels select, then deletes exactly those ids: a message of that week that fails while the
+task runs (its DLQ entry keeps the message's old ``createdAt``) is left for next week's run, not deleted
+unseen. ``max_requests=10_000`` covers about 500,000 entries (a listing page and a delete per 100, fewer
+ids a delete for long ids). A retry, or a re-run of the same week, is safe: deleted entries are gone.
 """
 
 from __future__ import annotations

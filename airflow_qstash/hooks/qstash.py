@@ -357,9 +357,10 @@ class QStashHook(_QStashHookBase):
         **filters: Any,
     ) -> dict[str, Any]:
         """
-        Delete the DLQ entries the filter selects (``DELETE /v2/dlq``), following the cursor until QStash
-        answers none, at most ``max_requests`` requests; return the run's summary (``deleted``,
-        ``requests``, the window, ``filters``).
+        Delete the DLQ entries the filter selects when the call starts: list their ids (``GET /v2/dlq``),
+        then delete exactly those (``DELETE /v2/dlq?dlqIds=...``), at most ``max_requests`` requests in all
+        (see :class:`~airflow_qstash.dlq.DLQDeleteRun`); return the run's summary (``deleted``,
+        ``requests``, ``selected``, ``list_requests``, the window, ``filters``).
 
         The filters are :data:`~airflow_qstash.filters.DLQ_FILTERS`, as keywords (``dlq_ids``,
         ``message_ids`` (one), ``urls``, ``url_groups``, ``schedule_ids``, ``queue_names``, ``labels``,
@@ -384,9 +385,10 @@ class QStashHook(_QStashHookBase):
         **filters: Any,
     ) -> dict[str, Any]:
         """
-        Retry the DLQ entries the filter selects (``POST /v2/dlq/retry``), following the cursor until QStash
-        answers none; a 404 for entries that vanished meanwhile is part of the run (see
-        :class:`~airflow_qstash.dlq.DLQRetryRun`). Returns the summary (``retried``, ``message_ids``...).
+        Retry the DLQ entries the filter selects when the call starts: list their ids, then retry exactly
+        those (``POST /v2/dlq/retry?dlqIds=...``); a 404 for entries that vanished meanwhile is part of the
+        run (see :class:`~airflow_qstash.dlq.DLQRetryRun`). Returns the summary (``retried``,
+        ``message_ids``...).
 
         :param headers: ``Upstash-*`` overrides from :func:`~airflow_qstash.dlq.retry_overrides`, e.g.
             ``retry_overrides(retries=0)``.

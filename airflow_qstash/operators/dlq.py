@@ -204,8 +204,17 @@ class _QStashDLQOperator(QStashFilterOperator):
 
 class QStashDLQDeleteOperator(_QStashDLQOperator):
     """
-    Delete the QStash dead-letter-queue entries that the filters select, page by page until QStash answers
-    no cursor.
+    Delete the QStash dead-letter-queue entries that the filters select when the task starts, and no other.
+
+    What it does: it lists the matching entries with ``GET /v2/dlq`` (100 a page, following the cursor)
+    and keeps their ``dlqId`` (about 130 bytes each in the worker's or triggerer's memory: 13 MB per
+    100,000 entries), then deletes exactly those ids with ``DELETE /v2/dlq?dlqIds=...``, ``batch_size``
+    ids a request (fewer when the URL would pass 4,096 characters: about 87 ids of 36 characters). For N
+    matching entries that is ``ceil(N / 100) + ceil(N / batch_size)`` requests (a
+    ``dlq_ids`` run: only the deletes). A DLQ entry's ``createdAt`` is the original message's creation
+    time, so ``to_date`` alone cannot keep out an old message that fails while the task runs; the list of
+    ids does: entries that land in the DLQ after the listing are left for the next run. ``flow_control_keys``,
+    which ``GET /v2/dlq`` does not take, is matched on each listed entry's ``flowControlKey``.
 
     Filters: values within one list filter are ORed, different filters ANDed; list filters take a list,
     a single value, comma-separated text, a JSON array or a Python list repr (anything else, such as the
@@ -219,8 +228,8 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
     renders empty, fails before any request unless listed in ``optional_filters``; with no filter left the
     task fails unless ``delete_all=True``; ``dlq_ids`` with any other filter fails; ``from_date=0`` and a
     ``to_date`` at or after the task's start select everything and are no filter; a zero-width window
-    fails. The effective ``to_date`` is never later than the task's start, so entries that land in the
-    DLQ during the run are left for the next one. Re-running is always safe: deleted entries are gone.
+    fails. The effective ``to_date`` is never later than the task's start. Re-running is always safe:
+    deleted entries are gone, and a re-run (or a triggerer restart) lists again what is left.
 
     :param qstash_conn_id: the ``qstash`` connection.
     :param dlq_ids: delete exactly these DLQ entries; cannot be combined with other filters. (templated)
@@ -239,15 +248,18 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         default; ``'now'`` says so explicitly). (templated)
     :param optional_filters: names of the filters above that may render empty and then count as absent.
     :param batch_size: entries per request, 1..100 (QStash's ``count``). (templated)
-    :param max_requests: the most requests to send (a ``dlq_ids`` list is split into requests of 100,
-        each counts); reaching it with entries left fails the task, and a retry continues. ``None`` (or a
-        template that renders empty) means 100,000. (templated)
+    :param max_requests: the most requests to send, the listing pages included (a ``dlq_ids`` list is
+        split into requests of ``batch_size``, each counts); reaching it with entries left fails the task,
+        and a retry continues. Reaching it while listing acts on nothing: give at least
+        ``ceil(N / 100) + ceil(N / batch_size)`` for N entries. ``None`` (or a template that renders empty)
+        means 100,000. (templated)
     :param delete_all: allow a run with no filter, which deletes every DLQ entry created before the task
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :return: a dict with ``deleted``, ``requests``, ``from_date`` and ``to_date`` (the window, Unix ms),
-        ``filters`` and ``duration_seconds``.
+    :return: a dict with ``deleted``, ``requests`` (all of them), ``selected`` (entries listed when the run
+        started, or the ``dlq_ids`` given), ``list_requests`` (the listing pages among ``requests``),
+        ``from_date`` and ``to_date`` (the window, Unix ms), ``filters`` and ``duration_seconds``.
     """
 
     ACTION: ClassVar[str] = DELETE
@@ -265,13 +277,20 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
 
 class QStashDLQRetryOperator(_QStashDLQOperator):
     """
-    Retry the QStash dead-letter-queue entries that the filters select: QStash publishes each again as a
-    new message and removes it from the DLQ. Pages are followed until QStash answers no cursor.
+    Retry the QStash dead-letter-queue entries that the filters select when the task starts, and no
+    other: QStash publishes each again as a new message and removes it from the DLQ.
+
+    What it does: as :class:`QStashDLQDeleteOperator`, it lists the ``dlqId`` of every matching entry first
+    (``GET /v2/dlq``, 100 a page; about 130 bytes of memory per entry), then retries exactly those with
+    ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request (fewer when the URL would pass 4,096 characters):
+    ``ceil(N / 100) * 2`` requests for N entries with short ids.
+    Entries that land in the DLQ after the listing (an old message that fails during the run has an old
+    ``createdAt``, so ``to_date`` cannot keep it out) are left for the next run.
 
     Filters, refusals and the pinned ``to_date`` as :class:`QStashDLQDeleteOperator`, with ``retry_all``
-    for a run with no filter. A 404 answer (entries that vanished between QStash's selection and the
-    retry: deleted or expired meanwhile) is part of the run, not a failure: a filter retry is sent again,
-    an id list is narrowed down to the ids that are gone, which are skipped and counted in ``vanished``.
+    for a run with no filter. A 404 answer (entries that vanished between the listing and the retry:
+    deleted or expired meanwhile) is part of the run, not a failure: the id list is narrowed down to the
+    ids that are gone, which are skipped and counted in ``vanished``.
     Re-running is always safe: a retried entry has left the DLQ and is not retried twice.
 
     Overrides of the retried messages' settings are sent as ``Upstash-*`` request headers. (They are
@@ -304,17 +323,18 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         default; ``'now'`` says so explicitly). (templated)
     :param optional_filters: filters, and the ``override_*`` fields, that may render empty and then count as
         not given (a blank form field).
-    :param max_requests: the most requests to send (a ``dlq_ids`` list is split into requests of 100, and
-        the requests sent again after a 404 count too); reaching it with entries left fails the task, and
-        a retry continues. ``None`` (or a template that renders empty) means 100,000. (templated)
+    :param max_requests: the most requests to send, the listing pages included (a ``dlq_ids`` list is
+        split into requests of 100, and the requests sent again after a 404 count too); reaching it with
+        entries left fails the task, and a retry continues; reaching it while listing acts on nothing.
+        ``None`` (or a template that renders empty) means 100,000. (templated)
     :param retry_all: allow a run with no filter, which retries every DLQ entry created before the task
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
     :return: a dict with ``retried``, ``message_ids`` (the new messages' ids; ``None`` when more than
         1,000 were retried: ``retried`` is their count), ``deduplicated``, ``vanished``,
-        ``not_found_answers``, ``overrides``, ``requests``, ``from_date``, ``to_date``, ``filters`` and
-        ``duration_seconds``.
+        ``not_found_answers``, ``overrides``, ``requests``, ``selected``, ``list_requests``, ``from_date``,
+        ``to_date``, ``filters`` and ``duration_seconds``.
     """
 
     ACTION: ClassVar[str] = RETRY

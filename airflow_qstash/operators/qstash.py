@@ -22,7 +22,11 @@ class BulkCancelRefused(QStashRefused):
 
 class QStashBulkCancelOperator(QStashFilterOperator):
     """
-    Cancel the pending Upstash QStash messages that the filters select, in batches until one cancels zero.
+    Cancel the pending Upstash QStash messages that the filters select, in rounds until a round finds
+    nothing left: a batch that cancels 0 (a server that honours ``count``), or a bulk action whose ``total``
+    is 0 (today's hosted QStash: a finished action is always followed by this confirming round). The end is
+    decided on what is left, never on what QStash reports processed; rounds that leave as much as the round
+    before stop the task after 3 of them (``MAX_ROUNDS_WITHOUT_PROGRESS``), naming what is left.
 
     Values within one list filter are ORed (``labels=["a", "b"]`` is label a *or* b); different filters
     are ANDed. A list filter may be a list or tuple, a single string, a comma-separated string, a JSON
@@ -85,9 +89,13 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         joins it. Default: 6 hours.
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :return: a dict with ``cancelled`` (total), ``batches`` (rounds made), ``mode`` (``"bulk_action"`` or
-        ``"batched"``: which server generation answered), ``action_ids`` (the bulk actions followed),
-        ``from_date`` and ``to_date`` (the window used, Unix ms), ``filters`` and ``duration_seconds``.
+    :return: a dict with ``cancelled`` (messages confirmed gone: a batch's count, or on a bulk-action
+        server the drop of ``total`` from one action to the next, not the ``processed`` sum), ``batches``
+        (requests), ``rounds``, ``mode`` (``"bulk_action"`` or ``"batched"``: which server generation
+        answered), ``action_ids`` (the bulk actions followed), ``left`` (what the last action still found;
+        ``None`` on a batched server), ``unconfirmed`` (processed by the last action, not yet confirmed gone;
+        0 on success), ``from_date`` and ``to_date`` (the window used, Unix ms), ``filters`` and
+        ``duration_seconds``.
     """
 
     template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
@@ -191,20 +199,29 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         return self._finish(self._event_summary(event, "bulk cancel"))
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
-        self.log.info(
-            "QStash bulk cancel done: %d message(s) cancelled in %d batch(es) (%s).",
-            summary["cancelled"],
-            summary["batches"],
-            summary.get("filters", ""),
-        )
+        if summary.get("mode") == "bulk_action":
+            self.log.info(
+                "QStash bulk cancel done: %d message(s) confirmed cancelled in %d round(s) of bulk actions (%s).",
+                summary["cancelled"],
+                summary.get("rounds", summary["batches"]),
+                summary.get("filters", ""),
+            )
+        else:
+            self.log.info(
+                "QStash bulk cancel done: %d message(s) cancelled in %d batch(es) (%s).",
+                summary["cancelled"],
+                summary["batches"],
+                summary.get("filters", ""),
+            )
         return summary
 
     def _log_plan(self, run: BulkCancelRun) -> None:
         self.log.info(
-            "Cancelling QStash messages where %s; %d per batch, at most %d requests.",
+            "Cancelling QStash messages where %s; at most %d requests (batches of %d where the server honours "
+            "count; a server that runs bulk actions ignores batch_size and each request is one round).",
             run.bulk_filter.describe(),
-            run.batch_size,
             run.max_batches,
+            run.batch_size,
         )
         self._log_pinned_to_date(run.bulk_filter.to_date, "messages published")
 

@@ -14,9 +14,11 @@ from airflow_qstash.triggers._common import drive_to_event
 
 class QStashDLQTrigger(BaseTrigger):
     """
-    Delete or retry the DLQ entries a filter selects, page by page until QStash answers no cursor, on the
-    triggerer's event loop; then fire exactly one event (``status`` ``success`` with the run's summary, or
-    ``error`` with the message and the totals so far).
+    Delete or retry the DLQ entries a filter selects, on the triggerer's event loop: list their ``dlqId``
+    (``GET /v2/dlq``, 100 a page), then act on exactly those ids (see :class:`~airflow_qstash.dlq.DLQRun`);
+    then fire exactly one event (``status`` ``success`` with the run's summary, or ``error`` with the
+    message and the totals so far). The listed ids are held in the triggerer's memory, about 130 bytes
+    each.
 
     The filter arrives validated and normalised by the operator (``to_date`` pinned); the trigger does
     not read templates. It drives the same sans-IO run as the worker (:mod:`airflow_qstash.dlq`) with
@@ -25,7 +27,8 @@ class QStashDLQTrigger(BaseTrigger):
 
     A triggerer restart runs the trigger again from the start, which is safe: deleted or retried entries
     have left the DLQ, so the new run only acts on what is left (the event's totals then cover the run
-    since the restart).
+    since the restart). The restarted run lists again: entries that landed in the DLQ between the first
+    listing and the restart (and that the filter selects) are then part of its set.
 
     :param action: ``"delete"`` or ``"retry"``.
     :param qstash_conn_id: the ``qstash`` connection.

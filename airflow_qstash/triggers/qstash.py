@@ -14,7 +14,10 @@ from airflow_qstash.triggers._common import drive_to_event
 
 class QStashBulkCancelTrigger(BaseTrigger):
     """
-    Cancel in rounds until one cancels zero, on the triggerer's event loop, then fire one event.
+    Cancel in rounds until a round finds nothing left (a batch that cancels 0, or a bulk action whose
+    ``total`` is 0), on the triggerer's event loop, then fire one event. Rounds that leave as much as the
+    one before stop the run after :data:`~airflow_qstash.batching.MAX_ROUNDS_WITHOUT_PROGRESS` (an
+    ``error`` event naming what is left).
 
     A round is a batch on a server that honours ``count``, or a bulk action followed to ``FINISHED`` with
     polls (today's hosted QStash); a triggerer restart re-sends the same filter, and the server's 412 for

@@ -73,7 +73,7 @@ def test_weekly_cleanup_deletes_exactly_its_week_of_its_labels(dag_runner: DagTe
     )
     assert e2e_emu.dlq_ids() == {e["dlqId"] for e in others}
     assert xcom["deleted"] == len(inside) == 247
-    assert xcom["requests"] == 3
+    assert (xcom["requests"], xcom["list_requests"], xcom["selected"]) == (6, 3, 247)  # 3 listing pages, 3 deletes
     assert (xcom["from_date"], xcom["to_date"]) == (ms(WEEK_START), ms(WEEK_END))
 
 

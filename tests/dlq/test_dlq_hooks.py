@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.dlq import DLQRunIncomplete, build_dlq_filter, retry_overrides
 from airflow_qstash.errors import QStashAPIError
 from airflow_qstash.filters import BulkCancelFilterError, NoFilterError
@@ -27,19 +28,25 @@ def dlq_requests(fake: FakeDLQ, method: str, path: str = "/v2/dlq") -> list[list
 
 
 @pytest.mark.parametrize(("n", "batch_size"), [(0, 100), (1, 100), (100, 100), (101, 100), (250, 100), (7, 3)])
-def test_delete_follows_the_cursor_until_none_comes_back(call_hook, fake: FakeDLQ, n: int, batch_size: int):
+def test_delete_lists_the_selection_then_deletes_exactly_those_ids(call_hook, fake: FakeDLQ, n: int, batch_size: int):
     fake.add(n, "report")
     fake.add(5, "other")
+    wanted = fake.ids("report")
 
     summary = call_hook("dlq_delete", labels="report", batch_size=batch_size)
 
-    assert summary["deleted"] == n
+    assert (summary["deleted"], summary["selected"]) == (n, n)
     assert fake.ids("report") == set()
     assert len(fake.ids("other")) == 5
-    queries = dlq_requests(fake, "DELETE")
-    assert summary["requests"] == len(queries) == max(1, math.ceil(n / batch_size))
-    assert all(("label", "report") in query and ("count", str(batch_size)) in query for query in queries)
-    assert [dict(q).get("cursor") is not None for q in queries] == [False] + [True] * (len(queries) - 1)
+    lists = dlq_requests(fake, "GET")
+    deletes = dlq_requests(fake, "DELETE")
+    assert len(lists) == summary["list_requests"] == max(1, math.ceil(n / 100))
+    assert len(deletes) == math.ceil(n / batch_size)
+    assert summary["requests"] == len(lists) + len(deletes)
+    assert all(("label", "report") in query and ("count", "100") in query for query in lists)
+    for query in deletes:  # only ids: QStash ignores every other filter next to dlqIds
+        assert {name for name, _ in query} == {"dlqIds", "count"} and ("count", str(batch_size)) in query
+    assert {value for query in deletes for name, value in query if name == "dlqIds"} == wanted
 
 
 def test_delete_sends_every_filter_under_its_spec_name(call_hook, fake: FakeDLQ):
@@ -57,7 +64,8 @@ def test_delete_sends_every_filter_under_its_spec_name(call_hook, fake: FakeDLQ)
         from_date=1_714_521_600_000,
         to_date=1_714_608_000_000,
     )
-    [query] = dlq_requests(fake, "DELETE")
+    [query] = dlq_requests(fake, "GET")  # the listing; GET /v2/dlq takes no flowControlKey: matched per entry
+    assert dlq_requests(fake, "DELETE") == []  # nothing matched, nothing deleted
     assert query == [
         ("messageId", "m1"),
         ("url", "https://a.example/x"),
@@ -65,7 +73,6 @@ def test_delete_sends_every_filter_under_its_spec_name(call_hook, fake: FakeDLQ)
         ("scheduleId", "s"),
         ("queueName", "q"),
         ("label", "l"),
-        ("flowControlKey", "k"),
         ("callerIp", "1.2.3.4"),
         ("responseStatus", "500"),
         ("responseStatus", "503"),
@@ -109,8 +116,11 @@ def test_delete_refusals_happen_before_any_request(call_hook, fake: FakeDLQ, kwa
 def test_delete_all_sends_no_filter(call_hook, fake: FakeDLQ):
     fake.add(3, "a")
     fake.add(2, "b")
+    fake_ids_before = fake.ids()
     assert call_hook("dlq_delete", delete_all=True)["deleted"] == 5
-    assert dlq_requests(fake, "DELETE") == [[("count", "100")]]
+    assert dlq_requests(fake, "GET") == [[("count", "100")]]
+    [query] = dlq_requests(fake, "DELETE")
+    assert sorted(value for name, value in query if name == "dlqIds") == sorted(fake_ids_before)
 
 
 def test_delete_takes_a_filter_object_but_not_both(call_hook, fake: FakeDLQ):
@@ -124,23 +134,60 @@ def test_delete_stops_at_max_requests_with_the_totals(call_hook, fake: FakeDLQ):
     fake.add(10, "a")
     with pytest.raises(DLQRunIncomplete, match="max_requests=2 reached") as info:
         call_hook("dlq_delete", labels="a", batch_size=3, max_requests=2)
-    assert info.value.summary["deleted"] == 6
+    assert info.value.summary["deleted"] == 3  # one listing request, one delete of 3
     assert info.value.summary["requests"] == 2
-    assert len(fake.ids("a")) == 4
+    assert len(fake.ids("a")) == 7
+    assert "3 entries of the 10 selected" in str(info.value)
 
 
-def test_delete_refuses_a_repeated_cursor_that_deletes_nothing(call_hook, fake: FakeDLQ):
-    fake.script = {1: (200, {"deleted": 0, "cursor": "c"}, {}), 2: (200, {"deleted": 0, "cursor": "c"}, {})}
-    with pytest.raises(DLQRunIncomplete, match="same cursor"):
+def test_a_bound_reached_while_listing_acts_on_nothing_and_says_what_to_change(call_hook, fake: FakeDLQ):
+    fake.add(250, "a")
+    expected = r"max_requests=2 reached while listing .*200 listed.*raise max_requests"
+    with pytest.raises(DLQRunIncomplete, match=expected):
+        call_hook("dlq_delete", labels="a", max_requests=2)
+    assert dlq_requests(fake, "DELETE") == []
+    assert len(fake.ids("a")) == 250
+
+
+def test_delete_refuses_a_listing_that_repeats_its_cursor(call_hook, fake: FakeDLQ):
+    page = {"messages": [{"dlqId": "d1"}], "cursor": "c"}
+    fake.script = {1: (200, page, {}), 2: (200, page, {})}
+    with pytest.raises(DLQRunIncomplete, match="cursor 'c' twice while listing"):
         call_hook("dlq_delete", labels="a")
     assert len(fake.seen) == 2
+
+
+def test_delete_stops_on_a_repeated_cursor_that_deletes_nothing(call_hook, fake: FakeDLQ):
+    fake.add(1, "a")
+    fake.script = {n: (200, {"deleted": 0, "cursor": "c"}, {}) for n in range(2, 100)}
+    with pytest.raises(DLQRunIncomplete, match=r"same cursor 'c' 4 times in a row .*no progress; 1 of the 1 selected"):
+        call_hook("dlq_delete", labels="a")
+    assert len(fake.seen) == 1 + 1 + MAX_ROUNDS_WITHOUT_PROGRESS  # the listing, the first answer, the stalls
+
+
+def test_retry_stops_on_a_repeated_cursor_that_retries_nothing(call_hook, fake: FakeDLQ):
+    fake.add(2, "a")
+    fake.script = {n: (201, {"responses": [], "cursor": "c"}, {}) for n in range(2, 100)}
+    with pytest.raises(DLQRunIncomplete, match=r"4 times in a row without retrying: no progress; 2 of the 2 selected"):
+        call_hook("dlq_retry", labels="a")
+    assert len(fake.seen) == 1 + 1 + MAX_ROUNDS_WITHOUT_PROGRESS
+
+
+@pytest.mark.parametrize("dlq_id", [None, "", 7, "a,b"])
+def test_delete_refuses_a_listed_entry_without_a_usable_id(call_hook, fake: FakeDLQ, dlq_id: Any):
+    """An id with a comma would be read as two ids by QStash: acting on it could act on other entries."""
+    fake.script = {1: (200, {"messages": [{"dlqId": "ok"}, {"dlqId": dlq_id}]}, {})}
+    with pytest.raises(DLQRunIncomplete, match="without a usable dlqId"):
+        call_hook("dlq_delete", labels="a")
+    assert dlq_requests(fake, "DELETE") == []
 
 
 @pytest.mark.parametrize(
     "body", [{"cursor": "x"}, {"deleted": -1}, {"deleted": "3"}, {"deleted": 1, "cursor": 5}, ["deleted"]]
 )
 def test_delete_a_malformed_answer_is_a_clear_error(call_hook, fake: FakeDLQ, body: Any):
-    fake.script = {1: (200, body, {})}
+    fake.add(1, "a")
+    fake.script = {2: (200, body, {})}
     with pytest.raises(DLQRunIncomplete, match="DLQ delete answer"):
         call_hook("dlq_delete", labels="a")
 
@@ -149,7 +196,7 @@ def test_delete_retries_a_server_error_then_continues(call_hook, fake: FakeDLQ):
     fake.add(150, "a")
     fake.script = {2: (503, {"error": "busy"}, {})}
     assert call_hook("dlq_delete", labels="a")["deleted"] == 150
-    assert len(fake.seen) == 3
+    assert len(fake.seen) == 5  # list, list (503), list again, delete, delete
 
 
 def test_an_error_answer_that_echoes_the_token_is_redacted(call_hook, fake: FakeDLQ):
@@ -169,14 +216,15 @@ def test_retry_sends_the_overrides_and_reports_the_new_ids(call_hook, fake: Fake
     fake.add(3, "b")
     summary = call_hook("dlq_retry", labels="a", headers=retry_overrides(retries=0, delay="10s"))
     assert summary["retried"] == 120
-    assert summary["requests"] == 2
+    assert summary["requests"] == 4  # two listing pages, two retries of 100 and 20 ids
     assert summary["message_ids"] == [f"msg-dlq-a-{i:07d}" for i in range(120)]
     assert summary["overrides"] == {"Upstash-Retries": "0", "Upstash-Delay": "10s"}
     assert {headers["upstash-retries"] for _, headers in fake.retried} == {"0"}
     assert fake.ids() == fake.ids("b")
     for seen in fake.seen:
         assert seen.headers["authorization"] == f"Bearer {TEST_TOKEN}"
-        assert "count" not in dict(seen.query)  # the retry takes no count in the spec
+        if seen.method == "POST":
+            assert "count" not in dict(seen.query)  # the retry takes no count in the spec
 
 
 def test_retry_reports_only_the_count_above_1000_ids(call_hook, fake: FakeDLQ):
@@ -218,43 +266,28 @@ def test_retry_of_ids_all_gone_retries_nothing_and_succeeds(call_hook, fake: Fak
     assert fake.ids() == {"dlq-b-0000000"}
 
 
-def test_retry_of_a_filter_sends_again_after_a_404(call_hook, fake: FakeDLQ):
+def test_retry_of_a_filter_skips_entries_that_vanish_after_the_listing(call_hook, fake: FakeDLQ):
     fake.add(30, "a")
-    fake.script = {1: (404, {"error": "some messages were not found"}, {})}
-    summary = call_hook("dlq_retry", labels="a")
-    assert summary["retried"] == 30
-    assert summary["not_found_answers"] == 1
-    # the 404, one check that the DLQ API is there, then the retry again
-    assert [(s.method, s.path) for s in fake.seen] == [
-        ("POST", "/v2/dlq/retry"),
-        ("GET", "/v2/dlq"),
-        ("POST", "/v2/dlq/retry"),
-    ]
+    gone = {"dlq-a-0000003", "dlq-a-0000020"}
 
-
-def test_retry_gives_up_after_404s_in_a_row(call_hook, fake: FakeDLQ):
-    fake.add(3, "a")
-    fake.intercept = lambda seen, _: (404, {"error": "gone"}, {}) if seen.method == "POST" else None
-    with pytest.raises(DLQRunIncomplete, match="404 5 times in a row"):
-        call_hook("dlq_retry", labels="a")
-    assert len([s for s in fake.seen if s.method == "POST"]) == 5
-    assert len(fake.ids("a")) == 3
-
-
-def test_retry_404s_between_pages_that_make_progress_are_not_in_a_row(call_hook, fake: FakeDLQ):
-    fake.add(700, "a")
-    posts = iter(range(1, 10_000))
-
-    def every_other_post_404(seen, _):
-        if seen.method == "POST" and next(posts) % 2:
-            return 404, {"error": "some messages were not found"}, {}
+    def vanish_after_listing(seen, state):
+        if seen.method == "POST":  # deleted by someone else between the listing and the retry
+            state.entries = [e for e in state.entries if e["dlqId"] not in gone]
         return None
 
-    fake.intercept = every_other_post_404
+    fake.intercept = vanish_after_listing
     summary = call_hook("dlq_retry", labels="a")
-    assert summary["retried"] == 700
-    assert summary["not_found_answers"] == 7  # more 404s than the bound, never two in a row
+    assert (summary["retried"], summary["vanished"], summary["selected"]) == (28, 2, 30)
     assert fake.entries == []
+
+
+def test_retry_when_every_post_404s_ends_with_all_vanished_and_bounded(call_hook, fake: FakeDLQ):
+    fake.add(3, "a")
+    fake.intercept = lambda seen, _: (404, {"error": "gone"}, {}) if seen.method == "POST" else None
+    summary = call_hook("dlq_retry", labels="a")
+    assert (summary["retried"], summary["vanished"]) == (0, 3)
+    assert len([s for s in fake.seen if s.method == "POST"]) == 5  # 3 ids: halved to single ids, 2n - 1 requests
+    assert len(fake.ids("a")) == 3
 
 
 def test_retry_404_from_a_base_url_without_a_dlq_fails_instead_of_passing_as_vanished(call_hook, fake: FakeDLQ):
@@ -276,13 +309,15 @@ def test_retry_other_client_errors_fail_at_once(call_hook, fake: FakeDLQ):
     [{"responses": [{"deduplicated": True}]}, {"responses": {}}, {"cursor": "c"}, {"responses": [{"messageId": 3}]}],
 )
 def test_retry_a_malformed_answer_is_a_clear_error(call_hook, fake: FakeDLQ, body: Any):
-    fake.script = {1: (201, body, {})}
+    fake.add(1, "a")
+    fake.script = {2: (201, body, {})}
     with pytest.raises(DLQRunIncomplete, match="DLQ retry answer"):
         call_hook("dlq_retry", labels="a")
 
 
 def test_retry_counts_deduplicated_answers(call_hook, fake: FakeDLQ):
-    fake.script = {1: (201, {"responses": [{"messageId": "m1", "deduplicated": True}, {"messageId": "m2"}]}, {})}
+    fake.add(2, "a")
+    fake.script = {2: (201, {"responses": [{"messageId": "m1", "deduplicated": True}, {"messageId": "m2"}]}, {})}
     summary = call_hook("dlq_retry", labels="a")
     assert (summary["retried"], summary["deduplicated"]) == (2, 1)
 

@@ -16,8 +16,11 @@ from tests.hooks.test_loopback import loopback_connection, run
 
 #: Each DLQ operation as (hook method, its keyword arguments, the request it must send).
 OPERATIONS = {
-    "delete": ("dlq_delete", {"labels": "a"}, "DELETE /v2/dlq?label=a&count=100"),
-    "retry": ("dlq_retry", {"labels": "a"}, "POST /v2/dlq/retry?label=a"),
+    "delete": ("dlq_delete", {"dlq_ids": "d1"}, "DELETE /v2/dlq?dlqIds=d1&count=100"),
+    "retry": ("dlq_retry", {"dlq_ids": "d1"}, "POST /v2/dlq/retry?dlqIds=d1"),
+    # a filter run lists the entries it selects first
+    "delete-filter": ("dlq_delete", {"labels": "a"}, "GET /v2/dlq?label=a&count=100"),
+    "retry-filter": ("dlq_retry", {"labels": "a"}, "GET /v2/dlq?label=a&count=100"),
     "list": ("list_dlq", {"labels": "a"}, "GET /v2/dlq?label=a&count=100"),
     "delete-one": ("delete_dlq_message", {"dlq_id": "d_1"}, "DELETE /v2/dlq/d_1"),
 }

@@ -38,7 +38,16 @@ OWN_FIELDS = {
     QStashDLQDeleteOperator: ("batch_size", "delete_all"),
     QStashDLQRetryOperator: ("override_retries", "override_delay", "override_timeout", "override_headers", "retry_all"),
 }
-DELETE_SUMMARY = {"deleted", "requests", "from_date", "to_date", "filters", "duration_seconds"}
+DELETE_SUMMARY = {
+    "deleted",
+    "requests",
+    "selected",
+    "list_requests",
+    "from_date",
+    "to_date",
+    "filters",
+    "duration_seconds",
+}
 RETRY_SUMMARY = DELETE_SUMMARY - {"deleted"} | {
     "retried",
     "message_ids",
@@ -287,12 +296,16 @@ def test_delete_runs_over_the_rendered_window_and_pins_nothing_later_than_the_st
         ti_context()
     )
     assert set(summary) == DELETE_SUMMARY
-    assert (summary["deleted"], summary["requests"]) == (250, 3)
+    assert (summary["deleted"], summary["requests"], summary["list_requests"]) == (250, 6, 3)
     assert (summary["from_date"], summary["to_date"]) == (WEEK_START_MS, TASK_START_MS)
     assert sync_fake.ids() == sync_fake.ids("other")
-    for seen in sync_fake.seen:
+    lists = [seen for seen in sync_fake.seen if seen.method == "GET"]
+    assert len(lists) == 3
+    for seen in lists:  # the window goes into the listing; the deletes carry only the ids it found
         query = dict(seen.query)
         assert (query["fromDate"], query["toDate"], query["count"]) == (str(WEEK_START_MS), str(TASK_START_MS), "100")
+    for seen in sync_fake.seen[3:]:
+        assert (seen.method, {name for name, _ in seen.query}) == ("DELETE", {"dlqIds", "count"})
 
 
 def test_a_literal_none_label_is_the_label_none(sync_fake: FakeDLQ):
@@ -327,17 +340,19 @@ def test_retry_returns_the_new_ids_and_sends_the_overrides(sync_fake: FakeDLQ):
         "Upstash-Delay": "120s",
         "Upstash-Callback": "https://cb.example/done",
     }
-    headers = sync_fake.seen[0].headers
-    assert (headers["upstash-retries"], headers["upstash-delay"]) == ("0", "120s")
+    listing, retry = sync_fake.seen
+    assert (retry.headers["upstash-retries"], retry.headers["upstash-delay"]) == ("0", "120s")
+    assert not any(name.startswith("upstash-") for name in listing.headers)  # overrides go with the retry only
 
 
 def test_reaching_max_requests_fails_the_task_with_the_totals(sync_fake: FakeDLQ):
     sync_fake.add(10, "a")
     op = QStashDLQDeleteOperator(task_id="t", labels="a", batch_size=3, max_requests=2)
-    with pytest.raises(AirflowException, match=r"max_requests=2 reached.*Deleted 6 entries in 2 request") as info:
-        op.execute(ti_context())
+    expected = r"max_requests=2 reached.*Deleted 3 entries of the 10 selected in 2 request"
+    with pytest.raises(AirflowException, match=expected) as info:
+        op.execute(ti_context())  # one listing request, one delete of 3 ids
     assert not isinstance(info.value, DLQRefused)
-    assert len(sync_fake.ids()) == 4
+    assert len(sync_fake.ids()) == 7
 
 
 @pytest.mark.parametrize("max_requests", [None, 2])
@@ -369,7 +384,7 @@ def test_a_rerun_after_a_bounded_run_finishes_the_job(sync_fake: FakeDLQ):
     with pytest.raises(AirflowException):
         QStashDLQDeleteOperator(task_id="t", labels="a", batch_size=3, max_requests=2).execute(ti_context())
     summary = QStashDLQDeleteOperator(task_id="t", labels="a", batch_size=3).execute(ti_context())
-    assert summary["deleted"] == 4
+    assert summary["deleted"] == 7
     assert sync_fake.ids() == set()
 
 

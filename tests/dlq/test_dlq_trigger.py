@@ -55,7 +55,8 @@ def test_delete_run_fires_one_success_event_with_the_summary(async_fake: FakeDLQ
     assert len(events) == 1
     payload = events[0].payload
     assert payload["status"] == "success"
-    assert (payload["deleted"], payload["requests"], payload["to_date"]) == (150, 2, TO_DATE_MS)
+    assert (payload["deleted"], payload["requests"], payload["to_date"]) == (150, 4, TO_DATE_MS)  # 2 lists, 2 deletes
+    assert (payload["selected"], payload["list_requests"]) == (150, 2)
     assert async_fake.ids() == async_fake.ids("b")
 
 
@@ -78,7 +79,7 @@ def test_retry_404_for_vanished_ids_is_part_of_a_successful_run(async_fake: Fake
 
 def test_an_api_error_fires_one_error_event_with_the_totals(async_fake: FakeDLQ):
     async_fake.add(150, "a")
-    async_fake.script = {2: (400, {"error": f"bad Bearer {TEST_TOKEN}"}, {})}
+    async_fake.script = {4: (400, {"error": f"bad Bearer {TEST_TOKEN}"}, {})}  # the second delete
     events = collect(make_trigger())
     assert len(events) == 1
     payload = events[0].payload
@@ -93,7 +94,7 @@ def test_max_requests_reached_fires_an_error_event(async_fake: FakeDLQ):
     [event] = collect(make_trigger(max_requests=2, options={"batch_size": 3}))
     assert event.payload["status"] == "error"
     assert "max_requests=2" in event.payload["message"]
-    assert event.payload["deleted"] == 6
+    assert event.payload["deleted"] == 3  # one listing request, one delete of 3 ids
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from airflow_qstash.wire import (
     DLQRetried,
     delete_dlq_message,
     dlq_delete_page,
+    dlq_id_requests,
     dlq_requests,
     dlq_retry_page,
     list_dlq_page,
@@ -116,3 +117,18 @@ def test_read_retried_and_page():
     assert (page.messages, page.cursor) == (({"dlqId": "d1"},), None)
     with pytest.raises(QStashAPIError, match="DLQ list answer"):
         read_dlq_page({"messages": ["d1"]})
+
+
+def test_dlq_id_requests_carry_only_ids_at_most_per_request_and_within_the_url_length():
+    ids = [f"dlq_{i:032x}" for i in range(250)]  # 36 characters, as the hosted DLQ's ids
+    parts = list(dlq_id_requests(ids, DLQ_DELETE, "https://qstash.upstash.io"))
+    assert [len(part) for part in parts] == [87, 87, 76]  # the URL limit bites before 100
+    assert [value for part in parts for _, value in part] == ids
+    assert all(name == "dlqIds" for part in parts for name, _ in part)
+    for part in parts:
+        url = "https://qstash.upstash.io/v2/dlq?" + urlencode([*part, ("count", "100")])
+        assert len(url) <= MAX_URL_LENGTH
+    assert [len(part) for part in dlq_id_requests(ids[:25], DLQ_RETRY, BASE_URL, 10)] == [10, 10, 5]
+    assert list(dlq_id_requests([], DLQ_DELETE, BASE_URL)) == []
+    with pytest.raises(BulkCancelFilterError, match="per_request"):
+        dlq_id_requests(ids, DLQ_DELETE, BASE_URL, 101)

@@ -109,16 +109,25 @@ class IncidentDLQ:
         assert summary["overrides"] == {"Upstash-Retries": str(retries)}
 
     def assert_wire(self, emulator: Any) -> None:
-        """Only retries were sent, each with every filter of the form; QStash never saw an empty selection."""
+        """
+        The run listed the form's selection (``GET /v2/dlq`` with every filter of the form), then retried
+        exactly the listed ids (``POST /v2/dlq/retry`` with ``dlqIds`` only); QStash never saw an empty
+        selection.
+        """
         log = emulator.request_log()
-        assert log and all((e["method"], e["path"]) == ("POST", "/v2/dlq/retry") for e in log), log
-        assert {e["status"] for e in log} == {201}
-        for entry in log:
+        lists = [e for e in log if (e["method"], e["path"]) == ("GET", "/v2/dlq")]
+        retries = [e for e in log if (e["method"], e["path"]) == ("POST", "/v2/dlq/retry")]
+        assert lists and retries and len(lists) + len(retries) == len(log), log
+        assert {e["status"] for e in lists} == {200} and {e["status"] for e in retries} == {201}
+        for entry in lists:
             query = entry["query"]
             assert ("label", self.label) in query
             assert {v for k, v in query if k == "responseStatus"} == {str(s) for s in self.statuses}
             assert ("fromDate", str(_ms(self.from_dt))) in query
             assert ("toDate", str(_ms(self.to_dt))) in query
+        sent = [v for e in retries for k, v in e["query"] if k == "dlqIds"]
+        assert all({k for k, _ in e["query"]} == {"dlqIds"} for e in retries), retries
+        assert sorted(sent) == sorted(self.selected)
 
 
 @pytest.fixture
@@ -206,7 +215,7 @@ def test_replay_via_rest_api_retries_exactly_the_form_selection(airflow_api, emu
     incident.assert_replayed(emulator, summary, retries=0)
     assert (summary["from_date"], summary["to_date"]) == (_ms(incident.from_dt), _ms(incident.to_dt))
     assert (summary["vanished"], summary["not_found_answers"]) == (0, 0)
-    assert summary["requests"] == len(emulator.request_log()) == 1
+    assert summary["requests"] == len(emulator.request_log()) == 2  # the listing, then the retry of its ids
     assert TEST_TOKEN not in log
 
 

@@ -58,7 +58,19 @@ LIST_FILTERS = {
 }
 DATE_FILTERS = ("from_date", "to_date")
 ALL_TEMPLATED = (*LIST_FILTERS, *DATE_FILTERS, "batch_size", "max_batches", "cancel_all")
-SUMMARY_KEYS = {"cancelled", "batches", "mode", "action_ids", "from_date", "to_date", "filters", "duration_seconds"}
+SUMMARY_KEYS = {
+    "cancelled",
+    "batches",
+    "rounds",
+    "mode",
+    "action_ids",
+    "left",
+    "unconfirmed",
+    "from_date",
+    "to_date",
+    "filters",
+    "duration_seconds",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -732,8 +744,11 @@ def test_execute_complete_returns_the_sync_summary_shape(qstash):
         "status": "success",
         "cancelled": 1234,
         "batches": 4,
+        "rounds": 4,
         "mode": "batched",
         "action_ids": [],
+        "left": None,
+        "unconfirmed": 0,
         "from_date": MAY_1_MS,
         "to_date": TASK_START_MS,
         "filters": "labels=['a']",

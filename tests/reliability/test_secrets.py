@@ -312,7 +312,7 @@ def test_a_representative_run_never_shows_the_token(
     # not vacuous: every kind of output is there
     assert len(out.texts) > 40
     expected = [
-        "Batch 1: cancelled",  # structlog progress lines
+        "Round 1: bulk action" if mode == "actions" else "Batch 1: cancelled",  # structlog progress lines
         "retrying in",  # retry warnings
         "gave up after",  # exhausted retries
         "Check the token in the connection's password",  # 401

@@ -25,7 +25,19 @@ from tests.connections import MISSING, serve_connections
 
 TO_DATE_MS = 1_717_243_200_123
 FROM_DATE_MS = 1_714_521_600_000
-SUMMARY_KEYS = {"cancelled", "batches", "mode", "action_ids", "from_date", "to_date", "filters", "duration_seconds"}
+SUMMARY_KEYS = {
+    "cancelled",
+    "batches",
+    "rounds",
+    "mode",
+    "action_ids",
+    "left",
+    "unconfirmed",
+    "from_date",
+    "to_date",
+    "filters",
+    "duration_seconds",
+}
 
 
 def filter_dict(**values: Any) -> dict[str, Any]:

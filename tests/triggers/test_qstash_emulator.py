@@ -40,7 +40,19 @@ LABEL = "report"
 FROM_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 TO_MS = FROM_MS + 86_400_000 - 1  # the end of that day, inclusive
 N_MATCHING = 1_234
-SUMMARY_KEYS = {"cancelled", "batches", "mode", "action_ids", "from_date", "to_date", "filters", "duration_seconds"}
+SUMMARY_KEYS = {
+    "cancelled",
+    "batches",
+    "rounds",
+    "mode",
+    "action_ids",
+    "left",
+    "unconfirmed",
+    "from_date",
+    "to_date",
+    "filters",
+    "duration_seconds",
+}
 EVENT_TIMEOUT_S = 30.0
 
 

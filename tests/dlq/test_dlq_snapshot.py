@@ -1,0 +1,108 @@
+"""
+A DLQ run acts on the set that existed when it started (issue 17, item 5), on the worker and in the
+trigger, against the emulator's dead-letter queue.
+
+A DLQ entry's ``createdAt`` is the ORIGINAL message's creation time, so the ``toDate`` pin cannot keep out
+an old message that fails while the run goes on: 150 such entries used to be deleted (or retried) by the
+run. The run now lists the matching ``dlqId``s first and acts on exactly those; the entries that land in
+the DLQ after the listing stay, and the requests are the listing pages plus the action requests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+import airflow_qstash.wire as wire
+from airflow_qstash.emulator import QStashEmulator
+from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+from tests.dlq import test_dlq_emulator as base
+from tests.dlq.test_dlq_emulator import FILTERS, FROM_MS, N_MATCHING, _entry, run_operator, v2_requests
+
+# the emulator test module's fixtures: its emulator, emptied per test, and its data set
+shared_emulator = base.shared_emulator
+emu = base.emu
+data = base.data
+
+pytestmark = pytest.mark.timeout(120)
+
+N_LATE = 150
+
+
+def late_failures() -> list[dict[str, Any]]:
+    """Old messages (inside the window, the selected label and status) that fail while the run goes on."""
+    return [_entry(f"dlq-late-{i:04d}", FROM_MS + 500 + i, 500, ["report"]) for i in range(N_LATE)]
+
+
+@pytest.fixture
+def fail_during_the_run(emu: QStashEmulator, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Put :func:`late_failures` in the DLQ just before the run's first delete or retry request."""
+    late = late_failures()
+    added: list[bool] = []
+
+    def before_first_action(original: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not added:
+                added.append(True)
+                emu.add_dlq(late)
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(wire, "dlq_delete_page", before_first_action(wire.dlq_delete_page))
+    monkeypatch.setattr(wire, "dlq_retry_page", before_first_action(wire.dlq_retry_page))
+    return {entry["dlqId"] for entry in late}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_delete_leaves_the_entries_that_fail_during_the_run(emu, data, fail_during_the_run, deferrable: bool):
+    summary = run_operator(QStashDLQDeleteOperator(task_id="delete", deferrable=deferrable, **FILTERS), deferrable)
+
+    assert emu.dlq_ids() == data.others | fail_during_the_run  # the late failures are all still there
+    assert (summary["deleted"], summary["selected"]) == (N_MATCHING, N_MATCHING)
+    pages = math.ceil(N_MATCHING / 100)
+    assert (summary["list_requests"], summary["requests"]) == (pages, pages + math.ceil(N_MATCHING / 100))
+    assert len(v2_requests(emu, "GET", "/v2/dlq")) == pages
+    deletes = v2_requests(emu, "DELETE", "/v2/dlq")
+    assert len(deletes) == summary["requests"] - pages
+    for request in deletes:  # only ids: QStash ignores every other filter next to dlqIds
+        assert {name for name, _ in request["query"]} == {"dlqIds", "count"}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_retry_leaves_the_entries_that_fail_during_the_run(emu, data, fail_during_the_run, deferrable: bool):
+    op = QStashDLQRetryOperator(task_id="retry", deferrable=deferrable, **FILTERS)
+
+    summary = run_operator(op, deferrable)
+
+    assert emu.dlq_ids() == data.others | fail_during_the_run
+    assert (summary["retried"], summary["vanished"]) == (N_MATCHING, 0)
+    new = [m for m in emu.messages("held") if m["messageId"] not in data.held]
+    assert {m["url"] for m in new} == data.urls  # none of the late failures was retried
+    assert summary["requests"] == 2 * math.ceil(N_MATCHING / 100)
+
+
+def test_the_next_run_takes_the_late_failures(emu, data, fail_during_the_run):
+    run_operator(QStashDLQDeleteOperator(task_id="delete", **FILTERS), False)
+    again = run_operator(QStashDLQDeleteOperator(task_id="delete", **FILTERS), False)
+    assert again["deleted"] == N_LATE
+    assert emu.dlq_ids() == data.others
+
+
+def test_flow_control_keys_are_matched_on_the_listed_entries(emu):
+    """``GET /v2/dlq`` takes no flowControlKey: the run lists the other filters and keeps the matching keys."""
+    entries = []
+    for i in range(30):
+        entry = _entry(f"dlq-fck-{i:03d}", FROM_MS + i, 500, ["report"])
+        entry["flowControlKey"] = "k1" if i % 3 == 0 else "k2"
+        entries.append(entry)
+    emu.add_dlq(entries)
+
+    summary = run_operator(QStashDLQDeleteOperator(task_id="delete", labels="report", flow_control_keys="k1"), False)
+
+    assert summary["deleted"] == 10
+    assert emu.dlq_ids() == {e["dlqId"] for e in entries if e["flowControlKey"] == "k2"}
+    [listing] = v2_requests(emu, "GET", "/v2/dlq")
+    assert "flowControlKey" not in {name for name, _ in listing["query"]}
