@@ -204,7 +204,9 @@ def test_the_listing_filters_by_label_exactly(hour: QStashEmulator) -> None:
 
 def test_the_listing_filters_by_queue_and_state(hour: QStashEmulator, api: Api) -> None:
     assert ids_of(hour, queue="q1") == ["b2", "n1"]
-    assert api.request("DELETE", "/v2/messages/b1").status_code == 200
+    assert (
+        api.request("DELETE", "/v2/messages/b1").status_code == 202
+    )  # hosted QStash answers a single cancel with 202 and a count
     assert ids_of(hour, label="billing") == ["b2", "b3", "x1"]
     assert ids_of(hour, label="billing", state="cancelled") == ["b1"]
     assert ids_of(hour, label="billing", state="all") == ["b1", "b2", "b3", "x1"]
