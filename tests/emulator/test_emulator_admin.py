@@ -204,6 +204,7 @@ def test_the_listing_filters_by_label_exactly(hour: QStashEmulator) -> None:
 
 def test_the_listing_filters_by_queue_and_state(hour: QStashEmulator, api: Api) -> None:
     assert ids_of(hour, queue="q1") == ["b2", "n1"]
+    # A single cancel answers 202 with a count, as hosted QStash does.
     assert (
         api.request("DELETE", "/v2/messages/b1").status_code == 202
     )  # hosted QStash answers a single cancel with 202 and a count
