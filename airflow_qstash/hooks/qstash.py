@@ -59,6 +59,7 @@ from airflow_qstash.wire import (
     list_dlq_page,
     one_call,
     read_answer,
+    refuse_unfiltered_bulk_call,
 )
 from airflow_qstash.wire import (
     delete_dlq_message as delete_dlq_message_procedure,
@@ -195,8 +196,12 @@ class QStashHook(_QStashHookBase):
             del self.__dict__["session"]
 
     def send(self, call: Call, *, policy: RetryPolicy | None = None) -> Any:
-        """Send one request with the retry policy; return the parsed JSON answer."""
+        """
+        Send one request with the retry policy; return the parsed JSON answer. A filterless bulk request
+        not made with the all-flag is refused first (:func:`~airflow_qstash.wire.refuse_unfiltered_bulk_call`).
+        """
         config = self.config
+        refuse_unfiltered_bulk_call(call, config.base_url)
         policy = policy or config.retry
         headers = dict(call.headers) or None
         for attempt in Retrying(sleep=self.sleep, **policy.tenacity_kwargs(self.log)):
@@ -424,11 +429,12 @@ class QStashAsyncHook(_QStashHookBase):
             self._client = None
 
     async def send(self, call: Call, *, policy: RetryPolicy | None = None) -> Any:
-        """Send one request with the retry policy; return the parsed JSON answer."""
+        """The async twin of :meth:`QStashHook.send`, with the same refusal before any request."""
         import httpx
 
-        client = await self._get_client()
         config = await self.get_config()
+        refuse_unfiltered_bulk_call(call, config.base_url)
+        client = await self._get_client()
         policy = policy or config.retry
         headers = dict(call.headers) or None
         async for attempt in AsyncRetrying(**policy.tenacity_kwargs(self.log)):
