@@ -429,7 +429,8 @@ def read_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
 
 def renders_empty(value: Any, *, templated: bool) -> bool:
     """
-    Whether a (rendered) operator value is empty: ``None``, blank text, ``"[]"``, ``"()"``, only commas,
+    Whether a (rendered) operator value is empty: ``None``, blank text, ``"[]"``, ``"()"``, a quoted empty
+    string (``""`` or ``''``, what ``| tojson`` renders ``""`` as), only commas,
     an empty list or tuple; for a *templated* value also ``"None"``/``"null"`` (what ``{{ params.x }}`` and
     ``{{ params.x | tojson }}`` render for a missing value). A literal ``"none"`` is the value ``none``.
     """
@@ -437,7 +438,7 @@ def renders_empty(value: Any, *, templated: bool) -> bool:
         return True
     if isinstance(value, str):
         text = value.strip()
-        if text in ("[]", "()") or not text.replace(",", "").strip():
+        if text in ("[]", "()", '""', "''") or not text.replace(",", "").strip():
             return True
         return templated and text.lower() in EMPTY_RENDERINGS
     if isinstance(value, list | tuple):
@@ -485,9 +486,10 @@ def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
     (see :func:`renders_empty`).
 
     Accepts a list or tuple, a single value, comma-separated text (``"a, b"``, QStash's own separator),
-    a JSON array (``| tojson``) and a Python list or tuple repr (``"['a', 'b']"``, what Jinja renders a
-    list as). Every other rendering is refused naming its type: the text Jinja makes of a generator
-    (``<generator object ...>``), a set or dict (object or repr), a dict view, a number for a text filter.
+    a JSON array (``| tojson``), a Python list or tuple repr (``"['a', 'b']"``, what Jinja renders a
+    list as) and a quoted string (``"a"``, what ``| tojson`` renders a string as: the value ``a``). Every
+    other rendering is refused naming its type: the text Jinja makes of a generator (``<generator object
+    ...>``), a set or dict (object or repr), a dict view, a number for a text filter.
     A value that merely ends in ``)`` (``https://x/Foo_(bar)``) is a value.
     """
     if isinstance(value, list | tuple):
@@ -516,7 +518,32 @@ def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
         if isinstance(parsed, str | int) and not isinstance(parsed, bool):
             return _items(spec, [parsed])  # "('a')" is the string a in parentheses
         raise _refuse_rendering(spec, value, type(parsed).__name__)
+    if text[:1] in "\"'":
+        return _items(spec, _read_quoted_text(spec, text, value))
     return _items(spec, (part.strip() for part in text.split(",") if part.strip()))
+
+
+def _read_quoted_text(spec: FilterSpec, text: str, original: str) -> list[Any]:
+    """
+    A quoted rendering: ``"a"`` (``{{ x | tojson }}`` of a string) or ``'a'`` (a Python repr) is the value
+    ``a``, not a label with quotes; ``"a", "b"`` is two values. Read like a list's text: JSON first, then a
+    Python literal; anything else is refused.
+    """
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            parsed = None
+    if isinstance(parsed, str):
+        return [parsed]
+    if isinstance(parsed, tuple) and all(isinstance(item, str) for item in parsed):
+        return list(parsed)
+    raise BulkCancelFilterError(
+        f"{spec.name}={original!r} starts with a quote but is not a quoted string JSON or Python can read "
+        "(as {{ x | tojson }} renders one): give the value without quotes, a list, or comma-separated text."
+    )
 
 
 def _string_spec(name: str) -> FilterSpec:

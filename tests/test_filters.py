@@ -1198,3 +1198,45 @@ def test_the_hook_path_refuses_an_old_from_date_alone_before_any_request(qstash_
     with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
         QStashHook().dlq_delete(from_date="2000-01-01")
     assert requests_mock.call_count == 0
+
+
+# ------------------------------------------------------------------ quoted renderings (#17.9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"a"', ("a",)),
+        ("'a'", ("a",)),
+        ('  "a"  ', ("a",)),
+        ('"a", "b"', ("a", "b")),
+        ('"\\u00e9t\\u00e9"', ("été",)),
+        ('"none"', ("none",)),
+    ],
+)
+def test_a_quoted_rendering_is_the_value_inside(text, expected):
+    assert read_rendered_values(BULK_CANCEL_FILTERS["labels"], text) == expected
+
+
+def test_a_quoted_number_is_a_whole_number_for_an_integer_filter():
+    assert read_rendered_values(DLQ_FILTERS["response_statuses"], '"500"') == (500,)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('"a', "starts with a quote"),
+        ('"a" b', "starts with a quote"),
+        ('"a", 1', "starts with a quote"),
+        ('"a,b"', "comma"),
+    ],
+)
+def test_a_quoted_rendering_that_is_not_one_string_is_refused(text, match):
+    with pytest.raises(BulkCancelFilterError, match=match):
+        read_rendered_values(BULK_CANCEL_FILTERS["labels"], text)
+
+
+@pytest.mark.parametrize("text", ['""', "''", ' "" '])
+def test_a_quoted_empty_string_renders_empty(text):
+    assert renders_empty(text, templated=True)
+    assert renders_empty(text, templated=False)
