@@ -156,7 +156,7 @@ BULK_CANCEL_FILTERS = FilterTable(
     select_all="cancel_all",
     everything="QStash would cancel EVERY message in the account",
     kept_ms=MAX_MESSAGE_DELAY_MS,
-    kept="no QStash message waits longer than 365 days (its longest delay)",
+    kept="no QStash message waits longer than 365 days, its longest delay",
 )
 
 #: ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry``: no ``host``/``path`` (the server rejects them), one
@@ -177,7 +177,7 @@ DLQ_FILTERS = FilterTable(
     select_all="select_all",
     everything="QStash would act on EVERY message in the dead-letter queue",
     kept_ms=MAX_DLQ_RETENTION_MS,
-    kept="QStash keeps dead-letter entries for at most 92 days (its longest DLQ retention)",
+    kept="QStash keeps a dead-letter entry at most 92 days, its longest DLQ retention",
 )
 
 #: Python name of each bulk-cancel list filter and the query parameter QStash reads it from, in query order.
@@ -675,7 +675,7 @@ class FilterValue:
     def _why_no_filter(self, name: str) -> str:
         if name == TO_DATE:
             return "is in the future: it selects every message, so it is no filter"
-        return f"is older than anything QStash keeps ({self.TABLE.kept}): it selects everything, so it is no filter"
+        return f"is older than anything QStash keeps ({self.TABLE.kept}), so it selects everything and is no filter"
 
     @property
     def everything_allowed(self) -> Any:

@@ -31,7 +31,10 @@ def test_an_old_from_date_alone_is_refused_before_any_request_or_deferral(
     with pytest.raises(BulkCancelRefused) as info:
         op.execute(ti_context())
     message = str(info.value)
-    assert "is older than anything QStash keeps (no QStash message waits longer than 365 days" in message
+    assert (
+        "is older than anything QStash keeps (no QStash message waits longer than 365 days, its longest delay)"
+        in message
+    )
     assert "a from_date within the last 365 days, or set cancel_all=True" in message
     assert requests_mock.call_count == 0
     assert no_deferral == []
