@@ -3,6 +3,7 @@
 #   make test   set everything up, lint, type-check, run the whole test suite on the newest Airflow and the
 #               version matrix (what CI runs)
 #   make unit   the fast tests only (no server, no Airflow process, no browser): the edit-test loop
+#   make docs   the Sphinx docs in docs/_build/html (warnings are errors; part of make test)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,12 +11,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow_home
 
-.PHONY: setup demo test lint typecheck unit matrix live-airflow live-services chromium bench clean
+.PHONY: setup demo test lint typecheck docs unit matrix live-airflow live-services chromium bench clean
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+$(STAMP): setup.cfg pyproject.toml emulator/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./emulator
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,7 +30,11 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy airflow_qstash
+	$(BIN)/mypy airflow_qstash emulator/qstash_emulator
+
+# The docs (docs/): warnings are errors. Offline; the benchmark plots are drawn from docs/_data/*.json.
+docs: setup
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 # A real Airflow 3 (UI, scheduler, DAG processor, triggerer) against the local QStash emulator; Ctrl-C stops it.
 live-airflow: setup
@@ -53,7 +59,7 @@ unit: setup
 matrix: setup
 	$(BIN)/python scripts/matrix.py test
 
-test: setup chromium live-services lint typecheck
+test: setup chromium live-services lint typecheck docs
 	$(BIN)/python -m pytest -q
 	$(BIN)/python scripts/matrix.py test
 
@@ -61,4 +67,4 @@ bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-af* .airflow_home build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-af* .airflow_home build dist docs/_build docs/_static/*.png *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS
+from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS, PROXY
 from airflow_qstash.errors import QStashAPIError, QStashConnectionError, QStashRetryableError
 
 DEFAULT_BASE_URL = "https://qstash.upstash.io"
@@ -159,6 +159,33 @@ def _read_bool(extra: Mapping[str, Any], key: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
         return value.strip().lower() == "true"
     raise QStashConnectionError(f"Connection extra {key!r}={value!r} is not valid: give true or false.")
+
+
+def read_proxy(extra: Mapping[str, Any]) -> str | None:
+    """
+    The ``proxy`` extra: ``http(s)://[user:password@]host[:port][/]``, or ``None`` when blank. Refused: any
+    other scheme, a path, query or fragment, white space. The refusal never shows the value (it may hold
+    a password).
+    """
+    value = extra.get(PROXY)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    problem = "Connection extra 'proxy' is not valid: give an http:// or https:// proxy URL such as "
+    problem += "'http://proxy.example:3128' (scheme, optional user:password@, host and port; nothing more)"
+    if not isinstance(value, str) or any(char.isspace() or not char.isprintable() for char in value.strip()):
+        raise QStashConnectionError(problem + ".")
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise QStashConnectionError(problem + "; its port is not a number.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise QStashConnectionError(problem + f"; found the scheme {parts.scheme or '(none)'!r} or no host.")
+    if parts.path not in ("", "/"):
+        raise QStashConnectionError(problem + "; it has a path.")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise QStashConnectionError(problem + "; it has a query or fragment.")
+    return value.strip().rstrip("/")
 
 
 # --------------------------------------------------------------------------- token and base URL
@@ -332,6 +359,8 @@ class QStashConnectionConfig:
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll_interval_max: float = 10.0
+    #: The ``proxy`` extra (may carry a password): kept out of ``repr``.
+    proxy: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_connection(cls, conn: Any, extra: Any = None) -> QStashConnectionConfig:
@@ -340,7 +369,8 @@ class QStashConnectionConfig:
 
         Extras (see :data:`NUMERIC_EXTRAS`): ``timeout`` (total seconds per request attempt, default 30),
         ``max_retries`` (5), ``backoff_initial`` (0.5), ``backoff_max`` (20), ``max_rate_limit_wait`` (60),
-        ``poll_interval_max`` (10), ``allow_insecure_http`` (false).
+        ``poll_interval_max`` (10), ``allow_insecure_http`` (false), ``proxy`` (none: see
+        :func:`read_proxy`; never used for ``http://`` or loopback hosts).
 
         :param conn: the Airflow connection.
         :param extra: its extras when already read (the async path reads them off the event loop).
@@ -362,6 +392,7 @@ class QStashConnectionConfig:
                 max_rate_limit_wait=numbers["max_rate_limit_wait"],
             ),
             poll_interval_max=numbers["poll_interval_max"],
+            proxy=read_proxy(extras),
         )
 
     @property

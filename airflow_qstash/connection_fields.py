@@ -47,6 +47,13 @@ BOOLEAN_EXTRAS: dict[str, str] = {
     ALLOW_INSECURE_HTTP: "Allow http:// to a non-loopback host (sends the token in clear text)",
 }
 
+PROXY = "proxy"
+#: The text extras and their form labels (blank = not set); shown as password fields (a proxy URL may hold
+#: a user and password).
+SECRET_TEXT_EXTRAS: dict[str, str] = {
+    PROXY: "HTTPS proxy URL (http(s)://[user:password@]host:port; never used for http:// or loopback hosts)",
+}
+
 
 def conn_fields() -> dict[str, Any]:
     """The ``conn-fields`` of the provider info: one JSON-schema field per extra, blank meaning the default."""
@@ -58,4 +65,6 @@ def conn_fields() -> dict[str, Any]:
         fields[name] = {"label": extra.label, "schema": schema}
     for name, label in BOOLEAN_EXTRAS.items():
         fields[name] = {"label": label, "schema": {"type": ["boolean", "null"], "default": False}}
+    for name, label in SECRET_TEXT_EXTRAS.items():
+        fields[name] = {"label": label, "schema": {"type": ["string", "null"], "format": "password"}}
     return fields

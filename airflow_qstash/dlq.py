@@ -72,6 +72,8 @@ REJECTED_BY_DLQ = {
     "paths": "path",
 }
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
+#: QStash's compound form (``1d10h30m``, ``2h15s``): each unit at most once, largest first.
+_COMPOUND_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _HEADER_NAME_RE = re.compile(r"^Upstash-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
 #: Overrides given as their own arguments, and the header each one is sent as.
@@ -80,6 +82,18 @@ OVERRIDE_HEADERS = {"retries": "Upstash-Retries", "delay": "Upstash-Delay", "tim
 #: number finite and sane.
 MAX_DURATION_SECONDS = 365 * 86_400
 MAX_RETRIES_OVERRIDE = 1_000
+#: ``Upstash-Method`` values QStash takes (the spec's enum).
+OVERRIDE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: The latest ``Upstash-Not-Before`` accepted (Unix seconds): 9999-12-31, only to keep the number sane.
+MAX_NOT_BEFORE = 253_402_300_799
+#: Override header names whose value is a credential (``Upstash-Forward-Authorization``, any
+#: ``*-Authorization``, ``*Cookie``, ``*-Token``, ``*-Secret``, ``*-Key``, ``*-Signature``, ``*-Password``):
+#: masked in logs (Airflow's secrets masker) and shown as ``***`` in the XCom ``overrides`` and the plan
+#: log line. ``Upstash-Flow-Control-Key`` is QStash's own setting (a flow-control group's name), not one.
+_CREDENTIAL_HEADER_RE = re.compile(
+    r"(?i)(?:^|-)(?:authorization|cookie|set-cookie|token|secret|key|signature|password|api-?key)$"
+)
+_NOT_CREDENTIALS = frozenset({"upstash-flow-control-key"})
 
 
 class DLQFilterError(BulkCancelFilterError):
@@ -191,10 +205,16 @@ def _seconds(value: Any, name: str, *, zero_allowed: bool) -> int:
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, str):
-        match = _DURATION_RE.match(value.strip().lower())
-        if not match:
+        text = value.strip().lower()
+        match = _DURATION_RE.match(text)
+        compound = None if match else _COMPOUND_DURATION_RE.match(text.replace(" ", ""))
+        if match:
+            seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        elif compound and any(compound.groups()):
+            units = (86_400, 3600, 60, 1)
+            seconds = sum(int(part or 0) * unit for part, unit in zip(compound.groups(), units, strict=True))
+        else:
             raise DLQFilterError(problem)
-        seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise DLQFilterError(problem)
     if not math.isfinite(seconds) or seconds != int(seconds):
@@ -232,6 +252,56 @@ def _header_value(what: str, name: str, value: Any) -> str:
     return text
 
 
+def is_credential_header(name: str) -> bool:
+    """Whether an override header carries a credential (see :data:`_CREDENTIAL_HEADER_RE`)."""
+    key = name.strip().lower()
+    return key not in _NOT_CREDENTIALS and bool(_CREDENTIAL_HEADER_RE.search(key))
+
+
+def shown_overrides(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The overrides as the XCom ``overrides`` and the plan log line show them: credentials as ``***``."""
+    return {name: "***" if is_credential_header(name) else value for name, value in headers}
+
+
+def _mask_credentials(headers: Iterable[tuple[str, str]]) -> None:
+    """Register every credential override value with Airflow's secrets masker (task and triggerer logs)."""
+    credentials = [value for name, value in headers if is_credential_header(name)]
+    if credentials:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        for value in credentials:
+            mask_secret(value)
+            mask_secret(value.split(None, 1)[-1])  # "Bearer <x>" / "Basic <x>": the credential alone too
+
+
+def _typed_header_value(key: str, label: str, text: str) -> str:
+    """
+    An ``Upstash-*`` header that one of the typed overrides also sets, checked by the same rule and sent in
+    the same form: ``override_headers`` is no way around a range check.
+    """
+    if key == "upstash-retries":
+        return str(_retries(text, label))
+    if key == "upstash-delay":
+        return f"{_seconds(text, label, zero_allowed=True)}s"
+    if key == "upstash-timeout":
+        return f"{_seconds(text, label, zero_allowed=False)}s"
+    if key == "upstash-method":
+        if text.upper() not in OVERRIDE_METHODS:
+            raise DLQFilterError(f"{label} must be one of {', '.join(OVERRIDE_METHODS)}, not {text!r}.")
+        return text.upper()
+    if key == "upstash-not-before":
+        if not (text.isascii() and text.isdecimal()) or int(text) > MAX_NOT_BEFORE:
+            raise DLQFilterError(
+                f"{label} must be Unix seconds, a whole number from 0 to {MAX_NOT_BEFORE}, not {text!r}."
+            )
+        return str(int(text))
+    if key == "upstash-content-based-deduplication":
+        if text.lower() not in ("true", "false"):
+            raise DLQFilterError(f"{label} must be true or false, not {text!r}.")
+        return text.lower()
+    return text
+
+
 def _headers_mapping(value: Any, what: str) -> Mapping[str, Any]:
     """A dict of headers, or the text a template makes of one (JSON, or a Python dict repr)."""
     if isinstance(value, str):
@@ -263,7 +333,10 @@ def retry_overrides(
     :param headers: more overrides as a dict (or its JSON text): every name must start with ``Upstash-``
         (the others would not be overrides, and ``Authorization`` would replace the token), no value may
         hold a line break or a control character, and a header also given as ``retries``/``delay``/
-        ``timeout`` is refused (one value would be dropped).
+        ``timeout`` is refused (one value would be dropped). ``Upstash-Retries``/``-Delay``/``-Timeout``
+        given here pass the same checks as the arguments (and ``Upstash-Method``, ``-Not-Before``,
+        ``-Content-Based-Deduplication`` theirs). Credential values (``*-Authorization``, ``*-Token``...)
+        are registered with Airflow's secrets masker; :func:`shown_overrides` shows them as ``***``.
     :param field_prefix: what the caller calls these arguments before their names, for the refusals
         (the retry operator's ``override_``).
     :return: ``(name, value)`` pairs, ``None`` arguments left out.
@@ -297,7 +370,9 @@ def retry_overrides(
                 f"{names['headers']}[{name!r}]); keep one: the other would be dropped."
             )
         given_as[key] = f"{names['headers']}[{name!r}]"
-        out[key] = (name.strip(), _header_value(names["headers"], name, value))
+        text = _typed_header_value(key, given_as[key], _header_value(names["headers"], name, value))
+        out[key] = (name.strip(), text)
+    _mask_credentials(out.values())
     return tuple(out.values())
 
 
@@ -623,7 +698,7 @@ class DLQRetryRun(DLQRun):
             "deduplicated": self.deduplicated,
             "vanished": self.vanished,
             "not_found_answers": self.not_found_answers,
-            "overrides": dict(self.headers),
+            "overrides": shown_overrides(self.headers),
         }
 
 
@@ -655,4 +730,5 @@ __all__ = [
     "read_rendered_dlq_filter",
     "refuse_rejected_filters",
     "retry_overrides",
+    "shown_overrides",
 ]

@@ -1,15 +1,18 @@
 """
 The provider's exception types and the redaction every error text goes through.
 
-Nothing here knows about transports. Every message the provider builds from a server answer, a
-``Location`` header or a connection value passes through :func:`redact` first, so the token cannot
-reach a log line, an exception or a trigger event (stored in the metadata database), not even when a
-server echoes it back with line breaks inside.
+Nothing here knows about transports. Every message the provider builds from a server answer (2xx
+included), a ``Location`` header or a connection value passes through :func:`redact` first, so the token
+cannot reach a log line, an exception or a trigger event (stored in the metadata database), not even when
+a server echoes it back with line breaks inside. :class:`QStashError` redacts its own message as a last
+line, and every token the hooks read is remembered (:func:`remember_secret`), so a text built where the
+token is not at hand (an answer reader deep in a procedure) is redacted of it all the same.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
@@ -21,9 +24,54 @@ _BEARER_RE = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[^\s\"',;}\]&]+")
 _MIN_FRAGMENT = 12
 #: What a server may put between the token's characters when it echoes it back mangled.
 _NOISE = r"(?:\s|\\[nrt]|%0[aAdD])*"
+#: How far past the shown length a text is read before it is redacted and cut: enough for a token
+#: stretched by escapes to be recognised whole, little enough that a huge answer costs nothing.
+_WINDOW_MARGIN = 16_384
+#: The most tokens remembered (the triggerer serves many connections); the oldest is forgotten first.
+_MAX_REMEMBERED = 256
+_remembered: dict[str, None] = {}
+_remembered_lock = threading.Lock()
 
 
-def redact(text: str, secret: str | None = None) -> str:
+def remember_secret(secret: str | None) -> None:
+    """
+    Redact ``secret`` from every later :func:`redact` call in this process, given or not: the hooks call
+    this when they read a connection's token. Secrets shorter than :data:`_MIN_FRAGMENT` are not
+    remembered (they would mangle unrelated text); they are still redacted where they are passed.
+    """
+    if not secret or len(secret) < _MIN_FRAGMENT:
+        return
+    with _remembered_lock:
+        _remembered.pop(secret, None)
+        _remembered[secret] = None
+        while len(_remembered) > _MAX_REMEMBERED:
+            _remembered.pop(next(iter(_remembered)))
+
+
+def redact(text: Any, secret: str | None = None, *, limit: int | None = None) -> str:
+    """
+    The one function every text built from a server answer passes through: ``text`` without any token
+    (``secret`` and every remembered one, see :func:`_redact_one`), cut to ``limit`` characters.
+
+    :param text: a message, a server's text, or any value read from an answer (shown as its ``repr``).
+    :param secret: the connection's token, if known.
+    :param limit: the most characters kept; a longer text is cut after redaction (a cut token would be
+        too short to recognise) and ends with ``…``. Only the first ``limit`` + 16 KiB characters are read.
+    """
+    text = text if isinstance(text, str) else repr(text)
+    cut = limit is not None and len(text) > limit
+    if limit is not None:
+        text = text[: limit + _WINDOW_MARGIN]
+    with _remembered_lock:
+        secrets = [s for s in _remembered if s != secret]
+    for known in [secret, *secrets]:
+        text = _redact_one(text, known)
+    if limit is not None and (cut or len(text) > limit):
+        text = text[:limit] + "…"
+    return text
+
+
+def _redact_one(text: str, secret: str | None = None) -> str:
     """
     ``text`` without the secret: the whole token, the token with line breaks or escapes inside, any
     piece of it of :data:`_MIN_FRAGMENT` characters or more, and any ``Bearer <anything>``.
@@ -60,7 +108,13 @@ def redact(text: str, secret: str | None = None) -> str:
 
 
 class QStashError(AirflowException):
-    """Base class of the errors this provider raises after talking to QStash."""
+    """
+    Base class of the errors this provider raises after talking to QStash. Its message is passed through
+    :func:`redact` once more: no remembered token reaches a log, a task failure or a trigger event.
+    """
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 class QStashAPIError(QStashError):
@@ -74,7 +128,7 @@ class QStashAPIError(QStashError):
     def __init__(self, message: str, *, http_status: int | None = None, api_error: str | None = None):
         super().__init__(message)
         self.http_status = http_status
-        self.api_error = api_error
+        self.api_error = None if api_error is None else redact(api_error)
 
 
 class QStashRetryableError(QStashAPIError):
@@ -113,4 +167,5 @@ __all__ = [
     "QStashRetryableError",
     "QStashTransportError",
     "redact",
+    "remember_secret",
 ]

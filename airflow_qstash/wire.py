@@ -285,14 +285,60 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
     return max(0.0, retry_after) if retry_after is not None else None
 
 
+#: The most bytes of one answer either transport reads. A larger answer (by its ``Content-Length``, or once
+#: this many bytes have arrived) is refused without reading the rest. The largest real answer is a DLQ page
+#: of 100 entries, each with a message body and the last response body (QStash keeps message bodies up to
+#: 10 MB on its paid plans); ask such a listing for fewer entries per page.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: How many characters of a server's text an error quotes (its JSON ``error`` text gets more).
+QUOTED_CHARS = 200
+QUOTED_ERROR_CHARS = 500
+
+
+def declared_length(headers: Mapping[str, str]) -> int | None:
+    """An answer's ``Content-Length`` as a number, or ``None`` when it has none or an unreadable one."""
+    value = headers.get("Content-Length")
+    if value is None or not str(value).strip().isdecimal():
+        return None
+    return int(str(value).strip())
+
+
+def answer_too_large(call: Call, status: int, size: int | None) -> QStashAPIError:
+    """
+    The error for an answer larger than :data:`MAX_ANSWER_BYTES`: ``size`` is its ``Content-Length``, or
+    ``None`` when it had none and more than the cap arrived. Nothing past the cap was read.
+    """
+    told = f"of {size:,} bytes by its Content-Length" if size is not None else "without a Content-Length"
+    return QStashAPIError(
+        f"QStash {call.method} {call.endpoint.path} answered {status} with a body {told}, more than the "
+        f"{MAX_ANSWER_BYTES:,} bytes this provider reads; nothing past that was read. Check the connection's "
+        "host (is it QStash?); a DLQ listing takes a smaller count.",
+        http_status=status,
+    )
+
+
+def decode_body(headers: Mapping[str, str], raw: bytes) -> str:
+    """An answer's bytes as text: the ``charset`` of its ``Content-Type``, else UTF-8 (JSON's encoding)."""
+    content_type = str(headers.get("Content-Type") or "")
+    charset = "utf-8"
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    try:
+        return raw.decode(charset, errors="replace")
+    except LookupError:
+        return raw.decode("utf-8", errors="replace")
+
+
 def _api_error_text(body: str, secret: str | None = None) -> str:
     try:
         data = json.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return redact(data["error"], secret)[:500]
-    return redact(body.strip(), secret)[:200] or "(empty body)"
+        return redact(data["error"], secret, limit=QUOTED_ERROR_CHARS)
+    return redact(body.strip(), secret, limit=QUOTED_CHARS) or "(empty body)"
 
 
 def read_answer(
@@ -315,13 +361,13 @@ def read_answer(
         try:
             return json.loads(body)
         except ValueError:
-            shown = redact(body, secret)[:200]  # redacted before the cut: a cut token is too short to recognise
+            shown = redact(body, secret, limit=QUOTED_CHARS)  # redacted before the cut, and then cut
             raise QStashAPIError(
                 redact(f"{where} answered {status} with a body that is not JSON: {shown!r}", secret),
                 http_status=status,
             ) from None
     if 300 <= status < 400:
-        location = redact(str(headers.get("Location") or "(no Location header)"), secret)[:300]
+        location = redact(str(headers.get("Location") or "(no Location header)"), secret, limit=300)
         raise QStashAPIError(
             f"{where} answered {status} redirecting to {location}; this provider never follows redirects "
             "(the target would get the token, and a redirect that drops the query would cancel more). Put the "
@@ -353,7 +399,7 @@ def read_answer(
 def _count(answer: Any, key: str, what: str) -> int:
     value = answer.get(key) if isinstance(answer, dict) else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise QStashAPIError(f"QStash's {what} answer has no valid {key!r} count: {answer!r:.200}")
+        raise QStashAPIError(f"QStash's {what} answer has no valid {key!r} count: {redact(answer, limit=QUOTED_CHARS)}")
     return value
 
 
@@ -392,7 +438,8 @@ def read_bulk_cancel_answer(answer: Any) -> BulkCancelAnswer:
         if "cancelled" in answer:
             return BatchCancelled(read_cancelled(answer))
     raise QStashAPIError(
-        f"QStash's bulk cancel answer has neither an 'actionId' nor a 'cancelled' count: {answer!r:.200}"
+        "QStash's bulk cancel answer has neither an 'actionId' nor a 'cancelled' count: "
+        f"{redact(answer, limit=QUOTED_CHARS)}"
     )
 
 
@@ -455,13 +502,14 @@ class BulkAction:
 def read_bulk_action(answer: Any) -> BulkAction:
     """Read a ``BulkAction`` object; anything malformed is a clear error."""
     if not isinstance(answer, dict) or not isinstance(answer.get("actionId"), str):
-        raise QStashAPIError(f"QStash's bulk action answer has no 'actionId': {answer!r:.200}")
+        raise QStashAPIError(f"QStash's bulk action answer has no 'actionId': {redact(answer, limit=QUOTED_CHARS)}")
+    action = redact(answer["actionId"], limit=100)
     state = answer.get("state")
     if state not in ACTION_STATES:
-        raise QStashAPIError(f"QStash's bulk action {answer['actionId']!r} has an unknown state {state!r}.")
+        raise QStashAPIError(f"QStash's bulk action {action!r} has an unknown state {redact(repr(state), limit=100)}.")
     raw_filter = answer.get("filter") or {}
     if not isinstance(raw_filter, dict):
-        raise QStashAPIError(f"QStash's bulk action {answer['actionId']!r} has a malformed filter.")
+        raise QStashAPIError(f"QStash's bulk action {action!r} has a malformed filter.")
     return BulkAction(
         action_id=answer["actionId"],
         state=state,
@@ -495,14 +543,18 @@ def list_bulk_actions(state: str | None = None, *, page_size: int = 1000) -> Pro
         answer = yield Call(LIST_BULK_ACTIONS, tuple(params))
         page = answer.get("bulkActions") if isinstance(answer, dict) else None
         if not isinstance(page, list):
-            raise QStashAPIError(f"QStash's bulk action list has no 'bulkActions' array: {answer!r:.200}")
+            raise QStashAPIError(
+                f"QStash's bulk action list has no 'bulkActions' array: {redact(answer, limit=QUOTED_CHARS)}"
+            )
         actions.extend(read_bulk_action(item) for item in page)
         next_cursor = answer.get("cursor")
         if not next_cursor:
             return actions
         cursor = str(next_cursor)
         if cursor in seen:
-            raise QStashAPIError(f"QStash's bulk action list returned the same cursor twice ({cursor!r}).")
+            raise QStashAPIError(
+                f"QStash's bulk action list returned the same cursor twice ({redact(cursor, limit=100)!r})."
+            )
         seen.add(cursor)
     raise QStashAPIError(f"QStash's bulk action list did not end within {MAX_LIST_PAGES} pages.")
 
@@ -614,6 +666,7 @@ __all__ = [
     "IN_PROGRESS",
     "LIST_BULK_ACTIONS",
     "LIST_QUEUES",
+    "MAX_ANSWER_BYTES",
     "MAX_URL_LENGTH",
     "ActionStarted",
     "BatchCancelled",
@@ -623,7 +676,10 @@ __all__ = [
     "FilterQuery",
     "Sleep",
     "UnfilteredBulkCallError",
+    "answer_too_large",
     "bulk_cancel_requests",
+    "declared_length",
+    "decode_body",
     "filter_key",
     "get_bulk_action",
     "list_bulk_actions",
@@ -685,7 +741,7 @@ def _dlq_cursor(answer: Any, what: str) -> str | None:
     if cursor is None or cursor == "":
         return None
     if not isinstance(cursor, str):
-        raise QStashAPIError(f"QStash's {what} answer has a cursor that is not text: {cursor!r:.100}")
+        raise QStashAPIError(f"QStash's {what} answer has a cursor that is not text: {redact(cursor, limit=100)}")
     return cursor
 
 
@@ -698,13 +754,17 @@ def read_dlq_retried(answer: Any) -> DLQRetried:
     """A ``POST /v2/dlq/retry`` answer ``{"cursor", "responses": [{"messageId", "deduplicated"}]}``."""
     responses = answer.get("responses") if isinstance(answer, dict) else None
     if not isinstance(responses, list):
-        raise QStashAPIError(f"QStash's DLQ retry answer has no 'responses' array: {answer!r:.200}")
+        raise QStashAPIError(
+            f"QStash's DLQ retry answer has no 'responses' array: {redact(answer, limit=QUOTED_CHARS)}"
+        )
     ids: list[str] = []
     deduplicated = 0
     for item in responses:
         message_id = item.get("messageId") if isinstance(item, dict) else None
         if not isinstance(message_id, str) or not message_id:
-            raise QStashAPIError(f"QStash's DLQ retry answer has a response without a messageId: {item!r:.200}")
+            raise QStashAPIError(
+                f"QStash's DLQ retry answer has a response without a messageId: {redact(item, limit=QUOTED_CHARS)}"
+            )
         ids.append(message_id)
         deduplicated += item.get("deduplicated") is True
     return DLQRetried(tuple(ids), deduplicated, _dlq_cursor(answer, "DLQ retry"))
@@ -714,7 +774,9 @@ def read_dlq_page(answer: Any) -> DLQPage:
     """A ``GET /v2/dlq`` answer ``{"cursor", "messages": [...]}``."""
     messages = answer.get("messages") if isinstance(answer, dict) else None
     if not isinstance(messages, list) or not all(isinstance(item, dict) for item in messages):
-        raise QStashAPIError(f"QStash's DLQ list answer has no 'messages' array of objects: {answer!r:.200}")
+        raise QStashAPIError(
+            f"QStash's DLQ list answer has no 'messages' array of objects: {redact(answer, limit=QUOTED_CHARS)}"
+        )
     return DLQPage(tuple(messages), _dlq_cursor(answer, "DLQ list"))
 
 

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_qstash.emulator import QStashEmulator
+    from qstash_emulator import QStashEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -89,6 +89,22 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def write_figures(path: str | Path, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """
+    Write a script's table as JSON for the docs (``bench/plot.py`` draws it): the title, the date, the
+    machine and the command as :func:`header` prints them, the column names and the rows.
+    """
+    figures = {
+        "title": title,
+        "date": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "machine": f"{machine()}, Python {sys.version.split()[0]}",
+        "command": command(),
+        "columns": list(columns),
+        "rows": [list(row) for row in rows],
+    }
+    Path(path).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
 def progress(message: str) -> None:
     """A progress line on stderr (the table goes to stdout)."""
     print(f"... {message}", file=sys.stderr, flush=True)
@@ -108,10 +124,10 @@ def emulator_process(*, bulk_cancel: str, faults: dict[str, Any] | None = None, 
         honoured, one synchronous batch per request: what the batched-loop benchmarks measure) or
         ``"actions"`` (today's hosted QStash: background bulk actions).
     :param faults: a ``FaultConfig`` dict (``{"latency_ms": 50}``) or ``None``.
-    :param options: more :class:`~airflow_qstash.emulator.QStashEmulator` arguments (``request_log_size``).
+    :param options: more :class:`~qstash_emulator.QStashEmulator` arguments (``request_log_size``).
     """
-    from airflow_qstash.emulator import SubprocessEmulator
-    from airflow_qstash.emulator.faults import FaultConfig
+    from qstash_emulator import SubprocessEmulator
+    from qstash_emulator.faults import FaultConfig
 
     config = None if faults is None else FaultConfig.from_dict(faults)
     return SubprocessEmulator(TOKEN, faults=config, startup_timeout=60, bulk_cancel=bulk_cancel, **options)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if TYPE_CHECKING:
-    from airflow_qstash.emulator import QStashEmulator
+    from qstash_emulator import QStashEmulator
 
 from _common import ALL_SEEDED, NOW_MS, emulator_process, header, median, progress, table, task_logging, ti_context
 from _common import use_connection as _use_connection

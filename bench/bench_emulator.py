@@ -5,6 +5,7 @@ Run from the repository root::
     python bench/bench_emulator.py                  # 10k, 100k, 1M stored messages, in-process server
     python bench/bench_emulator.py --subprocess     # server in a child process (no shared GIL)
     python bench/bench_emulator.py --sizes 10000,100000 --repeats 5
+    python bench/bench_emulator.py --json docs/_data/bench_emulator.json   # also the figures for the docs' plot
 
 For each size the store is grown with the reproducible seed distribution (same ``now``), then
 two kinds of ``DELETE /v2/messages`` are timed, each cancelling 500 messages:
@@ -32,7 +33,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airflow_qstash.emulator import QStashEmulator
+from _common import write_figures
+
+from qstash_emulator import QStashEmulator
 
 DAY_MS = 86_400_000
 NOW_MS = 1_800_000_000_000  # fixed reference so every size has the same distribution
@@ -57,6 +60,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated store sizes")
     parser.add_argument("--repeats", type=int, default=5, help="timed cancels per kind and size (max 10)")
     parser.add_argument("--subprocess", action="store_true", help="run the server in a child process")
+    parser.add_argument("--json", metavar="PATH", help="also write the table as JSON (bench/plot.py draws it)")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     repeats = max(1, min(args.repeats, 10))
@@ -98,6 +102,7 @@ def main() -> int:
     )
     print(header)
     print("-" * len(header))
+    figures = []
     for size, seed_s, label_runs, count_runs in rows:
         cancelled = sorted({run[3] for run in label_runs + count_runs})
         medians = [statistics.median(run[i] for run in runs) for runs in (label_runs, count_runs) for i in range(3)]
@@ -106,6 +111,14 @@ def main() -> int:
             f"{medians[3]:>17.2f} {medians[4]:>7.2f} {medians[5]:>6.2f} | "
             f"{','.join(map(str, cancelled)):>14} | {seed_s:>5.1f} s"
         )
+        figures.append([size, *(round(m, 2) for m in medians), cancelled, round(seed_s, 2)])
+    if args.json:
+        columns = ["stored"]
+        columns += [
+            f"{kind} {what} ms" for kind in ("label+window", "count only") for what in ("client", "server", "cpu")
+        ]
+        title = f"Bulk cancel of {BATCH} messages as the store grows, median of {repeats} ({mode} server)"
+        write_figures(args.json, title, [*columns, "cancelled per call", "seed s"], figures)
     return 0
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if TYPE_CHECKING:
-    from airflow_qstash.emulator import QStashEmulator
+    from qstash_emulator import QStashEmulator
 
 from _common import (
     ALL_SEEDED,

@@ -50,7 +50,7 @@ FORBIDDEN = (
     "uvicorn",
     "airflow_qstash.hooks",
     "airflow_qstash.triggers",
-    "airflow_qstash.emulator",
+    "qstash_emulator",
 )
 
 _CHILD = """

@@ -44,10 +44,10 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from _common import label_of, load_labelled
 
-from airflow_qstash.emulator import QStashEmulator
-from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from qstash_emulator import QStashEmulator
+from qstash_emulator.faults import FaultConfig
 
 CONN_ID = "qstash_bench"
 TOKEN = "bench-token-not-secret"

@@ -1,5 +1,5 @@
 """
-Run the reliability soak and the bad-input table, then print the README's figures tables.
+Run the reliability soak and the bad-input table, then print the figures tables of docs/reliability.rst.
 
 The soak's figures come per server generation (the emulator's ``legacy`` and ``actions`` modes), one
 column each; the bad-input figures follow in a table of their own (refusals come before any request).
@@ -124,7 +124,7 @@ def _kills(runs: list[dict[str, Any]]) -> str:
 
 
 def table(soak: dict[str, Any], bad: dict[str, Any], elapsed: float | None) -> str:
-    """The README's Reliability figures: one column per server generation, then the bad-input row."""
+    """The figures of docs/reliability.rst: one column per server generation, then the bad-input row."""
     modes = {name: soak["modes"][name] for name in MODES}
     by_mode: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {

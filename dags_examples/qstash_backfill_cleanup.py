@@ -24,6 +24,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
+# [START howto_operator_qstash_backfill_cleanup]
 with DAG(
     dag_id="qstash_backfill_cleanup",
     description="Per-day QStash cleanup of the 'import-job' messages, built for backfills over history.",
@@ -41,3 +42,4 @@ with DAG(
         to_date="{{ data_interval_end }}",
         max_batches=500,  # rounds: requests of 500 on a count-honouring server, bulk actions on hosted QStash
     )
+# [END howto_operator_qstash_backfill_cleanup]

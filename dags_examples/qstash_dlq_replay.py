@@ -61,6 +61,7 @@ with DAG(
     params=PARAMS,
     tags=["qstash", "example", "dlq"],
 ):
+    # [START howto_operator_qstash_dlq_replay]
     QStashDLQRetryOperator(
         task_id="replay_selected_entries",
         labels="{{ params.labels }}",
@@ -70,3 +71,4 @@ with DAG(
         override_retries="{{ params.retries }}",
         optional_filters=["labels", "response_statuses", "from_date", "to_date", "override_retries"],
     )
+    # [END howto_operator_qstash_dlq_replay]

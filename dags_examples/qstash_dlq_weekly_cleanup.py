@@ -19,6 +19,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator
 
+# [START howto_operator_qstash_dlq_weekly_cleanup]
 with DAG(
     dag_id="qstash_dlq_weekly_cleanup",
     description="Weekly: delete the previous week's QStash DLQ entries of the import and report jobs.",
@@ -36,3 +37,4 @@ with DAG(
         batch_size=100,
         max_requests=10_000,
     )
+# [END howto_operator_qstash_dlq_weekly_cleanup]

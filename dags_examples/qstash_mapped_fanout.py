@@ -60,6 +60,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["qstash", "example"],
 ):
+    # [START howto_operator_qstash_mapped_fanout]
     QStashBulkCancelOperator.partial(
         task_id="cancel_tenant",
         batch_size="{{ params.batch_size }}",
@@ -72,3 +73,4 @@ with DAG(
         map_index_template="{{ task.labels | join(',') }}",
         deferrable=True,
     ).expand(labels=one_label_per_task.override(task_id="large_tenant_labels")("large_tenants"))
+    # [END howto_operator_qstash_mapped_fanout]

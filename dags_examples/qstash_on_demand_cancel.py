@@ -23,8 +23,10 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
 #: A list of strings that may stay blank: "null" in the type is what keeps Airflow's asterisk off.
 _STRINGS = {"type": ["null", "array"], "items": {"type": "string"}}
+# [START howto_operator_qstash_on_demand_optional]
 #: The form fields that may be left blank and then select nothing (everything but the loop settings).
 FORM_FILTERS = ["labels", "queue_names", "url_groups", "urls", "from_date", "to_date"]
+# [END howto_operator_qstash_on_demand_optional]
 
 PARAMS = {
     "labels": Param([], **_STRINGS, title="Labels", description="Cancel messages with any of these labels."),
@@ -81,6 +83,7 @@ for dag_id, deferrable in (("qstash_on_demand_cancel", False), ("qstash_on_deman
         params=PARAMS,
         tags=["qstash", "example"],
     ):
+        # [START howto_operator_qstash_on_demand_form]
         QStashBulkCancelOperator(
             task_id="cancel_selected_messages",
             labels="{{ params.labels }}",
@@ -95,3 +98,4 @@ for dag_id, deferrable in (("qstash_on_demand_cancel", False), ("qstash_on_deman
             cancel_all="{{ params.cancel_all or False }}",
             deferrable=deferrable,
         )
+        # [END howto_operator_qstash_on_demand_form]

@@ -23,6 +23,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
+# [START howto_operator_qstash_scheduled_cleanup]
 with DAG(
     dag_id="qstash_scheduled_cleanup",
     description="Nightly: cancel pending QStash report messages created during the previous day.",
@@ -39,3 +40,4 @@ with DAG(
         to_date="{{ data_interval_end }}",
         max_batches=1000,
     )
+# [END howto_operator_qstash_scheduled_cleanup]

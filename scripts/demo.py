@@ -452,7 +452,7 @@ def main() -> int:
     if os.environ.get(CONN_ENV):
         say(f"Ignoring {CONN_ENV} from your environment: the demo only talks to its local emulator.")
 
-    from airflow_qstash.emulator import InProcessEmulator
+    from qstash_emulator import InProcessEmulator
 
     try:
         with InProcessEmulator(token=TOKEN, bulk_cancel=args.server, action_rate=ACTION_RATE) as emulator:

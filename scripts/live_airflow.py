@@ -30,7 +30,7 @@ from types import FrameType
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from airflow_qstash.emulator import InProcessEmulator  # noqa: E402
+from qstash_emulator import InProcessEmulator  # noqa: E402
 from tests.live.airflow_runtime import LiveAirflow, free_port  # noqa: E402
 
 TOKEN = "local-emulator-token"

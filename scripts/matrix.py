@@ -4,7 +4,7 @@ release of each supported minor that ``.venv`` (the newest Airflow) does not cov
 
 Each version gets its own virtualenv, ``.venv-af<version>``, installed from its pinned constraints file
 ``constraints/airflow-<version>.txt`` and rebuilt only when that file, ``setup.cfg`` or ``pyproject.toml``
-changes. Usage (``make matrix`` runs the first)::
+(or ``emulator/pyproject.toml``) changes. Usage (``make matrix`` runs the first)::
 
     python scripts/matrix.py test [VERSION ...]    # build what is stale, then run the tests
     python scripts/matrix.py setup [VERSION ...]   # build the virtualenvs only
@@ -48,7 +48,7 @@ MATRIX: dict[str, list[str]] = {
 PYTEST_ARGS = ["-m", "not slow or e2e", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors"]
 
 #: What a virtualenv's stamp covers: a change in any of these rebuilds it.
-INPUTS = ("setup.cfg", "pyproject.toml")
+INPUTS = ("setup.cfg", "pyproject.toml", "emulator/pyproject.toml")
 
 
 def constraints_file(version: str) -> Path:
@@ -67,7 +67,7 @@ def fingerprint(version: str) -> str:
     """A hash of everything the virtualenv of ``version`` is built from."""
     digest = hashlib.sha256()
     for path in (constraints_file(version), *(REPO / name for name in INPUTS)):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -103,6 +103,7 @@ def setup(version: str) -> Path:
     # every pinned package, then the project with its test extra (anything added to it since the lock
     # resolves within the pins)
     run([*pip, "-r", pins], cwd=REPO)
+    run([*pip, "-c", pins, "-e", "./emulator"], cwd=REPO)  # the emulator's own distribution (e2e tests)
     run([*pip, "-c", pins, "-e", ".[test]"], cwd=REPO)
     stamp.write_text(wanted)
     print(f"matrix: built {venv.name} in {time.monotonic() - started:.0f} s", flush=True)
@@ -113,7 +114,7 @@ def lock(version: str) -> None:
     """Resolve Airflow ``version`` with this project and its test extra; write the pinned constraints."""
     with tempfile.TemporaryDirectory(prefix=f"lock-af{version}-") as scratch:
         python = make_venv(Path(scratch) / "venv")
-        requirements = [f"apache-airflow=={version}", *MATRIX[version], "-e", ".[test]"]
+        requirements = [f"apache-airflow=={version}", *MATRIX[version], "-e", "./emulator", "-e", ".[test]"]
         run([str(python), "-m", "pip", "install", "--quiet", *requirements], cwd=REPO)
         frozen = subprocess.run(
             [str(python), "-m", "pip", "freeze", "--all", "--exclude", "pip", "--exclude-editable"],

@@ -259,7 +259,7 @@ IMPORT_PROBE = textwrap.dedent(
     print(json.dumps({"new": sorted(set(sys.modules) - baseline), "attempts": attempts}))
     """
 )
-HEAVY_PREFIXES = ("requests", "httpx", "airflow_qstash.hooks", "airflow_qstash.triggers", "airflow_qstash.emulator")
+HEAVY_PREFIXES = ("requests", "httpx", "airflow_qstash.hooks", "airflow_qstash.triggers", "qstash_emulator")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, ui_field_behaviour
-from airflow_qstash.connection_fields import BOOLEAN_EXTRAS, NUMERIC_EXTRAS
+from airflow_qstash.connection_fields import BOOLEAN_EXTRAS, NUMERIC_EXTRAS, SECRET_TEXT_EXTRAS
 from airflow_qstash.get_provider_info import get_provider_info
 from airflow_qstash.hooks.qstash import QStashHook, RetryPolicy
 
@@ -128,7 +128,7 @@ def test_ui_field_behaviour(qstash_type):
 def test_conn_fields_match_what_the_hook_reads(qstash_type, monkeypatch):
     """The form is built from the same declaration the connection reader validates against."""
     fields = qstash_type["conn-fields"]
-    assert set(fields) == set(NUMERIC_EXTRAS) | set(BOOLEAN_EXTRAS)
+    assert set(fields) == set(NUMERIC_EXTRAS) | set(BOOLEAN_EXTRAS) | set(SECRET_TEXT_EXTRAS)
     # a connection whose every extra is null (a cleared form) reads as the defaults
     extra = dict.fromkeys(fields)
     monkeypatch.setenv("AIRFLOW_CONN_QSTASH_FORM", json.dumps({"conn_type": "qstash", "password": "t", "extra": extra}))
@@ -142,13 +142,14 @@ def test_conn_fields_match_what_the_hook_reads(qstash_type, monkeypatch):
         "poll_interval_max": config.poll_interval_max,
     }
     assert set(read) == set(NUMERIC_EXTRAS)
+    assert config.proxy is None  # a cleared proxy field is no proxy
     defaults = RetryPolicy()
     assert (defaults.max_retries, defaults.backoff_max) == (read["max_retries"], read["backoff_max"])
     for name, field in fields.items():
         assert field["label"]
         schema = field["schema"]
         jsonschema.Draft7Validator.check_schema(schema)
-        jsonschema.validate(schema["default"], schema)
+        jsonschema.validate(schema.get("default"), schema)
         jsonschema.validate(None, schema)  # the form may store a cleared field as null
         if name in NUMERIC_EXTRAS:
             assert schema["default"] == read[name]
@@ -157,6 +158,8 @@ def test_conn_fields_match_what_the_hook_reads(qstash_type, monkeypatch):
             jsonschema.validate(spec.maximum, schema)
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(spec.maximum * 2 + 1, schema)
+        elif name in SECRET_TEXT_EXTRAS:
+            assert schema["format"] == "password" and "default" not in schema
         else:
             assert schema["default"] is False
 
@@ -230,7 +233,10 @@ def test_providers_manager_connection_form_widgets(providers_manager, qstash_typ
         widget = widgets[f"extra__qstash__{name}"]
         assert widget.package_name == DIST_NAME
         assert widget.field_name == name
-        assert widget.is_sensitive is False
+        # a proxy URL may hold a password: the form masks it
+        assert widget.is_sensitive is (field["schema"].get("format") == "password")
+        if name in SECRET_TEXT_EXTRAS:
+            continue
         default = field["schema"]["default"]
         if AIRFLOW_V_3_2_PLUS:  # the declaration itself
             assert widget.field["value"] == default
@@ -253,7 +259,7 @@ WATCHED = (
     "tenacity",
     "airflow_qstash.hooks",
     "airflow_qstash.triggers",
-    "airflow_qstash.emulator",
+    "qstash_emulator",
 )
 
 _PROBE = textwrap.dedent(

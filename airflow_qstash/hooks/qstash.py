@@ -22,6 +22,7 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from tenacity import AsyncRetrying, Retrying
 from urllib3.exceptions import ReadTimeoutError
 
+from airflow_qstash import wire
 from airflow_qstash.config import (
     DEFAULT_BASE_URL,
     KNOWN_REGIONS,
@@ -39,9 +40,17 @@ from airflow_qstash.errors import (
     QStashRetryableError,
     QStashTransportError,
     redact,
+    remember_secret,
 )
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.hooks.transport import default_ssl_context, new_session
+from airflow_qstash.hooks.transport import (
+    AnswerTooLarge,
+    aread_body,
+    default_ssl_context,
+    new_session,
+    proxy_for,
+    read_body,
+)
 from airflow_qstash.wire import (
     CANCEL_MESSAGE,
     LIST_QUEUES,
@@ -54,8 +63,10 @@ from airflow_qstash.wire import (
     DLQPage,
     Procedure,
     Sleep,
+    answer_too_large,
     bulk_cancel_requests,
     bulk_cancel_total,
+    decode_body,
     dlq_list_params,
     get_bulk_action,
     list_bulk_actions,
@@ -114,6 +125,21 @@ class _QStashHookBase(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(qstash_conn_id={self.qstash_conn_id!r})"
 
+    @staticmethod
+    def _secrets_of(config: QStashConnectionConfig) -> list[str]:
+        """What the masker and :func:`~airflow_qstash.errors.redact` must hide: token, proxy URL, its password."""
+        remember_secret(config.token)
+        secrets = [config.token]
+        if config.proxy:
+            from urllib.parse import urlsplit
+
+            secrets.append(config.proxy)
+            password = urlsplit(config.proxy).password
+            if password:
+                remember_secret(password)
+                secrets.append(password)
+        return secrets
+
     def _no_answer(self, call: Call, config: QStashConnectionConfig, err: Exception) -> QStashError:
         """
         The error for a request that got no answer: retryable, except a refused connection or an unknown
@@ -168,9 +194,10 @@ def _unreachable_error(kind: str, config: QStashConnectionConfig) -> QStashConne
         )
     else:
         detail = f"the host name {hostname!r} is unknown (the DNS lookup failed){localhost_typo_hint(hostname)}"
+    via = " (or through the connection's 'proxy' extra: check the proxy too)" if config.proxy else ""
     return QStashConnectionError(
-        f"Could not reach QStash ({where}): {detail}. Check the connection's host and port; nothing was sent, "
-        "and this is not retried."
+        f"Could not reach QStash ({where}): {detail}{via}. Check the connection's host and port; nothing was "
+        "sent, and this is not retried."
     )
 
 
@@ -232,13 +259,18 @@ class QStashHook(_QStashHookBase):
     def config(self) -> QStashConnectionConfig:
         """The connection, read once (and the token masked in logs)."""
         config = QStashConnectionConfig.from_connection(self.get_connection(self.qstash_conn_id))
-        mask_secret(config.token)
+        for secret in self._secrets_of(config):
+            mask_secret(secret)
         return config
 
     @cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook, carrying the auth header."""
-        return new_session(self.config.headers)
+        """
+        One keep-alive session per hook, carrying the auth header; through the proxy of
+        :func:`~airflow_qstash.hooks.transport.proxy_for` (none for ``http://`` and loopback hosts).
+        """
+        config = self.config
+        return new_session(config.headers, proxy_for(config.base_url, config.proxy))
 
     def close(self) -> None:
         """Close the HTTP session, if one was opened."""
@@ -265,11 +297,21 @@ class QStashHook(_QStashHookBase):
                         headers=headers,
                         timeout=config.timeout,
                         allow_redirects=False,
+                        stream=True,  # the body is read by read_body, up to wire.MAX_ANSWER_BYTES
                     )
                 except (requests.ConnectionError, requests.Timeout) as err:
                     raise self._no_answer(call, config, err) from err
                 self._answered = True
-                return read_answer(call, response.status_code, response.headers, response.text, policy, config.token)
+                try:
+                    raw = read_body(response, wire.MAX_ANSWER_BYTES)
+                except AnswerTooLarge as err:
+                    raise answer_too_large(call, response.status_code, err.declared) from None
+                except requests.RequestException as err:
+                    raise self._no_answer(call, config, err) from err
+                finally:
+                    response.close()
+                body = decode_body(response.headers, raw)
+                return read_answer(call, response.status_code, response.headers, body, policy, config.token)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def drive(self, procedure: Procedure[_T]) -> _T:
@@ -457,7 +499,8 @@ class QStashAsyncHook(_QStashHookBase):
 
             conn = await get_async_connection(self.qstash_conn_id)
             config = QStashConnectionConfig.from_connection(conn)  # reads the raw extra: nothing blocks
-            await amask_secret(config.token)
+            for secret in self._secrets_of(config):
+                await amask_secret(secret)
             self._config = config
         return self._config
 
@@ -467,12 +510,15 @@ class QStashAsyncHook(_QStashHookBase):
 
             config = await self.get_config()
             verify = await asyncio.to_thread(default_ssl_context)
+            # trust_env=False: no .netrc, no proxy variables; proxy_for makes the one proxy decision.
             self._client = httpx.AsyncClient(
                 base_url=config.base_url,
                 headers=config.headers,
                 timeout=config.timeout,
                 verify=verify,
                 follow_redirects=False,
+                trust_env=False,
+                proxy=proxy_for(config.base_url, config.proxy),
             )
         return self._client
 
@@ -497,17 +543,24 @@ class QStashAsyncHook(_QStashHookBase):
                     # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
                     # request completes, and the trigger would run on after the triggerer cancelled it.
                     async with asyncio.timeout(config.timeout):
-                        response = await client.request(
+                        request = client.build_request(
                             call.method,
                             call.path,
                             params=list(call.params) or None,  # type: ignore[arg-type]
                             headers=headers,
-                            follow_redirects=False,
                         )
+                        response = await client.send(request, stream=True, follow_redirects=False)
+                        try:
+                            raw = await aread_body(response, wire.MAX_ANSWER_BYTES)
+                        finally:
+                            await response.aclose()
+                except AnswerTooLarge as err:
+                    raise answer_too_large(call, response.status_code, err.declared) from None
                 except (httpx.TransportError, asyncio.TimeoutError) as err:
                     raise self._no_answer(call, config, err) from err
                 self._answered = True
-                return read_answer(call, response.status_code, response.headers, response.text, policy, config.token)
+                body = decode_body(response.headers, raw)
+                return read_answer(call, response.status_code, response.headers, body, policy, config.token)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def drive(self, procedure: Procedure[_T]) -> _T:

@@ -1,20 +1,32 @@
 """
 The two transports' plumbing: a ``requests`` session that never follows redirects and holds every attempt
-to one total deadline, and the ``httpx`` client's TLS context built once per process.
+to one total deadline (through a proxy too), the ``httpx`` client's TLS context built once per process, the
+one proxy decision both transports follow, and reading an answer's body up to
+:data:`~airflow_qstash.wire.MAX_ANSWER_BYTES`.
 
 ``requests`` applies its timeout per socket read, so a server that trickles a byte a second would hold a
-worker for ever. :class:`DeadlineAdapter` gives each attempt an absolute deadline: every read (status
-line, headers, body) waits at most until then, whatever the server trickles.
+worker for ever. :class:`DeadlineAdapter` gives each attempt an absolute deadline: every read (a proxy's
+``CONNECT`` answer, status line, headers, body) waits at most until then, whatever the server trickles.
+
+Neither transport reads the environment on its own (``trust_env`` is off): ``.netrc`` would replace the
+``Authorization`` header, and an environment proxy would receive clear-text (``http://``) requests,
+token included. :func:`proxy_for` makes the proxy decision once for both: the connection's ``proxy``
+extra, else ``HTTPS_PROXY``/``ALL_PROXY`` (honouring ``NO_PROXY``), and never for an ``http://`` or a
+loopback base URL.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
+import os
 import socket
 import threading
 import time
+import urllib.request
 from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,6 +35,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 if TYPE_CHECKING:
     import ssl
+
+    import httpx
 
 _attempt = threading.local()
 
@@ -75,6 +89,18 @@ class _DeadlineSocket:
 class _DeadlineConnectionMixin:
     sock: Any
 
+    def _tunnel(self) -> None:
+        """A proxy's ``CONNECT`` answer is read under the attempt's deadline too (a trickling proxy)."""
+        deadline = getattr(_attempt, "deadline", None)
+        real = self.sock
+        if deadline is None or real is None:
+            return super()._tunnel()  # type: ignore[misc, no-any-return]
+        self.sock = _DeadlineSocket(real, deadline)
+        try:
+            return super()._tunnel()  # type: ignore[misc, no-any-return]
+        finally:
+            self.sock = real
+
     def getresponse(self) -> Any:
         deadline = getattr(_attempt, "deadline", None)
         real = self.sock
@@ -111,12 +137,17 @@ class DeadlineAdapter(HTTPAdapter):
     answers; redirects are never followed (the session passes ``allow_redirects=False`` as well).
     """
 
+    _POOLS = {"http": _DeadlineHTTPConnectionPool, "https": _DeadlineHTTPSConnectionPool}
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _DeadlineHTTPConnectionPool,
-            "https": _DeadlineHTTPSConnectionPool,
-        }
+        self.poolmanager.pool_classes_by_scheme = dict(self._POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The proxy's pool manager, with the same deadline-keeping pools as the direct one."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(self._POOLS)
+        return manager
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         timeout = kwargs.get("timeout")
@@ -135,14 +166,101 @@ class _NoRedirectSession(requests.Session):
         return None
 
 
-def new_session(headers: dict[str, str]) -> requests.Session:
-    """A session carrying ``headers``, with :class:`DeadlineAdapter` on both schemes and no redirects."""
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost" or hostname.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy_for(base_url: str, explicit: str | None) -> str | None:
+    """
+    The proxy every request to ``base_url`` goes through, or ``None`` (direct); one decision for both
+    transports.
+
+    Never for an ``http://`` base URL (a proxy would read the token in clear) or a loopback host (the
+    local emulator; a proxy cannot reach the worker's own loopback anyway). Else the connection's
+    ``proxy`` extra (``explicit``), else the environment's ``HTTPS_PROXY``/``ALL_PROXY`` unless
+    ``NO_PROXY`` covers the host.
+    """
+    parts = urlsplit(base_url)
+    hostname = parts.hostname or ""
+    if parts.scheme != "https" or _is_loopback(hostname):
+        return None
+    if explicit:
+        return explicit
+    environment = urllib.request.getproxies_environment()
+    proxy = environment.get("https") or environment.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(parts.netloc, environment):  # type: ignore[attr-defined]
+        return None
+    proxy = str(proxy).strip()
+    return proxy if "://" in proxy else f"http://{proxy}"  # "proxy:3128", as curl and requests read it
+
+
+def _ca_bundle() -> str | bool:
+    """What ``requests`` verifies with when it trusts the environment: ``REQUESTS_CA_BUNDLE``, else certifi."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+def new_session(headers: dict[str, str], proxy: str | None = None) -> requests.Session:
+    """
+    A session carrying ``headers``, with :class:`DeadlineAdapter` on both schemes and no redirects; it reads
+    nothing from the environment but the CA bundle (no ``.netrc``, no proxy variables: see :func:`proxy_for`).
+
+    :param proxy: the proxy of every ``https://`` request (from :func:`proxy_for`), or ``None``.
+    """
     session = _NoRedirectSession()
+    session.trust_env = False
+    session.verify = _ca_bundle()
     session.headers.update(headers)
+    session.proxies = {"https": proxy} if proxy else {}
     adapter = DeadlineAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+class AnswerTooLarge(Exception):
+    """An answer's body is larger than the cap: ``declared`` is its ``Content-Length``, if it gave one."""
+
+    def __init__(self, declared: int | None) -> None:
+        super().__init__(declared)
+        self.declared = declared
+
+
+def _check_declared(headers: Any, limit: int) -> None:
+    from airflow_qstash.wire import declared_length
+
+    declared = declared_length(headers)
+    if declared is not None and declared > limit:
+        raise AnswerTooLarge(declared)
+
+
+def read_body(response: requests.Response, limit: int) -> bytes:
+    """
+    A streamed ``requests`` answer's (decoded) body, at most ``limit`` bytes; more raises
+    :class:`AnswerTooLarge` after reading at most one chunk past the cap. The caller closes the response.
+    """
+    _check_declared(response.headers, limit)
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=65_536):
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge(None)
+    return bytes(body)
+
+
+async def aread_body(response: httpx.Response, limit: int) -> bytes:
+    """:func:`read_body` for a streamed ``httpx`` answer."""
+    _check_declared(response.headers, limit)
+    body = bytearray()
+    async for chunk in response.aiter_bytes(65_536):
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge(None)
+    return bytes(body)
 
 
 @cache

@@ -25,6 +25,7 @@ from airflow_qstash.dlq import (
     read_rendered_dlq_filter,
     refuse_rejected_filters,
     retry_overrides,
+    shown_overrides,
 )
 from airflow_qstash.filters import DLQ_FILTERS, renders_empty
 from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
@@ -283,7 +284,9 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
     :param override_timeout: ``Upstash-Timeout``: whole seconds > 0, same forms. (templated)
     :param override_headers: more overrides as a dict (or its JSON text): names must start with
         ``Upstash-``, values hold no line break; a header also given as ``override_retries``/
-        ``override_delay``/``override_timeout`` is refused. (templated)
+        ``override_delay``/``override_timeout`` is refused, and ``Upstash-Retries``/``-Delay``/``-Timeout``/
+        ``-Method`` given here pass the same checks. Credential values (``*-Authorization``, ``*-Token``,
+        ``*-Key``...) are masked in logs and shown as ``***`` in the returned ``overrides``. (templated)
     :param qstash_conn_id: the ``qstash`` connection.
     :param dlq_ids: retry exactly these DLQ entries; cannot be combined with other filters. (templated)
     :param message_ids: the one message id to match (QStash's ``messageId`` takes one). (templated)
@@ -351,7 +354,7 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         super()._log_plan(run)
         assert isinstance(run, DLQRetryRun)
         if run.headers:
-            self.log.info("Retried messages get these overrides: %s.", dict(run.headers))
+            self.log.info("Retried messages get these overrides: %s.", shown_overrides(run.headers))
 
 
 __all__ = ["DLQRefused", "QStashDLQDeleteOperator", "QStashDLQRetryOperator"]

@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow_qstash.batching import BulkCancelIncomplete
 from airflow_qstash.compat import TriggerEvent
 from airflow_qstash.dlq import DLQRunIncomplete
+from airflow_qstash.errors import redact
 
 if TYPE_CHECKING:
     from airflow_qstash.config import QStashConnectionConfig
@@ -54,10 +55,11 @@ async def drive_to_event(
         config = await hook.get_config()
         summary = await hook.drive(steps(run, config))
     except incomplete as err:
-        return TriggerEvent({"status": "error", "message": str(err), **err.summary})
+        # the event is stored in the metadata database: its text passes the one redacting function
+        return TriggerEvent({"status": "error", "message": redact(str(err)), **err.summary})
     except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict
         totals = run.summary() if run is not None else {}
-        return TriggerEvent({"status": "error", "message": f"QStash {what} failed: {err}", **totals})
+        return TriggerEvent({"status": "error", "message": redact(f"QStash {what} failed: {err}"), **totals})
     finally:
         await hook.aclose()
     return TriggerEvent({"status": "success", **summary})

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import requests_mock as requests_mock_module
 
-from airflow_qstash.emulator import QStashEmulator
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from qstash_emulator import QStashEmulator
 from tests.conftest import FAKE_BASE_URL
 from tests.dlq.fake_dlq import FakeDLQ
 

@@ -13,7 +13,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN
 from tests.e2e.dag_runner import DagTestRunner
 from tests.e2e.e2e_lib import only_task

@@ -19,9 +19,9 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_qstash.emulator import QStashEmulator
-from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+from qstash_emulator import QStashEmulator
+from qstash_emulator.faults import FaultConfig
 from tests.conftest import TEST_TOKEN, connection_json
 
 pytestmark = pytest.mark.timeout(120)

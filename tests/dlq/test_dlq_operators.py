@@ -464,7 +464,7 @@ FORBIDDEN = (
     "tenacity",
     "airflow_qstash.hooks",
     "airflow_qstash.triggers",
-    "airflow_qstash.emulator",
+    "qstash_emulator",
     "airflow_qstash.wire",
     "airflow_qstash.config",
 )

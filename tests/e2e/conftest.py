@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_qstash.emulator import InProcessEmulator, QStashEmulator
+from qstash_emulator import InProcessEmulator, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.e2e.dag_runner import DagTestRunner
 

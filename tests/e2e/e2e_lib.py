@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN
 
 BULK_CANCEL = ("DELETE", "/v2/messages")

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 import pytest
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.e2e.dag_runner import DagTestRunner
 from tests.e2e.e2e_lib import (
     MS,

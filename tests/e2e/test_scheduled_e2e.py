@@ -15,7 +15,7 @@ import pendulum
 import pytest
 
 from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.e2e.dag_runner import DagTestRunner
 from tests.e2e.e2e_lib import (
     MS,

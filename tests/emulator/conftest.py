@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.emulator.emulator_testlib import TOKEN, Api
 
 

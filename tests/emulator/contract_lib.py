@@ -18,7 +18,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_schema_validator import OAS31Validator
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
 SPEC_PATH = SPEC_DIR / "qstash-openapi.yaml"

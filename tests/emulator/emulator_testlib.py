@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 
 TOKEN = "test-token"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)

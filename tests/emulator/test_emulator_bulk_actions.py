@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
-from airflow_qstash.emulator.actions import RETENTION_MS, ActionStore, filter_key
-from airflow_qstash.emulator.bulk_cancel import SAME_FILTER_IN_PROGRESS, STILL_IN_PROGRESS
-from airflow_qstash.emulator.faults import FaultInjector
-from airflow_qstash.emulator.query import parse_bulk_cancel_query
-from airflow_qstash.emulator.store import MessageStore
+from qstash_emulator import FaultConfig, QStashEmulator
+from qstash_emulator.actions import RETENTION_MS, ActionStore, filter_key
+from qstash_emulator.bulk_cancel import SAME_FILTER_IN_PROGRESS, STILL_IN_PROGRESS
+from qstash_emulator.faults import FaultInjector
+from qstash_emulator.query import parse_bulk_cancel_query
+from qstash_emulator.store import MessageStore
 from tests.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)
@@ -477,7 +477,7 @@ def test_action_fault_config_validation_and_admin_roundtrip(fast: QStashEmulator
 
 
 def test_cli_flags_for_action_faults_and_modes() -> None:
-    from airflow_qstash.emulator.cli import build_parser, faults_from_args
+    from qstash_emulator.cli import build_parser, faults_from_args
 
     parser = build_parser()
     args = parser.parse_args(
@@ -511,7 +511,7 @@ def test_runner_refuses_bad_mode_rate_or_wait(kwargs: dict[str, Any]) -> None:
 
 
 def test_action_store_advances_at_the_asked_pace_without_a_server() -> None:
-    from airflow_qstash.emulator.actions import ActionRunner
+    from qstash_emulator.actions import ActionRunner
 
     store = MessageStore()
     try:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from airflow_qstash.emulator import QStashEmulator
+from qstash_emulator import QStashEmulator
 from tests.emulator.emulator_testlib import Api
 
 pytestmark = pytest.mark.timeout(60)

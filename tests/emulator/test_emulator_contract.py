@@ -33,7 +33,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIResponse
 from openapi_core.validation.request.exceptions import SecurityValidationError
 from openapi_schema_validator import OAS31Validator
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.emulator.contract_lib import (
     SPEC_PATH,
     as_spec_request,

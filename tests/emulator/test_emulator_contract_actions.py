@@ -18,7 +18,7 @@ import requests
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIResponse
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.emulator.contract_lib import (
     OVERLAY_PATH,
     SPEC_PATH,

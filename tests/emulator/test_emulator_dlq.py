@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
-from airflow_qstash.emulator.dlq import DeadLetterStore
-from airflow_qstash.emulator.query import parse_dlq_query
-from airflow_qstash.emulator.store import MessageStore
+from qstash_emulator import FaultConfig, QStashEmulator
+from qstash_emulator.dlq import DeadLetterStore
+from qstash_emulator.query import parse_dlq_query
+from qstash_emulator.store import MessageStore
 from tests.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)

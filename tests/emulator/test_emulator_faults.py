@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
-from airflow_qstash.emulator.faults import FaultInjector
+from qstash_emulator import FaultConfig, QStashEmulator
+from qstash_emulator.faults import FaultInjector
 from tests.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
-from airflow_qstash.emulator.server import READY_PREFIX, bind_socket
+from qstash_emulator import FaultConfig, QStashEmulator
+from qstash_emulator.server import READY_PREFIX, bind_socket
 
 pytestmark = pytest.mark.timeout(60)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The emulator's own distribution: its children get only this on their path (it needs nothing of the provider).
+EMULATOR_ROOT = REPO_ROOT / "emulator"
 
 
 def _free_port() -> int:
@@ -28,9 +30,9 @@ def _free_port() -> int:
 
 def _start_cli(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     full_env = dict(os.environ if env is None else env)
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH")) if p)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(EMULATOR_ROOT), full_env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_qstash.emulator", *args],
+        [sys.executable, "-m", "qstash_emulator", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -58,11 +60,11 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
 
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "airflow_qstash.emulator", *args],
+        [sys.executable, "-m", "qstash_emulator", *args],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
-        env=dict(os.environ if env is None else env, PYTHONPATH=str(REPO_ROOT)),
+        env=dict(os.environ if env is None else env, PYTHONPATH=str(EMULATOR_ROOT)),
         timeout=30,
     )
 
@@ -187,7 +189,7 @@ def test_subprocess_runner_helpers() -> None:
 
 
 def test_factory_builds_the_runner_class_and_checks_its_arguments() -> None:
-    from airflow_qstash.emulator import InProcessEmulator, SubprocessEmulator
+    from qstash_emulator import InProcessEmulator, SubprocessEmulator
 
     assert type(QStashEmulator(token="x")) is InProcessEmulator
     assert type(QStashEmulator(token="x", subprocess=True)) is SubprocessEmulator
@@ -222,7 +224,7 @@ def test_in_process_runner_lifecycle() -> None:
 
 
 def test_cli_fault_flags_override_faults_json() -> None:
-    from airflow_qstash.emulator.cli import build_parser, faults_from_args
+    from qstash_emulator.cli import build_parser, faults_from_args
 
     parser = build_parser()
     assert faults_from_args(parser.parse_args([])) is None
@@ -278,7 +280,7 @@ def test_cli_refuses_an_empty_token_from_the_environment() -> None:
 
 @pytest.mark.parametrize("token", ["", " \t"], ids=["empty", "blank"])
 def test_runner_and_app_refuse_an_empty_token(token: str) -> None:
-    from airflow_qstash.emulator import MessageStore, create_app
+    from qstash_emulator import MessageStore, create_app
 
     with pytest.raises(ValueError, match="token must not be empty"):
         QStashEmulator(token=token)
@@ -292,12 +294,12 @@ def test_runner_and_app_refuse_an_empty_token(token: str) -> None:
 
 def test_cli_warns_when_bound_beyond_loopback() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_qstash.emulator", "--host", "0.0.0.0", "--port", "0", "--token", "t"],
+        [sys.executable, "-m", "qstash_emulator", "--host", "0.0.0.0", "--port", "0", "--token", "t"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        env=dict(os.environ, PYTHONPATH=str(EMULATOR_ROOT)),
         cwd=REPO_ROOT,
     )
     try:
@@ -313,14 +315,14 @@ def test_cli_warns_when_bound_beyond_loopback() -> None:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.5.6.7", "::1", "[::1]", "localhost", "LOCALHOST"])
 def test_no_warning_for_loopback_hosts(host: str) -> None:
-    from airflow_qstash.emulator.cli import host_warning
+    from qstash_emulator.cli import host_warning
 
     assert host_warning(host) is None
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com"])
 def test_warning_for_other_hosts(host: str) -> None:
-    from airflow_qstash.emulator.cli import host_warning
+    from qstash_emulator.cli import host_warning
 
     warning = host_warning(host)
     assert warning is not None and host in warning and "no authentication" in warning

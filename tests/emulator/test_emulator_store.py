@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from airflow_qstash.emulator.query import QueryError, parse_bulk_cancel_query, split_values
-from airflow_qstash.emulator.store import _INDEXES, BULK_LOAD_THRESHOLD, MessageStore, split_url
+from qstash_emulator.query import QueryError, parse_bulk_cancel_query, split_values
+from qstash_emulator.store import _INDEXES, BULK_LOAD_THRESHOLD, MessageStore, split_url
 
 pytestmark = pytest.mark.timeout(120)
 

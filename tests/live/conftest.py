@@ -30,7 +30,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture(scope="session")
 def qstash_emulator() -> Iterator[object]:
-    from airflow_qstash.emulator import QStashEmulator
+    from qstash_emulator import QStashEmulator
 
     with QStashEmulator(token=TEST_TOKEN) as emu:
         yield emu

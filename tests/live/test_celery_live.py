@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.live.airflow_runtime import TERMINAL_RUN_STATES, AirflowAPI
 from tests.live.celery_stack import CeleryAirflow, CeleryLayout

@@ -33,10 +33,10 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 from airflow.triggers.base import BaseTrigger
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.reliability.soak_lib import (
     ARTIFACTS,
     CALLER_IPS,

@@ -29,9 +29,9 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,9 @@ import pytest
 import requests_mock as requests_mock_lib
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
 from airflow_qstash.hooks.qstash import MAX_URL_LENGTH, QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 from tests.reliability import soak_lib
 from tests.reliability.soak_lib import TASK_START, TASK_START_MS, first_event

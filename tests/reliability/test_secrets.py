@@ -27,10 +27,10 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json, find_secret
 from tests.reliability.soak_lib import MODES, SOAK_RETRIES, TASK_START_MS, soak_emulator, ti_context
 from tests.task_logs import capture_task_logs

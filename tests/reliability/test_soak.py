@@ -35,9 +35,9 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.emulator import FaultConfig, QStashEmulator
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.reliability import soak_lib
 from tests.reliability.soak_lib import (

@@ -19,10 +19,10 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.emulator import QStashEmulator
-from airflow_qstash.emulator.faults import FaultConfig
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from qstash_emulator import QStashEmulator
+from qstash_emulator.faults import FaultConfig
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.task_logs import capture_task_logs
 

@@ -2,7 +2,7 @@
 
 Unlike ``test_qstash.py`` (mocked transport), the trigger here reads its connection from an
 ``AIRFLOW_CONN_*`` env var with ``aget_connection`` (no metadata DB), opens a real ``httpx`` client and
-talks to :class:`~airflow_qstash.emulator.QStashEmulator`. Each test checks the trigger's event against
+talks to :class:`~qstash_emulator.QStashEmulator`. Each test checks the trigger's event against
 the emulator's final state and request log. The async generator is driven with :func:`asyncio.run`.
 """
 
@@ -23,14 +23,14 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_qstash.emulator import QStashEmulator
-from airflow_qstash.emulator.faults import FaultConfig, FaultInjector
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks import transport as transport_module
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers import qstash as trigger_module
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+from qstash_emulator import QStashEmulator
+from qstash_emulator.faults import FaultConfig, FaultInjector
 from tests.conftest import TEST_TOKEN, connection_json
 
 pytestmark = pytest.mark.timeout(60)

@@ -3,9 +3,10 @@
 It holds messages in SQLite (never delivering them), implements the routes the
 provider uses (publish, enqueue, get/cancel one message, bulk cancel with every
 filter, list queues), injects faults on demand, and exposes an admin API under
-``/_emulator/``. It does not import Airflow nor the rest of ``airflow_qstash``.
+``/_emulator/``. It is its own distribution (``airflow-provider-qstash-emulator``) and imports
+nothing of Airflow nor of the provider (``airflow_qstash``).
 
-Run it with ``python -m airflow_qstash.emulator --port 8080 --token T`` or, in
+Run it with ``python -m qstash_emulator --port 8080 --token T`` or, in
 tests, ``with QStashEmulator(token="t") as emu: ...``.
 
 Importing this package is cheap: the server side (Starlette, uvicorn) is only
@@ -16,21 +17,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_qstash.emulator.faults import FaultConfig
+from qstash_emulator.faults import FaultConfig
 
 if TYPE_CHECKING:
-    from airflow_qstash.emulator.app import create_app
-    from airflow_qstash.emulator.server import InProcessEmulator, QStashEmulator, SubprocessEmulator
-    from airflow_qstash.emulator.store import MessageStore
+    from qstash_emulator.app import create_app
+    from qstash_emulator.server import InProcessEmulator, QStashEmulator, SubprocessEmulator
+    from qstash_emulator.store import MessageStore
 
 __all__ = ["FaultConfig", "InProcessEmulator", "MessageStore", "QStashEmulator", "SubprocessEmulator", "create_app"]
 
 _LAZY = {
-    "QStashEmulator": "airflow_qstash.emulator.server",
-    "InProcessEmulator": "airflow_qstash.emulator.server",
-    "SubprocessEmulator": "airflow_qstash.emulator.server",
-    "create_app": "airflow_qstash.emulator.app",
-    "MessageStore": "airflow_qstash.emulator.store",
+    "QStashEmulator": "qstash_emulator.server",
+    "InProcessEmulator": "qstash_emulator.server",
+    "SubprocessEmulator": "qstash_emulator.server",
+    "create_app": "qstash_emulator.app",
+    "MessageStore": "qstash_emulator.store",
 }
 
 

@@ -29,11 +29,12 @@ from typing import Any, ClassVar, Self
 import uvicorn
 from starlette.types import ASGIApp
 
-from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE
-from airflow_qstash.emulator.app import APP_OPTIONS, DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token, open_app
-from airflow_qstash.emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
-from airflow_qstash.emulator.faults import FaultConfig
-from airflow_qstash.emulator.store import MessageStore
+from qstash_emulator.actions import DEFAULT_ACTION_RATE
+from qstash_emulator.app import APP_OPTIONS, open_app
+from qstash_emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
+from qstash_emulator.faults import FaultConfig
+from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token
+from qstash_emulator.store import MessageStore
 
 #: Token used when neither ``--token`` nor ``QSTASH_EMULATOR_TOKEN`` is given.
 DEFAULT_TOKEN = "emulator-token"
@@ -157,8 +158,8 @@ class ServerThread:
 
 
 def _package_root() -> str:
-    """The directory that contains the ``airflow_qstash`` package (for the child's ``PYTHONPATH``)."""
-    return str(Path(__file__).resolve().parents[2])
+    """The directory that contains the ``qstash_emulator`` package (for the child's ``PYTHONPATH``)."""
+    return str(Path(__file__).resolve().parents[1])
 
 
 class EmulatorBackend(ABC):
@@ -201,7 +202,7 @@ class InProcessBackend(EmulatorBackend):
         return self.thread is not None and self.thread.is_alive()
 
     def launch(self, emulator: QStashEmulator) -> int:
-        """Build the app (see :func:`~airflow_qstash.emulator.app.open_app`) and serve it; returns its port."""
+        """Build the app (see :func:`~qstash_emulator.app.open_app`) and serve it; returns its port."""
         app = open_app(
             emulator.db,
             emulator.token,
@@ -233,7 +234,7 @@ class InProcessBackend(EmulatorBackend):
 
 
 class SubprocessBackend(EmulatorBackend):
-    """The CLI (``python -m airflow_qstash.emulator``) in a child process.
+    """The CLI (``python -m qstash_emulator``) in a child process.
 
     The token travels in the child's environment (``QSTASH_EMULATOR_TOKEN``), never on its
     command line, where ``ps`` would show it. :meth:`shutdown` sends SIGTERM (then SIGKILL after 10 s).
@@ -256,7 +257,7 @@ class SubprocessBackend(EmulatorBackend):
         cmd = [
             sys.executable,
             "-m",
-            "airflow_qstash.emulator",
+            "qstash_emulator",
             "--host",
             emulator.host,
             "--port",
@@ -330,7 +331,7 @@ class QStashEmulator:
 
     ``QStashEmulator(...)`` builds an :class:`InProcessEmulator` (default: uvicorn in a daemon
     thread of this process, on a free loopback port) or, with ``subprocess=True``, a
-    :class:`SubprocessEmulator` (the CLI ``python -m airflow_qstash.emulator`` in a child
+    :class:`SubprocessEmulator` (the CLI ``python -m qstash_emulator`` in a child
     process, so that a benchmarking client does not share the GIL with the server). Both share
     this class's lifecycle and admin helpers, which talk to the admin HTTP API under
     ``/_emulator/``; each runs its server through its :class:`EmulatorBackend`.
@@ -417,7 +418,7 @@ class QStashEmulator:
         return self._backend.child_process
 
     def app_options(self) -> dict[str, Any]:
-        """The app's :data:`~airflow_qstash.emulator.app.APP_OPTIONS`, as this runner was given them."""
+        """The app's :data:`~qstash_emulator.app.APP_OPTIONS`, as this runner was given them."""
         return {name: getattr(self, name) for name in APP_OPTIONS}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -533,7 +534,7 @@ class QStashEmulator:
         return result
 
     def request_log(self) -> list[dict[str, Any]]:
-        """The ``/v2`` requests answered so far (see :class:`~airflow_qstash.emulator.app.RequestLog`)."""
+        """The ``/v2`` requests answered so far (see :class:`~qstash_emulator.state.RequestLog`)."""
         entries: list[dict[str, Any]] = self._admin("GET", "/_emulator/requests")
         for entry in entries:
             entry["query"] = [tuple(pair) for pair in entry["query"]]
@@ -639,7 +640,7 @@ class InProcessEmulator(QStashEmulator):
 
 
 class SubprocessEmulator(QStashEmulator):
-    """The CLI (``python -m airflow_qstash.emulator``) in a child process (see :class:`QStashEmulator`
+    """The CLI (``python -m qstash_emulator``) in a child process (see :class:`QStashEmulator`
     and :class:`SubprocessBackend`)."""
 
     _backend_type = SubprocessBackend

@@ -5,11 +5,11 @@ QStash routes (token required, logged, subject to fault injection):
 * ``POST /v2/publish/{destination}`` and ``POST /v2/enqueue/{queueName}/{destination}``
 * ``GET`` / ``DELETE /v2/messages/{messageId}``
 * ``DELETE /v2/messages`` (bulk cancel, every filter of the API), answered by the server
-  generation chosen with ``bulk_cancel`` (see :mod:`airflow_qstash.emulator.bulk_cancel`)
+  generation chosen with ``bulk_cancel`` (see :mod:`qstash_emulator.bulk_cancel`)
 * ``GET /v2/bulkActions`` and ``GET /v2/bulkActions/{actionId}`` (``actions`` mode)
 * ``GET /v2/queues``
 * the DLQ: ``GET``/``DELETE /v2/dlq``, ``POST /v2/dlq/retry``, ``GET``/``DELETE /v2/dlq/{dlqId}``,
-  ``POST /v2/dlq/retry/{dlqId}`` (see :mod:`airflow_qstash.emulator.dlq_routes`)
+  ``POST /v2/dlq/retry/{dlqId}`` (see :mod:`qstash_emulator.dlq_routes`)
 
 Emulator administration under ``/_emulator/`` (no token, not logged, no faults):
 ``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET stats``,
@@ -27,11 +27,8 @@ import contextlib
 import hmac
 import json
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -44,10 +41,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE, ActionStore
-from airflow_qstash.emulator.bulk_cancel import DEFAULT_SYNC_WAIT, BulkCancelMode, make_bulk_cancel
-from airflow_qstash.emulator.dlq import DeadLetterStore
-from airflow_qstash.emulator.dlq_routes import (
+from qstash_emulator.actions import DEFAULT_ACTION_RATE, ActionStore
+from qstash_emulator.bulk_cancel import DEFAULT_SYNC_WAIT, make_bulk_cancel
+from qstash_emulator.dlq import DeadLetterStore
+from qstash_emulator.dlq_routes import (
     delete_dlq,
     delete_dlq_message,
     get_dlq_message,
@@ -55,11 +52,12 @@ from airflow_qstash.emulator.dlq_routes import (
     retry_dlq,
     retry_dlq_message,
 )
-from airflow_qstash.emulator.faults import FaultConfig, FaultDecision, FaultInjector
-from airflow_qstash.emulator.headers import read_upstash_headers
-from airflow_qstash.emulator.query import QueryError, parse_integer, split_values
-from airflow_qstash.emulator.store import STATES, MessageStore, check_timestamp, new_message_id
-from airflow_qstash.emulator.web import (
+from qstash_emulator.faults import FaultConfig, FaultDecision, FaultInjector
+from qstash_emulator.headers import read_upstash_headers
+from qstash_emulator.query import QueryError, parse_integer, split_values
+from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, RequestLog, check_token
+from qstash_emulator.store import STATES, MessageStore, check_timestamp, new_message_id
+from qstash_emulator.web import (
     FAULT_SCOPE_KEY,
     LOG_ENTRY_SCOPE_KEY,
     STORE_TIME_SCOPE_KEY,
@@ -67,8 +65,8 @@ from airflow_qstash.emulator.web import (
     found_or_404,
     parsed,
 )
-from airflow_qstash.emulator.web import emulator_state as _state
-from airflow_qstash.emulator.web import store_call as _store_call
+from qstash_emulator.web import emulator_state as _state
+from qstash_emulator.web import store_call as _store_call
 
 #: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -78,92 +76,6 @@ URL_GROUP_ENDPOINT = "https://example.invalid/{group}"
 
 #: The 404 of the single-message routes; ``{}`` stands for the message id.
 NOT_FOUND = "message {} not found"
-
-
-#: How many ``/v2`` requests the request log keeps unless told otherwise.
-DEFAULT_REQUEST_LOG_SIZE = 100_000
-
-
-class RequestLog:
-    """Bounded, thread-safe log of the ``/v2`` requests the emulator answered.
-
-    Each entry: ``method``, ``path``, ``query`` (list of ``(name, value)`` pairs, blanks kept),
-    ``status`` (``None`` for a dropped connection), ``time`` (Unix seconds at arrival),
-    ``durationMs`` (time in the app, injected latency included), ``storeMs`` and ``storeCpuMs``
-    (wall and thread-CPU time of the SQLite work, ``None`` if there was none) and ``fault``
-    (``None``, ``"drop"``, ``"429"``, ``"429_daily"``, ``"5xx"``, ``"status"`` or ``"partial"``).
-
-    :param maxlen: oldest entries are discarded beyond this many.
-    """
-
-    def __init__(self, maxlen: int = DEFAULT_REQUEST_LOG_SIZE) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-
-    def append(self, entry: dict[str, Any]) -> None:
-        """Add one entry."""
-        with self._lock:
-            self._entries.append(entry)
-
-    def entries(self) -> list[dict[str, Any]]:
-        """A copy of all entries, oldest first."""
-        with self._lock:
-            return [dict(e, query=list(e["query"])) for e in self._entries]
-
-    def clear(self) -> None:
-        """Forget every entry."""
-        with self._lock:
-            self._entries.clear()
-
-
-@dataclass
-class EmulatorState:
-    """Everything the routes share; reachable as ``app.state.emulator``.
-
-    :param store: the message store.
-    :param token: the bearer token ``/v2`` routes require.
-    :param faults: the fault injector.
-    :param initial_faults: configuration :meth:`reset` goes back to.
-    :param request_log: log of ``/v2`` requests.
-    :param actions: the bulk actions (same database as ``store``).
-    :param bulk_cancel: the server generation answering bulk cancels and bulk-action routes.
-    :param dlq: the dead-letter queue (same database as ``store``).
-    """
-
-    store: MessageStore
-    token: str
-    faults: FaultInjector
-    actions: ActionStore
-    bulk_cancel: BulkCancelMode
-    dlq: DeadLetterStore
-    initial_faults: FaultConfig | None = None
-    request_log: RequestLog = field(default_factory=RequestLog)
-
-    def reset(self) -> None:
-        """Empty the store, the bulk actions, the DLQ and the request log, and restore the initial faults."""
-        self.actions.reset()
-        self.dlq.reset()
-        self.store.reset()
-        self.request_log.clear()
-        self.faults.configure(self.initial_faults)
-
-    def close(self) -> None:
-        """Stop the background work (bounded) and close the database."""
-        self.bulk_cancel.close()
-        self.store.close()
-
-
-def check_token(token: str) -> str:
-    """``token`` if it can protect the ``/v2`` routes.
-
-    :raises ValueError: for an empty or whitespace-only token: ``Authorization: Bearer`` with
-        nothing after it, or ``?qstash_token=``, would be accepted.
-    """
-    if not isinstance(token, str) or not token.strip():
-        raise ValueError(
-            "the emulator's token must not be empty or blank: set --token, QSTASH_EMULATOR_TOKEN or token="
-        )
-    return token
 
 
 # -- QStash routes ----------------------------------------------------------------------------
@@ -671,7 +583,7 @@ def create_app(
 
 
 #: The keyword options of :func:`create_app`; the CLI's arguments and the runners' attributes
-#: (:class:`~airflow_qstash.emulator.server.QStashEmulator`) carry the same names.
+#: (:class:`~qstash_emulator.server.QStashEmulator`) carry the same names.
 APP_OPTIONS: tuple[str, ...] = ("request_log_size", "bulk_cancel", "action_rate", "sync_wait")
 
 

@@ -1,4 +1,4 @@
-"""Command line of the emulator: ``python -m airflow_qstash.emulator``.
+"""Command line of the emulator: ``python -m qstash_emulator``.
 
 Prints ``QStash emulator ready at http://HOST:PORT`` (one line, flushed) once it
 answers, then serves until SIGINT or SIGTERM and exits 0.
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from airflow_qstash.emulator.faults import FaultConfig
+from qstash_emulator.faults import FaultConfig
 
 _FAULT_FLAGS: dict[str, str] = {
     # argparse dest -> FaultConfig field
@@ -38,7 +38,7 @@ _FAULT_FLAGS: dict[str, str] = {
 
 
 def _positive_int(text: str) -> int:
-    from airflow_qstash.emulator.query import QueryError, parse_integer
+    from qstash_emulator.query import QueryError, parse_integer
 
     try:
         value = parse_integer("value", text)
@@ -85,13 +85,13 @@ def _finite(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    from airflow_qstash.emulator.actions import DEFAULT_ACTION_RATE
-    from airflow_qstash.emulator.app import DEFAULT_REQUEST_LOG_SIZE
-    from airflow_qstash.emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
-    from airflow_qstash.emulator.server import DEFAULT_TOKEN, TOKEN_ENV
+    from qstash_emulator.actions import DEFAULT_ACTION_RATE
+    from qstash_emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
+    from qstash_emulator.server import DEFAULT_TOKEN, TOKEN_ENV
+    from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE
 
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_qstash.emulator",
+        prog="python -m qstash_emulator",
         description="Local emulator of the Upstash QStash API (messages are held, never delivered).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -205,8 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if warning is not None:
         print(warning, file=sys.stderr, flush=True)
 
-    from airflow_qstash.emulator.app import APP_OPTIONS, open_app
-    from airflow_qstash.emulator.server import READY_PREFIX, ServerThread
+    from qstash_emulator.app import APP_OPTIONS, open_app
+    from qstash_emulator.server import READY_PREFIX, ServerThread
 
     options = {name: getattr(args, name) for name in APP_OPTIONS}
     app = open_app(args.db, args.token, faults, seed_messages=args.seed, seed_random=args.seed_random, **options)

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_qstash.emulator.query import parse_integer, split_values
-from airflow_qstash.emulator.store import NewMessage
+from qstash_emulator.query import parse_integer, split_values
+from qstash_emulator.records import NewMessage
 
 #: Largest ``Upstash-Retries`` accepted.
 MAX_RETRIES = 100
@@ -74,7 +74,7 @@ def read_upstash_headers(items: Iterable[tuple[str, str]]) -> UpstashHeaders:
     """Collect the ``Upstash-*`` headers of a request.
 
     :param items: ``(name, value)`` pairs (any case).
-    :raises ~airflow_qstash.emulator.query.QueryError: for an ``Upstash-Retries`` that is not a whole
+    :raises ~qstash_emulator.query.QueryError: for an ``Upstash-Retries`` that is not a whole
         number between 0 and 100.
     """
     recorded: dict[str, str] = {}

@@ -8,7 +8,7 @@
   September 2026 (see ``tests/spec/qstash-bulk-actions-overlay.yaml``). A cancel by
   ``messageIds`` stays synchronous and exact. A filter cancel (no filter at all = every
   message) ignores ``count``, snapshots the matching held messages and starts a bulk action
-  (:mod:`airflow_qstash.emulator.actions`); ``async=true`` answers 202 ``{"actionId"}`` at
+  (:mod:`qstash_emulator.actions`); ``async=true`` answers 202 ``{"actionId"}`` at
   once; otherwise the request waits up to ``sync_wait`` seconds and answers 200
   ``{"cancelled": n}`` if the action finished, else 429 ``{"error": ...}`` **without**
   rate-limit headers while the action goes on. A filter equal to the one of an action still
@@ -21,15 +21,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from airflow_qstash.emulator.actions import ACTION_STATES, DEFAULT_ACTION_RATE, ActionRunner, ActionStore
-from airflow_qstash.emulator.query import QueryError, parse_bulk_cancel_query, parse_flag, parse_integer
-from airflow_qstash.emulator.web import emulator_state, error_response, fault_decision, record_fault, store_call
+from qstash_emulator.actions import ACTION_STATES, DEFAULT_ACTION_RATE, ActionRunner, ActionStore
+from qstash_emulator.cancel_mode import BulkCancelMode
+from qstash_emulator.query import QueryError, parse_bulk_cancel_query, parse_flag, parse_integer
+from qstash_emulator.web import emulator_state, error_response, fault_decision, record_fault, store_call
 
 #: The server generations ``--bulk-cancel`` accepts.
 BULK_CANCEL_MODES: tuple[str, ...] = ("actions", "legacy")
@@ -50,38 +50,6 @@ def _cancelled(result: Any, request: Request, partial: bool) -> Response:
     if result.failed_message_id is not None:
         return error_response(500, f"failed to cancel message {result.failed_message_id}")
     return JSONResponse({"cancelled": result.cancelled})
-
-
-class BulkCancelMode(ABC):
-    """How a server generation answers ``DELETE /v2/messages`` and the bulk-action routes.
-
-    :param actions: the bulk-action store (shared by both modes, so that the admin API and a
-        database file see the same actions whatever the mode).
-    """
-
-    #: The ``--bulk-cancel`` value of this mode.
-    name: ClassVar[str]
-
-    def __init__(self, actions: ActionStore) -> None:
-        self.actions = actions
-
-    def start(self) -> None:  # noqa: B027 - a mode without background work keeps this default
-        """Start background work, if any."""
-
-    def close(self) -> None:  # noqa: B027 - a mode without background work keeps this default
-        """Stop background work, if any (bounded)."""
-
-    @abstractmethod
-    async def cancel(self, request: Request) -> Response:
-        """``DELETE /v2/messages``."""
-
-    @abstractmethod
-    async def list_actions(self, request: Request) -> Response:
-        """``GET /v2/bulkActions``."""
-
-    @abstractmethod
-    async def get_action(self, request: Request) -> Response:
-        """``GET /v2/bulkActions/{actionId}``."""
 
 
 class LegacyBulkCancel(BulkCancelMode):

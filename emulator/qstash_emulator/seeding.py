@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from airflow_qstash.emulator.store import NewMessage, now_ms
+from qstash_emulator.records import NewMessage, now_ms
 
 LABELS: tuple[str, ...] = tuple(f"label-{i}" for i in range(10))
 QUEUES: tuple[str, ...] = tuple(f"queue-{i}" for i in range(5))

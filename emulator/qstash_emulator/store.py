@@ -21,7 +21,7 @@ size of the store:
 A bulk cancel picks one *driving* filter (the most selective kind first, see
 :data:`DRIVING_ORDER`), runs one index range scan per value of that filter in
 ``created_at`` order with the other filters as residual conditions, merges the
-per-value results and keeps the oldest ``count`` (see :mod:`airflow_qstash.emulator.tables`,
+per-value results and keeps the oldest ``count`` (see :mod:`qstash_emulator.tables`,
 shared with the DLQ). Hence "oldest matching held messages first", and no full scan as long
 as the driving filter is selective enough for the residual conditions to be met quickly.
 """
@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,8 +38,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
-from airflow_qstash.emulator.query import INT64_MAX, BulkCancelQuery
-from airflow_qstash.emulator.tables import (
+from qstash_emulator.query import INT64_MAX, BulkCancelQuery
+from qstash_emulator.records import NewMessage, now_ms
+from qstash_emulator.seeding import generate_messages
+from qstash_emulator.tables import (
     BULK_LOAD_THRESHOLD,
     FilteredTable,
     Scan,
@@ -157,11 +158,6 @@ _ADDED_COLUMNS: dict[str, str] = {"max_retries": "INTEGER", "header": "TEXT", "u
 DEFAULT_MAX_RETRIES = 3
 
 
-def now_ms() -> int:
-    """Current time as Unix milliseconds."""
-    return time.time_ns() // 1_000_000
-
-
 def new_message_id() -> str:
     """A fresh random message id in QStash's ``msg_...`` style."""
     return "msg_" + uuid.uuid4().hex
@@ -179,31 +175,6 @@ def split_url(url: str) -> tuple[str, str]:
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"url must be an absolute http(s) URL, got {url!r}")
     return host, parts.path
-
-
-class NewMessage(NamedTuple):
-    """A message ready to be inserted (already validated and normalised).
-
-    Labels never contain commas (every input form is split on commas), so they are
-    stored comma-joined.
-    """
-
-    message_id: str
-    url: str
-    host: str
-    path: str
-    topic_name: str | None = None
-    queue_name: str | None = None
-    labels: tuple[str, ...] = ()
-    flow_control_key: str | None = None
-    schedule_id: str | None = None
-    caller_ip: str | None = None
-    method: str = "POST"
-    body: str | None = None
-    created_at: int = 0
-    max_retries: int | None = None
-    header: str | None = None
-    upstash_headers: str | None = None
 
 
 class StoredMessage(NamedTuple):
@@ -541,7 +512,7 @@ class MessageStore:
         )
 
     def seed(self, n: int, seed: int = 0, *, now: int | None = None, chunk: int = 50_000) -> int:
-        """Insert ``n`` synthetic messages (see :mod:`airflow_qstash.emulator.seeding`), atomically.
+        """Insert ``n`` synthetic messages (see :mod:`qstash_emulator.seeding`), atomically.
 
         When ``n >= BULK_LOAD_THRESHOLD`` and ``n`` is at least the number of stored rows, the
         secondary indexes are dropped and rebuilt inside the same transaction, which is several
@@ -554,8 +525,6 @@ class MessageStore:
         :return: ``n``.
         :raises ValueError: if a generated id collides with a stored one (nothing is inserted then).
         """
-        from airflow_qstash.emulator.seeding import generate_messages
-
         with self._lock:
             salt = MESSAGES.last_id(self._conn)
             messages = generate_messages(n, seed, now=now, id_salt=salt)

@@ -1,4 +1,4 @@
-"""The DLQ routes of the spec (``tests/spec/qstash-openapi.yaml``), over :mod:`airflow_qstash.emulator.dlq`.
+"""The DLQ routes of the spec (``tests/spec/qstash-openapi.yaml``), over :mod:`qstash_emulator.dlq`.
 
 * ``GET /v2/dlq``: ``{"messages": [DLQMessage + dlqId], "cursor"?}``; filters, ``count`` (1..100,
   default 100), ``cursor``, ``order`` (``latestFirst`` default, ``earliestFirst``; from the SDKs);
@@ -20,10 +20,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from airflow_qstash.emulator.dlq import DlqIdsNotFound
-from airflow_qstash.emulator.headers import UpstashHeaders, read_upstash_headers
-from airflow_qstash.emulator.query import DlqQuery, parse_dlq_query
-from airflow_qstash.emulator.web import emulator_state, error_response, found_or_404, parsed, store_call
+from qstash_emulator.dlq import DlqIdsNotFound
+from qstash_emulator.headers import UpstashHeaders, read_upstash_headers
+from qstash_emulator.query import DlqQuery, parse_dlq_query
+from qstash_emulator.web import emulator_state, error_response, found_or_404, parsed, store_call
 
 #: The 404 of a single-entry route; ``{}`` stands for the DLQ id.
 NOT_IN_DLQ = "message {} not found in the DLQ"

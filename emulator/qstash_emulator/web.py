@@ -1,25 +1,24 @@
 """Request and response helpers shared by the emulator's route modules.
 
-Kept apart from :mod:`airflow_qstash.emulator.app` so that the route modules (bulk cancel
-strategies, bulk actions, DLQ) can use them without importing the application.
+Kept apart from :mod:`qstash_emulator.app` so that the route modules (bulk cancel
+strategies, bulk actions, DLQ) can use them without importing the application; the state they
+reach is :class:`qstash_emulator.state.EmulatorState`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from airflow_qstash.emulator.faults import NO_FAULT, FaultDecision
-from airflow_qstash.emulator.query import QueryError
-
-if TYPE_CHECKING:
-    from airflow_qstash.emulator.app import EmulatorState
+from qstash_emulator.faults import NO_FAULT, FaultDecision
+from qstash_emulator.query import QueryError
+from qstash_emulator.state import EmulatorState
 
 #: Key of the per-request :class:`FaultDecision` in the ASGI scope.
 FAULT_SCOPE_KEY = "qstash_emulator.fault"
@@ -37,7 +36,7 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 
 
 def emulator_state(request: Request) -> EmulatorState:
-    """The :class:`~airflow_qstash.emulator.app.EmulatorState` of the app serving ``request``."""
+    """The :class:`~qstash_emulator.state.EmulatorState` of the app serving ``request``."""
     state: EmulatorState = request.app.state.emulator
     return state
 
@@ -75,7 +74,7 @@ async def store_call(request: Request, fn: Callable[..., _T], *args: Any, **kwar
 
 
 def parsed(parse: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``parse(*args, **kwargs)``; the :class:`~airflow_qstash.emulator.query.QueryError` it raises is answered 400.
+    """``parse(*args, **kwargs)``; the :class:`~qstash_emulator.query.QueryError` it raises is answered 400.
 
     :raises HTTPException: 400 with the error's message.
     """

@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_qstash.emulator.query import BulkCancelQuery
-from airflow_qstash.emulator.store import MessageStore, now_ms
+from qstash_emulator.query import BulkCancelQuery
+from qstash_emulator.records import now_ms
+from qstash_emulator.store import MessageStore
 
 log = logging.getLogger(__name__)
 

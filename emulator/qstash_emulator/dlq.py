@@ -15,7 +15,7 @@ Storage and paging, so that a 100-entry page stays in milliseconds at a million 
 * a request picks one *driving* filter (most selective kind first), scans its index once per
   value in page order with the other filters as residual conditions and the cursor as a range
   start, merges the per-value scans and keeps ``count + 1`` entries: the extra one says whether
-  a cursor comes back (the selection of :mod:`airflow_qstash.emulator.tables`, shared with the
+  a cursor comes back (the selection of :mod:`qstash_emulator.tables`, shared with the
   message store).
 
 Order: newest first (``latestFirst``, the SDKs' default) unless ``order=earliestFirst``. A
@@ -33,18 +33,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_qstash.emulator.headers import UpstashHeaders
-from airflow_qstash.emulator.query import DlqQuery, dlq_cursor
-from airflow_qstash.emulator.store import (
+from qstash_emulator.headers import UpstashHeaders
+from qstash_emulator.query import DlqQuery, dlq_cursor
+from qstash_emulator.records import NewMessage, now_ms
+from qstash_emulator.store import (
     STORED_COLUMNS,
     MessageStore,
-    NewMessage,
     StoredMessage,
     message_from_dict,
     new_message_id,
-    now_ms,
 )
-from airflow_qstash.emulator.tables import FilteredTable, Scan, explain, json_list, limited
+from qstash_emulator.tables import FilteredTable, Scan, explain, json_list, limited
 
 #: API filter name -> column of ``dlq``; ``label`` uses the side table.
 DLQ_FILTER_COLUMNS: Mapping[str, str] = {
@@ -245,14 +244,14 @@ class DeadLetterStore:
             return self._insert([DlqEntry(m, response_status, response_body) for m in taken])
 
     def seed(self, n: int, seed: int = 0, *, now: int | None = None, chunk: int = 50_000) -> int:
-        """Insert ``n`` generated entries (the messages of :mod:`~airflow_qstash.emulator.seeding`, with a
+        """Insert ``n`` generated entries (the messages of :mod:`~qstash_emulator.seeding`, with a
         ``responseStatus`` drawn from :data:`SEED_STATUSES`), atomically; returns ``n``.
 
         Large seeds drop and rebuild the indexes in the same transaction, as the message store does.
         """
         import random
 
-        from airflow_qstash.emulator.seeding import generate_messages
+        from qstash_emulator.seeding import generate_messages
 
         conn = self.store.connection
         with self.store.lock:
