@@ -194,7 +194,8 @@ def _unreachable_error(kind: str, config: QStashConnectionConfig) -> QStashConne
         )
     else:
         detail = f"the host name {hostname!r} is unknown (the DNS lookup failed){localhost_typo_hint(hostname)}"
-    via = " (or through the connection's 'proxy' extra: check the proxy too)" if config.proxy else ""
+    # The proxy's own URL may carry a password: it is named, never shown.
+    via = " (through a proxy: check the proxy too)" if proxy_for(config.base_url, config.proxy) else ""
     return QStashConnectionError(
         f"Could not reach QStash ({where}): {detail}{via}. Check the connection's host and port; nothing was "
         "sent, and this is not retried."

@@ -170,3 +170,14 @@ def test_the_deferrable_path_fires_one_error_event_naming_the_connection(monkeyp
     assert payload["status"] == "error"
     assert "connection 'qstash_local'" in payload["message"] and "was refused" in payload["message"]
     assert "continues safely" not in payload["message"]
+
+
+@pytest.mark.parametrize("run", TRANSPORTS)
+def test_a_refused_proxy_says_to_check_the_proxy_without_showing_it(monkeypatch, closed_port, run):
+    proxy = f"http://user:proxy-pass@127.0.0.1:{closed_port}"
+    conn_id = use_connection(monkeypatch, "qstash_proxied", host="https://qstash.example.test", proxy=proxy)
+    with pytest.raises(QStashConnectionError) as info:
+        run(conn_id)
+    message = str(info.value)
+    assert "connection 'qstash_proxied'" in message and "through a proxy: check the proxy too" in message
+    assert "proxy-pass" not in message and str(closed_port) not in message
