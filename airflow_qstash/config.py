@@ -339,9 +339,11 @@ def resolve_base_url(host: str | None, port: int | None = None, *, allow_insecur
         scheme = "http" if _is_loopback(hostname) else "https"
     base = f"{scheme}://{authority}"
     if scheme == "http" and not _is_loopback(hostname) and not allow_insecure_http:
-        typo_hint = localhost_typo_hint(hostname)
-        if typo_hint:
-            raise _refuse(f"{text!r} names {hostname!r}, not loopback", typo_hint.strip())
+        if _near_localhost(hostname):
+            raise QStashConnectionError(
+                f"The connection's host {text!r} names {hostname!r}, which looks like a typo of 'localhost': fix "
+                "the spelling. (http:// goes only to a loopback host, and this one is not.)"
+            )
         raise QStashConnectionError(
             f"Host {text!r} uses http:// to a host that is not loopback: the token would travel in clear "
             'text. Use https://, or set the connection extra "allow_insecure_http": true if that is meant.'
