@@ -232,7 +232,7 @@ def _is_loopback(hostname: str) -> bool:
 #: A scheme whose ``://`` lost a character: ``http//host``, ``http:/host``, ``https:host``, ``http:://host``.
 _SCHEME_RE = re.compile(r"^(https?)([:/]+)", re.IGNORECASE)
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$")
-_EXAMPLES = "such as 'https://qstash.upstash.io', 'eu-central-1' or 'http://127.0.0.1:8080'"
+_EXAMPLES = "such as 'https://qstash.upstash.io', 'eu-central-1' or 'http://127.0.0.1:8787' (the local emulator)"
 
 
 def _refuse(found: str, change: str) -> QStashConnectionError:
@@ -272,7 +272,7 @@ def resolve_base_url(host: str | None, port: int | None = None, *, allow_insecur
     host name: ``https://host[:port]`` (``http`` for loopback names). Refused, naming what was found and
     what to change: a path, a ``?`` or ``#`` (even empty: the API path appended to such a base is a query or
     fragment, and ``cancel_message(id)`` would reach ``DELETE /v2/messages``, which cancels everything),
-    user info (``user@``), white space, a scheme missing its ``://`` (``http//127.0.0.1:8080``), and
+    user info (``user@``), white space, a scheme missing its ``://`` (``http//127.0.0.1:8787``), and
     ``http://`` to anything but a loopback host (127.0.0.0/8, ``::1``, ``localhost``), which would send the
     token in clear text, unless ``allow_insecure_http``.
     """

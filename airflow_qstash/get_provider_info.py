@@ -49,7 +49,7 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"password": "QStash token", "host": "Region or base URL"},
                     "placeholders": {
                         "password": "QSTASH_TOKEN from the Upstash console",
-                        "host": "empty, eu-central-1, us-east-1, or http://127.0.0.1:8080",
+                        "host": "empty, eu-central-1, us-east-1, or http://127.0.0.1:8787",
                     },
                 },
             }

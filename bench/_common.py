@@ -124,7 +124,8 @@ def emulator_process(*, bulk_cancel: str, faults: dict[str, Any] | None = None, 
         honoured, one synchronous batch per request: what the batched-loop benchmarks measure) or
         ``"actions"`` (today's hosted QStash: background bulk actions).
     :param faults: a ``FaultConfig`` dict (``{"latency_ms": 50}``) or ``None``.
-    :param options: more :class:`~qstash_emulator.QStashEmulator` arguments (``request_log_size``).
+    :param options: more :class:`~qstash_emulator.QStashEmulator` arguments (``request_log_size``,
+        ``request_log_bytes``).
     """
     from qstash_emulator import SubprocessEmulator
     from qstash_emulator.faults import FaultConfig
@@ -141,7 +142,11 @@ def reseed(emu: QStashEmulator, n: int, seed: int = 0) -> None:
 
 
 def bulk_cancels(emu: QStashEmulator) -> int:
-    """How many ``DELETE /v2/messages`` requests the emulator's request log holds."""
+    """How many ``DELETE /v2/messages`` requests the emulator's request log holds (all of them: a log that
+    dropped entries to keep its bounds would make the count short, so that stops the benchmark)."""
+    dropped = emu.request_log_dropped()
+    if dropped:
+        raise RuntimeError(f"the request log dropped {dropped} entries: raise request_log_size/request_log_bytes")
     return sum(1 for e in emu.request_log() if e["method"] == "DELETE" and e["path"] == BULK_PATH)
 
 

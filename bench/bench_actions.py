@@ -293,6 +293,7 @@ def part_c(args: argparse.Namespace) -> None:
         action_rate=args.trigger_rate,
         faults={"latency_ms": args.latency_ms},
         request_log_size=200_000,
+        request_log_bytes=2**30,  # every poll is counted: none may be dropped
     ) as emu:
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
             {

@@ -51,7 +51,7 @@ def main() -> int:
     header("Benchmark 1: DELETE /v2/messages requests per operator run, against ceil(N / batch) + 1")
     rows = []
     failures = 0
-    with emulator_process(bulk_cancel="legacy", request_log_size=200_000) as emu:
+    with emulator_process(bulk_cancel="legacy", request_log_size=200_000, request_log_bytes=2**30) as emu:
         use_connection(emu.base_url)
         for n in SIZES:
             for batch in BATCHES:

@@ -44,7 +44,7 @@ myst_heading_anchors = 3
 # Where the emulator lives and listens, said once: pages write |emulator_module|, |emulator_port|,
 # |emulator_url| (literals) and, inside ``parsed-literal`` blocks, |emulator_run| / |emulator_import|.
 EMULATOR_MODULE = "qstash_emulator"
-EMULATOR_PORT = 8080
+EMULATOR_PORT = 8787
 rst_prolog = f"""
 .. |emulator_module| replace:: ``{EMULATOR_MODULE}``
 .. |emulator_port| replace:: ``{EMULATOR_PORT}``

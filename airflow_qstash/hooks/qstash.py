@@ -229,7 +229,7 @@ class QStashHook(_QStashHookBase):
     Talks to Upstash QStash's REST API over ``requests``.
 
     The ``qstash`` connection holds the token in its password and a region id (``eu-central-1``) or a
-    base URL (``http://127.0.0.1:8080`` for the local emulator) in its host; an empty host is
+    base URL (``http://127.0.0.1:8787`` for the local emulator) in its host; an empty host is
     ``https://qstash.upstash.io``. One ``requests.Session`` is kept per hook. No request follows a
     redirect, and each attempt ends within the connection's ``timeout`` (total seconds).
 

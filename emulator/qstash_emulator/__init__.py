@@ -6,7 +6,7 @@ filter, list queues), injects faults on demand, and exposes an admin API under
 ``/_emulator/``. It is its own distribution (``airflow-provider-qstash-emulator``) and imports
 nothing of Airflow nor of the provider (``airflow_qstash``).
 
-Run it with ``python -m qstash_emulator --port 8080 --token T`` or, in
+Run it with ``qstash-emulator --token T`` (port 8787; ``python -m qstash_emulator`` works too) or, in
 tests, ``with QStashEmulator(token="t") as emu: ...``.
 
 Importing this package is cheap: the server side (Starlette, uvicorn) is only

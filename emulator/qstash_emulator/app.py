@@ -11,8 +11,9 @@ QStash routes (token required, logged, subject to fault injection):
 * the DLQ: ``GET``/``DELETE /v2/dlq``, ``POST /v2/dlq/retry``, ``GET``/``DELETE /v2/dlq/{dlqId}``,
   ``POST /v2/dlq/retry/{dlqId}`` (see :mod:`qstash_emulator.dlq_routes`)
 
-Emulator administration under ``/_emulator/`` (no token, not logged, no faults):
-``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET stats``,
+Emulator administration under ``/_emulator/`` (no token, not logged, no faults; described by
+``GET openapi.json``, :mod:`qstash_emulator.admin_schema`):
+``GET health``, ``POST seed``, ``POST``/``GET messages``, ``GET message-ids``, ``GET counts``, ``GET stats``,
 ``GET``/``DELETE requests``, ``GET``/``PUT faults``, ``POST reset``, ``GET bulk-actions``,
 ``POST``/``GET dlq``, ``POST dlq/seed``, ``GET dlq/count``, ``POST fail``.
 
@@ -42,6 +43,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from qstash_emulator.actions import DEFAULT_ACTION_RATE, ActionStore
+from qstash_emulator.admin_schema import ADMIN_OPENAPI
 from qstash_emulator.bulk_cancel import DEFAULT_SYNC_WAIT, make_bulk_cancel
 from qstash_emulator.dlq import DeadLetterStore
 from qstash_emulator.dlq_routes import (
@@ -54,9 +56,19 @@ from qstash_emulator.dlq_routes import (
 )
 from qstash_emulator.faults import FaultConfig, FaultDecision, FaultInjector
 from qstash_emulator.headers import read_upstash_headers
-from qstash_emulator.query import QueryError, parse_integer, split_values
-from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, RequestLog, check_token
-from qstash_emulator.store import STATES, MessageStore, check_timestamp, new_message_id
+from qstash_emulator.query import COUNT_BY, AdminFilter, QueryError, parse_admin_filter, parse_integer, split_values
+from qstash_emulator.state import (
+    DEFAULT_REQUEST_LOG_BYTES,
+    DEFAULT_REQUEST_LOG_SIZE,
+    DROPPED_HEADER,
+    UNAUTHORIZED_PATH_CHARS,
+    EmulatorState,
+    RequestLog,
+    check_token,
+    redact_query,
+    redact_text,
+)
+from qstash_emulator.store import MessageStore, check_timestamp, new_message_id
 from qstash_emulator.web import (
     FAULT_SCOPE_KEY,
     LOG_ENTRY_SCOPE_KEY,
@@ -198,6 +210,11 @@ async def admin_health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def admin_openapi(request: Request) -> Response:
+    """``GET /_emulator/openapi.json``: the admin API's OpenAPI 3.1 description."""
+    return JSONResponse(ADMIN_OPENAPI)
+
+
 #: Largest ``count`` ``POST /_emulator/seed`` accepts (a bigger seed would not finish usefully).
 MAX_SEED = 10_000_000
 
@@ -219,13 +236,14 @@ async def admin_seed(request: Request) -> Response:
         return error_response(409, str(exc))
 
 
-async def _add(request: Request, add: Callable[[list[Any]], list[str]], what: str, key: str) -> Response:
-    """Run ``add`` on the body (a list of ``what``, or ``{"messages": [...]}``); ``{key: [ids]}``, 400 if refused."""
+async def _add(request: Request, add: Callable[[list[Any]], list[str]], what: str, key: str, example: str) -> Response:
+    """Run ``add`` on the body (a non-empty list of ``what``, or ``{"messages": [...]}``); ``{key: [ids]}``, 400
+    (naming ``example``, what to send) if refused."""
     body = await _json_body(request)
     if isinstance(body, dict) and set(body) == {"messages"}:
         body = body["messages"]
-    if not isinstance(body, list):
-        return error_response(400, f"body must be a JSON list of {what}")
+    if not isinstance(body, list) or not body:
+        return error_response(400, f"body must be a non-empty JSON list of {what}: {example}")
     try:
         ids = await run_in_threadpool(add, body)
     except ValueError as exc:
@@ -235,15 +253,8 @@ async def _add(request: Request, add: Callable[[list[Any]], list[str]], what: st
 
 async def admin_add_messages(request: Request) -> Response:
     """``POST /_emulator/messages`` (a list of message dicts, or ``{"messages": [...]}``)."""
-    return await _add(request, _state(request).store.add_messages, "messages", "messageIds")
-
-
-def _state_param(request: Request) -> str:
-    """The ``state`` parameter (default ``held``; 400 unless one of :data:`STATES`)."""
-    state = request.query_params.get("state", "held")
-    if state not in STATES:
-        raise HTTPException(400, f"state must be one of {list(STATES)}")
-    return state
+    example = '[{"url": "https://example.com/hook", "labels": ["billing"], "createdAt": 1764907200000}]'
+    return await _add(request, _state(request).store.add_messages, "messages", "messageIds", example)
 
 
 def _limit_param(request: Request) -> int | None:
@@ -252,17 +263,39 @@ def _limit_param(request: Request) -> int | None:
     return None if raw_limit is None else parsed(parse_integer, "limit", raw_limit, minimum=0)
 
 
+def _admin_filter(request: Request, *extra: str) -> tuple[AdminFilter, dict[str, str]]:
+    """The admin listing's filter of this request and its ``extra`` parameters (400: unknown or unreadable)."""
+    return parsed(parse_admin_filter, request.query_params.multi_items(), extra=extra)
+
+
 async def admin_list_messages(request: Request) -> Response:
-    """``GET /_emulator/messages?state=held|cancelled|all&limit=N``."""
-    state = _state_param(request)
-    limit = _limit_param(request)
-    return JSONResponse(await run_in_threadpool(_state(request).store.messages, state, limit))
+    """``GET /_emulator/messages?state=&label=&queue=&from=&to=&limit=``: the messages the filter selects, in
+    insertion order (see :func:`~qstash_emulator.query.parse_admin_filter`)."""
+    selection, extra = _admin_filter(request, "limit")
+    limit = None if "limit" not in extra else parsed(parse_integer, "limit", extra["limit"], minimum=0)
+    return JSONResponse(await run_in_threadpool(_state(request).store.admin_select, selection, limit))
 
 
 async def admin_message_ids(request: Request) -> Response:
-    """``GET /_emulator/message-ids?state=held|cancelled|all``: just the ids (cheaper)."""
-    ids = await run_in_threadpool(_state(request).store.message_ids, _state_param(request))
-    return JSONResponse(sorted(ids))
+    """``GET /_emulator/message-ids`` (the listing's filter): just the ids, sorted (cheaper)."""
+    selection, _ = _admin_filter(request)
+    return JSONResponse(await run_in_threadpool(_state(request).store.admin_ids, selection))
+
+
+async def admin_counts(request: Request) -> Response:
+    """``GET /_emulator/counts?by=label|queue|state`` (the listing's filter; ``by`` defaults to ``label``):
+    ``{"by": ..., "counts": [{<by>: key, "held", "cancelled", "total"}, ...], "total": {...}}``."""
+    selection, extra = _admin_filter(request, "by")
+    by = extra.get("by", "label")
+    if by not in COUNT_BY:
+        raise HTTPException(400, f"by must be one of {', '.join(COUNT_BY)}, got {by[:100]!r}")
+    rows = await run_in_threadpool(_state(request).store.admin_counts, by, selection)
+    everything = await run_in_threadpool(_state(request).store.admin_counts, "state", selection)
+    total = {"held": 0, "cancelled": 0, "total": 0}
+    for row in everything:
+        for key in total:
+            total[key] += row[key]
+    return JSONResponse({"by": by, "counts": rows, "total": total})
 
 
 async def admin_stats(request: Request) -> Response:
@@ -276,7 +309,7 @@ async def admin_requests(request: Request) -> Response:
     if request.method == "DELETE":
         log.clear()
         return JSONResponse({"cleared": True})
-    return JSONResponse(log.entries())
+    return JSONResponse(log.entries(), headers={DROPPED_HEADER: str(log.dropped)})
 
 
 async def admin_faults(request: Request) -> Response:
@@ -302,11 +335,14 @@ def _seed_body(body: Any) -> tuple[int, int, int | None]:
 
     :raises ValueError: with the message to answer 400 with.
     """
+    shape = f'send {{"count": N}} with N from 1 to {MAX_SEED:,} (optional "seed": S, "now": Unix ms)'
     if not isinstance(body, dict) or set(body) - {"count", "seed", "now"}:
-        raise ValueError('body must be {"count": N, "seed": S} (optional "now": Unix ms)')
-    count, seed, now = body.get("count", 0), body.get("seed", 0), body.get("now")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or not 0 <= count <= MAX_SEED:
-        raise ValueError(f"count must be an integer between 0 and {MAX_SEED:,} and seed an integer")
+        raise ValueError(f"body must be a JSON object: {shape}")
+    if "count" not in body:
+        raise ValueError(f"a seed without count makes nothing: {shape}")
+    count, seed, now = body["count"], body.get("seed", 0), body.get("now")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (count, seed)) or not 1 <= count <= MAX_SEED:
+        raise ValueError(f"count must be an integer between 1 and {MAX_SEED:,} and seed an integer: {shape}")
     if now is not None:
         check_timestamp("now", now)
     return count, seed, now
@@ -318,7 +354,8 @@ async def admin_add_dlq(request: Request) -> Response:
     An entry is a message dict (as ``POST /_emulator/messages``) plus ``responseStatus``
     (required), ``responseBody``, ``responseHeader`` and ``dlqId``.
     """
-    return await _add(request, _state(request).dlq.add, "DLQ entries", "dlqIds")
+    example = '[{"url": "https://example.com/hook", "labels": ["billing"], "responseStatus": 500}]'
+    return await _add(request, _state(request).dlq.add, "DLQ entries", "dlqIds", example)
 
 
 async def admin_seed_dlq(request: Request) -> Response:
@@ -345,8 +382,9 @@ async def admin_fail(request: Request) -> Response:
     if not isinstance(body, dict) or set(body) - {"messageIds", "responseStatus", "responseBody"}:
         return error_response(400, 'body must be {"messageIds": [...], "responseStatus": N, "responseBody"?: "..."}')
     ids, status, text = body.get("messageIds"), body.get("responseStatus", 500), body.get("responseBody")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        return error_response(400, "messageIds must be a list of strings")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        example = '{"messageIds": ["msg_..."], "responseStatus": 500}'
+        return error_response(400, f"messageIds must be a non-empty list of held message ids: {example}")
     if text is not None and not isinstance(text, str):
         return error_response(400, "responseBody must be a string")
     try:
@@ -383,11 +421,13 @@ ROUTES = [
     Route("/v2/dlq/{dlqId}", get_dlq_message, methods=["GET"]),
     Route("/v2/dlq/{dlqId}", delete_dlq_message, methods=["DELETE"]),
     Route("/_emulator/health", admin_health, methods=["GET"]),
+    Route("/_emulator/openapi.json", admin_openapi, methods=["GET"]),
     Route("/_emulator/seed", admin_seed, methods=["POST"]),
     Route("/_emulator/messages", admin_add_messages, methods=["POST"]),
     Route("/_emulator/messages", admin_list_messages, methods=["GET"]),
     Route("/_emulator/message-ids", admin_message_ids, methods=["GET"]),
     Route("/_emulator/stats", admin_stats, methods=["GET"]),
+    Route("/_emulator/counts", admin_counts, methods=["GET"]),
     Route("/_emulator/requests", admin_requests, methods=["GET", "DELETE"]),
     Route("/_emulator/faults", admin_faults, methods=["GET", "PUT"]),
     Route("/_emulator/bulk-actions", admin_bulk_actions, methods=["GET"]),
@@ -403,13 +443,19 @@ ROUTES = [
 # -- the application --------------------------------------------------------------------------
 
 
+def _query_pairs(scope: Scope) -> list[tuple[str, str]]:
+    return parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+
+
 def _is_authorized(scope: Scope, token: str) -> bool:
     headers = Headers(scope=scope)
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode()):
         return True
-    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    return any(name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode()) for name, value in query)
+    return any(
+        name == "qstash_token" and hmac.compare_digest(value.encode(), token.encode())
+        for name, value in _query_pairs(scope)
+    )
 
 
 async def _drop_connection(receive: Receive, send: Send) -> None:
@@ -449,10 +495,15 @@ class EmulatorApp(Starlette):
             return
         state: EmulatorState = self.state.emulator
         started = time.perf_counter()
+        authorized = _is_authorized(scope, state.token)
         entry: dict[str, Any] = {
             "method": scope["method"],
-            "path": path,
-            "query": parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+            # Without the token, nothing the caller chose is kept beyond a short path: a stranger could
+            # otherwise fill the log with whatever it sends.
+            "path": redact_text(path if authorized else path[:UNAUTHORIZED_PATH_CHARS], state.token),
+            "query": redact_query(_query_pairs(scope), state.token) if authorized else [],
+            "authorized": authorized,
+            "queryOmitted": False,
             "status": None,
             "time": time.time(),
             "durationMs": None,
@@ -487,7 +538,7 @@ class EmulatorApp(Starlette):
         entry["fault"] = decision.label
         scope[LOG_ENTRY_SCOPE_KEY] = entry
         try:
-            await self._serve_v2(scope, receive, send, logging_send, record, state, decision)
+            await self._serve_v2(scope, receive, send, logging_send, record, state, decision, authorized)
         finally:
             record()
 
@@ -500,6 +551,7 @@ class EmulatorApp(Starlette):
         record: Callable[[], None],
         state: EmulatorState,
         decision: FaultDecision,
+        authorized: bool,
     ) -> None:
         if decision.latency_s > 0:
             await _sleep_at_least(decision.latency_s)
@@ -511,7 +563,7 @@ class EmulatorApp(Starlette):
             record()
             await _drop_connection(receive, raw_send)
             return
-        if not _is_authorized(scope, state.token):
+        if not authorized:
             await error_response(401, "Unauthorized: missing or invalid token")(scope, receive, send)
             return
         if decision.kind in ("429", "429_daily"):
@@ -532,6 +584,7 @@ def create_app(
     faults: FaultConfig | FaultInjector | None = None,
     *,
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+    request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
     bulk_cancel: str = "actions",
     action_rate: float = DEFAULT_ACTION_RATE,
     sync_wait: float = DEFAULT_SYNC_WAIT,
@@ -546,6 +599,7 @@ def create_app(
     :param token: the token ``/v2`` routes require (``Authorization: Bearer`` or ``?qstash_token=``).
     :param faults: initial fault configuration (or a ready injector), ``None`` for none.
     :param request_log_size: how many ``/v2`` requests the log keeps.
+    :param request_log_bytes: how many bytes of entries the log keeps (see :class:`RequestLog`).
     :param bulk_cancel: server generation: ``"actions"`` (hosted QStash since September 2026:
         filter cancels are background bulk actions) or ``"legacy"`` (the 2026-08 spec: ``count``
         honoured, synchronous).
@@ -576,7 +630,7 @@ def create_app(
         bulk_cancel=mode,
         dlq=DeadLetterStore(store),
         initial_faults=initial,
-        request_log=RequestLog(request_log_size),
+        request_log=RequestLog(request_log_size, request_log_bytes),
     )
     mode.start()
     return app
@@ -584,7 +638,7 @@ def create_app(
 
 #: The keyword options of :func:`create_app`; the CLI's arguments and the runners' attributes
 #: (:class:`~qstash_emulator.server.QStashEmulator`) carry the same names.
-APP_OPTIONS: tuple[str, ...] = ("request_log_size", "bulk_cancel", "action_rate", "sync_wait")
+APP_OPTIONS: tuple[str, ...] = ("request_log_size", "request_log_bytes", "bulk_cancel", "action_rate", "sync_wait")
 
 
 def open_app(

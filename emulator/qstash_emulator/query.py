@@ -243,6 +243,24 @@ def dlq_cursor(created_at: int, position: int) -> str:
     return f"{created_at}.{position}"
 
 
+def _parse_dlq_cursor(text: str) -> tuple[int, int]:
+    """``(createdAt, position)`` of a cursor :func:`dlq_cursor` made; both must fit SQLite's 64-bit integers
+    (a 19-digit number may not: it would reach the database and fail there).
+
+    :raises QueryError: for any other text.
+    """
+    match = _DLQ_CURSOR_RE.fullmatch(text.strip())
+    try:
+        if match is None:
+            raise QueryError("not two integers")
+        return (
+            parse_integer("cursor", match.group(1)),
+            parse_integer("cursor", match.group(2), minimum=0),
+        )
+    except QueryError:
+        raise QueryError(f"cursor is not one this server returned: {text[:100]!r}") from None
+
+
 def parse_dlq_query(items: Iterable[tuple[str, str]], *, allow_ids: bool) -> DlqQuery:
     """Build a :class:`DlqQuery` from decoded query string pairs.
 
@@ -272,10 +290,7 @@ def parse_dlq_query(items: Iterable[tuple[str, str]], *, allow_ids: bool) -> Dlq
     if len(raw_cursor) > 1:
         raise QueryError("cursor must be given at most once")
     if raw_cursor:
-        match = _DLQ_CURSOR_RE.fullmatch(raw_cursor[0].strip())
-        if match is None:
-            raise QueryError(f"cursor is not one this server returned: {raw_cursor[0]!r}")
-        cursor = (int(match.group(1)), int(match.group(2)))
+        cursor = _parse_dlq_cursor(raw_cursor[0])
     orders = raw.get("order", [])
     if len(orders) > 1 or (orders and orders[0] not in DLQ_ORDERS):
         raise QueryError(f"order must be one of {list(DLQ_ORDERS)}, got {orders!r}")
@@ -299,3 +314,94 @@ def parse_dlq_query(items: Iterable[tuple[str, str]], *, allow_ids: bool) -> Dlq
         cursor=cursor,
         latest_first=latest_first,
     )
+
+
+# -- the admin listing (GET /_emulator/messages, /_emulator/message-ids, /_emulator/counts) -------------
+
+#: Message states the admin listing knows.
+ADMIN_STATES: tuple[str, ...] = ("held", "cancelled", "all")
+#: What ``GET /_emulator/counts`` groups by.
+COUNT_BY: tuple[str, ...] = ("label", "queue", "state")
+#: The parameters of the admin listing's filter (every route of it); a route adds its own (``limit``, ``by``).
+ADMIN_FILTER_PARAMS: tuple[str, ...] = ("state", "label", "queue", "from", "to")
+
+_ISO_HINT = "Unix ms (1764907200000) or ISO 8601 with a timezone (2025-12-05T04:00:00Z)"
+
+
+@dataclass(frozen=True)
+class AdminFilter:
+    """Which stored messages an admin listing or count selects.
+
+    :param state: ``held``, ``cancelled`` or ``all``.
+    :param labels: the message has any of these labels (none: any message).
+    :param queues: the message is in any of these queues (none: any message).
+    :param from_ms: inclusive lower bound on ``createdAt`` (Unix ms), or ``None``.
+    :param to_ms: inclusive upper bound on ``createdAt`` (Unix ms), or ``None``.
+    """
+
+    state: str = "held"
+    labels: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+
+def parse_instant(name: str, text: str) -> int:
+    """Unix ms of ``text``: decimal Unix ms, or an ISO 8601 date-time with a timezone (``Z`` or ``+hh:mm``).
+
+    :raises QueryError: for anything else (a date-time without a timezone included: it would be read in
+        the server's zone), or an instant outside 0 .. 2**63 - 1 ms.
+    """
+    from datetime import datetime
+
+    stripped = text.strip()
+    if _INTEGER_RE.fullmatch(stripped):
+        return parse_integer(name, stripped, minimum=0)
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise QueryError(f"{name} must be {_ISO_HINT}, got {text[:100]!r}") from None
+    if moment.tzinfo is None:
+        raise QueryError(f"{name} must name its timezone (add Z for UTC): {_ISO_HINT}, got {text[:100]!r}")
+    value = int(moment.timestamp() * 1000)
+    if not 0 <= value <= INT64_MAX:
+        raise QueryError(f"{name} must lie after 1970-01-01T00:00:00Z, got {text[:100]!r}")
+    return value
+
+
+def parse_admin_filter(
+    items: Iterable[tuple[str, str]], *, extra: Iterable[str] = ()
+) -> tuple[AdminFilter, dict[str, str]]:
+    """The :class:`AdminFilter` of decoded query pairs, and the route's ``extra`` parameters (given once each).
+
+    ``label`` and ``queue`` take repeated parameters and comma-separated values (any of them matches);
+    ``from``/``to`` take :func:`parse_instant`'s forms; ``state`` is one of :data:`ADMIN_STATES`
+    (default ``held``).
+
+    :raises QueryError: for an unknown or repeated parameter (naming the accepted ones), an unknown state,
+        an unreadable instant or ``from`` after ``to``.
+    """
+    allowed = (*ADMIN_FILTER_PARAMS, *extra)
+    raw: dict[str, list[str]] = {}
+    for name, value in items:
+        if name not in allowed:
+            raise QueryError(f"unknown parameter {name!r}: this route takes {', '.join(allowed)}")
+        raw.setdefault(name, []).append(value)
+    for name, values in raw.items():
+        if name not in ("label", "queue") and len(values) > 1:
+            raise QueryError(f"{name} must be given at most once")
+    state = raw.get("state", ["held"])[0]
+    if state not in ADMIN_STATES:
+        raise QueryError(f"state must be one of {', '.join(ADMIN_STATES)}, got {state[:100]!r}")
+    from_ms = parse_instant("from", raw["from"][0]) if "from" in raw else None
+    to_ms = parse_instant("to", raw["to"][0]) if "to" in raw else None
+    if from_ms is not None and to_ms is not None and from_ms > to_ms:
+        raise QueryError(f"from ({from_ms}) is after to ({to_ms}): the window selects nothing")
+    selection = AdminFilter(
+        state=state,
+        labels=split_values(raw.get("label", [])),
+        queues=split_values(raw.get("queue", [])),
+        from_ms=from_ms,
+        to_ms=to_ms,
+    )
+    return selection, {name: raw[name][0] for name in extra if name in raw}

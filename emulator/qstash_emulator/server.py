@@ -9,6 +9,7 @@ a :class:`SubprocessEmulator`. Where the server runs is each runner's :class:`Em
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -20,8 +21,10 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -33,7 +36,13 @@ from qstash_emulator.actions import DEFAULT_ACTION_RATE
 from qstash_emulator.app import APP_OPTIONS, open_app
 from qstash_emulator.bulk_cancel import BULK_CANCEL_MODES, DEFAULT_SYNC_WAIT
 from qstash_emulator.faults import FaultConfig
-from qstash_emulator.state import DEFAULT_REQUEST_LOG_SIZE, EmulatorState, check_token
+from qstash_emulator.state import (
+    DEFAULT_REQUEST_LOG_BYTES,
+    DEFAULT_REQUEST_LOG_SIZE,
+    DROPPED_HEADER,
+    EmulatorState,
+    check_token,
+)
 from qstash_emulator.store import MessageStore
 
 #: Token used when neither ``--token`` nor ``QSTASH_EMULATOR_TOKEN`` is given.
@@ -59,10 +68,21 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, port_in_use_message(host, port)) from exc
         raise
     return sock
+
+
+def port_in_use_message(host: str, port: int) -> str:
+    """What to do when ``host:port`` is taken (Airflow's API server listens on 8080, for one)."""
+    return (
+        f"{host}:{port} is already in use (another emulator, or a server such as Airflow's API server on "
+        f"8080?): start the emulator on another port with --port N (port=N in Python), or --port 0 for any "
+        f"free one, and point the connection's host at it"
+    )
 
 
 def _wait_healthy(base_url: str, deadline: float) -> None:
@@ -350,6 +370,7 @@ class QStashEmulator:
     :param seed_messages: pre-load this many generated messages at start.
     :param seed_random: seed of those generated messages.
     :param request_log_size: how many ``/v2`` requests :meth:`request_log` keeps (the oldest go first).
+    :param request_log_bytes: how many bytes of entries :meth:`request_log` keeps (the oldest go first).
     :param bulk_cancel: server generation, ``"actions"`` (default: hosted QStash since September
         2026) or ``"legacy"`` (the 2026-08 spec: ``count`` honoured, synchronous).
     :param action_rate: messages per second a bulk action cancels (``actions`` mode; finite, > 0).
@@ -380,6 +401,7 @@ class QStashEmulator:
         seed_messages: int = 0,
         seed_random: int = 0,
         request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+        request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
         bulk_cancel: str = "actions",
         action_rate: float = DEFAULT_ACTION_RATE,
         sync_wait: float = DEFAULT_SYNC_WAIT,
@@ -403,6 +425,7 @@ class QStashEmulator:
         self.seed_messages = seed_messages
         self.seed_random = seed_random
         self.request_log_size = request_log_size
+        self.request_log_bytes = request_log_bytes
         self.bulk_cancel = bulk_cancel
         self.action_rate = float(action_rate)
         self.sync_wait = float(sync_wait)
@@ -503,6 +526,8 @@ class QStashEmulator:
         :return: the message ids, in order.
         :raises ValueError: on an invalid message or an id that already exists.
         """
+        if not messages:  # the admin route refuses a body that adds nothing; here nothing is simply nothing
+            return []
         ids: list[str] = self._admin("POST", "/_emulator/messages", list(messages))["messageIds"]
         return ids
 
@@ -512,6 +537,8 @@ class QStashEmulator:
 
     def _seed(self, path: str, n: int, seed: int, now: int | None) -> int:
         """``POST`` a seed request (``now``: reference time in Unix ms, default the server's now)."""
+        if n == 0:  # the admin route refuses a seed that makes nothing
+            return 0
         body: dict[str, Any] = {"count": n, "seed": seed}
         if now is not None:
             body["now"] = now
@@ -533,12 +560,33 @@ class QStashEmulator:
         result: dict[str, int] = self._admin("GET", "/_emulator/stats")
         return result
 
+    def counts_by(self, by: str = "label", **filters: str | int | Sequence[str]) -> dict[str, Any]:
+        """``GET /_emulator/counts``: held and cancelled messages per label (or ``"queue"``, ``"state"``) among
+        those ``filters`` select: ``state``, ``label``, ``queue`` (a value or a list), ``from_``/``to`` (Unix ms
+        or ISO 8601 with a timezone).
+
+        :raises ValueError: for a filter the emulator refuses (its message).
+        """
+        pairs: list[tuple[str, str]] = [("by", by)]
+        for name, value in filters.items():
+            values = [value] if isinstance(value, str | int) else list(value)
+            pairs += [(name.rstrip("_"), str(v)) for v in values]
+        result: dict[str, Any] = self._admin("GET", "/_emulator/counts?" + urllib.parse.urlencode(pairs))
+        return result
+
     def request_log(self) -> list[dict[str, Any]]:
         """The ``/v2`` requests answered so far (see :class:`~qstash_emulator.state.RequestLog`)."""
         entries: list[dict[str, Any]] = self._admin("GET", "/_emulator/requests")
         for entry in entries:
             entry["query"] = [tuple(pair) for pair in entry["query"]]
         return entries
+
+    def request_log_dropped(self) -> int:
+        """How many ``/v2`` requests the request log dropped to keep its bounds (``request_log_size`` entries,
+        ``request_log_bytes`` bytes) since it was last cleared: a count read from :meth:`request_log` is short
+        by this many."""
+        with urllib.request.urlopen(self.base_url + "/_emulator/requests", timeout=600) as answer:
+            return int(answer.headers[DROPPED_HEADER])
 
     def clear_request_log(self) -> None:
         """Forget the logged requests."""
@@ -580,6 +628,8 @@ class QStashEmulator:
 
         :raises ValueError: on an invalid entry or a DLQ id that already exists.
         """
+        if not entries:
+            return []
         ids: list[str] = self._admin("POST", "/_emulator/dlq", list(entries))["dlqIds"]
         return ids
 
@@ -591,6 +641,8 @@ class QStashEmulator:
         self, message_ids: list[str], response_status: int = 500, response_body: str | None = None
     ) -> list[str]:
         """Move held messages to the DLQ as if their retries were exhausted; returns their DLQ ids."""
+        if not message_ids:
+            return []
         body: dict[str, Any] = {"messageIds": list(message_ids), "responseStatus": response_status}
         if response_body is not None:
             body["responseBody"] = response_body

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
-from qstash_emulator.query import INT64_MAX, BulkCancelQuery
+from qstash_emulator.query import COUNT_BY, INT64_MAX, AdminFilter, BulkCancelQuery
 from qstash_emulator.records import NewMessage, now_ms
 from qstash_emulator.seeding import generate_messages
 from qstash_emulator.tables import (
@@ -563,6 +563,51 @@ class MessageStore:
         with self._lock:
             return {row[0] for row in self._conn.execute(f"SELECT message_id FROM messages {where}")}
 
+    def admin_select(self, selection: AdminFilter, limit: int | None = None) -> list[dict[str, Any]]:
+        """The messages ``selection`` picks, in insertion order, as admin dicts (as :meth:`messages`)."""
+        where, params = _admin_where(selection)
+        statement = limited(f"SELECT {_COLUMNS} FROM messages {where} ORDER BY id", params, limit)
+        with self._lock:
+            rows = self._conn.execute(*statement).fetchall()
+        return [_row_to_dict(row, admin=True) for row in rows]
+
+    def admin_ids(self, selection: AdminFilter) -> list[str]:
+        """The ids of the messages ``selection`` picks, sorted."""
+        where, params = _admin_where(selection)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT message_id FROM messages {where} ORDER BY message_id", params)
+            return [row[0] for row in rows]
+
+    def admin_counts(self, by: str, selection: AdminFilter) -> list[dict[str, Any]]:
+        """How many of the messages ``selection`` picks are held and cancelled, per label, queue or state.
+
+        A message with two labels counts under each; one without a label (or queue) under ``None``. Rows
+        come sorted by key, ``None`` last.
+
+        :param by: ``"label"``, ``"queue"`` or ``"state"``.
+        :raises ValueError: for another ``by``.
+        """
+        if by not in COUNT_BY:
+            raise ValueError(f"by must be one of {', '.join(COUNT_BY)}, got {by!r}")
+        where, params = _admin_where(selection)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT labels, queue_name, held FROM messages {where}", params).fetchall()
+        counts: dict[str | None, Counter[str]] = {}
+        for labels, queue_name, held in rows:
+            if by == "label":
+                keys: list[str | None] = list(labels.split(",")) if labels else [None]
+            elif by == "queue":
+                keys = [queue_name]
+            else:
+                keys = ["held" if held else "cancelled"]
+            for key in keys:
+                counts.setdefault(key, Counter())["held" if held else "cancelled"] += 1
+        ordered = sorted(counts, key=lambda key: (key is None, key or ""))
+        return [
+            {by: key, "held": counts[key]["held"], "cancelled": counts[key]["cancelled"], "total": counts[key].total()}
+            for key in ordered
+        ]
+
     def counts(self) -> dict[str, int]:
         """``{"held": n, "cancelled": m}``."""
         with self._lock:
@@ -709,6 +754,32 @@ def _by_ids(query: BulkCancelQuery) -> Statement:
         [json_list(query.message_ids)],
         query.count,
     )
+
+
+def _admin_where(selection: AdminFilter) -> Statement:
+    """The ``WHERE`` clause (possibly empty) and parameters of an admin listing's ``selection``."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if selection.state != "all":
+        clauses.append("held = ?")
+        params.append(1 if selection.state == "held" else 0)
+    if selection.labels:
+        # labels are stored comma-joined and never contain a comma
+        clauses.append(
+            "EXISTS (SELECT 1 FROM json_each(?) AS wanted "
+            "WHERE instr(',' || labels || ',', ',' || wanted.value || ',') > 0)"
+        )
+        params.append(json_list(selection.labels))
+    if selection.queues:
+        clauses.append("queue_name IN (SELECT value FROM json_each(?))")
+        params.append(json_list(selection.queues))
+    if selection.from_ms is not None:
+        clauses.append("created_at >= ?")
+        params.append(selection.from_ms)
+    if selection.to_ms is not None:
+        clauses.append("created_at <= ?")
+        params.append(selection.to_ms)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _state_clause(state: str) -> str:
