@@ -129,13 +129,21 @@ def _build_dlq(spec: dict[str, Any]) -> DLQFilter | None:
         return None
 
 
-def _check(calls: list[Call], allowed: bool) -> None:
+def _check(calls: list[Call], allowed: bool, *, exact: bool = True) -> None:
+    """
+    The invariant: a filterless bulk call only with the author's flag, and the flag never set without it.
+    ``exact`` (the builders fed the filter's own query): some bulk call is made, and each carries the flag
+    exactly when the author set it. A run loop may act on listed ids instead, or on nothing.
+    """
     bulk = [call for call in calls if (call.method, call.endpoint.path) in UNFILTERED_ACTS_ON_EVERYTHING]
-    assert bulk, "the procedure sent no bulk call"
+    if exact:
+        assert bulk, "the procedure sent no bulk call"
     for call in bulk:
         if filterless(call):
             assert allowed and call.select_all, f"filterless {call.method} {call.path} without the all-flag"
-        assert call.select_all == allowed, "select_all is set exactly where the author's flag was true"
+        assert allowed or not call.select_all, "select_all is never set without the author's flag"
+        if exact:
+            assert call.select_all == allowed, "select_all is set exactly where the author's flag was true"
 
 
 SETTINGS = settings(
@@ -152,7 +160,7 @@ def test_bulk_cancel_builders_and_the_run_loop_mark_filterless_calls_only_under_
     _check(calls_of(bulk_cancel_total(bulk_filter, None, BASE_URL)), allowed)
     for params in bulk_cancel_requests(bulk_filter, 500, BASE_URL):
         _check(calls_of(start_bulk_cancel(params)), allowed)
-    _check(calls_of(BulkCancelRun(bulk_filter, batch_size=500, max_batches=3).steps(BASE_URL)), allowed)
+    _check(calls_of(BulkCancelRun(bulk_filter, batch_size=500, max_batches=3).steps(BASE_URL)), allowed, exact=False)
 
 
 @SETTINGS
@@ -165,8 +173,8 @@ def test_dlq_builders_and_the_run_loops_mark_filterless_calls_only_under_delete_
         _check(calls_of(dlq_delete_page(params)), allowed)
     for params in dlq_requests(dlq_filter, DLQ_RETRY, BASE_URL):
         _check(calls_of(dlq_retry_page(params)), allowed)
-    _check(calls_of(make_run(DELETE, dlq_filter).steps(BASE_URL)), allowed)
-    _check(calls_of(make_run(RETRY, dlq_filter).steps(BASE_URL)), allowed)
+    _check(calls_of(make_run(DELETE, dlq_filter).steps(BASE_URL)), allowed, exact=False)
+    _check(calls_of(make_run(RETRY, dlq_filter).steps(BASE_URL)), allowed, exact=False)
 
 
 def test_a_parameter_list_that_lost_its_flag_is_refused_not_widened():
