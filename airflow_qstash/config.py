@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS, PROXY
 from airflow_qstash.errors import QStashAPIError, QStashConnectionError, QStashRetryableError
@@ -57,7 +57,18 @@ class RetryPolicy:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, QStashRetryableError) and error.wait is not None:
             return min(error.wait, self.max_rate_limit_wait) + random.uniform(0, 0.1)
-        return wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max)(retry_state)
+        return self.backoff_seconds(retry_state.attempt_number)
+
+    def backoff_seconds(self, attempt_number: int) -> float:
+        """
+        The backoff after failed attempt ``attempt_number`` (1 for the first): ``backoff_initial`` doubled
+        per attempt, plus up to one second of jitter, at most ``backoff_max``.
+
+        Computed here rather than by ``tenacity.wait_exponential_jitter``, whose ``initial`` argument is
+        deprecated (a warning in the log of every retry) and whose ``multiplier`` older tenacity lacks.
+        """
+        exponent = min(max(attempt_number - 1, 0), 64)  # 2**64 seconds is already far past any backoff_max
+        return max(0.0, min(self.backoff_initial * 2.0**exponent + random.uniform(0, 1), self.backoff_max))
 
     def tenacity_kwargs(self, log: Any = None) -> dict[str, Any]:
         """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: one retry decision for both transports."""
@@ -218,47 +229,126 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+#: A scheme whose ``://`` lost a character: ``http//host``, ``http:/host``, ``https:host``, ``http:://host``.
+_SCHEME_RE = re.compile(r"^(https?)([:/]+)", re.IGNORECASE)
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+_EXAMPLES = "such as 'https://qstash.upstash.io', 'eu-central-1' or 'http://127.0.0.1:8787' (the local emulator)"
+
+
+def _refuse(found: str, change: str) -> QStashConnectionError:
+    return QStashConnectionError(
+        f"The connection's host {found}, so it is not a region id or a base URL of scheme, host and port only "
+        f"({_EXAMPLES}): {change}"
+    )
+
+
+def _near_localhost(hostname: str) -> bool:
+    """Whether ``hostname`` is one or two typing slips from ``localhost`` (``locahost``, ``localhsot``)."""
+    name = hostname.lower()
+    if name == "localhost" or not 6 <= len(name) <= 12:
+        return False
+    previous = list(range(len("localhost") + 1))
+    for i, char in enumerate(name, 1):
+        current = [i]
+        for j, target in enumerate("localhost", 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != target)))
+        previous = current
+    return previous[-1] <= 2
+
+
+def localhost_typo_hint(hostname: str) -> str:
+    """A sentence pointing at ``localhost`` when ``hostname`` looks like a slip of it, else ``""``."""
+    if _near_localhost(hostname):
+        return f" {hostname!r} looks like a typo of 'localhost': fix the host's spelling."
+    return ""
+
+
 def resolve_base_url(host: str | None, port: int | None = None, *, allow_insecure_http: bool = False) -> str:
     """
-    The API base URL for a connection's host field.
+    The API base URL for a connection's host field: ``scheme://host[:port]``, nothing else.
 
-    Empty: ``https://qstash.upstash.io``; a known region id (``eu-central-1``): that region's URL; a full
-    ``http(s)://`` URL: used as it is (a local emulator); a bare host name: ``https://host[:port]``
-    (``http`` for loopback names). ``http://`` to anything but a loopback host (127.0.0.0/8, ``::1``,
-    ``localhost``) would send the token in clear text: refused unless ``allow_insecure_http``.
+    Empty: ``https://qstash.upstash.io``; a known region id, in any case (``eu-central-1``): that region's
+    URL; a full ``http(s)://host[:port]`` URL, with at most a trailing ``/``: that (a local emulator); a bare
+    host name: ``https://host[:port]`` (``http`` for loopback names). Refused, naming what was found and
+    what to change: a path, a ``?`` or ``#`` (even empty: the API path appended to such a base is a query or
+    fragment, and ``cancel_message(id)`` would reach ``DELETE /v2/messages``, which cancels everything),
+    user info (``user@``), white space, a scheme missing its ``://`` (``http//127.0.0.1:8787``), and
+    ``http://`` to anything but a loopback host (127.0.0.0/8, ``::1``, ``localhost``), which would send the
+    token in clear text, unless ``allow_insecure_http``.
     """
-    host = (host or "").strip().rstrip("/")
-    if not host:
+    text = (host or "").strip()
+    if not text:
         return DEFAULT_BASE_URL
-    if _REGION_RE.match(host):
-        if host not in KNOWN_REGIONS:
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise _refuse(f"{text!r} contains white space or a control character", "remove it.")
+    if _REGION_RE.match(text.lower()):
+        region = text.lower()
+        if region not in KNOWN_REGIONS:
             raise QStashConnectionError(
-                f"Unknown QStash region {host!r}; known regions are {', '.join(KNOWN_REGIONS)}. "
+                f"Unknown QStash region {text!r}; known regions are {', '.join(KNOWN_REGIONS)}. "
                 "For another deployment put its full base URL (https://...) in the host field."
             )
-        return f"https://qstash-{host}.upstash.io"
-    if "://" not in host:
-        hostname = urlsplit(f"//{host}").hostname or ""
-        scheme = "http" if _is_loopback(hostname) else "https"
-        host = f"{scheme}://{host}{f':{port}' if port else ''}"
-    parts = urlsplit(host)
+        return f"https://qstash-{region}.upstash.io"
+    typo = _SCHEME_RE.match(text)
+    if typo and typo.group(2) != "://":
+        scheme = typo.group(1).lower()
+        fixed = f"{scheme}://{text[typo.end() :]}"
+        raise _refuse(
+            f"{text!r} starts with {text[: typo.end()]!r}, not {scheme + '://'!r} (a missing ':' or '/'?)",
+            f"write {fixed!r}.",
+        )
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        scheme = scheme.lower()
+        if scheme not in ("http", "https"):
+            raise _refuse(f"{text!r} has the scheme {scheme!r}", "use https:// (or http:// for a loopback emulator).")
+    else:
+        scheme, rest = "", text
+    cut = min((rest.index(char) for char in "/?#" if char in rest), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" in authority:  # never echoed: what stands before '@' may be a password
+        raise _refuse("has user info before an '@'", "remove it; the token goes in the connection's password.")
+    if tail not in ("", "/"):
+        what = {"?": "a query ('?')", "#": "a fragment ('#')"}.get(tail[0], f"the path {tail!r}")
+        raise _refuse(
+            f"{text!r} has {what} after the host and port",
+            f"remove {tail!r}: the provider adds the API paths itself (/v2/...), so anything after the host "
+            "would change which endpoint a request reaches.",
+        )
+    if not authority:
+        raise _refuse(f"{text!r} has no host name", "give the host after the scheme.")
     try:
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-        if parts.netloc.endswith(":") or "@" in parts.netloc:  # an empty port, or credentials in the URL
+        parts = urlsplit(f"//{authority}")
+        url_port = parts.port
+        if authority.endswith(":"):
             raise ValueError
     except ValueError:
-        parts = parts._replace(netloc="")
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        found = f"{text!r} has a port that is not a number from 1 to 65535, or a malformed [IPv6] address"
+        raise _refuse(found, "fix it.") from None
+    hostname = parts.hostname or ""
+    if authority.startswith("["):
+        try:
+            ipaddress.IPv6Address(hostname)
+        except ValueError:
+            raise _refuse(f"{text!r} has a bracketed host that is not an IPv6 address", "fix it.") from None
+    elif not _HOSTNAME_RE.match(hostname):
+        raise _refuse(f"{text!r} has the host name {hostname!r}", "give a host name or IP address.")
+    if port and url_port is None and not scheme:
+        authority = f"{authority}:{port}"
+    if not scheme:
+        scheme = "http" if _is_loopback(hostname) else "https"
+    base = f"{scheme}://{authority}"
+    if scheme == "http" and not _is_loopback(hostname) and not allow_insecure_http:
+        if _near_localhost(hostname):
+            raise QStashConnectionError(
+                f"The connection's host {text!r} names {hostname!r}, which looks like a typo of 'localhost': fix "
+                "the spelling. (http:// goes only to a loopback host, and this one is not.)"
+            )
         raise QStashConnectionError(
-            f"Host {host!r} is not a region id or a base URL such as 'https://qstash.upstash.io' or "
-            "'http://127.0.0.1:8787' (the local emulator)."
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
-        raise QStashConnectionError(
-            f"Host {host!r} uses http:// to a host that is not loopback: the token would travel in clear "
+            f"Host {text!r} uses http:// to a host that is not loopback: the token would travel in clear "
             'text. Use https://, or set the connection extra "allow_insecure_http": true if that is meant.'
         )
-    return host
+    return base
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,14 @@ class FilterTable:
     :param specs: one :class:`FilterSpec` per filter; the date bounds come last.
     :param select_all: the name of the flag that allows a request with no filter (``cancel_all``).
     :param everything: what a request with no filter would do, for the refusal message.
+    :param kept_ms: how far back (ms before now) the oldest item QStash may still hold was created; a
+        ``from_date`` older than that selects everything there is, so it is no filter. ``None``: no limit.
+    :param kept: what ``kept_ms`` is, for the refusal message.
     """
 
-    def __init__(self, *specs: FilterSpec, select_all: str, everything: str) -> None:
+    def __init__(
+        self, *specs: FilterSpec, select_all: str, everything: str, kept_ms: int | None = None, kept: str = ""
+    ) -> None:
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names) or len({spec.param for spec in specs}) != len(specs):
             raise ValueError(f"filter names and query parameters must be unique: {names}")
@@ -101,6 +106,8 @@ class FilterTable:
         self.specs: tuple[FilterSpec, ...] = specs
         self.select_all = select_all
         self.everything = everything
+        self.kept_ms = kept_ms
+        self.kept = kept
         self.names: tuple[str, ...] = tuple(names)
         self.list_params: dict[str, str] = {spec.name: spec.param for spec in specs if spec.kind == "list"}
         self.date_params: dict[str, str] = {spec.name: spec.param for spec in specs if spec.kind == "date"}
@@ -119,6 +126,19 @@ class FilterTable:
         return {spec.name: "json" for spec in self.specs if spec.kind == "list"}
 
 
+_DAY_MS = 86_400_000
+#: The longest a QStash message may wait for delivery, so the oldest ``createdAt`` a pending message can
+#: have: "Max delay: 1 year" (pay as you go; free: 7 days). Source: https://upstash.com/pricing/qstash and
+#: https://upstash.com/docs/qstash/features/delay, read 2026-12-05. Fixed plans list "Unlimited"; for them
+#: a from_date more than a year back may still narrow, and is treated as no filter all the same (a
+#: refusal asking for another filter or cancel_all, never a wider request).
+MAX_MESSAGE_DELAY_MS = 365 * _DAY_MS
+#: The longest QStash keeps a dead-letter entry: "DLQ Retention: 3 months" (Fixed 10M, the longest plan
+#: listed; free 3 days, pay as you go 7 days, Fixed 1M 30 days); 3 months are at most 92 days. Source:
+#: https://upstash.com/pricing/qstash and https://upstash.com/docs/qstash/features/dlq ("Max DLQ
+#: Retention"), read 2026-12-05.
+MAX_DLQ_RETENTION_MS = 92 * _DAY_MS
+
 #: ``DELETE /v2/messages`` (bulk cancel), in the spec's query order.
 BULK_CANCEL_FILTERS = FilterTable(
     FilterSpec("message_ids", "messageIds", ids=True, no_dot_segments=True),
@@ -135,6 +155,8 @@ BULK_CANCEL_FILTERS = FilterTable(
     FilterSpec(TO_DATE, "toDate", "date"),
     select_all="cancel_all",
     everything="QStash would cancel EVERY message in the account",
+    kept_ms=MAX_MESSAGE_DELAY_MS,
+    kept="no QStash message waits longer than 365 days, its longest delay",
 )
 
 #: ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry``: no ``host``/``path`` (the server rejects them), one
@@ -154,6 +176,8 @@ DLQ_FILTERS = FilterTable(
     FilterSpec(TO_DATE, "toDate", "date"),
     select_all="select_all",
     everything="QStash would act on EVERY message in the dead-letter queue",
+    kept_ms=MAX_DLQ_RETENTION_MS,
+    kept="QStash keeps a dead-letter entry at most 92 days, its longest DLQ retention",
 )
 
 #: Python name of each bulk-cancel list filter and the query parameter QStash reads it from, in query order.
@@ -405,7 +429,8 @@ def read_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
 
 def renders_empty(value: Any, *, templated: bool) -> bool:
     """
-    Whether a (rendered) operator value is empty: ``None``, blank text, ``"[]"``, ``"()"``, only commas,
+    Whether a (rendered) operator value is empty: ``None``, blank text, ``"[]"``, ``"()"``, a quoted empty
+    string (``""`` or ``''``, what ``| tojson`` renders ``""`` as), only commas,
     an empty list or tuple; for a *templated* value also ``"None"``/``"null"`` (what ``{{ params.x }}`` and
     ``{{ params.x | tojson }}`` render for a missing value). A literal ``"none"`` is the value ``none``.
     """
@@ -413,7 +438,7 @@ def renders_empty(value: Any, *, templated: bool) -> bool:
         return True
     if isinstance(value, str):
         text = value.strip()
-        if text in ("[]", "()") or not text.replace(",", "").strip():
+        if text in ("[]", "()", '""', "''") or not text.replace(",", "").strip():
             return True
         return templated and text.lower() in EMPTY_RENDERINGS
     if isinstance(value, list | tuple):
@@ -461,9 +486,10 @@ def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
     (see :func:`renders_empty`).
 
     Accepts a list or tuple, a single value, comma-separated text (``"a, b"``, QStash's own separator),
-    a JSON array (``| tojson``) and a Python list or tuple repr (``"['a', 'b']"``, what Jinja renders a
-    list as). Every other rendering is refused naming its type: the text Jinja makes of a generator
-    (``<generator object ...>``), a set or dict (object or repr), a dict view, a number for a text filter.
+    a JSON array (``| tojson``), a Python list or tuple repr (``"['a', 'b']"``, what Jinja renders a
+    list as) and a quoted string (``"a"``, what ``| tojson`` renders a string as: the value ``a``). Every
+    other rendering is refused naming its type: the text Jinja makes of a generator (``<generator object
+    ...>``), a set or dict (object or repr), a dict view, a number for a text filter.
     A value that merely ends in ``)`` (``https://x/Foo_(bar)``) is a value.
     """
     if isinstance(value, list | tuple):
@@ -492,7 +518,32 @@ def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
         if isinstance(parsed, str | int) and not isinstance(parsed, bool):
             return _items(spec, [parsed])  # "('a')" is the string a in parentheses
         raise _refuse_rendering(spec, value, type(parsed).__name__)
+    if text[:1] in "\"'":
+        return _items(spec, _read_quoted_text(spec, text, value))
     return _items(spec, (part.strip() for part in text.split(",") if part.strip()))
+
+
+def _read_quoted_text(spec: FilterSpec, text: str, original: str) -> list[Any]:
+    """
+    A quoted rendering: ``"a"`` (``{{ x | tojson }}`` of a string) or ``'a'`` (a Python repr) is the value
+    ``a``, not a label with quotes; ``"a", "b"`` is two values. Read like a list's text: JSON first, then a
+    Python literal; anything else is refused.
+    """
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            parsed = None
+    if isinstance(parsed, str):
+        return [parsed]
+    if isinstance(parsed, tuple) and all(isinstance(item, str) for item in parsed):
+        return list(parsed)
+    raise BulkCancelFilterError(
+        f"{spec.name}={original!r} starts with a quote but is not a quoted string JSON or Python can read "
+        "(as {{ x | tojson }} renders one): give the value without quotes, a list, or comma-separated text."
+    )
 
 
 def _string_spec(name: str) -> FilterSpec:
@@ -565,6 +616,7 @@ class FilterValue:
     TABLE: ClassVar[FilterTable]
 
     flag_name: InitVar[str | None] = field(default=None, kw_only=True)
+    now_ms: InitVar[int | None] = field(default=None, kw_only=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -574,7 +626,7 @@ class FilterValue:
         if declared != expected:
             raise TypeError(f"{cls.__name__} must declare the fields {expected} (its TABLE), in order, not {declared}")
 
-    def __post_init__(self, flag_name: str | None) -> None:
+    def __post_init__(self, flag_name: str | None, now_ms: int | None) -> None:
         table = self.TABLE
         flag = flag_name or table.select_all
         if getattr(self, FROM_DATE) == 0:
@@ -604,14 +656,26 @@ class FilterValue:
                     f"{table.ids_name} cannot be combined with {', '.join(others)}: QStash would ignore those "
                     f"filters and act on the ids regardless. Give either {table.ids_name} or filters."
                 )
-        if not self.selecting_filters() and not self.everything_allowed:
-            ignored = ""
-            if to_date is not None:
-                ignored = f" (to_date {_iso(to_date)} is in the future: it selects every message, so it is no filter)"
+        selecting = self.selecting_filters(now_ms)
+        if not selecting and not self.everything_allowed:
+            ignored = [
+                f"{name} {_iso(getattr(self, name))} {self._why_no_filter(name)}"
+                for name in self.active_filters()
+                if name not in selecting
+            ]
+            why = f" ({'; '.join(ignored)})" if ignored else ""
+            recent = ""
+            if FROM_DATE in self.active_filters() and FROM_DATE not in selecting and table.kept_ms is not None:
+                recent = f", a from_date within the last {table.kept_ms // _DAY_MS} days"
             raise NoFilterError(
-                f"No filter given{ignored}: {table.everything}. Give at least one filter "
-                f"({', '.join(table.names)}), or set {flag}=True if that is really meant."
+                f"No filter given{why}: {table.everything}. Give at least one filter "
+                f"({', '.join(table.names)}){recent}, or set {flag}=True if that is really meant."
             )
+
+    def _why_no_filter(self, name: str) -> str:
+        if name == TO_DATE:
+            return "is in the future: it selects every message, so it is no filter"
+        return f"is older than anything QStash keeps ({self.TABLE.kept}), so it selects everything and is no filter"
 
     @property
     def everything_allowed(self) -> Any:
@@ -643,7 +707,7 @@ class FilterValue:
                 normalised[spec.name] = to_unix_ms(
                     values.get(spec.name), spec.name, now_ms=now_ms, zero_allowed=spec.name == FROM_DATE
                 )
-        return cls(**normalised, **{table.select_all: select_all}, flag_name=flag_name)
+        return cls(**normalised, **{table.select_all: select_all}, flag_name=flag_name, now_ms=now_ms)
 
     def active_filters(self) -> list[str]:
         """Names of the filters that carry a value, in query order."""
@@ -651,12 +715,23 @@ class FilterValue:
 
     def selecting_filters(self, now_ms: int | None = None) -> list[str]:
         """
-        Names of the filters that narrow the selection: a ``to_date`` at or after ``now_ms`` (default: the
-        clock) selects every message there is, so it is not one.
+        Names of the filters that narrow the selection. Two bounds select every item there is, so they are
+        not filters: a ``to_date`` at or after ``now_ms``, and a ``from_date`` older than anything QStash
+        keeps (``now_ms`` minus the table's ``kept_ms``: :data:`MAX_MESSAGE_DELAY_MS`,
+        :data:`MAX_DLQ_RETENTION_MS`).
+
+        :param now_ms: the task's start in Unix milliseconds (the operator's); ``None`` reads the clock
+            here, the one place a filter does.
         """
         now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        to_date = getattr(self, TO_DATE)
-        return [name for name in self.active_filters() if not (name == TO_DATE and to_date >= now_ms)]
+        from_date, to_date = getattr(self, FROM_DATE), getattr(self, TO_DATE)
+        kept_ms = self.TABLE.kept_ms
+        return [
+            name
+            for name in self.active_filters()
+            if not (name == TO_DATE and to_date >= now_ms)
+            and not (name == FROM_DATE and kept_ms is not None and from_date < now_ms - kept_ms)
+        ]
 
     def to_query_params(self) -> list[tuple[str, str]]:
         """The filter as query parameters: list filters repeated, dates as Unix milliseconds."""
@@ -854,7 +929,8 @@ def read_rendered_filter(
     flag_name = flag_name or table.select_all
     flag = {table.select_all: parse_bool(select_all, flag_name)}
     if table.ids_name is not None and values[table.ids_name]:
-        return filter_class(**values, **flag, flag_name=flag_name)  # an ids run takes no dates: any date is refused
+        # an ids run takes no dates: any date is refused
+        return filter_class(**values, **flag, flag_name=flag_name, now_ms=now_ms)
     pinned = to_date is None or to_date >= now_ms
     if pinned and from_date and from_date > now_ms:
         raise BulkCancelFilterError(
@@ -872,12 +948,14 @@ def read_rendered_filter(
     # Built with a bound that selects everything left out, so that it never counts as the one filter
     # that makes an otherwise empty (act-on-everything) filter acceptable; the pin is added afterwards.
     try:
-        value = filter_class(**{**values, TO_DATE: None if pinned else to_date}, **flag, flag_name=flag_name)
+        value = filter_class(
+            **{**values, TO_DATE: None if pinned else to_date}, **flag, flag_name=flag_name, now_ms=now_ms
+        )
     except NoFilterError as err:
         if not notes:
             raise
         raise NoFilterError(f"{err} Note: {'; '.join(notes)}.") from None
-    return replace(value, **{TO_DATE: now_ms}, flag_name=flag_name) if pinned else value
+    return replace(value, **{TO_DATE: now_ms}, flag_name=flag_name, now_ms=now_ms) if pinned else value
 
 
 def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCancelFilterError:

@@ -14,7 +14,10 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-qstash",
         "name": "Upstash QStash",
-        "description": "Cancel pending `Upstash QStash <https://upstash.com/docs/qstash>`__ messages in bulk.",
+        "description": (
+            "Cancel pending `Upstash QStash <https://upstash.com/docs/qstash>`__ messages in bulk, and delete or "
+            "retry dead-letter queue (DLQ) entries, safely: by filter, never wider than asked."
+        ),
         "integrations": [
             {
                 "integration-name": INTEGRATION,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from airflow_qstash.config import RetryPolicy
 from airflow_qstash.errors import (
@@ -119,6 +119,9 @@ class Call:
     :param conflict_aware: a filter cancel: a 412, or a 429 without rate-limit headers, means an identical
         bulk action is running (:class:`QStashActionConflict`), not "slow down".
     :param headers: extra request headers (never the token: the driver adds that).
+    :param select_all: the DAG author's ``cancel_all``/``delete_all``/``retry_all`` was true, so this call
+        may carry no filter. Without it a filterless bulk call is refused when sent
+        (:func:`refuse_unfiltered_bulk_call`).
     """
 
     endpoint: Endpoint
@@ -126,6 +129,7 @@ class Call:
     path_id: str | None = None
     conflict_aware: bool = False
     headers: tuple[tuple[str, str], ...] = ()
+    select_all: bool = False
 
     def __post_init__(self) -> None:
         self.endpoint.url_path(self.path_id)  # an id that cannot be one path segment is refused here
@@ -137,6 +141,85 @@ class Call:
     @property
     def path(self) -> str:
         return self.endpoint.url_path(self.path_id)
+
+
+#: The requests that act on everything when they carry no filter: the bulk cancel, and the DLQ's bulk
+#: delete and retry (with the ``/bulk`` forms of the 2026 DLQ API, should a caller build them).
+UNFILTERED_ACTS_ON_EVERYTHING = frozenset(
+    {
+        ("DELETE", "/v2/messages"),
+        ("DELETE", "/v2/dlq"),
+        ("POST", "/v2/dlq/retry"),
+        ("DELETE", "/v2/dlq/bulk"),
+        ("POST", "/v2/dlq/retry/bulk"),
+    }
+)
+#: Query parameters that page or shape a request but select nothing.
+NOT_FILTERS = frozenset({"count", "async", "cursor"})
+
+
+class UnfilteredBulkCallError(BulkCancelFilterError):
+    """A filterless bulk request was about to be sent without the author's all-flag; nothing was sent."""
+
+
+def _effective_path(path: str) -> str:
+    """A URL path as a client or server normalises it: percent-decoded, empty and dot segments resolved."""
+    segments: list[str] = []
+    for segment in unquote(path).replace("\\", "/").split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return "/" + "/".join(segments)
+
+
+def refuse_unfiltered_bulk_call(call: Call, base_url: str = "") -> None:
+    """
+    The last line before the network, run by both hooks' ``send`` before any request: a request that would
+    act on every message (``DELETE /v2/messages``) or every DLQ entry (``DELETE /v2/dlq``,
+    ``POST /v2/dlq/retry`` and their ``/bulk`` forms) with no filter is refused unless the :class:`Call`
+    was built with ``select_all`` (the author's ``cancel_all``/``delete_all``/``retry_all``).
+
+    It judges the URL that would go out (``base_url`` + the call's path, normalised, with any query the
+    base URL smuggled in), so it also catches a base URL that swallows the path (``.../v2/messages#``
+    turned ``cancel_message(id)`` into ``DELETE /v2/messages``). The filter values are checked long before
+    (:mod:`airflow_qstash.filters`); this guard catches any other road to such a request.
+
+    :raises UnfilteredBulkCallError: (a ``ValueError``) the call selects everything and was not meant to.
+    """
+    url = urlsplit(base_url + call.path)
+    method, path = call.method.upper(), _effective_path(url.path)
+    if (method, path) not in UNFILTERED_ACTS_ON_EVERYTHING or (call.select_all and path == call.endpoint.path):
+        return
+    params = [*call.params, *parse_qsl(url.query, keep_blank_values=True)]
+    if any(name not in NOT_FILTERS and str(value).strip() for name, value in params):
+        return
+    raise UnfilteredBulkCallError(
+        f"Refused to send {method} {path} with no filter: it would act on "
+        f"{'every message' if path == '/v2/messages' else 'every DLQ entry'}, and this request was not made "
+        "with cancel_all/delete_all/retry_all. Nothing was sent. Give a filter (or the all-flag, if everything "
+        "is really meant); check that the connection's host is only scheme://host[:port]."
+    )
+
+
+class FilterQuery(list[tuple[str, str]]):
+    """
+    The query parameters of one bulk request, carrying whether the author allowed selecting everything
+    (``select_all``), so the :class:`Call` built from them is marked the same way.
+    """
+
+    select_all: bool = False
+
+    @classmethod
+    def of(cls, params: Iterable[tuple[str, str]], select_all: bool) -> FilterQuery:
+        query = cls(params)
+        query.select_all = select_all is True
+        return query
+
+
+def _select_all(params: Iterable[tuple[str, str]]) -> bool:
+    return getattr(params, "select_all", False) is True
 
 
 @dataclass(frozen=True)
@@ -373,7 +456,10 @@ def bulk_cancel_requests(
     count_param = [] if count is None else [("count", str(parse_count(count)))]
     async_param = [] if bulk_filter.message_ids else [("async", "true")]
     room = MAX_URL_LENGTH - len(base_url) - len(BULK_CANCEL.path) - len("?&count=500&async=true")
-    return [part.to_query_params() + count_param + async_param for part in bulk_filter.split_message_ids(room)]
+    return [
+        FilterQuery.of(part.to_query_params() + count_param + async_param, bulk_filter.everything_allowed)
+        for part in bulk_filter.split_message_ids(room)
+    ]
 
 
 def filter_key(params: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -518,7 +604,8 @@ def start_bulk_cancel(
             yield Sleep(pause)
             pause = min(pause * 2, max_pause)
         try:
-            return read_bulk_cancel_answer((yield Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel)))
+            call = Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel, select_all=_select_all(params))
+            return read_bulk_cancel_answer((yield call))
         except QStashActionConflict as err:
             last = err
         # A 429 without rate-limit headers: our start was accepted and its action runs or already ran, so the
@@ -586,7 +673,9 @@ __all__ = [
     "BulkAction",
     "Call",
     "Endpoint",
+    "FilterQuery",
     "Sleep",
+    "UnfilteredBulkCallError",
     "answer_too_large",
     "bulk_cancel_requests",
     "declared_length",
@@ -600,6 +689,7 @@ __all__ = [
     "read_bulk_action",
     "read_bulk_cancel_answer",
     "read_cancelled",
+    "refuse_unfiltered_bulk_call",
     "start_bulk_cancel",
 ]
 
@@ -709,8 +799,9 @@ def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> 
                 f"The DLQ filters encode to {len(urlencode(params))} characters, more than the {room} a request "
                 "URL may carry; use fewer or shorter values."
             )
-        return [params]
-    return list(_split_ids(params, room, DLQ_MAX_COUNT, ids_name or "dlq_ids"))
+        return [FilterQuery.of(params, dlq_filter.everything_allowed)]
+    parts = _split_ids(params, room, DLQ_MAX_COUNT, ids_name or "dlq_ids")
+    return [FilterQuery.of(part, dlq_filter.everything_allowed) for part in parts]
 
 
 def _split_ids(
@@ -775,7 +866,7 @@ def dlq_delete_page(
     params: Iterable[tuple[str, str]], cursor: str | None = None, count: int | None = DLQ_MAX_COUNT
 ) -> Procedure[DLQDeleted]:
     """One ``DELETE /v2/dlq`` with these filter parameters, the page size and the cursor of the last answer."""
-    return read_dlq_deleted((yield Call(DLQ_DELETE, _paged(params, cursor, count))))
+    return read_dlq_deleted((yield Call(DLQ_DELETE, _paged(params, cursor, count), select_all=_select_all(params))))
 
 
 def dlq_retry_page(
@@ -786,7 +877,8 @@ def dlq_retry_page(
     ``headers`` are the ``Upstash-*`` overrides of the retried messages' settings. A 404 (some selected
     entries vanished meanwhile) is raised as a :class:`QStashAPIError` for the caller to handle.
     """
-    return read_dlq_retried((yield Call(DLQ_RETRY, _paged(params, cursor, None), headers=tuple(headers))))
+    call = Call(DLQ_RETRY, _paged(params, cursor, None), headers=tuple(headers), select_all=_select_all(params))
+    return read_dlq_retried((yield call))
 
 
 def list_dlq_page(

@@ -253,7 +253,10 @@ def _value(config: QStashConnectionConfig, key: str) -> Any:
         ("eu-central-1", None, "https://qstash-eu-central-1.upstash.io"),
         ("us-east-1", 8080, "https://qstash-us-east-1.upstash.io"),
         ("https://qstash.example.com/", None, "https://qstash.example.com"),
-        ("https://qstash.example.com/prefix", None, "https://qstash.example.com/prefix"),
+        ("EU-CENTRAL-1", None, "https://qstash-eu-central-1.upstash.io"),
+        ("  Us-East-1 ", None, "https://qstash-us-east-1.upstash.io"),
+        ("HTTPS://qstash.example.com", None, "https://qstash.example.com"),
+        ("http://localhost:8080/", None, "http://localhost:8080"),
         ("qstash.example.com", None, "https://qstash.example.com"),
         ("qstash.example.com", 8443, "https://qstash.example.com:8443"),
         ("localhost", 8080, "http://localhost:8080"),
@@ -291,23 +294,96 @@ def test_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(host):
 
 
 @pytest.mark.parametrize(
-    "host",
+    ("host", "found"),
     [
-        "ftp://qstash.test",
-        "https://",
-        "https:/qstash.upstash.io",
-        "http://127.0.0.1:/",
-        "http://127.0.0.1:notaport",
-        "http://127.0.0.1:99999",
-        "https://qstash.test/?x=1",
-        "https://qstash.test#frag",
-        "https://user:pw@qstash.test",
-        "https://@qstash.test",
+        ("ftp://qstash.test", "has the scheme 'ftp'"),
+        ("https://", "has no host name"),
+        ("http://127.0.0.1:/", "has a port that is not a number"),
+        ("http://127.0.0.1:notaport", "has a port that is not a number"),
+        ("http://127.0.0.1:99999", "has a port that is not a number"),
+        ("https://qstash.test/?x=1", "has the path '/?x=1'"),
+        ("https://qstash.test#frag", "has a fragment ('#')"),
+        ("https://qstash.test/prefix", "has the path '/prefix'"),
+        ("https://qstash.test//", "has the path '//'"),
+        ("https://qstash_.test$", "has the host name"),
+        ("http://[nothex]:8080", "or a malformed [IPv6] address"),
     ],
 )
-def test_a_malformed_base_url_is_refused(host):
-    with pytest.raises(QStashConnectionError, match="not a region id or a base URL"):
+def test_a_malformed_base_url_is_refused_naming_what_was_found(host, found):
+    with pytest.raises(QStashConnectionError) as info:
         resolve_base_url(host, allow_insecure_http=True)
+    assert found in str(info.value)
+    assert "scheme, host and port only" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "tail"),
+    [
+        ("https://qstash.upstash.io/v2/messages#", "'/v2/messages#'"),
+        ("https://qstash.upstash.io/v2/messages?", "'/v2/messages?'"),
+        ("https://qstash.upstash.io#", "'#'"),
+        ("https://qstash.upstash.io?", "'?'"),
+        ("https://qstash.upstash.io/#", "'/#'"),
+        ("http://127.0.0.1:8080/v2/dlq#", "'/v2/dlq#'"),
+        ("127.0.0.1:8080?", "'?'"),
+        ("qstash.upstash.io/v2/messages", "'/v2/messages'"),
+    ],
+)
+def test_a_base_url_that_would_swallow_the_api_path_is_refused(host, tail):
+    """#17.1: with '...#' or '...?' cancel_message(id) reached DELETE /v2/messages and cancelled everything."""
+    with pytest.raises(QStashConnectionError) as info:
+        resolve_base_url(host)
+    assert f"remove {tail}" in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["https://user:pw@qstash.test", "https://@qstash.test", "user:s3cr3t@127.0.0.1:8080"])
+def test_user_info_in_the_host_is_refused_without_echoing_it(host):
+    with pytest.raises(QStashConnectionError, match="user info before an '@'") as info:
+        resolve_base_url(host, allow_insecure_http=True)
+    assert "pw" not in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["https://qstash .test", "https://qstash.test\n/x", "eu-central-1\tx", "http://127.0.0.1:80\x00"]
+)
+def test_white_space_or_a_control_character_inside_the_host_is_refused(host):
+    with pytest.raises(QStashConnectionError, match="white space or a control character"):
+        resolve_base_url(host)
+
+
+@pytest.mark.parametrize(
+    ("host", "fixed"),
+    [
+        ("http//127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https//qstash.upstash.io", "https://qstash.upstash.io"),
+        ("http:/127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https:/qstash.upstash.io", "https://qstash.upstash.io"),
+        ("http:127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http:://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("HTTP///localhost:8080", "http://localhost:8080"),
+    ],
+)
+def test_a_scheme_that_lost_a_character_is_refused_naming_the_fix(host, fixed):
+    """#21.4: 'http//127.0.0.1:8080' became the host 'http' and was retried for ~20 s."""
+    with pytest.raises(QStashConnectionError) as info:
+        resolve_base_url(host)
+    assert f"write {fixed!r}" in str(info.value)
+    assert "a missing ':' or '/'?" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["http://locahost:8080", "http://localhst", "http://lcoalhost:8080", "http://LOCALHOTS"]
+)
+def test_a_near_miss_of_localhost_over_http_points_at_the_typo(host):
+    """#21.4: 'locahost' was pointed at allow_insecure_http, which would send the token in clear text."""
+    with pytest.raises(QStashConnectionError, match="looks like a typo of 'localhost'") as info:
+        resolve_base_url(host)
+    assert "allow_insecure_http" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["httpbin.org", "https.example.com", "http-proxy.internal:8443"])
+def test_a_bare_host_that_starts_with_http_is_not_a_scheme_typo(host):
+    assert resolve_base_url(host) == f"https://{host}"
 
 
 @pytest.mark.parametrize("region", ["xx-north-9", "eu-central-2", "ap-southeast-1"])
@@ -418,3 +494,23 @@ def test_giving_up_raises_a_plain_api_error_that_keeps_the_status(max_retries):
     assert str(info.value) == f"failed with 503: busy (gave up after {max_retries + 1} attempts)"
     assert (info.value.http_status, info.value.api_error) == (503, "busy")
     assert info.value.__cause__ is last
+
+
+def test_a_retried_call_emits_no_warning():
+    """#21.5: every retry logged tenacity's "The 'initial' parameter is deprecated" warning."""
+    import warnings
+
+    policy = RetryPolicy(max_retries=3, backoff_initial=0.5, backoff_max=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _retrying_run(policy, [QStashRetryableError("503"), QStashTransportError("dropped"), None])
+    assert result[:2] == ("ok", 3)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_the_backoff_doubles_from_backoff_initial_with_at_most_a_second_of_jitter():
+    policy = RetryPolicy(backoff_initial=0.5, backoff_max=1000)
+    for attempt, base in [(1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0)]:
+        for _ in range(20):
+            assert base <= policy.backoff_seconds(attempt) <= base + 1
+    assert RetryPolicy(backoff_initial=3600, backoff_max=20).backoff_seconds(10_000) == 20

@@ -413,7 +413,8 @@ def test_each_list_filter_alone_is_enough_and_maps_to_its_api_name(name, param):
 
 @pytest.mark.parametrize(("name", "param"), [*DATE_FILTER_PARAMS.items()])
 def test_each_date_filter_alone_is_enough_and_goes_out_as_ms(name, param):
-    bulk_filter = BulkCancelFilter.build(**{name: "2024-01-01T00:00:00Z"})
+    # now pinned a day later: a from_date more than a year before now would be no filter (#17.2)
+    bulk_filter = BulkCancelFilter.build(now_ms=JAN_1_MS + 86_400_000, **{name: "2024-01-01T00:00:00Z"})
     assert bulk_filter.active_filters() == [name]
     assert bulk_filter.to_query_params() == [(param, str(JAN_1_MS))]
 
@@ -1141,3 +1142,101 @@ def test_ids_with_dots_that_are_not_segments_are_kept(good):
 def test_the_dot_segment_rule_is_declared_per_filter():
     assert [spec.name for spec in BULK_CANCEL_FILTERS.specs if spec.no_dot_segments] == ["message_ids"]
     assert to_string_list(["..", "."], "labels") == ("..", ".")
+
+
+# ------------------------------------------------------------------ a from_date older than QStash keeps (#17.2)
+
+from airflow_qstash.filters import MAX_DLQ_RETENTION_MS, MAX_MESSAGE_DELAY_MS, DLQFilter  # noqa: E402
+
+
+def test_the_retention_limits_are_declared_once_from_the_pricing_page():
+    assert MAX_MESSAGE_DELAY_MS == 365 * 86_400_000
+    assert MAX_DLQ_RETENTION_MS == 92 * 86_400_000
+    assert BULK_CANCEL_FILTERS.kept_ms is MAX_MESSAGE_DELAY_MS
+    assert DLQ_FILTERS.kept_ms is MAX_DLQ_RETENTION_MS
+
+
+@pytest.mark.parametrize(
+    ("cls", "kept_ms", "flag", "days"),
+    [(BulkCancelFilter, MAX_MESSAGE_DELAY_MS, "cancel_all", 365), (DLQFilter, MAX_DLQ_RETENTION_MS, "select_all", 92)],
+)
+def test_a_from_date_older_than_anything_kept_is_no_filter_alone(cls, kept_ms, flag, days):
+    oldest = NOW_MS - kept_ms
+    assert cls.build(from_date=oldest, now_ms=NOW_MS).from_date == oldest  # the boundary still narrows
+    with pytest.raises(NoFilterError) as info:
+        cls.build(from_date=oldest - 1, now_ms=NOW_MS)
+    message = str(info.value)
+    assert "is older than anything QStash keeps" in message and f"{days} days" in message
+    assert f"a from_date within the last {days} days, or set {flag}=True" in message
+    assert cls.build(from_date=oldest - 1, labels="a", now_ms=NOW_MS).from_date == oldest - 1
+    assert cls.build(from_date=oldest - 1, now_ms=NOW_MS, **{flag: True}).from_date == oldest - 1
+
+
+def test_the_dlq_refusal_names_the_operation_flag():
+    with pytest.raises(NoFilterError, match="set retry_all=True"):
+        DLQFilter.build(from_date="2000-01-01", now_ms=NOW_MS, flag_name="retry_all")
+
+
+@pytest.mark.parametrize("filter_class", [BulkCancelFilter, DLQFilter])
+def test_the_rendered_reader_judges_the_from_date_against_the_task_start(filter_class):
+    """The operator passes its task start: the same value is fine a day after it and refused a year later."""
+    day = 86_400_000
+    from_ms = NOW_MS - 30 * day
+    later = NOW_MS + filter_class.TABLE.kept_ms
+    kwargs = {"set_by_author": ["from_date"], "filter_class": filter_class}
+    assert read_rendered_filter({"from_date": from_ms}, now_ms=NOW_MS, **kwargs).from_date == from_ms
+    with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
+        read_rendered_filter({"from_date": from_ms}, now_ms=later, **kwargs)
+
+
+def test_the_hook_path_refuses_an_old_from_date_alone_before_any_request(qstash_conn, requests_mock):
+    from airflow_qstash.hooks.qstash import QStashHook
+
+    requests_mock.delete(f"{qstash_conn}/v2/messages", json={"cancelled": 99})
+    with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
+        QStashHook().bulk_cancel(from_date="2000-01-01")
+    with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
+        QStashHook().dlq_delete(from_date="2000-01-01")
+    assert requests_mock.call_count == 0
+
+
+# ------------------------------------------------------------------ quoted renderings (#17.9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"a"', ("a",)),
+        ("'a'", ("a",)),
+        ('  "a"  ', ("a",)),
+        ('"a", "b"', ("a", "b")),
+        ('"\\u00e9t\\u00e9"', ("été",)),
+        ('"none"', ("none",)),
+    ],
+)
+def test_a_quoted_rendering_is_the_value_inside(text, expected):
+    assert read_rendered_values(BULK_CANCEL_FILTERS["labels"], text) == expected
+
+
+def test_a_quoted_number_is_a_whole_number_for_an_integer_filter():
+    assert read_rendered_values(DLQ_FILTERS["response_statuses"], '"500"') == (500,)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('"a', "starts with a quote"),
+        ('"a" b', "starts with a quote"),
+        ('"a", 1', "starts with a quote"),
+        ('"a,b"', "comma"),
+    ],
+)
+def test_a_quoted_rendering_that_is_not_one_string_is_refused(text, match):
+    with pytest.raises(BulkCancelFilterError, match=match):
+        read_rendered_values(BULK_CANCEL_FILTERS["labels"], text)
+
+
+@pytest.mark.parametrize("text", ['""', "''", ' "" '])
+def test_a_quoted_empty_string_renders_empty(text):
+    assert renders_empty(text, templated=True)
+    assert renders_empty(text, templated=False)

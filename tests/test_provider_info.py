@@ -303,3 +303,17 @@ def test_operator_module_imports_no_transport_or_hook_modules():
     if "requests" not in baseline["modules"]:
         present += [m for m in operator["loaded"] if m.split(".")[0] == "requests"]
     assert present == []
+
+
+def test_the_descriptions_airflow_and_pip_show_mention_the_dlq():
+    """#21.5: ``airflow providers list`` showed only the bulk cancel."""
+    import configparser
+    import pathlib
+
+    from airflow_qstash.get_provider_info import get_provider_info
+
+    shown = get_provider_info()["description"]
+    assert "dead-letter queue (DLQ)" in shown and "delete or retry" in shown and "Cancel pending" in shown
+    setup = configparser.ConfigParser()
+    setup.read(pathlib.Path(__file__).resolve().parents[1] / "setup.cfg")
+    assert "dead-letter queue (DLQ)" in setup["metadata"]["description"]

@@ -10,10 +10,12 @@ The hooks own only sending: one attempt under one total deadline, no redirects, 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
@@ -26,6 +28,7 @@ from airflow_qstash.config import (
     KNOWN_REGIONS,
     QStashConnectionConfig,
     RetryPolicy,
+    localhost_typo_hint,
     resolve_base_url,
 )
 from airflow_qstash.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
@@ -70,6 +73,7 @@ from airflow_qstash.wire import (
     list_dlq_page,
     one_call,
     read_answer,
+    refuse_unfiltered_bulk_call,
 )
 from airflow_qstash.wire import (
     delete_dlq_message as delete_dlq_message_procedure,
@@ -114,6 +118,9 @@ class _QStashHookBase(BaseHook):
     def __init__(self, qstash_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.qstash_conn_id = qstash_conn_id
+        #: Whether any request of this hook got an HTTP answer: until one does, a refused connection or an
+        #: unknown host is the connection's mistake, not a passing fault.
+        self._answered = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(qstash_conn_id={self.qstash_conn_id!r})"
@@ -133,8 +140,15 @@ class _QStashHookBase(BaseHook):
                 secrets.append(password)
         return secrets
 
-    @staticmethod
-    def _no_answer(call: Call, config: QStashConnectionConfig, err: Exception) -> QStashTransportError:
+    def _no_answer(self, call: Call, config: QStashConnectionConfig, err: Exception) -> QStashError:
+        """
+        The error for a request that got no answer: retryable, except a refused connection or an unknown
+        host before this hook ever had an answer, which names the connection and its host and is not
+        retried (``http//127.0.0.1:8080`` and wrong ports were retried for ~20 s, then blamed on the run).
+        """
+        unreachable = None if self._answered else _unreachable(err)
+        if unreachable is not None:
+            return _unreachable_error(unreachable, config)
         # requests wraps a timeout while reading the body in a ConnectionError(ReadTimeoutError(...))
         timed_out = isinstance(err, TimeoutError | requests.Timeout) or any(
             isinstance(arg, ReadTimeoutError) for arg in err.args
@@ -146,6 +160,46 @@ class _QStashHookBase(BaseHook):
                 f"QStash {call.method} {call.endpoint.path}: no answer from {config.base_url} ({detail})", config.token
             )
         )
+
+
+_REFUSED = "refused"
+_UNKNOWN_HOST = "unknown host"
+
+
+def _unreachable(err: BaseException) -> str | None:
+    """``"refused"`` or ``"unknown host"`` when ``err`` (of requests or httpx) comes from one, else ``None``."""
+    seen: set[int] = set()
+    stack: list[Any] = [err]
+    while stack:
+        error = stack.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError):
+            return _REFUSED
+        if isinstance(error, socket.gaierror):
+            return _UNKNOWN_HOST
+        stack += [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+    return None
+
+
+def _unreachable_error(kind: str, config: QStashConnectionConfig) -> QStashConnectionError:
+    parts = urlsplit(config.base_url)
+    hostname = parts.hostname or ""
+    where = f"connection {config.conn_id!r}: {config.base_url}"
+    if kind == _REFUSED:
+        detail = (
+            f"the connection to {hostname} port {parts.port or (443 if parts.scheme == 'https' else 80)} was "
+            "refused: nothing listens there (is the QStash emulator running, and on that port?)"
+        )
+    else:
+        detail = f"the host name {hostname!r} is unknown (the DNS lookup failed){localhost_typo_hint(hostname)}"
+    # The proxy's own URL may carry a password: it is named, never shown.
+    via = " (through a proxy: check the proxy too)" if proxy_for(config.base_url, config.proxy) else ""
+    return QStashConnectionError(
+        f"Could not reach QStash ({where}): {detail}{via}. Check the connection's host and port; nothing was "
+        "sent, and this is not retried."
+    )
 
 
 def _dlq_run(
@@ -226,8 +280,12 @@ class QStashHook(_QStashHookBase):
             del self.__dict__["session"]
 
     def send(self, call: Call, *, policy: RetryPolicy | None = None) -> Any:
-        """Send one request with the retry policy; return the parsed JSON answer."""
+        """
+        Send one request with the retry policy; return the parsed JSON answer. A filterless bulk request
+        not made with the all-flag is refused first (:func:`~airflow_qstash.wire.refuse_unfiltered_bulk_call`).
+        """
         config = self.config
+        refuse_unfiltered_bulk_call(call, config.base_url)
         policy = policy or config.retry
         headers = dict(call.headers) or None
         for attempt in Retrying(sleep=self.sleep, **policy.tenacity_kwargs(self.log)):
@@ -244,6 +302,7 @@ class QStashHook(_QStashHookBase):
                     )
                 except (requests.ConnectionError, requests.Timeout) as err:
                     raise self._no_answer(call, config, err) from err
+                self._answered = True
                 try:
                     raw = read_body(response, wire.MAX_ANSWER_BYTES)
                 except AnswerTooLarge as err:
@@ -271,6 +330,8 @@ class QStashHook(_QStashHookBase):
                 continue
             try:
                 answer = self.send(effect)
+            except QStashConnectionError:
+                raise  # the connection's mistake: no run loop may take it for a failed round
             except QStashError as err:
                 error = err
 
@@ -471,11 +532,12 @@ class QStashAsyncHook(_QStashHookBase):
             self._client = None
 
     async def send(self, call: Call, *, policy: RetryPolicy | None = None) -> Any:
-        """Send one request with the retry policy; return the parsed JSON answer."""
+        """The async twin of :meth:`QStashHook.send`, with the same refusal before any request."""
         import httpx
 
-        client = await self._get_client()
         config = await self.get_config()
+        refuse_unfiltered_bulk_call(call, config.base_url)
+        client = await self._get_client()
         policy = policy or config.retry
         headers = dict(call.headers) or None
         async for attempt in AsyncRetrying(**policy.tenacity_kwargs(self.log)):
@@ -499,6 +561,7 @@ class QStashAsyncHook(_QStashHookBase):
                     raise answer_too_large(call, response.status_code, err.declared) from None
                 except (httpx.TransportError, asyncio.TimeoutError) as err:
                     raise self._no_answer(call, config, err) from err
+                self._answered = True
                 body = decode_body(response.headers, raw)
                 return read_answer(call, response.status_code, response.headers, body, policy, config.token)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
@@ -518,6 +581,8 @@ class QStashAsyncHook(_QStashHookBase):
                 continue
             try:
                 answer = await self.send(effect)
+            except QStashConnectionError:
+                raise  # the connection's mistake: no run loop may take it for a failed round
             except QStashError as err:
                 error = err
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import airflow_qstash.wire as wire
-from airflow_qstash.emulator import QStashEmulator
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+from qstash_emulator import QStashEmulator
 from tests.dlq import test_dlq_emulator as base
 from tests.dlq.test_dlq_emulator import FILTERS, FROM_MS, N_MATCHING, _entry, run_operator, v2_requests
 
