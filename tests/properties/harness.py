@@ -195,19 +195,38 @@ class Captured(logging.Handler):
         self.texts.append(text)
 
 
+def _structlog_events() -> Any:
+    """structlog's event capture where structlog is installed (Airflow 3), else an empty list."""
+    try:
+        from structlog.testing import capture_logs
+    except ImportError:  # Airflow 2 logs through the standard library only
+        return contextlib.nullcontext([])
+    return capture_logs()
+
+
 @contextlib.contextmanager
 def captured_logs() -> Iterator[Captured]:
     handler = Captured()
-    loggers = [logging.getLogger(), logging.getLogger("airflow.task"), logging.getLogger("airflow_qstash")]
+    root = logging.getLogger()
+    # The provider's loggers (its hooks and operators log under airflow.task, its modules under their names)
+    # at DEBUG; every record anywhere reaches the root's handlers, so the handler sits there.
+    loggers = [logging.getLogger("airflow.task"), logging.getLogger("airflow_qstash")]
     levels = [lg.level for lg in loggers]
+    root.addHandler(handler)
     for lg in loggers:
-        lg.addHandler(handler)
         lg.setLevel(logging.DEBUG)
     try:
-        yield handler
+        # Airflow 3's ``self.log`` is structlog: its events (formatted, before any masking) are captured too.
+        with _structlog_events() as events:
+            yield handler
+        for event in events:
+            error = event.get("exc_info")
+            if isinstance(error, BaseException):
+                handler.texts += exception_texts(error)
+            handler.texts.append(json.dumps(event, default=repr))
     finally:
+        root.removeHandler(handler)
         for lg, level in zip(loggers, levels, strict=True):
-            lg.removeHandler(handler)
             lg.setLevel(level)
 
 
