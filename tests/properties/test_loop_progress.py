@@ -98,3 +98,59 @@ def test_a_bulk_cancel_ends_on_what_is_left_whatever_the_server_reports(
     if error is None:
         assert server.left == 0, f"the run succeeded with {server.left} selected messages left: {xcom}"
         assert xcom["cancelled"] <= left, f"reported {xcom['cancelled']} cancelled, {left} went"
+
+
+#: What one DLQ delete page does: delete its page and say so; delete nothing while the cursor stays.
+DLQ_PAGES = ("honest", "stuck")
+
+
+@dataclass
+class DLQServer(FakeQStash):
+    """A DLQ of ``left`` matching entries whose delete pages follow ``script``, its last page for ever."""
+
+    left: int = 0
+    script: list[str] = field(default_factory=list)
+    overflow: bool = False
+
+    def answer(self, request: Request) -> Answer:
+        self.sent.append(request)
+        if len(self.sent) > 300:
+            self.overflow = True
+            return Answer(500, {"error": "the test's request budget is spent"})
+        if (request.method, request.path) != ("DELETE", "/v2/dlq"):
+            return Answer(404, {"error": f"not scripted: {request.method} {request.path}"})
+        count = int(dict(request.query).get("count", "100"))
+        page = self.script.pop(0) if len(self.script) > 1 else (self.script or ["honest"])[0]  # the last repeats
+        if page == "stuck":
+            return Answer(200, {"deleted": 0, "cursor": "stuck-cursor"})
+        deleted = min(count, self.left)
+        self.left -= deleted
+        return Answer(200, {"deleted": deleted, **({"cursor": f"c{self.left}"} if self.left else {})})
+
+
+@given(
+    left=st.integers(0, 25),
+    script=st.lists(st.sampled_from(DLQ_PAGES), max_size=8),
+    deferrable=st.booleans(),
+)
+def test_a_dlq_delete_that_makes_no_progress_stops_soon_and_never_claims_success_with_entries_left(
+    left: int, script: list[str], deferrable: bool
+):
+    connection = {
+        "conn_type": "qstash",
+        "host": "https://qstash.test",
+        "password": "sk_loop_token",
+        "extra": {"max_retries": 1, "backoff_initial": 0, "backoff_max": 0, "timeout": 5},
+    }
+    undo = set_env(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+    server = DLQServer(left=left, script=list(script))
+    case = {"kind": "dlq_delete", "kwargs": {"labels": "a", "batch_size": 10}, "context": {}, "deferrable": deferrable}
+    try:
+        with pinned_clock(), no_sleep(), wire(server), captured_logs():
+            xcom, _, error = run_task(case)
+    finally:
+        undo()
+    assert not server.overflow, f"the run did not stop: {len(server.sent)} requests, {server.left} left"
+    if error is None:
+        assert server.left == 0, f"the run succeeded with {server.left} selected entries left: {xcom}"
+        assert xcom["deleted"] == left, xcom
