@@ -6,7 +6,6 @@ of a start that conflicts with nothing to join, and reading and listing bulk act
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -16,6 +15,7 @@ import pytest
 from airflow_qstash.errors import QStashAPIError, QStashRetryableError
 from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError
 from airflow_qstash.wire import CONFLICT_ATTEMPTS, CONFLICT_BACKOFF, ActionStarted, BatchCancelled, BulkAction
+from tests.clock import pin_wall_clock
 from tests.hooks.conftest import Answer, HookClient, Sent
 
 BULK = "/v2/messages"
@@ -169,8 +169,9 @@ def test_a_conflict_joins_the_running_action_with_our_filter(client, conflict):
         pytest.param({"Retry-After": "2"}, id="retry-after"),
     ],
 )
-def test_a_429_with_rate_limit_headers_is_a_rate_limit_not_a_conflict(client, headers):
-    now = int(time.time())
+def test_a_429_with_rate_limit_headers_is_a_rate_limit_not_a_conflict(client, headers, monkeypatch):
+    pinned = pin_wall_clock(monkeypatch)
+    now = int(pinned)
     headers = {name: str(now + 2) if value == "+2" else value for name, value in headers.items()}
     client.server.route(
         "DELETE", BULK, Answer(429, {"error": "too many requests"}, headers=headers), Answer(202, {"actionId": "act_1"})
@@ -180,7 +181,9 @@ def test_a_429_with_rate_limit_headers_is_a_rate_limit_not_a_conflict(client, he
     assert len(deletes(client)) == 2
     assert listings(client) == []
     assert len(client.sleeps) == 1
-    assert 0.5 < client.sleeps[0] <= 2.11  # QStash's own reset, not a conflict pause
+    # QStash's own reset (+ up to 0.1 s jitter), not a conflict pause
+    wait = 2.0 if "Retry-After" in headers else now + 2 - pinned
+    assert wait <= client.sleeps[0] <= wait + 0.1
 
 
 def test_a_conflict_with_nothing_to_join_pauses_and_starts_again(client):

@@ -96,8 +96,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A tab in a fresh browser context; a screenshot of it goes to ``ui-failure.png`` when the test fails."""
-    # Tall enough for the whole Trigger form to show in one screenshot.
-    context = browser.new_context(viewport={"width": 1400, "height": 1900})
+    # Tall enough for the whole Trigger form to show in one screenshot. The UI writes and reads dates in the
+    # browser's time zone and locale: pin both (the machine's TZ could be a DST zone, its locale not English).
+    context = browser.new_context(viewport={"width": 1400, "height": 1900}, timezone_id="UTC", locale="en-US")
     context.set_default_timeout(30_000)
     page = context.new_page()
     yield page
