@@ -21,7 +21,13 @@ from urllib.parse import urlsplit
 from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS, PROXY
-from airflow_qstash.errors import QStashAPIError, QStashConnectionError, QStashRetryableError
+from airflow_qstash.errors import (
+    QStashAPIError,
+    QStashConnectionError,
+    QStashRetryableError,
+    redact,
+    remember_secret,
+)
 
 DEFAULT_BASE_URL = "https://qstash.upstash.io"
 #: Regions QStash serves (the spec's ``servers`` enum); any other deployment takes a full base URL.
@@ -378,6 +384,17 @@ class QStashConnectionConfig:
         :param extra: its extras when already read (the async path reads them off the event loop).
         """
         token = check_token(conn.password, conn.conn_id)
+        # Remembered before anything else is read: a token pasted into the host or an extra by mistake is then
+        # redacted from the refusal that names that field (QStashError redacts what it remembers).
+        remember_secret(token)
+        try:
+            return cls._read(conn, token, extra)
+        except QStashConnectionError as err:
+            # A token too short to remember is still never echoed; the chain would quote the original text.
+            raise QStashConnectionError(redact(str(err), token)) from None
+
+    @classmethod
+    def _read(cls, conn: Any, token: str, extra: Any) -> QStashConnectionConfig:
         extras = read_extra(conn.extra if extra is None else extra)
         numbers = {key: _read_extra_number(extras, key) for key in NUMERIC_EXTRAS}
         return cls(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import string
+import traceback
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -514,3 +515,26 @@ def test_the_backoff_doubles_from_backoff_initial_with_at_most_a_second_of_jitte
         for _ in range(20):
             assert base <= policy.backoff_seconds(attempt) <= base + 1
     assert RetryPolicy(backoff_initial=3600, backoff_max=20).backoff_seconds(10_000) == 20
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["remembered-token", "token-too-short-to-remember"])
+@pytest.mark.parametrize(
+    ("field", "place"),
+    [
+        ("host", "https://qstash.test?token={token}"),
+        ("host", "https://{token}@qstash.test"),
+        ("host", "https://qstash.test/{token}"),
+        ("extra", '{{"timeout": "{token}"}}'),
+    ],
+)
+def test_a_token_pasted_into_the_host_or_an_extra_is_refused_without_echoing_it(field: str, place: str, short: bool):
+    token = "sk_tiny9" if short else "sk_" + "Q7wE2rT9yU4iO1pA6sD3fG8h"
+    values = {"host": "https://qstash.test", "extra": "{}"}
+    values[field] = place.format(token=token)
+    conn = SimpleNamespace(conn_id="qstash_default", password=token, port=None, **values)
+    with pytest.raises(QStashConnectionError) as err:
+        QStashConnectionConfig.from_connection(conn)
+    assert token not in str(err.value)
+    # Nor in the traceback a task log prints (a chained original would quote it).
+    assert token not in "".join(traceback.format_exception(err.value))
+    assert field in str(err.value) or "extra" in str(err.value)
