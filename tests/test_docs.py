@@ -157,7 +157,7 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
             "A value you set is never silently dropped.",
             "Airflow pitfalls are refused, not absorbed.",
             "An id never leaves its path segment.",
-            "It ends.",
+            "It ends, on what is left.",
             "Re-running is safe.",
             "The token stays secret",
             "raise AirflowFailException",
@@ -223,18 +223,32 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
             "Numbers out of range answer 400",
             "POST /_emulator/seed",
             "POST /_emulator/messages",
-            "GET /_emulator/messages?state=held|cancelled|all",
+            "GET /_emulator/messages",
+            "state (held default, cancelled, all)",
             "GET /_emulator/stats",
             "GET|DELETE /_emulator/requests",
             "--request-log-size N",
             "GET|PUT /_emulator/faults",
             "GET /_emulator/bulk-actions",
             "POST /_emulator/fail",
-            "POST/GET /_emulator/dlq",
+            "POST /_emulator/dlq",
+            "GET /_emulator/dlq",
             "POST /_emulator/dlq/seed",
             "GET /_emulator/dlq/count",
             "POST /_emulator/reset",
             "FaultConfig(rate_5xx=0.1)",
+            # 0.3.0: its own distribution, port 8787, the admin API's own description and the counts.
+            "pip install 'airflow-provider-qstash[emulator]'",
+            "qstash-emulator --token dev-token",
+            "python -m qstash_emulator",
+            "QStash emulator ready at http://127.0.0.1:8787",
+            "--request-log-bytes B",
+            "GET /_emulator/openapi.json",
+            "GET /_emulator/health",
+            "GET /_emulator/message-ids",
+            "GET /_emulator/counts",
+            "qstash-emulator counts",
+            "X-Request-Log-Dropped",
         ],
     ),
     "## Reliability": (
@@ -318,6 +332,34 @@ BAD_INPUT_ROWS = [
     "an extra that is not a finite number in its range",
     "a 3xx answer",
     "a 429 whose reset is further away than max_rate_limit_wait",
+    # 0.3.0 (issues 17 and 21): the base URL, old from_date, quoted renderings, proxies, override headers.
+    "a connection host with a path or an empty query or fragment",
+    "http://127.0.0.1:<port>/v2/messages#",
+    "a host with a path prefix",
+    "a host EU-CENTRAL-1",
+    "a host http//127.0.0.1:8080 (a missing colon",
+    "a host http://locahost:8080",
+    "a port nothing listens on, or an unknown host",
+    'from_date="2000-01-01" alone',
+    "a tojson-quoted label",
+    "a filterless bulk request built by hand",
+    "a proxy extra that is not http(s)://[user:password@]host:port",
+    "HTTP_PROXY/HTTPS_PROXY/ALL_PROXY and the proxy extra set",
+    "a .netrc with machine 127.0.0.1",
+    'override_headers={"Upstash-Retries": 99999}',
+    "an override header with a credential",
+]
+
+#: The inputs of the safety page's bad-server table: answers and behaviours the run loops must survive.
+BAD_SERVER_ROWS = [
+    "a 2xx answer the provider cannot read that echoes the token",
+    "Content-Length: 10737418240",
+    "an endless answer without Content-Length",
+    "a bulk action that finishes with total=3, processed=0",
+    "one message that cannot be cancelled",
+    "150 old messages fail into the DLQ while a cleanup runs",
+    "a DLQ page that answers the same cursor and acts on nothing",
+    "max_requests smaller than the DLQ listing",
 ]
 
 
@@ -331,6 +373,33 @@ def test_the_bad_input_table_lists_every_kind_of_refusal():
     safety = text_of("safety.rst")
     table = safety[safety.index("Bad input: what happens") :]
     assert [row for row in BAD_INPUT_ROWS if row not in table] == []
+
+
+def test_the_bad_server_table_lists_every_answer_the_loops_survive():
+    safety = text_of("safety.rst")
+    table = safety[safety.index("Bad server answers: what happens") :]
+    assert [row for row in BAD_SERVER_ROWS if row not in table] == []
+
+
+def test_the_safety_rules_say_what_holds_since_0_3_0():
+    rules = text_of("safety.rst")
+    rules = rules[rules.index("Safety rules") : rules.index("Bad input: what happens")]
+    facts = [
+        "more than 365 days before the task's start",
+        "more than 92 days for DLQ entries",
+        "MAX_ROUNDS_WITHOUT_PROGRESS (3)",
+        "2xx included",
+        "airflow_qstash.errors.redact",
+        "MAX_ANSWER_BYTES",
+        "an http:// base URL or a loopback host never goes through a proxy",
+        "show as *** in the XCom overrides",
+        "The base URL is scheme, host and port only.",
+        "UnfilteredBulkCallError",
+        "A DLQ run acts on the set that existed when it started.",
+        "labels=\"{{ params.label | tojson }}\"",
+        "render_template_as_native_obj=True",
+    ]
+    assert [fact for fact in facts if fact not in rules] == []
 
 
 def test_every_connection_extra_and_filter_is_documented():
