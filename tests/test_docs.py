@@ -396,7 +396,7 @@ def test_the_safety_rules_say_what_holds_since_0_3_0():
         "The base URL is scheme, host and port only.",
         "UnfilteredBulkCallError",
         "A DLQ run acts on the set that existed when it started.",
-        "labels=\"{{ params.label | tojson }}\"",
+        'labels="{{ params.label | tojson }}"',
         "render_template_as_native_obj=True",
     ]
     assert [fact for fact in facts if fact not in rules] == []
