@@ -408,6 +408,20 @@ def test_every_connection_extra_and_filter_is_documented():
     assert missing("operators/dlq.rst", list(DLQ_FILTERS.names)) == []
 
 
+def test_the_connection_page_gives_the_proxy_extra_host_rules_and_connection_mistakes():
+    facts = [
+        "* - proxy",
+        "http(s)://[user:password@]host:port",
+        "Never used for an http:// or a loopback host",
+        "scheme://host[:port] only",
+        "starts with 'http//', not 'http://'",
+        "looks like a typo of 'localhost'",
+        "QStashConnectionError",
+        "airflow connections test qstash_default",
+    ]
+    assert missing("connections/qstash.rst", facts) == []
+
+
 def test_the_connection_page_gives_every_extra_default_and_range():
     text = text_of("connections/qstash.rst")
     for name, extra in NUMERIC_EXTRAS.items():
