@@ -134,6 +134,12 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
             "list_bulk_actions(state=None)",
             "cancel_message(id)",
             "test_connection()",
+            # 0.3.0: how a run ends and the new XCom keys.
+            "How the run ends",
+            "MAX_ROUNDS_WITHOUT_PROGRESS (3)",
+            '"rounds": R',
+            '"left": L',
+            '"unconfirmed": U',
         ],
     ),
     "### Two server generations": (
@@ -179,7 +185,12 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
             "override_timeout",
             "override_headers",
             "Upstash-",
-            "A 404 for entries that vanished",
+            "a 404 for entries that vanished",
+            # 0.3.0: a filter run lists its selection first, and says what that costs.
+            "What a run acts on: the set that existed when it started",
+            "ceil(N/100) listing requests plus ceil(N/batch_size) deletes",
+            "selected",
+            "list_requests",
             "None above 1,000",
             "vanished",
             "dlq_delete",
