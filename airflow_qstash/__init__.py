@@ -1,3 +1,3 @@
 """Apache Airflow provider for Upstash QStash: bulk-cancel pending messages safely, in batches."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
