@@ -10,6 +10,7 @@ The hooks own only sending: one attempt under one total deadline, no redirects, 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -77,6 +78,11 @@ from airflow_qstash.wire import (
 
 if TYPE_CHECKING:
     import httpx
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _attempt_deadline  # novermin: guarded by the version check above
+else:  # Python 3.10: the package asyncio.timeout was made from, same semantics (async-timeout; python<3.11)
+    from async_timeout import timeout as _attempt_deadline
 
 _T = TypeVar("_T")
 
@@ -479,9 +485,10 @@ class QStashAsyncHook(_QStashHookBase):
         async for attempt in AsyncRetrying(**policy.tenacity_kwargs(self.log)):
             with attempt:
                 try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
-                    # request completes, and the trigger would run on after the triggerer cancelled it.
-                    async with asyncio.timeout(config.timeout):
+                    # asyncio.timeout (async-timeout on 3.10), not wait_for: on 3.10 and 3.11 wait_for swallows
+                    # a cancel that lands as the request completes, and the trigger would run on after the
+                    # triggerer cancelled it.
+                    async with _attempt_deadline(config.timeout):
                         request = client.build_request(
                             call.method,
                             call.path,
