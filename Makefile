@@ -25,9 +25,14 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# vermin: the shipped code (both distributions) and the example DAGs run on Python 3.10, the declared minimum;
+# CI has only 3.11, so this checker is the proof (tests/test_python_versions.py runs the same command)
+VERMIN_ARGS := --no-tips --violations --eval-annotations -t=3.10- airflow_qstash emulator/qstash_emulator dags_examples
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vermin $(VERMIN_ARGS)
 
 typecheck: setup
 	$(BIN)/mypy airflow_qstash emulator/qstash_emulator

@@ -85,10 +85,15 @@ def parse_max_batches(value: Any) -> int:
 
 
 def parse_action_timeout(value: Any) -> float:
-    """Read ``action_timeout``: seconds (int, float, digit string or ``timedelta``), finite and > 0."""
+    """
+    Read ``action_timeout``: seconds (int, float, digit string or ``timedelta``), finite and > 0. ``None``, or
+    a template that renders empty (a blank form field), means :data:`DEFAULT_ACTION_TIMEOUT`.
+    """
     import datetime as dt
     import math
 
+    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
+        return DEFAULT_ACTION_TIMEOUT
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()
     elif isinstance(value, str):

@@ -234,7 +234,7 @@ def _seconds(value: Any, name: str, *, zero_allowed: bool) -> int:
 def _retries(value: Any, name: str) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
         value = int(value.strip())
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+    if isinstance(value, float) and math.isfinite(value) and float.is_integer(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES_OVERRIDE:
         raise DLQFilterError(

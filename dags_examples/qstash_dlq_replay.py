@@ -10,6 +10,9 @@ entries that fail (again) during the replay are not replayed by it: a DLQ entry 
 message's ``createdAt``, so the window's end alone could not keep them out. ``Upstash-Retries`` of the
 replayed messages can be overridden (e.g. 0: one delivery attempt, straight back to the DLQ if the
 destination still fails).
+
+The bound ("Max requests") sits in a collapsed "Advanced" section of the Trigger form
+(``section="Advanced"``; Airflow 3's UI opens only the first section); blank, it is 100,000 requests.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from __future__ import annotations
 from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
+
+#: The Trigger form's collapsed section: the bounds, each with a safe default.
+ADVANCED = "Advanced"
 
 PARAMS = {
     "labels": Param(
@@ -54,6 +60,17 @@ PARAMS = {
         title="Retries of the replayed messages",
         description="Sent as Upstash-Retries. Blank: each message keeps its own setting.",
     ),
+    "max_requests": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Max requests",
+        section=ADVANCED,
+        description=(
+            "The most requests the replay sends; reaching it with entries left fails the task, and a retry "
+            "continues. Empty: 100,000."
+        ),
+    ),
 }
 
 with DAG(
@@ -71,6 +88,7 @@ with DAG(
         from_date="{{ params.from_date }}",
         to_date="{{ params.to_date }}",
         override_retries="{{ params.retries }}",
+        max_requests="{{ params.max_requests }}",
         optional_filters=["labels", "response_statuses", "from_date", "to_date", "override_retries"],
     )
     # [END howto_operator_qstash_dlq_replay]

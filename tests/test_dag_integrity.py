@@ -228,6 +228,59 @@ def test_on_demand_form_with_cancel_all_is_accepted(parsed: SimpleNamespace):
     assert run.bulk_filter.to_date == now_ms
 
 
+# --------------------------------------------------------------------------- the forms' Advanced section
+
+#: The form DAGs -> the fields of their collapsed "Advanced" section: the knob that only matters on older
+#: servers (batch_size) and the bounds. Everything else (the filters, the window, the switches, the retries
+#: override) stays in the first section, which Airflow 3's UI opens.
+ADVANCED_FIELDS = {
+    "qstash_on_demand_cancel": ["batch_size", "max_batches", "action_timeout"],
+    "qstash_on_demand_cancel_deferrable": ["batch_size", "max_batches", "action_timeout"],
+    "qstash_dlq_replay": ["max_requests"],
+}
+
+
+@pytest.mark.parametrize("dag_id", sorted(ADVANCED_FIELDS))
+def test_the_forms_advanced_section_holds_exactly_the_knobs_and_the_bounds(parsed: SimpleNamespace, dag_id: str):
+    params = parsed.dagbag.dags[dag_id].params
+    sections = {name: params.get_param(name).schema.get("section") for name in params}
+    assert [name for name, section in sections.items() if section == "Advanced"] == ADVANCED_FIELDS[dag_id]
+    assert set(sections.values()) == {None, "Advanced"}  # no third section
+    # the UI lays sections out in the order their first field appears: the open default section comes first
+    assert list(sections)[-len(ADVANCED_FIELDS[dag_id]) :] == ADVANCED_FIELDS[dag_id]
+    task = parsed.dagbag.dags[dag_id].tasks[0]
+    assert not set(ADVANCED_FIELDS[dag_id]) & set(task.optional_filters)  # no filter hides in Advanced
+
+
+@pytest.mark.parametrize("dag_id", sorted(ADVANCED_FIELDS))
+def test_a_collapsed_field_never_needs_the_user(parsed: SimpleNamespace, dag_id: str):
+    """A field the user does not see must not block the run: each has a default, or may stay blank."""
+    params = parsed.dagbag.dags[dag_id].params
+    for name in ADVANCED_FIELDS[dag_id]:
+        param = params.get_param(name)
+        assert param.value is not None or not _required_in_the_form(param.schema), name
+        param.resolve(param.value)  # the default passes its own schema
+
+
+@pytest.mark.parametrize("dag_id", ON_DEMAND)
+@pytest.mark.parametrize(("form", "seconds"), [(90, 90.0), (None, 21_600.0)], ids=["90", "blank"])
+def test_the_on_demand_forms_action_timeout_reaches_the_run(
+    parsed: SimpleNamespace, dag_id: str, form: Any, seconds: float
+):
+    dag = parsed.dagbag.dags[dag_id]
+    task = copy.deepcopy(dag.tasks[0])
+    task.render_template_fields({"params": {**dag.params.dump(), "labels": ["a"], "action_timeout": form}})
+    assert task.plan(now_ms=TASK_START.int_timestamp * 1000).action_timeout == seconds
+
+
+@pytest.mark.parametrize(("form", "requests"), [(5, 5), (None, 100_000)], ids=["5", "blank"])
+def test_the_replay_forms_max_requests_reaches_the_run(parsed: SimpleNamespace, form: Any, requests: int):
+    dag = parsed.dagbag.dags["qstash_dlq_replay"]
+    task = copy.deepcopy(dag.tasks[0])
+    task.render_template_fields({"params": {**dag.params.dump(), "labels": ["a"], "max_requests": form}})
+    assert task.plan(now_ms=TASK_START.int_timestamp * 1000).max_requests == requests
+
+
 IMPORT_PROBE = textwrap.dedent(
     """
     import json, runpy, socket, sys

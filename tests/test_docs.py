@@ -68,7 +68,7 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
             "pip install airflow-provider-qstash",
             "apache_airflow_provider entry point",
             "airflow providers list",
-            ">=2.11.0,<3.4",
+            ">=2.11.0",
             ">=1.22.0",
         ],
     ),

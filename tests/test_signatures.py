@@ -89,7 +89,8 @@ def test_the_operator_documents_every_keyword():
 
 
 def test_the_template_fields_are_the_filters_then_the_loop_settings():
-    assert tuple(QStashBulkCancelOperator.template_fields) == (*FILTER_NAMES, "batch_size", "max_batches", "cancel_all")
+    loop_settings = ("batch_size", "max_batches", "cancel_all", "action_timeout")
+    assert tuple(QStashBulkCancelOperator.template_fields) == (*FILTER_NAMES, *loop_settings)
     assert QStashBulkCancelOperator.template_fields_renderers == BULK_CANCEL_FILTERS.renderers
     documented = documented_params(QStashBulkCancelOperator.__doc__ or "")
     for name in QStashBulkCancelOperator.template_fields:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -81,6 +82,11 @@ from airflow_qstash.wire import (
 
 if TYPE_CHECKING:
     import httpx
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _attempt_deadline  # novermin: guarded by the version check above
+else:  # Python 3.10: the package asyncio.timeout was made from, same semantics (async-timeout; python<3.11)
+    from async_timeout import timeout as _attempt_deadline
 
 _T = TypeVar("_T")
 
@@ -543,9 +549,10 @@ class QStashAsyncHook(_QStashHookBase):
         async for attempt in AsyncRetrying(**policy.tenacity_kwargs(self.log)):
             with attempt:
                 try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the
-                    # request completes, and the trigger would run on after the triggerer cancelled it.
-                    async with asyncio.timeout(config.timeout):
+                    # asyncio.timeout (async-timeout on 3.10), not wait_for: on 3.10 and 3.11 wait_for swallows
+                    # a cancel that lands as the request completes, and the trigger would run on after the
+                    # triggerer cancelled it.
+                    async with _attempt_deadline(config.timeout):
                         request = client.build_request(
                             call.method,
                             call.path,

@@ -86,7 +86,7 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         started. (templated)
     :param action_timeout: the longest one bulk action (today's hosted QStash) is followed, in seconds or
         as a ``timedelta``; past it the task fails naming the action, which goes on in QStash, and a retry
-        joins it. Default: 6 hours.
+        joins it. ``None`` (or a template that renders empty) means the default, 6 hours. (templated)
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
     :return: a dict with ``cancelled`` (messages confirmed gone: a batch's count, or on a bulk-action
@@ -98,7 +98,13 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         ``duration_seconds``.
     """
 
-    template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
+    template_fields: Sequence[str] = (
+        *BULK_CANCEL_FILTERS.names,
+        "batch_size",
+        "max_batches",
+        "cancel_all",
+        "action_timeout",
+    )
     template_fields_renderers = BULK_CANCEL_FILTERS.renderers
     ui_color = "#e8f0fe"
     REFUSED = BulkCancelRefused
@@ -123,7 +129,7 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         batch_size: int | str = 500,
         max_batches: int | str | None = None,
         cancel_all: bool | str = False,
-        action_timeout: float | dt.timedelta | str = DEFAULT_ACTION_TIMEOUT,
+        action_timeout: float | dt.timedelta | str | None = DEFAULT_ACTION_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -51,6 +51,9 @@ DEFAULT_TOKEN = "emulator-token"
 TOKEN_ENV = "QSTASH_EMULATOR_TOKEN"
 #: The line the CLI prints when it is ready; the base URL follows.
 READY_PREFIX = "QStash emulator ready at "
+
+#: ``typing.Self`` is Python 3.11+: the emulator runs on 3.10 too, so its fluent methods use a bound TypeVar.
+_Emulator = TypeVar("_Emulator", bound="QStashEmulator")
 
 _URL_RE = re.compile(re.escape(READY_PREFIX) + r"(http://\S+)")
 
@@ -446,7 +449,7 @@ class QStashEmulator:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Emulator) -> _Emulator:
         return self.start()
 
     def __exit__(
@@ -476,7 +479,7 @@ class QStashEmulator:
         """``{"Authorization": "Bearer <token>"}``."""
         return {"Authorization": f"Bearer {self.token}"}
 
-    def start(self) -> Self:
+    def start(self: _Emulator) -> _Emulator:
         """Start the server and wait until it answers; returns ``self``."""
         if self._port is not None:
             raise RuntimeError("the emulator is already started")

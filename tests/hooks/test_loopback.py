@@ -15,12 +15,16 @@ import pytest
 
 from airflow_qstash.errors import QStashAPIError, QStashRetryableError, QStashTransportError
 from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.hooks import qstash as qstash_hook_module
 from airflow_qstash.hooks.qstash import BatchCancelled, QStashAsyncHook, QStashHook
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import use_connection
 from tests.hooks.loopback import LoopbackServer, Received, Reply
 
 TRANSPORTS = ["requests", "httpx"]
+#: The deadline tests also run the async hook with Python 3.10's deadline (the async-timeout package, the
+#: hook's ``_attempt_deadline`` there): CI has only 3.11, so this is how that branch runs at all.
+DEADLINE_TRANSPORTS = [*TRANSPORTS, "httpx-async-timeout"]
 LABELS = BulkCancelFilter.build(labels="a")
 
 #: Each operation as (hook method, its arguments, the request it must send).
@@ -41,13 +45,21 @@ async def _run_async(conn_id: str, method: str, *args: Any) -> Any:
 
 def run(transport: str, conn_id: str, method: str, *args: Any) -> Any:
     """Call ``method`` on a real hook of ``transport``: its own session or client, no mock in between."""
-    if transport == "httpx":
+    if transport.startswith("httpx"):
         return asyncio.run(_run_async(conn_id, method, *args))
     hook = QStashHook(conn_id)
     try:
         return getattr(hook, method)(*args)
     finally:
         hook.close()
+
+
+def use_deadline_of(monkeypatch: pytest.MonkeyPatch, transport: str) -> None:
+    """For ``httpx-async-timeout``, give the async hook the deadline it takes on Python 3.10."""
+    if transport == "httpx-async-timeout":
+        import async_timeout
+
+        monkeypatch.setattr(qstash_hook_module, "_attempt_deadline", async_timeout.timeout)
 
 
 def loopback_connection(monkeypatch: pytest.MonkeyPatch, server: LoopbackServer, **extra: Any) -> str:
@@ -102,8 +114,9 @@ GENEROUS_BOUND = 5.0
 
 
 @pytest.mark.parametrize("part", ["head", "body"])
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", DEADLINE_TRANSPORTS)
 def test_an_attempt_ends_at_its_total_deadline_however_slowly_the_server_trickles(monkeypatch, transport, part):
+    use_deadline_of(monkeypatch, transport)
     reply = Reply(200, {"Content-Type": "application/json"}, SLOW_BODY, trickle=part, pause=0.2)
     assert len(reply.body) * reply.pause > 4 * GENEROUS_BOUND  # the trickle outlasts the bound by far
     with LoopbackServer(lambda received: reply) as server:
@@ -119,8 +132,9 @@ def test_an_attempt_ends_at_its_total_deadline_however_slowly_the_server_trickle
     assert server.completed == 0  # the client hung up before the answer was complete
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", DEADLINE_TRANSPORTS)
 def test_each_retry_gets_its_own_deadline(monkeypatch, transport):
+    use_deadline_of(monkeypatch, transport)
     reply = Reply(200, {"Content-Type": "application/json"}, SLOW_BODY, trickle="body", pause=0.2)
     with LoopbackServer(lambda received: reply) as server:
         conn_id = loopback_connection(monkeypatch, server, timeout=1, max_retries=1)
@@ -134,8 +148,9 @@ def test_each_retry_gets_its_own_deadline(monkeypatch, transport):
     assert len(server.requests) == 2
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", DEADLINE_TRANSPORTS)
 def test_a_prompt_answer_larger_than_a_read_buffer_passes_through_the_deadline(monkeypatch, transport):
+    use_deadline_of(monkeypatch, transport)
     big = json.dumps({"cancelled": 3, "padding": "y" * 300_000}).encode()
     with LoopbackServer(lambda received: Reply(200, {"Content-Type": "application/json"}, big)) as server:
         conn_id = loopback_connection(monkeypatch, server, timeout=5, max_retries=0)
@@ -143,3 +158,28 @@ def test_a_prompt_answer_larger_than_a_read_buffer_passes_through_the_deadline(m
         assert run(transport, conn_id, "bulk_cancel_by_filter", LABELS) == BatchCancelled(3)
     assert len(server.requests) == 2
     assert server.completed == 2
+
+
+@pytest.mark.parametrize("deadline", ["asyncio.timeout", "async_timeout.timeout"])
+def test_a_cancel_that_lands_as_the_wait_completes_is_not_swallowed(deadline):
+    """The reason the hook uses a timeout block, not ``wait_for``, holds for Python 3.10's deadline too."""
+    import async_timeout
+
+    bounded = {"asyncio.timeout": asyncio.timeout, "async_timeout.timeout": async_timeout.timeout}[deadline]
+
+    async def scenario() -> None:
+        answer = asyncio.get_running_loop().create_future()
+
+        async def attempt() -> str:
+            async with bounded(5):
+                await answer
+            return "ran on after the cancel"
+
+        task = asyncio.create_task(attempt())
+        await asyncio.sleep(0)  # the attempt now waits for its answer
+        answer.set_result(None)  # the answer arrives ...
+        task.cancel()  # ... in the same loop turn as the triggerer's cancel
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())

@@ -1,6 +1,7 @@
 """
 Driving the Airflow UI in headless Chromium (Debian's, through Playwright) for the live suite: sign in, open
-a DAG's Trigger form, enter a date-time param through its picker, submit and wait for the task's success.
+a DAG's Trigger form, check its sections, enter a date-time param through its picker, submit and wait for
+the task's success.
 
 The ``browser`` and ``page`` fixtures that launch Chromium are in ``tests/live/conftest.py``.
 """
@@ -57,6 +58,57 @@ def open_trigger_form(page: sync_api.Page, airflow: Any, dag_id: str) -> sync_ap
     expect(form).to_be_visible()
     expect(form.get_by_role("checkbox", name=f"Unpause {dag_id} on trigger")).to_be_checked()
     return form
+
+
+#: The titles of the labelled fields (``[role=group]`` with a label) inside an element, in page order: each
+#: label's own text, without the required asterisk Chakra renders in it.
+_FIELD_TITLES_JS = """
+(root) => [...root.querySelectorAll('[role="group"] label')].map((label) =>
+    [...label.childNodes].filter((node) => node.nodeType === Node.TEXT_NODE)
+        .map((node) => node.textContent).join('').trim()).filter((title) => title)
+"""
+#: The section Airflow 3's Trigger form opens: the params without a ``section``.
+DEFAULT_SECTION = "Run Parameters"
+
+
+def form_section(form: sync_api.Locator, title: str) -> tuple[sync_api.Locator, sync_api.Locator]:
+    """A section of the Trigger form (an accordion item): its header button and the region it opens."""
+    header = form.get_by_role("button", name=title, exact=True)
+    sync_api.expect(header).to_have_count(1)
+    region_id = header.get_attribute("aria-controls")
+    assert region_id, f"the {title!r} header controls no region"
+    return header, form.locator(f'[id="{region_id}"]')
+
+
+def field_titles(region: sync_api.Locator) -> list[str]:
+    """The titles of the labelled fields inside ``region``, in page order."""
+    titles: list[str] = region.evaluate(_FIELD_TITLES_JS)
+    return titles
+
+
+def open_collapsed_section(form: sync_api.Locator, title: str, fields: list[str]) -> None:
+    """
+    The section ``title`` is shown collapsed (its header says so and none of its fields is visible), holds
+    exactly ``fields`` once opened, and none of them is in the default section. Leaves it open; Airflow 3.3's
+    form opens one section at a time, so the default section folds (what was entered in it is kept).
+    """
+    expect = sync_api.expect
+    header, region = form_section(form, title)
+    expect(header).to_have_attribute("aria-expanded", "false")
+    expect(region).to_be_hidden()
+    for field in fields:
+        expect(form.get_by_role("group").filter(has_text=field)).to_be_hidden()
+    _default_header, default_region = form_section(form, DEFAULT_SECTION)
+    expect(default_region).to_be_visible()
+    shown_first = field_titles(default_region)
+    assert shown_first and not set(shown_first) & set(fields), shown_first
+
+    header.click()
+    expect(header).to_have_attribute("aria-expanded", "true")
+    expect(region).to_be_visible()
+    assert field_titles(region) == fields
+    for field in fields:
+        expect(form.get_by_role("group").filter(has_text=field)).to_be_visible()
 
 
 def pick(page: sync_api.Page, form: sync_api.Locator, title: str, moment: datetime) -> None:

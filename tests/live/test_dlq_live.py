@@ -26,7 +26,13 @@ import pytest
 from playwright import sync_api
 
 from tests.conftest import TEST_TOKEN
-from tests.live.browser import assert_form_run, open_trigger_form, pick, trigger_and_wait_for_success
+from tests.live.browser import (
+    assert_form_run,
+    open_collapsed_section,
+    open_trigger_form,
+    pick,
+    trigger_and_wait_for_success,
+)
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(420)]
 
@@ -268,6 +274,7 @@ def test_replay_trigger_form_in_the_ui_retries_the_selection(
     pick(page, form, "Failed from", incident.from_dt)
     pick(page, form, "Failed until", incident.to_dt)
     form.get_by_role("spinbutton", name="Retries of the replayed messages").fill("2")
+    open_collapsed_section(form, "Advanced", ["Max requests"])  # the bound: left blank, 100,000
     form.screenshot(path=str(artifacts_dir / "ui-dlq-replay-form-filled.png"))
 
     run_id = trigger_and_wait_for_success(page, form, airflow_api, replay_dag, TASK_ID)
@@ -276,4 +283,5 @@ def test_replay_trigger_form_in_the_ui_retries_the_selection(
     run = assert_form_run(airflow_api, replay_dag, run_id, incident.label, incident.from_dt, incident.to_dt)
     assert run["conf"]["response_statuses"] == [500, 503]
     assert run["conf"]["retries"] == 2
+    assert run["conf"]["max_requests"] is None
     incident.assert_replayed(emulator, airflow_api.xcom(replay_dag, run_id, TASK_ID), retries=2)

@@ -57,7 +57,7 @@ LIST_FILTERS = {
     "caller_ips": "callerIp",
 }
 DATE_FILTERS = ("from_date", "to_date")
-ALL_TEMPLATED = (*LIST_FILTERS, *DATE_FILTERS, "batch_size", "max_batches", "cancel_all")
+ALL_TEMPLATED = (*LIST_FILTERS, *DATE_FILTERS, "batch_size", "max_batches", "cancel_all", "action_timeout")
 SUMMARY_KEYS = {
     "cancelled",
     "batches",
@@ -1187,9 +1187,25 @@ def test_max_batches_is_documented_as_counting_requests_with_its_default():
 # --------------------------------------------------------------------------- action_timeout
 
 
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+@pytest.mark.parametrize(("form", "seconds"), [(90, 90.0), (None, DEFAULT_ACTION_TIMEOUT)], ids=["90", "blank"])
+def test_a_templated_action_timeout_reaches_both_paths(
+    qstash, requests_mock, deferrable: bool, form: Any, seconds: float
+):
+    """A form field feeds it (the on-demand DAG's Advanced section): rendered, it bounds either path."""
+    op = rendered(
+        make_op(labels="a", action_timeout="{{ params.timeout }}", deferrable=deferrable), params={"timeout": form}
+    )
+    assert op.plan(TASK_START_MS).action_timeout == seconds
+    if deferrable:
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute(ti_context())
+        assert deferred.value.trigger.serialize()[1]["action_timeout"] == seconds
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(None, None), (90, 90.0), ("90", 90.0), (dt.timedelta(minutes=2), 120.0)],
+    [(None, None), (90, 90.0), ("90", 90.0), (dt.timedelta(minutes=2), 120.0), ("None", None), ("  ", None)],
 )
 def test_action_timeout_reaches_the_run(value: Any, seconds: float | None):
     op = make_op(labels="a") if value is None else make_op(labels="a", action_timeout=value)
