@@ -561,11 +561,11 @@ CASES: list[Case] = [
         "conn-undefined", "connection", op(labels="a", qstash_conn_id="no_such_conn"), AirflowException, "isn't defined"
     ),
     Case(
-        "conn-wrong-path-404",
+        "conn-path-in-host",
         "connection",
         op(labels="a"),
         AirflowException,
-        "Check the connection's host",
+        "has the path '/not-qstash' after the host and port",
         setup=lambda env: env.connection(host=env.emu.base_url + "/not-qstash"),
     ),
     Case(
@@ -573,7 +573,7 @@ CASES: list[Case] = [
         "connection",
         op(labels="a"),
         AirflowException,
-        "no answer from",
+        "nothing listens there",
         setup=conn(host="http://127.0.0.1:9"),
     ),
     Case(
