@@ -143,6 +143,11 @@ class BulkCancelRun:
     action_ids: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    #: Bulk actions an earlier try of this task started (from the task state store): the run re-attaches to
+    #: the last one by id before it starts any, and never joins any of them by filter again.
+    resume_action_ids: list[str] = field(default_factory=list)
+    #: Called with each bulk action's id before its first poll (the operator stores it), or ``None``.
+    on_action: Callable[[str], None] | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _action_total: int | None = field(default=None, repr=False)
 
@@ -194,6 +199,7 @@ class BulkCancelRun:
         from airflow_qstash.wire import ActionStarted, bulk_cancel_requests, start_bulk_cancel
 
         requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
+        yield from self._reattach(poll_interval_max, log)
         while self.wants_more():
             batch_cancelled = 0
             actions: list[BulkAction] = []
@@ -260,20 +266,55 @@ class BulkCancelRun:
             )
         self.mode = self.mode if self.mode == MODE_BULK_ACTION else mode
 
-    def _follow(self, started: ActionStarted, poll_interval_max: float, log: Any) -> Generator[Any, Any, BulkAction]:
+    def _reattach(self, poll_interval_max: float, log: Any) -> Generator[Any, Any, None]:
+        """
+        Re-attach to the last bulk action an earlier try started (:attr:`resume_action_ids`), by id, and
+        follow it as this run's first round: no start is sent for it. An id the server no longer knows (or
+        a failed read) is logged and the run goes on as a fresh one, which joins a running action by its
+        filter.
+        """
+        from airflow_qstash.errors import QStashError
+        from airflow_qstash.wire import ActionStarted
+
+        for action_id in self.resume_action_ids:
+            if action_id not in self.action_ids:
+                self.action_ids.append(action_id)
+        if not self.resume_action_ids:
+            return
+        action_id = self.resume_action_ids[-1]
+        self._check_stop()
+        try:
+            action = yield from self._follow(ActionStarted(action_id), poll_interval_max, log, reattached=True)
+        except QStashError as err:
+            if log is not None:
+                log.warning(
+                    "Bulk action %s from an earlier try could not be read (%s); going on as a fresh run, which joins "
+                    "a running action with this filter.",
+                    action_id,
+                    err,
+                )
+            return
+        self.batches += 1
+        self._record_round(0, [action], log)
+
+    def _follow(
+        self, started: ActionStarted, poll_interval_max: float, log: Any, *, reattached: bool = False
+    ) -> Generator[Any, Any, BulkAction]:
         """Poll one bulk action until ``FINISHED``; return it as last read."""
         from airflow_qstash.wire import Sleep, get_bulk_action
 
         self._set_mode(MODE_BULK_ACTION, log)
         if started.action_id not in self.action_ids:
             self.action_ids.append(started.action_id)
+        if self.on_action is not None:
+            self.on_action(started.action_id)
         if log is not None:
-            log.info(
-                "Round %d: bulk action %s %s; following it.",
-                self.rounds + 1,
-                started.action_id,
-                "already running with this filter: joined" if started.joined else "started",
-            )
+            how = "started"
+            if reattached:
+                how = "re-attached by its id (stored in the task state store by an earlier try; no new start)"
+            elif started.joined:
+                how = "already running with this filter: joined"
+            log.info("Round %d: bulk action %s %s; following it.", self.rounds + 1, started.action_id, how)
         began = self.clock()
         pause = min(POLL_INITIAL, poll_interval_max)
         while True:

@@ -27,6 +27,7 @@ OPERATOR_SETTINGS = {
     "cancel_all",
     "action_timeout",
     "deferrable",
+    "durable",
 }
 #: Keywords of ``QStashHook.bulk_cancel`` that are not filters.
 HOOK_SETTINGS = {"count", "cancel_all"}

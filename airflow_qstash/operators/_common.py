@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
+from airflow_qstash.durable import RunMemory, RunRecord, read_durable
 from airflow_qstash.filters import JINJA_MARKERS, MANUAL_RUN_HINT, BulkCancelFilterError, is_templated, to_unix_ms
 
 if TYPE_CHECKING:
@@ -69,6 +70,69 @@ class QStashFilterOperator(BaseOperator):
 
     _run: _StoppableRun | None
     _task_start_ms: int | None
+    durable: bool
+
+    # ----------------------------------------------------------------------- durable runs
+
+    def _read_durable(self, value: Any) -> bool:
+        """``durable`` as given, refused when it is not a bool (it is not templated)."""
+        try:
+            return read_durable(value)
+        except ValueError as err:
+            raise self.REFUSED(str(err)) from err
+
+    def _plan_key(self, run: Any) -> dict[str, Any]:
+        """What makes two tries the same run: the planned filter, and the action (a subclass says)."""
+        raise NotImplementedError
+
+    def _open_memory(self, context: Context) -> RunMemory:
+        """The task state store record of this run (a no-op memory when not durable, with its one log line)."""
+        return RunMemory.open(context, durable=self.durable, log=self.log)
+
+    def _plan_durably(self, context: Context, memory: RunMemory) -> tuple[Any, list[str]]:
+        """
+        Plan the run from the rendered fields (see ``plan``): with the first try's start when an earlier
+        try of this task instance stored the same plan (its window is kept, ``to_date`` is not re-pinned to
+        this try's start), and the action ids it stored; else with this try's start and no ids. Every
+        refusal happens here, before any request.
+        """
+        record = memory.recall()
+        if record is not None:
+            run = self.plan(record.task_start_ms)  # type: ignore[attr-defined]
+            if record.same_plan(self._plan_key(run)):
+                self.log.info(
+                    "Retry of a durable run (task state store): keeping the first try's window (from_date=%s, "
+                    "to_date=%s, pinned at the first try's start %d ms, not this try's) and %s.",
+                    self._plan_key(run)["filter"].get("from_date"),
+                    self._plan_key(run)["filter"].get("to_date"),
+                    record.task_start_ms,
+                    f"re-attaching to bulk action {record.action_ids[-1]} by its id"
+                    if record.action_ids
+                    else "no bulk action stored yet",
+                )
+                return run, list(record.action_ids)
+            self.log.warning(
+                "The task state store holds a run with another plan than this try's (the DAG changed between "
+                "tries?): it is replaced, and this try plans from its own start."
+            )
+        return self.plan(task_start_ms(context)), []  # type: ignore[attr-defined]
+
+    def _remember_plan(self, memory: RunMemory, run: Any, action_ids: list[str]) -> None:
+        """Store the run's window, plan and known action ids before its first request (or deferral)."""
+        if self._task_start_ms is not None:
+            memory.remember(RunRecord(self._task_start_ms, self._plan_key(run), list(action_ids)))
+
+    def _complete_durably(self, context: Context, event: dict[str, Any]) -> None:
+        """
+        After the trigger's event: a success deletes the stored run; any other event stores the action ids
+        it carries (a retry re-attaches to the last by id).
+        """
+        memory = RunMemory(context.get("task_state_store") if self.durable else None, self.log)
+        if event.get("status") == "success":
+            memory.forget()
+            return
+        memory.record = memory.recall()
+        memory.add_actions(event.get("action_ids"))
 
     def _set_and_templated(self, names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """

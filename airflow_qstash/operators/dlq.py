@@ -28,7 +28,7 @@ from airflow_qstash.dlq import (
     shown_overrides,
 )
 from airflow_qstash.filters import DLQ_FILTERS, renders_empty
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
+from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -72,11 +72,13 @@ class _QStashDLQOperator(QStashFilterOperator):
         optional_filters: Sequence[str] | None = None,
         max_requests: int | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
         with self._refusing():
             refuse_rejected_filters(kwargs)
         super().__init__(**kwargs)
+        self.durable = self._read_durable(durable)
         self.qstash_conn_id = qstash_conn_id
         self.dlq_ids = dlq_ids
         self.message_ids = message_ids
@@ -155,12 +157,16 @@ class _QStashDLQOperator(QStashFilterOperator):
         from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
-        run = self._run = self.plan(task_start_ms(context))
+        memory = self._open_memory(context)
+        run, resume_ids = self._plan_durably(context, memory)
+        self._run = run
         with self._refusing():
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
             dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
         self._log_plan(run)
+        self._remember_plan(memory, run, resume_ids)
+        self._resume(run, resume_ids, memory)
         if self.deferrable:
             from airflow_qstash.triggers.dlq import QStashDLQTrigger
 
@@ -171,14 +177,45 @@ class _QStashDLQOperator(QStashFilterOperator):
                     dlq_filter=run.dlq_filter.to_dict(),
                     max_requests=run.max_requests,
                     options=run.options(),
+                    **self._trigger_resume(resume_ids),
                 ),
                 method_name="execute_complete",
             )
-        return self._finish(self._drive(hook, run.steps(hook.config.base_url, log=self.log), DLQRunIncomplete))
+        summary = self._drive(hook, run.steps(hook.config.base_url, log=self.log), DLQRunIncomplete)
+        memory.forget()
+        return self._finish(summary)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
+        """
+        Turn the trigger's event into the same XCom value as the synchronous path, or fail the task; the
+        event's action ids (if any) go to the task state store first, and a success deletes the stored run.
+        """
+        self._complete_durably(context, event)
         return self._finish(self._event_summary(event, f"DLQ {self.ACTION}"))
+
+    # ----------------------------------------------------------------------- durable runs
+
+    def _plan_key(self, run: Any) -> dict[str, Any]:
+        return {"action": f"dlq_{self.ACTION}", "filter": run.dlq_filter.to_dict()}
+
+    @staticmethod
+    def _resume(run: Any, resume_ids: list[str], memory: Any) -> None:
+        """
+        Hand a run that follows bulk actions (one with ``resume_action_ids`` and ``on_action``) the stored
+        ids and the store; a run that acts on listed ids has none to re-attach to and keeps only the window.
+        """
+        if hasattr(run, "resume_action_ids"):
+            run.resume_action_ids = list(resume_ids)
+        if hasattr(run, "on_action"):
+            run.on_action = memory.add_actions
+
+    @staticmethod
+    def _trigger_resume(resume_ids: list[str]) -> dict[str, Any]:
+        """The trigger's ``resume_action_ids`` when there are any (the paging trigger takes none)."""
+        from airflow_qstash.triggers.dlq import QStashDLQTrigger
+
+        accepts = "resume_action_ids" in QStashDLQTrigger.__init__.__code__.co_varnames
+        return {"resume_action_ids": list(resume_ids)} if accepts and resume_ids else {}
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         done = "deleted" if self.ACTION == DELETE else "retried"
@@ -257,6 +294,10 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param durable: on Airflow 3.3+, keep the run's window (``to_date`` pinned to the first try's start)
+        and its bulk actions in the task state store: a retry in the same DAG run keeps the first try's
+        window and re-attaches to a stored action by id; deleted on success. On older Airflow it has no
+        effect (one log line says so). Default ``True``.
     :return: a dict with ``deleted``, ``requests`` (all of them), ``selected`` (entries listed when the run
         started, or the ``dlq_ids`` given), ``list_requests`` (the listing pages among ``requests``),
         ``from_date`` and ``to_date`` (the window, Unix ms), ``filters`` and ``duration_seconds``.
@@ -331,6 +372,7 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param durable: as for :class:`QStashDLQDeleteOperator`. Default ``True``.
     :return: a dict with ``retried``, ``message_ids`` (the new messages' ids; ``None`` when more than
         1,000 were retried: ``retried`` is their count), ``deduplicated``, ``vanished``,
         ``not_found_answers``, ``overrides``, ``requests``, ``selected``, ``list_requests``, ``from_date``,

@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import conf
 
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
 from airflow_qstash.filters import BULK_CANCEL_FILTERS, FILTER_NAMES, BulkCancelFilter, read_rendered_filter
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
+from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -89,6 +89,12 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         joins it. ``None`` (or a template that renders empty) means the default, 6 hours. (templated)
     :param deferrable: run the batch loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param durable: on Airflow 3.3+, keep the run in the task state store: the window (``to_date`` pinned
+        to the first try's start) before the first request, each bulk action's id before its first poll. A
+        retry of the task in the same DAG run re-attaches to the last action by id (no second start) and
+        keeps the first try's window; the stored run is deleted when the task succeeds. On older Airflow it
+        has no effect (one log line says so) and a retry joins a running action by its filter. Default
+        ``True``.
     :return: a dict with ``cancelled`` (messages confirmed gone: a batch's count, or on a bulk-action
         server the drop of ``total`` from one action to the next, not the ``processed`` sum), ``batches``
         (requests), ``rounds``, ``mode`` (``"bulk_action"`` or ``"batched"``: which server generation
@@ -131,9 +137,11 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         cancel_all: bool | str = False,
         action_timeout: float | dt.timedelta | str | None = DEFAULT_ACTION_TIMEOUT,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.durable = self._read_durable(durable)
         self.qstash_conn_id = qstash_conn_id
         self.message_ids = message_ids
         self.url_groups = url_groups
@@ -177,12 +185,16 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         from airflow_qstash.hooks.qstash import QStashHook, bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
+        memory = self._open_memory(context)
         with self._refusing():
-            run = self._run = self.plan(task_start_ms(context))
+            run, resume_ids = self._plan_durably(context, memory)
+            self._run = run
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
             bulk_cancel_requests(run.bulk_filter, run.batch_size, hook.config.base_url)
         self._log_plan(run)
+        self._remember_plan(memory, run, resume_ids)
+        run.resume_action_ids = resume_ids
         if self.deferrable:
             from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 
@@ -193,16 +205,28 @@ class QStashBulkCancelOperator(QStashFilterOperator):
                     batch_size=run.batch_size,
                     max_batches=run.max_batches,
                     action_timeout=run.action_timeout,
+                    resume_action_ids=resume_ids,
                 ),
                 method_name="execute_complete",
             )
         config = hook.config
+        run.on_action = memory.add_actions
         steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
-        return self._finish(self._drive(hook, steps, BulkCancelIncomplete))
+        summary = self._drive(hook, steps, BulkCancelIncomplete)
+        memory.forget()
+        return self._finish(summary)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
+        """
+        Turn the trigger's event into the same XCom value as the synchronous path, or fail the task; the
+        event's action ids go to the task state store first (a retry re-attaches by id), and a success
+        deletes the stored run.
+        """
+        self._complete_durably(context, event)
         return self._finish(self._event_summary(event, "bulk cancel"))
+
+    def _plan_key(self, run: Any) -> dict[str, Any]:
+        return {"action": "bulk_cancel", "filter": run.bulk_filter.to_dict()}
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         if summary.get("mode") == "bulk_action":

@@ -37,6 +37,9 @@ class QStashBulkCancelTrigger(BaseTrigger):
     :param batch_size: messages per request, 1..500.
     :param max_batches: the most rounds (requests on a batched server, bulk actions on today's QStash).
     :param action_timeout: the longest one bulk action is followed, in seconds.
+    :param resume_action_ids: bulk actions an earlier try of the task started (the operator read them from
+        the task state store): the run re-attaches to the last one by id before starting any. The event
+        carries every action followed (``action_ids``), which the operator stores.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
         batch_size: int,
         max_batches: int = DEFAULT_MAX_BATCHES,
         action_timeout: float = DEFAULT_ACTION_TIMEOUT,
+        resume_action_ids: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.qstash_conn_id = qstash_conn_id
@@ -54,6 +58,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
         self.batch_size = batch_size
         self.max_batches = max_batches
         self.action_timeout = action_timeout
+        self.resume_action_ids = list(resume_action_ids or ())
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -64,6 +69,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
                 "batch_size": self.batch_size,
                 "max_batches": self.max_batches,
                 "action_timeout": self.action_timeout,
+                "resume_action_ids": self.resume_action_ids,
             },
         )
 
@@ -74,6 +80,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
                 batch_size=self.batch_size,
                 max_batches=self.max_batches,
                 action_timeout=self.action_timeout,
+                resume_action_ids=list(self.resume_action_ids),
             )
 
         yield await drive_to_event(

@@ -704,6 +704,7 @@ def test_deferrable_defers_with_the_normalised_filter_and_no_token(qstash, reque
         "batch_size": 250,
         "max_batches": 7,
         "action_timeout": DEFAULT_ACTION_TIMEOUT,
+        "resume_action_ids": [],
     }
     serialized = json.dumps(kwargs)
     assert TEST_TOKEN not in serialized

@@ -136,7 +136,14 @@ def test_serialize_round_trips_without_the_token(kwargs: dict[str, Any]):
     assert cls is QStashBulkCancelTrigger
     rebuilt = cls(**serialized)
     assert rebuilt.serialize() == (cls_path, serialized)
-    assert set(serialized) == {"qstash_conn_id", "bulk_filter", "batch_size", "max_batches", "action_timeout"}
+    assert set(serialized) == {
+        "qstash_conn_id",
+        "bulk_filter",
+        "batch_size",
+        "max_batches",
+        "action_timeout",
+        "resume_action_ids",
+    }
     # JSON-serialisable as Airflow stores it, and holds only the connection id, never the token.
     text = json.dumps(serialized)
     assert json.loads(text) == serialized
