@@ -11,6 +11,10 @@ message's ``createdAt``, so the window's end alone could not keep them out. ``Up
 replayed messages can be overridden (e.g. 0: one delivery attempt, straight back to the DLQ if the
 destination still fails).
 
+"Preview only" is on by default: such a run replays nothing, it lists what the form selects (how many
+entries, how many per response status, a sample of 20 ids and URLs) in the task log and its XCom
+(``dry_run``). Look, then trigger again with the switch off to replay.
+
 The bound ("Max requests") sits in a collapsed "Advanced" section of the Trigger form
 (``section="Advanced"``; Airflow 3's UI opens only the first section); blank, it is 100,000 requests.
 """
@@ -25,6 +29,15 @@ from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 ADVANCED = "Advanced"
 
 PARAMS = {
+    "preview_only": Param(
+        True,
+        type="boolean",
+        title="Preview only",
+        description=(
+            "On: list what the form selects (count, per response status, a sample of ids and URLs) and replay "
+            "nothing. Off: replay the selection."
+        ),
+    ),
     "labels": Param(
         None,
         type=["null", "array"],
@@ -89,6 +102,7 @@ with DAG(
         to_date="{{ params.to_date }}",
         override_retries="{{ params.retries }}",
         max_requests="{{ params.max_requests }}",
+        dry_run="{{ params.preview_only }}",
         optional_filters=["labels", "response_statuses", "from_date", "to_date", "override_retries"],
     )
     # [END howto_operator_qstash_dlq_replay]

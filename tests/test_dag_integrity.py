@@ -281,6 +281,25 @@ def test_the_replay_forms_max_requests_reaches_the_run(parsed: SimpleNamespace, 
     assert task.plan(now_ms=TASK_START.int_timestamp * 1000).max_requests == requests
 
 
+@pytest.mark.parametrize(
+    ("switch", "dry_run"), [(None, True), (True, True), (False, False)], ids=["default", "on", "off"]
+)
+def test_the_replay_forms_preview_switch_is_on_by_default_and_reaches_dry_run(
+    parsed: SimpleNamespace, switch: Any, dry_run: bool
+):
+    from airflow_qstash.filters import parse_bool
+
+    dag = parsed.dagbag.dags["qstash_dlq_replay"]
+    param = dag.params.get_param("preview_only")
+    assert (param.value, param.schema["type"], param.schema.get("section")) == (True, "boolean", None)
+    form = {**dag.params.dump(), "labels": ["a"]}
+    if switch is not None:
+        form["preview_only"] = switch
+    task = copy.deepcopy(dag.tasks[0])
+    task.render_template_fields({"params": form})
+    assert parse_bool(task.dry_run, "dry_run") is dry_run
+
+
 IMPORT_PROBE = textwrap.dedent(
     """
     import json, runpy, socket, sys

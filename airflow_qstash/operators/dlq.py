@@ -27,11 +27,13 @@ from airflow_qstash.dlq import (
     retry_overrides,
     shown_overrides,
 )
-from airflow_qstash.filters import DLQ_FILTERS, renders_empty
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused
+from airflow_qstash.filters import DLQ_FILTERS, parse_bool, renders_empty
+from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_qstash.dlq_preview import DLQPreview
 
 
 class DLQRefused(DLQFilterError, QStashRefused):
@@ -48,10 +50,13 @@ class _QStashDLQOperator(QStashFilterOperator):
     #: The fields besides the filters that may be named in ``optional_filters``.
     OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = ()
 
-    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests")
+    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests", "dry_run")
     template_fields_renderers = DLQ_FILTERS.renderers
     ui_color = "#fde8e8"
     REFUSED = DLQRefused
+    #: The ``dry_run`` argument (a bool or its rendering). It takes the name of ``BaseOperator.dry_run()``,
+    #: a method Airflow 3 never calls (Airflow 2's ``airflow tasks test --dry-run`` did).
+    dry_run: Any  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -73,12 +78,14 @@ class _QStashDLQOperator(QStashFilterOperator):
         max_requests: int | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         durable: bool = True,
+        dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
         with self._refusing():
             refuse_rejected_filters(kwargs)
         super().__init__(**kwargs)
         self.durable = self._read_durable(durable)
+        self.dry_run = dry_run
         self.qstash_conn_id = qstash_conn_id
         self.dlq_ids = dlq_ids
         self.message_ids = message_ids
@@ -97,7 +104,7 @@ class _QStashDLQOperator(QStashFilterOperator):
         self.optional_filters = self._read_optional_filters(
             optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
         )
-        self._run: DLQRun | None = None
+        self._run: DLQRun | DLQPreview | None = None
         self._task_start_ms: int | None = None
         self.set_by_author: tuple[str, ...] = ()
         self.templated_fields: tuple[str, ...] = ()
@@ -157,6 +164,10 @@ class _QStashDLQOperator(QStashFilterOperator):
         from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
+        with self._refusing():
+            dry_run = parse_bool(self.dry_run, "dry_run")
+        if dry_run:
+            return self._preview(hook, context)
         memory = self._open_memory(context)
         run, resume_ids = self._plan_durably(context, memory)
         self._run = run
@@ -190,8 +201,47 @@ class _QStashDLQOperator(QStashFilterOperator):
         Turn the trigger's event into the same XCom value as the synchronous path, or fail the task; the
         event's action ids (if any) go to the task state store first, and a success deletes the stored run.
         """
-        self._complete_durably(context, event)
+        if not event.get("dry_run"):
+            self._complete_durably(context, event)
         return self._finish(self._event_summary(event, f"DLQ {self.ACTION}"))
+
+    # ----------------------------------------------------------------------- dry run
+
+    def _preview(self, hook: Any, context: Context) -> dict[str, Any]:
+        """
+        List what the filters select (count, per response status, a bounded sample) and act on nothing: no
+        delete or retry is sent and the task state store is not touched.
+        """
+        from airflow_qstash.dlq_preview import DLQPreview
+        from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
+
+        run = self.plan(task_start_ms(context))
+        with self._refusing():
+            dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
+        preview = DLQPreview(self.ACTION, run.dlq_filter, max_requests=run.max_requests)
+        self._run = preview
+        self.log.info(
+            "QStash DLQ %s DRY RUN of the entries where %s: listing only (GET /v2/dlq, at most %d requests); "
+            "nothing is deleted or retried.",
+            self.ACTION,
+            run.dlq_filter.describe(),
+            run.max_requests,
+        )
+        self._log_pinned_to_date(run.dlq_filter.to_date, "entries that land in the DLQ")
+        if self.deferrable:
+            from airflow_qstash.triggers.dlq import QStashDLQTrigger
+
+            self.defer(
+                trigger=QStashDLQTrigger(
+                    action=self.ACTION,
+                    qstash_conn_id=self.qstash_conn_id,
+                    dlq_filter=run.dlq_filter.to_dict(),
+                    max_requests=run.max_requests,
+                    dry_run=True,
+                ),
+                method_name="execute_complete",
+            )
+        return self._finish(self._drive(hook, preview.steps(hook.config.base_url, log=self.log), DLQRunIncomplete))
 
     # ----------------------------------------------------------------------- durable runs
 
@@ -218,6 +268,11 @@ class _QStashDLQOperator(QStashFilterOperator):
         return {"resume_action_ids": list(resume_ids)} if accepts and resume_ids else {}
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        if summary.get("dry_run"):
+            from airflow_qstash.dlq_preview import log_preview
+
+            log_preview(self.log, summary)
+            return summary
         done = "deleted" if self.ACTION == DELETE else "retried"
         self.log.info(
             "QStash DLQ %s done: %d entries %s in %d request(s) (%s).",
@@ -294,6 +349,10 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param dry_run: list what the filters select and delete nothing: the XCom and the log show the count,
+        the count per response status and a sample of at most 20 entries (ids and URLs); only ``GET /v2/dlq``
+        is sent, bounded by ``max_requests``. A bool, or its rendering (``"{{ params.preview_only }}"``).
+        (templated)
     :param durable: on Airflow 3.3+, keep the run's window (``to_date`` pinned to the first try's start)
         and its bulk actions in the task state store: a retry in the same DAG run keeps the first try's
         window and re-attaches to a stored action by id; deleted on success. On older Airflow it has no
@@ -372,6 +431,8 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param dry_run: list what the filters select and retry nothing, as for
+        :class:`QStashDLQDeleteOperator`. (templated)
     :param durable: as for :class:`QStashDLQDeleteOperator`. Default ``True``.
     :return: a dict with ``retried``, ``message_ids`` (the new messages' ids; ``None`` when more than
         1,000 were retried: ``retried`` is their count), ``deduplicated``, ``vanished``,

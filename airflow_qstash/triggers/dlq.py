@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow_qstash.compat import BaseTrigger, TriggerEvent
 from airflow_qstash.dlq import DLQRun, DLQRunIncomplete, make_run
+from airflow_qstash.dlq_preview import DLQPreview
 from airflow_qstash.filters import DLQFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers._common import drive_to_event
@@ -34,6 +35,8 @@ class QStashDLQTrigger(BaseTrigger):
     :param qstash_conn_id: the ``qstash`` connection.
     :param dlq_filter: :meth:`~airflow_qstash.filters.DLQFilter.to_dict` of the validated filter.
     :param max_requests: the most requests the run may send.
+    :param dry_run: list what the filter selects and act on nothing
+        (:class:`~airflow_qstash.dlq_preview.DLQPreview`); the event carries the preview's summary.
     :param options: the run's own options, :meth:`~airflow_qstash.dlq.DLQRun.options` (``batch_size`` for
         a delete, ``headers`` for a retry).
     """
@@ -46,6 +49,7 @@ class QStashDLQTrigger(BaseTrigger):
         dlq_filter: dict[str, Any],
         max_requests: int,
         options: dict[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> None:
         super().__init__()
         self.action = action
@@ -53,6 +57,7 @@ class QStashDLQTrigger(BaseTrigger):
         self.dlq_filter = dlq_filter
         self.max_requests = max_requests
         self.options = dict(options or {})
+        self.dry_run = dry_run
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -63,12 +68,15 @@ class QStashDLQTrigger(BaseTrigger):
                 "dlq_filter": self.dlq_filter,
                 "max_requests": self.max_requests,
                 "options": self.options,
+                "dry_run": self.dry_run,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        def start() -> DLQRun:
+        def start() -> DLQRun | DLQPreview:
             dlq_filter = DLQFilter.from_dict(self.dlq_filter)
+            if self.dry_run:
+                return DLQPreview(self.action, dlq_filter, max_requests=self.max_requests)
             return make_run(self.action, dlq_filter, max_requests=self.max_requests, **self.options)
 
         yield await drive_to_event(

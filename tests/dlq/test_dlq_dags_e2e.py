@@ -87,7 +87,7 @@ def test_replay_form_retries_exactly_what_it_selects(dag_runner: DagTestRunner, 
         *[entry(f"other-{i}", now - timedelta(hours=2), ["billing"], 500) for i in range(15)],
     ]
     e2e_emu.add_dlq(selected + others)
-    form = {"labels": ["report"], "response_statuses": [500, 503], "retries": 0}
+    form = {"labels": ["report"], "response_statuses": [500, 503], "retries": 0, "preview_only": False}
 
     answer = dag_runner.run("qstash_dlq_replay", run_conf=form)
 
@@ -100,6 +100,28 @@ def test_replay_form_retries_exactly_what_it_selects(dag_runner: DagTestRunner, 
     assert xcom["retried"] == 130
     assert set(xcom["message_ids"]) == {m["messageId"] for m in new}
     assert xcom["overrides"] == {"Upstash-Retries": "0"}
+
+
+def test_replay_form_previews_by_default_and_touches_nothing(dag_runner: DagTestRunner, e2e_emu: QStashEmulator):
+    now = pendulum.now("UTC")
+    selected = [
+        entry(f"sel-{i}", now - timedelta(hours=1, minutes=i), ["report"], (500, 503)[i % 3 == 0]) for i in range(30)
+    ]
+    e2e_emu.add_dlq([*selected, entry("other", now - timedelta(hours=1), ["billing"], 500)])
+    before = e2e_emu.dlq_ids()
+
+    answer = dag_runner.run("qstash_dlq_replay", run_conf={"labels": ["report"]})
+
+    xcom = task_of(answer, "success")["xcom"]
+    assert xcom["dry_run"] is True and xcom["retried"] == 0
+    assert xcom["selected"] == 30
+    assert xcom["by_response_status"] == {"500": 20, "503": 10}
+    assert {item["dlq_id"] for item in xcom["sample"]} <= {e["dlqId"] for e in selected}
+    assert len(xcom["sample"]) == 20
+    assert e2e_emu.dlq_ids() == before
+    assert e2e_emu.messages("all") == []
+    assert {e["method"] for e in e2e_emu.request_log()} == {"GET"}
+    assert "DRY RUN: 30 entries selected" in answer["log"]
 
 
 def test_replay_refuses_an_empty_form_before_any_request(dag_runner: DagTestRunner, e2e_emu: QStashEmulator):

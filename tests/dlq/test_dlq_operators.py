@@ -87,7 +87,7 @@ def defer_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("cls", OPERATORS)
 def test_template_fields_are_every_filter_the_bound_and_the_operators_own(cls: type):
-    assert set(cls.template_fields) == {*DLQ_FILTERS.names, "max_requests", *OWN_FIELDS[cls]}
+    assert set(cls.template_fields) == {*DLQ_FILTERS.names, "max_requests", "dry_run", *OWN_FIELDS[cls]}
 
 
 @pytest.mark.parametrize("cls", OPERATORS)

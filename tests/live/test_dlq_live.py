@@ -9,6 +9,10 @@ The ``qstash_dlq_replay`` DAG ("replay after an incident") in a real Airflow aga
   form's values in the run's ``conf``.
 * An empty form (every field blank, as the UI sends it) is refused: the run fails before any request
   reaches QStash and nothing is retried.
+* "Preview only" is on by default: a run with the switch left on lists the selection (count, per status,
+  a sample) and touches nothing (only ``GET /v2/dlq`` reaches QStash, the DLQ and the messages are as
+  seeded). The replaying runs turn it off: ``preview_only: false`` in the REST ``conf``, and a click on the
+  form's switch in the browser.
 
 Every check reads the emulator back; the oracle is the seeded entries themselves.
 """
@@ -78,6 +82,7 @@ class IncidentDLQ:
             "from_date": self.from_dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "to_date": self.to_dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "retries": retries,
+            "preview_only": False,
         }
 
     def assert_exactly_selected_retried(self, emulator: Any, retries: int) -> dict[str, dict[str, Any]]:
@@ -225,6 +230,29 @@ def test_replay_via_rest_api_retries_exactly_the_form_selection(airflow_api, emu
     assert TEST_TOKEN not in log
 
 
+def test_replay_previews_by_default_and_touches_nothing(airflow_api, emulator, seed_incident, replay_dag):
+    incident = seed_incident("incident-preview")
+    airflow_api.set_paused(replay_dag, False)
+    form = {k: v for k, v in incident.conf(retries=0).items() if k != "preview_only"}  # the switch's default
+
+    run_id = airflow_api.trigger(replay_dag, form)
+    run = airflow_api.wait_run(replay_dag, run_id)
+
+    log = airflow_api.task_log(replay_dag, run_id, TASK_ID)
+    assert run["state"] == "success", log
+    summary = airflow_api.xcom(replay_dag, run_id, TASK_ID)
+    assert summary["dry_run"] is True and summary["retried"] == 0
+    assert summary["selected"] == len(incident.selected)
+    assert sum(summary["by_response_status"].values()) == len(incident.selected)
+    assert {item["dlq_id"] for item in summary["sample"]} <= incident.selected
+    assert len(summary["sample"]) == min(len(incident.selected), summary["sample_limit"])
+    # touched nothing: only listings reached QStash, the DLQ and the messages are as seeded
+    assert {(e["method"], e["path"]) for e in emulator.request_log()} == {("GET", "/v2/dlq")}
+    assert emulator.dlq_ids() == incident.selected | incident.others
+    assert {m["messageId"] for m in emulator.messages("all")} == incident.bystanders
+    assert "DRY RUN" in log
+
+
 def _raw_task_log(live_airflow: Any, run_id: str) -> str:
     """This run's task log files as written (JSON lines, with the failure's ``error_detail``)."""
     return "\n".join(
@@ -274,6 +302,11 @@ def test_replay_trigger_form_in_the_ui_retries_the_selection(
     pick(page, form, "Failed from", incident.from_dt)
     pick(page, form, "Failed until", incident.to_dt)
     form.get_by_role("spinbutton", name="Retries of the replayed messages").fill("2")
+    # "Preview only" is on by default; this run replays, so the switch is turned off
+    preview = form.get_by_role("checkbox", name="Preview only")
+    expect(preview).to_be_checked()
+    preview.uncheck(force=True)
+    expect(preview).not_to_be_checked()
     open_collapsed_section(form, "Advanced", ["Max requests"])  # the bound: left blank, 100,000
     form.screenshot(path=str(artifacts_dir / "ui-dlq-replay-form-filled.png"))
 
@@ -284,4 +317,5 @@ def test_replay_trigger_form_in_the_ui_retries_the_selection(
     assert run["conf"]["response_statuses"] == [500, 503]
     assert run["conf"]["retries"] == 2
     assert run["conf"]["max_requests"] is None
+    assert run["conf"]["preview_only"] is False
     incident.assert_replayed(emulator, airflow_api.xcom(replay_dag, run_id, TASK_ID), retries=2)
