@@ -305,7 +305,8 @@ def test_replay_trigger_form_in_the_ui_retries_the_selection(
     # "Preview only" is on by default; this run replays, so the switch is turned off
     preview = form.get_by_role("checkbox", name="Preview only")
     expect(preview).to_be_checked()
-    preview.uncheck(force=True)
+    preview.focus()  # the switch's input is visually hidden under its track: toggle it as a keyboard user does
+    page.keyboard.press("Space")
     expect(preview).not_to_be_checked()
     open_collapsed_section(form, "Advanced", ["Max requests"])  # the bound: left blank, 100,000
     form.screenshot(path=str(artifacts_dir / "ui-dlq-replay-form-filled.png"))
