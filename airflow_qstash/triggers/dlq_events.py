@@ -18,6 +18,7 @@ import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 
 from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, TriggerEvent
@@ -139,12 +140,11 @@ class QStashDLQEventTrigger(BaseEventTrigger):
             while True:
                 try:
                     events = await self.poll(hook)
-                except (QStashError, ValueError, TypeError) as err:
+                except (QStashError, AirflowException, ValueError, TypeError) as err:  # a missing connection too
                     wait = self._backoff(err)
                     self.log.warning("Polling the QStash DLQ failed (%s); next poll in %.1f s", redact(str(err)), wait)
                     await hook.aclose()
-                    if not isinstance(err, QStashRetryableError):
-                        hook = QStashAsyncHook(qstash_conn_id=self.qstash_conn_id)  # the connection is read again
+                    hook = QStashAsyncHook(qstash_conn_id=self.qstash_conn_id)  # the connection is read again
                     await self._sleep(wait)
                     continue
                 self._failures = 0
@@ -213,7 +213,10 @@ class QStashDLQEventTrigger(BaseEventTrigger):
     def _backoff(self, err: BaseException) -> float:
         self._failures += 1
         wait = self.poll_interval * 2 ** min(self._failures - 1, 16)
+        # what a 429 asked for: on the error, or on the 429 the hook gave up on (the error's cause)
         asked = getattr(err, "wait", None)
+        if asked is None and isinstance(err.__cause__, QStashRetryableError):
+            asked = err.__cause__.wait
         if isinstance(asked, int | float) and not isinstance(asked, bool) and math.isfinite(asked):
             wait = max(wait, asked)
         return min(wait, MAX_BACKOFF)
