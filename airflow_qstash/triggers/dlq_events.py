@@ -233,8 +233,9 @@ def announced_dlq_ids(asset_events: Iterable[Any]) -> list[str]:
     The DLQ ids that :class:`QStashDLQEventTrigger` events announced, from the asset events that started a
     run (``context["triggering_asset_events"][asset]``): every id of every event, once, in event order.
 
-    Asset events that a trigger did not send (``extra`` without ``from_trigger``, e.g. one posted through
-    the REST API or a manual run's) announce nothing. A trigger event whose payload is not what this
+    Asset events without ``from_trigger`` in their ``extra`` (a producing task's, or one posted through the
+    REST API without it) announce nothing; one posted with the trigger's payload is acted on like the
+    trigger's own (a way to re-announce ids by hand). A trigger event whose payload is not what this
     trigger fires is refused with a clear error, before any request: acting on part of it would act on
     something else than what was announced.
 
