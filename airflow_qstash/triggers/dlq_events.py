@@ -22,10 +22,8 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 
 from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, TriggerEvent
-from airflow_qstash.dlq import DELETE, build_dlq_filter
-from airflow_qstash.errors import QStashError, QStashRetryableError, redact
-from airflow_qstash.filters import DLQFilter
-from airflow_qstash.wire import DLQ_MAX_COUNT, dlq_list_params
+from airflow_qstash.errors import redact
+from airflow_qstash.filters import DLQ_FILTERS, DLQFilter
 
 if TYPE_CHECKING:
     from airflow_qstash.hooks.qstash import QStashAsyncHook
@@ -36,8 +34,12 @@ EVENT_TRIGGERS_SUPPORTED: bool = AIRFLOW_V_3_0_PLUS
 #: The most DLQ ids one event carries: a batch of new entries larger than this is split into several
 #: events, each carrying all of its ids (an event never carries a sample: the DAG acts on exactly its ids).
 MAX_IDS_PER_EVENT = 1_000
-#: The most ``GET /v2/dlq`` pages (of 100 entries) one poll reads.
+#: The most ``GET /v2/dlq`` pages (of :data:`PAGE_SIZE` entries) one poll reads.
 MAX_PAGES_PER_POLL = 100
+#: Entries a ``GET /v2/dlq`` page asks for: the most QStash returns.
+PAGE_SIZE = 100
+#: DLQ filters ``GET /v2/dlq`` does not read: watching with them would announce more than they say.
+NOT_LISTABLE = ("dlq_ids", "flow_control_keys")
 #: Bounds of the poll interval, in seconds.
 MIN_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 3_600.0
@@ -104,7 +106,7 @@ class QStashDLQEventTrigger(BaseEventTrigger):
         self.dlq_filter = _watch_filter(filters)
         self.max_pages = _whole("max_pages", max_pages, 1, MAX_PAGES_PER_POLL)
         self.max_ids_per_event = _whole("max_ids_per_event", max_ids_per_event, 1, MAX_IDS_PER_EVENT)
-        self.min_count = _whole("min_count", min_count, 1, self.max_pages * DLQ_MAX_COUNT)
+        self.min_count = _whole("min_count", min_count, 1, self.max_pages * PAGE_SIZE)
         self.poll_interval = _seconds("poll_interval", poll_interval, MIN_POLL_INTERVAL, MAX_POLL_INTERVAL)
         #: announced ids, oldest first (a dict keeps insertion order)
         self._announced: dict[str, None] = {}
@@ -126,7 +128,7 @@ class QStashDLQEventTrigger(BaseEventTrigger):
     # ----------------------------------------------------------------------- the loop
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_qstash.hooks.qstash import QStashAsyncHook
+        from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashError
 
         self.log.info(
             "Watching the QStash DLQ (%s) every %s s, at most %d pages a poll, at least %d new entries an event",
@@ -165,7 +167,7 @@ class QStashDLQEventTrigger(BaseEventTrigger):
         skipped = 0
         complete = False
         for _ in range(self.max_pages):
-            page = await hook.list_dlq(self.dlq_filter, cursor=cursor, count=DLQ_MAX_COUNT)
+            page = await hook.list_dlq(self.dlq_filter, cursor=cursor, count=PAGE_SIZE)
             for entry in page.messages:
                 dlq_id = entry.get("dlqId")
                 if not isinstance(dlq_id, str) or not dlq_id or len(dlq_id) > MAX_DLQ_ID_CHARS:
@@ -215,8 +217,8 @@ class QStashDLQEventTrigger(BaseEventTrigger):
         wait = self.poll_interval * 2 ** min(self._failures - 1, 16)
         # what a 429 asked for: on the error, or on the 429 the hook gave up on (the error's cause)
         asked = getattr(err, "wait", None)
-        if asked is None and isinstance(err.__cause__, QStashRetryableError):
-            asked = err.__cause__.wait
+        if asked is None:
+            asked = getattr(err.__cause__, "wait", None)
         if isinstance(asked, int | float) and not isinstance(asked, bool) and math.isfinite(asked):
             wait = max(wait, asked)
         return min(wait, MAX_BACKOFF)
@@ -273,10 +275,18 @@ def _watch_filter(filters: Mapping[str, Any] | None) -> DLQFilter:
         raise TypeError(f"filters must be a mapping of DLQ filters (e.g. {{'labels': ['a']}}), not {filters!r}.")
     if "select_all" in filters:
         raise ValueError("filters takes DLQ filters only; leave them empty to watch every entry.")
+    not_listable = [name for name in NOT_LISTABLE if filters.get(name) not in (None, (), [])]
+    if not_listable:
+        raise ValueError(
+            f"GET /v2/dlq does not filter by {', '.join(not_listable)}: the watcher would announce more than "
+            f"asked. Drop {', '.join(not_listable)}; the other DLQ filters are {', '.join(_listable())}."
+        )
     values = {name: list(value) if isinstance(value, tuple) else value for name, value in filters.items()}
-    dlq_filter = build_dlq_filter(DELETE, select_all=True, **values)
-    dlq_list_params(dlq_filter)  # refuses dlq_ids and flow_control_keys, which GET /v2/dlq ignores
-    return dlq_filter
+    return DLQFilter.build(select_all=True, **values)
+
+
+def _listable() -> list[str]:
+    return [name for name in DLQ_FILTERS.names if name not in NOT_LISTABLE]
 
 
 def _active(dlq_filter: DLQFilter) -> dict[str, Any]:
