@@ -281,7 +281,9 @@ def _watch_filter(filters: Mapping[str, Any] | None) -> DLQFilter:
             f"GET /v2/dlq does not filter by {', '.join(not_listable)}: the watcher would announce more than "
             f"asked. Drop {', '.join(not_listable)}; the other DLQ filters are {', '.join(_listable())}."
         )
-    values = {name: list(value) if isinstance(value, tuple) else value for name, value in filters.items()}
+    values: dict[str, Any] = {
+        name: list(value) if isinstance(value, tuple) else value for name, value in filters.items()
+    }
     return DLQFilter.build(select_all=True, **values)
 
 
