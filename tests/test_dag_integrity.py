@@ -332,6 +332,9 @@ IMPORT_PROBE = textwrap.dedent(
     """
 )
 HEAVY_PREFIXES = ("requests", "httpx", "airflow_qstash.hooks", "airflow_qstash.triggers", "qstash_emulator")
+#: An ``AssetWatcher`` holds its trigger instance, built when the DAG file is parsed: the event trigger's
+#: module is the one trigger module a DAG file may import (it imports its hook only in the triggerer).
+EVENT_TRIGGER_MODULES = frozenset({"airflow_qstash.triggers", "airflow_qstash.triggers.dlq_events"})
 
 
 @pytest.fixture(scope="module")
@@ -370,4 +373,4 @@ def test_importing_a_dag_file_pulls_in_no_http_client_hook_or_emulator(
     # the probe did import the DAG's operator module
     assert any(module.startswith("airflow_qstash.operators.") for module in report["new"])
     heavy = [m for m in report["new"] if m.split(".")[0] in ("requests", "httpx") or m.startswith(HEAVY_PREFIXES)]
-    assert heavy == []
+    assert [m for m in heavy if m not in EVENT_TRIGGER_MODULES] == []

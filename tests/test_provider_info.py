@@ -88,6 +88,7 @@ def test_every_listed_module_imports(info):
         "airflow_qstash.hooks.qstash",
         "airflow_qstash.triggers.qstash",
         "airflow_qstash.triggers.dlq",
+        "airflow_qstash.triggers.dlq_events",
     ]
     for module in modules:
         assert importlib.import_module(module).__name__ == module
