@@ -18,7 +18,7 @@ pauses::
     run = BulkCancelRun(bulk_filter, batch_size=500)
     summary = hook.drive(run.steps(hook.config.base_url, poll_interval_max=10.0, log=log))
 
-It stops with :class:`BulkCancelIncomplete` when ``max_batches`` is spent (messages may remain; a retry
+It stops with :class:`QStashRunIncomplete` when ``max_batches`` is spent (messages may remain; a retry
 continues), when an action is not finished within ``action_timeout``, when rounds stop shrinking what is
 left, when a request fails for good, or when ``stop()`` is called (the task was killed).
 """
@@ -31,7 +31,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_qstash.filters import EMPTY_RENDERINGS, BulkCancelFilter, BulkCancelFilterError, parse_count
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
+from airflow_qstash.filters import EMPTY_RENDERINGS, BulkCancelFilter, parse_count
 
 if TYPE_CHECKING:
     from airflow_qstash.wire import ActionStarted, BulkAction
@@ -53,14 +54,6 @@ JOIN_CLOCK_SKEW_MS = 5 * 60 * 1000
 MAX_ROUNDS_WITHOUT_PROGRESS = 3
 
 
-class BulkCancelIncomplete(Exception):
-    """The loop stopped with messages possibly left: ``max_batches`` spent, killed, or a batch failed."""
-
-    def __init__(self, message: str, summary: dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
-
-
 #: The bound on requests when ``max_batches`` is not given: finite, so that a server that keeps answering
 #: "cancelled some" cannot hold a task for ever, and far above any real job (100,000 requests of 500
 #: messages is 50 million messages).
@@ -77,7 +70,7 @@ def parse_max_batches(value: Any) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"max_batches must be a whole number >= 1, or None for the default ({DEFAULT_MAX_BATCHES:,} "
             f"requests), not {value!r}."
         )
@@ -95,11 +88,9 @@ def parse_action_timeout(value: Any) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise BulkCancelFilterError(f"action_timeout must be seconds or a timedelta, not {value!r}.") from None
+            raise QStashInputError(f"action_timeout must be seconds or a timedelta, not {value!r}.") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise BulkCancelFilterError(
-            f"action_timeout must be a finite number of seconds > 0 or a timedelta, not {value!r}."
-        )
+        raise QStashInputError(f"action_timeout must be a finite number of seconds > 0 or a timedelta, not {value!r}.")
     return float(value)
 
 
@@ -157,7 +148,7 @@ class BulkCancelRun:
         return self._action_total
 
     def wants_more(self) -> bool:
-        """Whether to start another round; raises :class:`BulkCancelIncomplete` when it must not but should."""
+        """Whether to start another round; raises :class:`QStashRunIncomplete` when it must not but should."""
         if self.finished:
             return False
         self._check_stop()
@@ -185,7 +176,6 @@ class BulkCancelRun:
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         :param log: a logger for progress lines, or ``None``.
         """
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import ActionStarted, bulk_cancel_requests, start_bulk_cancel
 
         requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
@@ -208,7 +198,7 @@ class BulkCancelRun:
                     else:
                         self._set_mode(MODE_BATCHED, log)
                         batch_cancelled += answer.cancelled
-                except QStashError as err:
+                except QStashAPIError as err:
                     what = "bulk action request" if self.mode == MODE_BULK_ACTION else "batch"
                     raise self.incomplete(f"{what} {self.batches + 1} failed: {err}") from err
                 self.batches += 1
@@ -374,7 +364,7 @@ class BulkCancelRun:
             )
         return f"{self.cancelled} message(s) in {self.batches} batch(es)"
 
-    def incomplete(self, reason: str) -> BulkCancelIncomplete:
+    def incomplete(self, reason: str) -> QStashRunIncomplete:
         """The error to raise when the job stops early; it carries the running total."""
         if self.mode == MODE_BULK_ACTION:
             so_far = f"So far {self.done_text()}"
@@ -384,7 +374,7 @@ class BulkCancelRun:
                 so_far += f"; {self._action_total} message(s) matched at the last round"
         else:
             so_far = f"Cancelled {self.done_text()} so far"
-        return BulkCancelIncomplete(
+        return QStashRunIncomplete(
             f"QStash bulk cancel incomplete: {reason}. {so_far}; running the task again continues safely "
             "(already-cancelled messages are gone).",
             self.summary(),

@@ -1,7 +1,7 @@
 """
 The ``qstash`` connection read into what the wire needs: base URL, token, validated settings.
 
-Every refusal here is a :class:`~airflow_qstash.errors.QStashConnectionError` raised when the connection
+Every refusal here is a :class:`~airflow_qstash.exceptions.QStashConnectionError` raised when the connection
 is read, before any request, and never shows any part of the token.
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS, PROXY
-from airflow_qstash.errors import (
+from airflow_qstash.exceptions import (
     QStashAPIError,
     QStashConnectionError,
     QStashRetryableError,

@@ -42,19 +42,13 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Generator, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
-from airflow_qstash.filters import (
-    EMPTY_RENDERINGS,
-    BulkCancelFilterError,
-    DLQFilter,
-    NoFilterError,
-    read_rendered_filter,
-)
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
+from airflow_qstash.filters import EMPTY_RENDERINGS, DLQFilter, read_rendered_filter
 
 if TYPE_CHECKING:
     from airflow_qstash.wire import DLQRetried
@@ -102,10 +96,6 @@ _CREDENTIAL_HEADER_RE = re.compile(
 _NOT_CREDENTIALS = frozenset({"upstash-flow-control-key"})
 
 
-class DLQFilterError(BulkCancelFilterError):
-    """DLQ input refused before any request was sent."""
-
-
 # --------------------------------------------------------------------------- reading the inputs
 
 
@@ -114,21 +104,10 @@ def refuse_rejected_filters(given: Iterable[str]) -> None:
     for name in given:
         param = REJECTED_BY_DLQ.get(name) or (name if name in REJECTED_BY_DLQ.values() else None)
         if param is not None:
-            raise DLQFilterError(
+            raise QStashInputError(
                 f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so "
                 "this run could not do what it says. Filter by urls (the whole destination URL) instead."
             )
-
-
-@contextmanager
-def _as_dlq_refusal() -> Iterator[None]:
-    """Raise a filter refusal as a :class:`DLQFilterError`; a :class:`NoFilterError` stays what it is."""
-    try:
-        yield
-    except (NoFilterError, DLQFilterError):
-        raise
-    except BulkCancelFilterError as err:
-        raise DLQFilterError(str(err)) from None
 
 
 def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> DLQFilter:
@@ -140,8 +119,7 @@ def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> 
     :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
     """
     refuse_rejected_filters(values)
-    with _as_dlq_refusal():
-        return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), **values)
+    return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), **values)
 
 
 def read_rendered_dlq_filter(
@@ -160,17 +138,16 @@ def read_rendered_dlq_filter(
     empty refused unless optional, ``to_date`` pinned to the task's start, no filter refused unless
     ``select_all``.
     """
-    with _as_dlq_refusal():
-        return read_rendered_filter(
-            rendered,
-            set_by_author=set_by_author,
-            templated=templated,
-            optional=optional,
-            select_all=select_all,
-            now_ms=now_ms,
-            filter_class=DLQFilter,
-            flag_name=SELECT_ALL_FLAGS.get(action),
-        )
+    return read_rendered_filter(
+        rendered,
+        set_by_author=set_by_author,
+        templated=templated,
+        optional=optional,
+        select_all=select_all,
+        now_ms=now_ms,
+        filter_class=DLQFilter,
+        flag_name=SELECT_ALL_FLAGS.get(action),
+    )
 
 
 def parse_batch_size(value: Any) -> int:
@@ -178,7 +155,7 @@ def parse_batch_size(value: Any) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-        raise DLQFilterError(
+        raise QStashInputError(
             f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (QStash's DLQ count), not {value!r}."
         )
     return value
@@ -194,7 +171,7 @@ def parse_max_requests(value: Any) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DLQFilterError(
+        raise QStashInputError(
             f"max_requests must be a whole number >= 1, or None for the default ({DEFAULT_MAX_REQUESTS:,} "
             f"requests), not {value!r}."
         )
@@ -220,14 +197,14 @@ def _seconds(value: Any, name: str, *, zero_allowed: bool) -> int:
             units = (86_400, 3600, 60, 1)
             seconds = sum(int(part or 0) * unit for part, unit in zip(compound.groups(), units, strict=True))
         else:
-            raise DLQFilterError(problem)
+            raise QStashInputError(problem)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise DLQFilterError(problem)
+        raise QStashInputError(problem)
     if not math.isfinite(seconds) or seconds != int(seconds):
-        raise DLQFilterError(problem)
+        raise QStashInputError(problem)
     seconds = int(seconds)
     if seconds < 0 or (seconds == 0 and not zero_allowed) or seconds > MAX_DURATION_SECONDS:
-        raise DLQFilterError(problem)
+        raise QStashInputError(problem)
     return seconds
 
 
@@ -237,7 +214,7 @@ def _retries(value: Any, name: str) -> int:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES_OVERRIDE:
-        raise DLQFilterError(
+        raise QStashInputError(
             f"{name} must be a whole number from 0 to {MAX_RETRIES_OVERRIDE} (sent as Upstash-Retries), not {value!r}."
         )
     return value
@@ -245,13 +222,13 @@ def _retries(value: Any, name: str) -> int:
 
 def _header_value(what: str, name: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise DLQFilterError(f"{what}[{name!r}] must be text or a whole number, not {type(value).__name__}.")
+        raise QStashInputError(f"{what}[{name!r}] must be text or a whole number, not {type(value).__name__}.")
     text = str(value).strip()
     if not text:
-        raise DLQFilterError(f"{what}[{name!r}] is empty: give a value or leave the header out.")
+        raise QStashInputError(f"{what}[{name!r}] is empty: give a value or leave the header out.")
     for index, char in enumerate(text):
         if char in "\r\n" or not (char == "\t" or " " <= char <= "~"):
-            raise DLQFilterError(
+            raise QStashInputError(
                 f"{what}[{name!r}] has a character that cannot go in an HTTP header value (U+{ord(char):04X}) "
                 f"at position {index + 1}: a line break would start another header. Remove it."
             )
@@ -293,17 +270,17 @@ def _typed_header_value(key: str, label: str, text: str) -> str:
         return f"{_seconds(text, label, zero_allowed=False)}s"
     if key == "upstash-method":
         if text.upper() not in OVERRIDE_METHODS:
-            raise DLQFilterError(f"{label} must be one of {', '.join(OVERRIDE_METHODS)}, not {text!r}.")
+            raise QStashInputError(f"{label} must be one of {', '.join(OVERRIDE_METHODS)}, not {text!r}.")
         return text.upper()
     if key == "upstash-not-before":
         if not (text.isascii() and text.isdecimal()) or int(text) > MAX_NOT_BEFORE:
-            raise DLQFilterError(
+            raise QStashInputError(
                 f"{label} must be Unix seconds, a whole number from 0 to {MAX_NOT_BEFORE}, not {text!r}."
             )
         return str(int(text))
     if key == "upstash-content-based-deduplication":
         if text.lower() not in ("true", "false"):
-            raise DLQFilterError(f"{label} must be true or false, not {text!r}.")
+            raise QStashInputError(f"{label} must be true or false, not {text!r}.")
         return text.lower()
     return text
 
@@ -318,11 +295,11 @@ def _headers_mapping(value: Any, what: str) -> Mapping[str, Any]:
             try:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                raise DLQFilterError(
+                raise QStashInputError(
                     f"{what} must be a dict of Upstash-* headers (or its JSON text), not the text {text[:80]!r}."
                 ) from None
     if not isinstance(value, Mapping):
-        raise DLQFilterError(f"{what} must be a dict of Upstash-* headers, not {type(value).__name__}.")
+        raise QStashInputError(f"{what} must be a dict of Upstash-* headers, not {type(value).__name__}.")
     return value
 
 
@@ -365,13 +342,13 @@ def retry_overrides(
         return tuple(out.values())
     for name, value in _headers_mapping(headers, names["headers"]).items():
         if not isinstance(name, str) or not _HEADER_NAME_RE.match(name.strip()):
-            raise DLQFilterError(
+            raise QStashInputError(
                 f"{names['headers']} name {name!r} is not an Upstash-* header: only Upstash-* headers override "
                 "a retried message's settings (letters, digits and '-' after 'Upstash-')."
             )
         key = name.strip().lower()
         if key in out:
-            raise DLQFilterError(
+            raise QStashInputError(
                 f"{name} is given twice (as {given_as.get(key, 'another key')} and as "
                 f"{names['headers']}[{name!r}]); keep one: the other would be dropped."
             )
@@ -383,14 +360,6 @@ def retry_overrides(
 
 
 # --------------------------------------------------------------------------- the runs
-
-
-class DLQRunIncomplete(Exception):
-    """The run stopped with entries possibly left: ``max_requests`` spent, killed, or a request failed."""
-
-    def __init__(self, message: str, summary: dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
 
 
 @dataclass
@@ -423,7 +392,7 @@ class DLQRun(ABC):
 
     def __post_init__(self) -> None:
         if not isinstance(self.dlq_filter, DLQFilter):
-            raise DLQFilterError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
+            raise QStashInputError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
         self.max_requests = parse_max_requests(self.max_requests)
 
     @property
@@ -466,7 +435,6 @@ class DLQRun(ABC):
         on each listed entry's ``flowControlKey``. An entry without a usable ``dlqId`` (text without a
         comma, which QStash would read as two ids) stops the run: acting on it could act on another.
         """
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, DLQ_MAX_COUNT, list_dlq_page
 
         if self.dlq_filter.dlq_ids:
@@ -487,7 +455,7 @@ class DLQRun(ABC):
             )
             try:
                 page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
-            except QStashError as err:
+            except QStashAPIError as err:
                 raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
             self.requests += 1
             self.list_requests += 1
@@ -555,9 +523,9 @@ class DLQRun(ABC):
             "duration_seconds": round(time.monotonic() - self.started, 3),
         }
 
-    def incomplete(self, reason: str) -> DLQRunIncomplete:
+    def incomplete(self, reason: str) -> QStashRunIncomplete:
         """The error to raise when the run stops early; it carries the running totals."""
-        return DLQRunIncomplete(
+        return QStashRunIncomplete(
             f"QStash DLQ {self.ACTION} incomplete: {reason}. {self.DONE_KEY.capitalize()} {self.done} entr"
             f"{'y' if self.done == 1 else 'ies'} of the {self.selected} selected in {self.requests} request(s) so "
             "far; running the task again "
@@ -598,7 +566,6 @@ class DLQDeleteRun(DLQRun):
         return int(self.batch_size)
 
     def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_id_requests
 
         ids = yield from self.collect(log)
@@ -609,7 +576,7 @@ class DLQDeleteRun(DLQRun):
                 self._before_request()
                 try:
                     answer = yield from dlq_delete_page(params, cursor, self.batch_size)
-                except QStashError as err:
+                except QStashAPIError as err:
                     raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
                 self.requests += 1
                 self.deleted += answer.deleted
@@ -669,20 +636,18 @@ class DLQRetryRun(DLQRun):
         return {"headers": [list(pair) for pair in self.headers]}
 
     def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import DLQ_RETRY, dlq_id_requests
 
         ids = yield from self.collect(log)
         try:
             for params in dlq_id_requests(ids, DLQ_RETRY, base_url, self._per_request()):
                 yield from self._retry_ids(params, log)
-        except QStashError as err:
+        except QStashAPIError as err:
             raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
         return self.summary()
 
     def _pages(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
         """Retry one query, following its cursor; a 404 raises :class:`_NotFound` (after one DLQ API check)."""
-        from airflow_qstash.errors import QStashAPIError
         from airflow_qstash.wire import dlq_retry_page
 
         cursor: str | None = None
@@ -734,7 +699,6 @@ class DLQRetryRun(DLQRun):
         Once per run: a 404 means "vanished" only if the DLQ API is there; ``GET /v2/dlq`` answering 404 as
         well means the base URL is wrong, and every entry would pass as vanished.
         """
-        from airflow_qstash.errors import QStashAPIError
         from airflow_qstash.wire import list_dlq_page
 
         if self._dlq_api_confirmed:
@@ -781,7 +745,7 @@ def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
         return DLQDeleteRun(dlq_filter, **options)
     if action == RETRY:
         return DLQRetryRun(dlq_filter, **options)
-    raise DLQFilterError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
+    raise QStashInputError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
 
 
 __all__ = [
@@ -792,10 +756,8 @@ __all__ = [
     "RETRY",
     "DLQDeleteRun",
     "DLQFilter",
-    "DLQFilterError",
     "DLQRetryRun",
     "DLQRun",
-    "DLQRunIncomplete",
     "build_dlq_filter",
     "make_run",
     "parse_batch_size",

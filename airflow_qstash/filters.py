@@ -1,7 +1,7 @@
 """What a filtered bulk request selects: the filters declared once, their value objects, every accepted input
 form and every safety refusal.
 
-Nothing in this module touches the network. Every refusal is a :class:`BulkCancelFilterError` (a
+Nothing in this module touches the network. Every refusal is a :class:`QStashInputError` (a
 ``ValueError``) raised before the first request, with a message that says what to change.
 
 The filters of an endpoint are declared once, as a :class:`FilterTable` of :class:`FilterSpec` rows
@@ -37,6 +37,8 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import unquote, urlencode
 
+from airflow_qstash.exceptions import QStashInputError
+
 MIN_COUNT = 1
 MAX_COUNT = 500
 
@@ -44,14 +46,6 @@ FROM_DATE = "from_date"
 TO_DATE = "to_date"
 
 FilterKind = Literal["list", "date"]
-
-
-class BulkCancelFilterError(ValueError):
-    """Filter input that was refused before any request was sent."""
-
-
-class NoFilterError(BulkCancelFilterError):
-    """Nothing left selects anything, and selecting everything was not asked for explicitly."""
 
 
 @dataclass(frozen=True)
@@ -228,28 +222,28 @@ def _iso(ms: int) -> str:
 
 def _check_epoch_ms(ms: int, name: str, *, zero_allowed: bool) -> int:
     if ms < 0:
-        raise BulkCancelFilterError(f"{name}={ms} is negative; give Unix milliseconds (>= 0) or a datetime.")
+        raise QStashInputError(f"{name}={ms} is negative; give Unix milliseconds (>= 0) or a datetime.")
     if ms == 0:
         if zero_allowed:
             return ms
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}=0 is 1970-01-01, which selects nothing (or, on a server that reads 0 as no bound, "
             f"everything). For 'up to the task's start' use 'now' (e.g. {{{{ params.{name} or 'now' }}}}) "
             f"or leave {name} unset."
         )
     if ms < MIN_DATE_MS:
         if MIN_DATE_MS <= ms * 1000 < _YEAR_2100_MS:
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"{name}={ms} is ambiguous: it looks like Unix seconds, but QStash takes Unix milliseconds. "
                 f"Pass {ms * 1000} (milliseconds), a datetime, or an ISO-8601 string."
             )
         zero = " (from_date=0, 'since the beginning', is the one exception)" if zero_allowed else ""
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}={ms} ({_iso(ms)}) is before 2000-01-01, which no QStash message is: give a later date "
             f"in Unix milliseconds, a datetime or ISO-8601{zero}."
         )
     if ms > _MAX_PLAUSIBLE_MS:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}={ms} is too large for Unix milliseconds (microseconds or nanoseconds?); "
             "pass milliseconds, a datetime, or an ISO-8601 string."
         )
@@ -274,7 +268,7 @@ def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None, zero_allowed
     if value is None:
         return None
     if isinstance(value, bool):
-        raise BulkCancelFilterError(f"{name} must be a date, not a boolean ({value!r}).")
+        raise QStashInputError(f"{name} must be a date, not a boolean ({value!r}).")
     if isinstance(value, dt.datetime):
         return _check_epoch_ms(_utc_ms(value), name, zero_allowed=zero_allowed)
     if isinstance(value, dt.date):
@@ -285,15 +279,15 @@ def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None, zero_allowed
     if isinstance(value, str):
         text = value.strip()
         if text.lower() in EMPTY_RENDERINGS:
-            raise BulkCancelFilterError(f"{name} is empty ({value!r}); give a date or leave {name} unset.")
+            raise QStashInputError(f"{name} is empty ({value!r}); give a date or leave {name} unset.")
         if text.lower() == NOW:
             if now_ms is None:
-                raise BulkCancelFilterError(f"{name}='now' is only accepted by the operator, which pins it.")
+                raise QStashInputError(f"{name}='now' is only accepted by the operator, which pins it.")
             return now_ms
         if text.isascii() and text.isdecimal():
             return _check_epoch_ms(int(text), name, zero_allowed=zero_allowed)
         return _check_epoch_ms(_utc_ms(_parse_iso8601(text, name)), name, zero_allowed=zero_allowed)
-    raise BulkCancelFilterError(
+    raise QStashInputError(
         f"{name} must be a datetime, an ISO-8601 string or Unix milliseconds, not {type(value).__name__}."
     )
 
@@ -304,14 +298,14 @@ def _parse_iso8601(text: str, name: str) -> dt.datetime:
     try:
         parsed = pendulum.parse(text, tz="UTC", exact=True)
     except Exception as err:  # pendulum raises several error types for bad input
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}={text!r} is not a date QStash can use: give ISO-8601 such as "
             "'2024-05-01T00:00:00+00:00', a datetime, or Unix milliseconds."
         ) from err
     if not isinstance(parsed, dt.datetime):
         if isinstance(parsed, dt.date):
             return dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.timezone.utc)
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}={text!r} is a {type(parsed).__name__}, not a date and time; give ISO-8601 "
             "such as '2024-05-01T00:00:00+00:00'."
         )
@@ -323,9 +317,9 @@ def parse_count(value: Any, name: str = "count") -> int:
     if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
+        raise QStashInputError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
     if not MIN_COUNT <= value <= MAX_COUNT:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}={value} is outside QStash's range: use an integer from {MIN_COUNT} to {MAX_COUNT}."
         )
     return value
@@ -337,7 +331,7 @@ def parse_bool(value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
         return value.strip().lower() == "true"
-    raise BulkCancelFilterError(f"{name} must be True or False, not {value!r}.")
+    raise QStashInputError(f"{name} must be True or False, not {value!r}.")
 
 
 # --------------------------------------------------------------------------- list values
@@ -354,23 +348,23 @@ def _item(spec: FilterSpec, index: int, item: Any) -> Any:
             return int(item.strip())
         if isinstance(item, int) and not isinstance(item, bool):
             return item
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a whole number."
         )
     if not isinstance(item, str):
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a string."
         )
     item = item.strip()
     if not item:
-        raise BulkCancelFilterError(f"{name}[{index}] is empty; remove it or give a value.")
+        raise QStashInputError(f"{name}[{index}] is empty; remove it or give a value.")
     if "," in item:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
             "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
         )
     if spec.no_dot_segments and _has_dot_segment(item):
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name}[{index}]={item!r} is or contains a dot segment ('.' or '..'): no QStash id looks like "
             "that, and in a path URL normalisation removes it, so the request would reach another endpoint. "
             "Give the real id."
@@ -391,7 +385,7 @@ def _items(spec: FilterSpec, values: Iterable[Any]) -> tuple[Any, ...]:
     for index, item in enumerate(values):
         out.setdefault(_item(spec, index, item), None)
     if spec.max_values is not None and len(out) > spec.max_values:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{spec.name} takes at most {spec.max_values} value(s) ({spec.param} is one value in the API), "
             f"not {len(out)}."
         )
@@ -411,20 +405,20 @@ def read_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
         return ()
     if isinstance(value, str):
         if not value.strip():
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"{name} is empty ({value!r}): give a value, or leave {name} unset (None) for no {name} filter."
             )
         return _items(spec, [value])
     if isinstance(value, list | tuple | set | frozenset):
         if not value:
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"{name} is an empty {type(value).__name__}: give at least one value, or leave {name} unset "
                 f"(None) for no {name} filter."
             )
         return _items(spec, sorted(value, key=str) if isinstance(value, set | frozenset) else value)
     if spec.item is int and isinstance(value, int) and not isinstance(value, bool):
         return (value,)
-    raise BulkCancelFilterError(f"{name} must be {_forms(spec)}, not {type(value).__name__}.")
+    raise QStashInputError(f"{name} must be {_forms(spec)}, not {type(value).__name__}.")
 
 
 def renders_empty(value: Any, *, templated: bool) -> bool:
@@ -450,7 +444,7 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> BulkCancelFilterError:
+def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> QStashInputError:
     hint = (
         " End the template with | list (e.g. {{ params.labels | select | list }}): Jinja filters such as "
         "select, reject, map, unique and reverse return a generator, not a list."
@@ -459,7 +453,7 @@ def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> BulkCancelFilt
     )
     shown = value if len(str(value)) <= 80 else f"{str(value)[:77]}..."
     what = f"{'the text of ' if isinstance(value, str) else ''}{_article(kind)} {kind}"
-    return BulkCancelFilterError(
+    return QStashInputError(
         f"{spec.name} rendered {what} ({shown!r}), which is not a list of values: give a list or tuple, a single "
         f"value, comma-separated text, a JSON array or a Python list repr.{hint}"
     )
@@ -474,7 +468,7 @@ def _read_list_text(spec: FilterSpec, text: str, original: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{spec.name}={original!r} looks like a list but is not one JSON or Python can read; "
             "give a list of strings or a comma-separated string."
         ) from err
@@ -540,7 +534,7 @@ def _read_quoted_text(spec: FilterSpec, text: str, original: str) -> list[Any]:
         return [parsed]
     if isinstance(parsed, tuple) and all(isinstance(item, str) for item in parsed):
         return list(parsed)
-    raise BulkCancelFilterError(
+    raise QStashInputError(
         f"{spec.name}={original!r} starts with a quote but is not a quoted string JSON or Python can read "
         "(as {{ x | tojson }} renders one): give the value without quotes, a list, or comma-separated text."
     )
@@ -633,26 +627,26 @@ class FilterValue:
             # "Since 1970" selects nothing narrower than no bound, so it must not count as a filter.
             object.__setattr__(self, FROM_DATE, None)
         if not isinstance(self.everything_allowed, bool):
-            raise BulkCancelFilterError(f"{flag} must be True or False, not {self.everything_allowed!r}.")
+            raise QStashInputError(f"{flag} must be True or False, not {self.everything_allowed!r}.")
         for spec in table.specs:
             value = getattr(self, spec.name)
             if spec.kind == "list":
                 if not isinstance(value, tuple) or not all(_normalised(spec, item) for item in value):
                     kind = "non-empty strings" if spec.item is str else "whole numbers"
-                    raise BulkCancelFilterError(f"{spec.name} must be a tuple of {kind}, not {value!r}.")
+                    raise QStashInputError(f"{spec.name} must be a tuple of {kind}, not {value!r}.")
             elif value is not None:
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise BulkCancelFilterError(f"{spec.name} must be Unix milliseconds (int) or None, not {value!r}.")
+                    raise QStashInputError(f"{spec.name} must be Unix milliseconds (int) or None, not {value!r}.")
                 _check_epoch_ms(value, spec.name, zero_allowed=False)
         from_date, to_date = getattr(self, FROM_DATE), getattr(self, TO_DATE)
         if from_date is not None and to_date is not None and from_date > to_date:
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"from_date ({_iso(from_date)}) is after to_date ({_iso(to_date)}); swap them or fix the window."
             )
         if table.ids_name is not None and getattr(self, table.ids_name):
             others = [name for name in self.active_filters() if name != table.ids_name]
             if others:
-                raise BulkCancelFilterError(
+                raise QStashInputError(
                     f"{table.ids_name} cannot be combined with {', '.join(others)}: QStash would ignore those "
                     f"filters and act on the ids regardless. Give either {table.ids_name} or filters."
                 )
@@ -667,9 +661,10 @@ class FilterValue:
             recent = ""
             if FROM_DATE in self.active_filters() and FROM_DATE not in selecting and table.kept_ms is not None:
                 recent = f", a from_date within the last {table.kept_ms // _DAY_MS} days"
-            raise NoFilterError(
+            raise QStashInputError(
                 f"No filter given{why}: {table.everything}. Give at least one filter "
-                f"({', '.join(table.names)}){recent}, or set {flag}=True if that is really meant."
+                f"({', '.join(table.names)}){recent}, or set {flag}=True if that is really meant.",
+                no_filter=True,
             )
 
     def _why_no_filter(self, name: str) -> str:
@@ -698,7 +693,7 @@ class FilterValue:
         select_all = values.pop(table.select_all, False)
         unknown = sorted(set(values) - set(table.names))
         if unknown:
-            raise BulkCancelFilterError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
+            raise QStashInputError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
         normalised: dict[str, Any] = {}
         for spec in table.specs:
             if spec.kind == "list":
@@ -808,7 +803,7 @@ class BulkCancelFilter(FilterValue):
         if len(urlencode(self.to_query_params())) <= max_query_length:
             return [self]
         if not self.message_ids:
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"The filters encode to {len(urlencode(self.to_query_params()))} characters, more than the "
                 f"{max_query_length} a request URL may carry; use fewer or shorter values."
             )
@@ -818,7 +813,7 @@ class BulkCancelFilter(FilterValue):
         for message_id in self.message_ids:
             item = len(urlencode([("messageIds", message_id)])) + 1
             if item > max_query_length:
-                raise BulkCancelFilterError(f"message id {message_id[:40]!r}... is too long to send.")
+                raise QStashInputError(f"message id {message_id[:40]!r}... is too long to send.")
             if chunk and length + item > max_query_length:
                 parts.append(BulkCancelFilter(message_ids=tuple(chunk)))
                 chunk, length = [], 0
@@ -920,7 +915,7 @@ def read_rendered_filter(
             values[name] = to_unix_ms(value, name, now_ms=now_ms, zero_allowed=name == FROM_DATE)
     from_date, to_date = values[FROM_DATE], values[TO_DATE]
     if from_date and from_date == to_date:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"from_date and to_date are both {_iso(to_date)}: a zero-width window. With a cron "
             "schedule such as '@daily', Airflow 3's default CronTriggerTimetable makes data_interval_start "
             "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
@@ -933,7 +928,7 @@ def read_rendered_filter(
         return filter_class(**values, **flag, flag_name=flag_name, now_ms=now_ms)
     pinned = to_date is None or to_date >= now_ms
     if pinned and from_date and from_date > now_ms:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"from_date ({_iso(from_date)}) is after the task's start ({_iso(now_ms)}), which is where to_date "
             "ends at the latest: no message could match. Fix from_date or give an earlier to_date."
         )
@@ -951,17 +946,17 @@ def read_rendered_filter(
         value = filter_class(
             **{**values, TO_DATE: None if pinned else to_date}, **flag, flag_name=flag_name, now_ms=now_ms
         )
-    except NoFilterError as err:
-        if not notes:
+    except QStashInputError as err:
+        if not notes or not err.no_filter:
             raise
-        raise NoFilterError(f"{err} Note: {'; '.join(notes)}.") from None
+        raise QStashInputError(f"{err} Note: {'; '.join(notes)}.", no_filter=True) from None
     return replace(value, **{TO_DATE: now_ms}, flag_name=flag_name, now_ms=now_ms) if pinned else value
 
 
-def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCancelFilterError:
+def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> QStashInputError:
     name = spec.name
     if not templated:
-        return BulkCancelFilterError(
+        return QStashInputError(
             f"{name} is empty ({value!r}): give a value, leave {name} unset (None) for no {name} filter, or "
             f"list '{name}' in optional_filters if an empty {name} should mean 'any'."
         )
@@ -971,4 +966,4 @@ def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCanc
         f"value (check the params or XCom it reads), or list '{name}' in optional_filters if an empty "
         f"{name} should mean 'any'."
     )
-    return BulkCancelFilterError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)
+    return QStashInputError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)

@@ -18,11 +18,10 @@ from airflow_qstash.filters import (
     LIST_FILTER_PARAMS,
     MIN_DATE_MS,
     BulkCancelFilter,
-    BulkCancelFilterError,
     FilterSpec,
     FilterTable,
     FilterValue,
-    NoFilterError,
+    QStashInputError,
     is_templated,
     parse_bool,
     parse_count,
@@ -134,7 +133,7 @@ def test_to_unix_ms_now_means_the_pinned_now(text):
     ],
 )
 def test_to_unix_ms_refuses(value, fragment):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         to_unix_ms(value, "my_bound")
     message = str(info.value)
     assert "my_bound" in message
@@ -142,7 +141,7 @@ def test_to_unix_ms_refuses(value, fragment):
 
 
 def test_to_unix_ms_seconds_refusal_suggests_the_millisecond_value():
-    with pytest.raises(BulkCancelFilterError, match="Pass 1704067200000"):
+    with pytest.raises(QStashInputError, match="Pass 1704067200000"):
         to_unix_ms(1_704_067_200, "from_date")
 
 
@@ -150,12 +149,12 @@ def test_to_unix_ms_accepts_2000_and_zero_only_where_allowed():
     assert to_unix_ms(MIN_DATE_MS, "to_date") == MIN_DATE_MS
     assert to_unix_ms("2000-01-01T00:00:00Z", "to_date") == MIN_DATE_MS
     assert to_unix_ms(0, "from_date", zero_allowed=True) == 0
-    with pytest.raises(BulkCancelFilterError, match=r"to_date=0 is 1970-01-01.*use 'now'"):
+    with pytest.raises(QStashInputError, match=r"to_date=0 is 1970-01-01.*use 'now'"):
         to_unix_ms(0, "to_date")
 
 
 def test_filter_error_is_a_value_error():
-    assert issubclass(BulkCancelFilterError, ValueError)
+    assert issubclass(QStashInputError, ValueError)
 
 
 # --------------------------------------------------------------------------- parse_count
@@ -175,7 +174,7 @@ def test_parse_count_accepts(value, expected):
 )
 @pytest.mark.parametrize("name", ["count", "batch_size"])
 def test_parse_count_refuses(value, name):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         parse_count(value, name)
     message = str(info.value)
     assert name in message
@@ -230,7 +229,7 @@ def test_to_string_list_accepts(value, expected):
     ],
 )
 def test_to_string_list_refuses(value, fragment):
-    with pytest.raises(BulkCancelFilterError, match=r"labels") as info:
+    with pytest.raises(QStashInputError, match=r"labels") as info:
         to_string_list(value, "labels")
     assert fragment in str(info.value)
 
@@ -302,7 +301,7 @@ def test_rendered_string_list_accepts(value, expected):
     ],
 )
 def test_rendered_string_list_refuses(value, fragment):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         rendered_string_list(value, "labels")
     assert "labels" in str(info.value)
     assert fragment in str(info.value)
@@ -310,7 +309,7 @@ def test_rendered_string_list_refuses(value, fragment):
 
 @pytest.mark.parametrize("value", ["<generator object x at 0x1>", "{'a'}", (x for x in "a"), "dict_values([1])"])
 def test_renderings_that_are_not_lists_say_what_to_give_instead(value):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         rendered_string_list(value, "labels")
     assert "give a list or tuple, a single value, comma-separated text, a JSON array" in str(info.value)
 
@@ -319,7 +318,7 @@ def test_renderings_that_are_not_lists_say_what_to_give_instead(value):
     "text", ["<generator object select_or_reject at 0x7f>", "<list_reverseiterator object at 0x7f>"]
 )
 def test_a_generator_rendering_suggests_ending_the_template_with_list(text):
-    with pytest.raises(BulkCancelFilterError, match=r"End the template with \| list"):
+    with pytest.raises(QStashInputError, match=r"End the template with \| list"):
         rendered_string_list(text, "labels")
 
 
@@ -443,9 +442,9 @@ def test_from_date_zero_is_no_filter():
     bulk_filter = BulkCancelFilter.build(labels="a", from_date=0)
     assert bulk_filter.from_date is None
     assert bulk_filter.active_filters() == ["labels"]
-    with pytest.raises(BulkCancelFilterError, match="No filter given"):
+    with pytest.raises(QStashInputError, match="No filter given"):
         BulkCancelFilter.build(from_date=0)
-    with pytest.raises(BulkCancelFilterError, match="No filter given"):
+    with pytest.raises(QStashInputError, match="No filter given"):
         BulkCancelFilter.build(from_date="0")
 
 
@@ -488,16 +487,16 @@ def test_from_date_zero_is_no_filter():
     ],
 )
 def test_build_refuses(kwargs, fragments):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         BulkCancelFilter.build(**kwargs)
     for fragment in fragments:
         assert fragment in str(info.value)
 
 
 def test_cancel_all_does_not_lift_the_other_refusals():
-    with pytest.raises(BulkCancelFilterError, match="message_ids cannot be combined"):
+    with pytest.raises(QStashInputError, match="message_ids cannot be combined"):
         BulkCancelFilter.build(cancel_all=True, message_ids="m", labels="a")
-    with pytest.raises(BulkCancelFilterError, match="is after"):
+    with pytest.raises(QStashInputError, match="is after"):
         BulkCancelFilter.build(cancel_all=True, from_date=JAN_2_MS, to_date=JAN_1_MS)
 
 
@@ -515,7 +514,7 @@ def test_cancel_all_does_not_lift_the_other_refusals():
     ],
 )
 def test_constructor_validates_normalised_values(kwargs, fragment):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         BulkCancelFilter(**kwargs)
     assert fragment in str(info.value)
 
@@ -561,12 +560,12 @@ def test_split_counts_percent_encoding():
 
 def test_split_refuses_other_filters_that_do_not_fit():
     bulk_filter = BulkCancelFilter.build(labels=[f"label-{i}" for i in range(100)])
-    with pytest.raises(BulkCancelFilterError, match="more than the 100"):
+    with pytest.raises(QStashInputError, match="more than the 100"):
         bulk_filter.split_message_ids(100)
 
 
 def test_split_refuses_one_id_longer_than_the_limit():
-    with pytest.raises(BulkCancelFilterError, match="too long"):
+    with pytest.raises(QStashInputError, match="too long"):
         BulkCancelFilter.build(message_ids=["short", "x" * 200]).split_message_ids(100)
 
 
@@ -609,7 +608,7 @@ def test_to_dict_from_dict_round_trip_through_json(bulk_filter):
 def test_from_dict_validates_again():
     data = BulkCancelFilter.build(labels="a").to_dict()
     data["labels"] = []
-    with pytest.raises(BulkCancelFilterError, match="No filter given"):
+    with pytest.raises(QStashInputError, match="No filter given"):
         BulkCancelFilter.from_dict(data)
 
 
@@ -680,13 +679,13 @@ def test_the_readers_serve_a_second_table_without_copying_the_list_logic():
     assert read_values(statuses, 404) == (404,)
     assert read_rendered_values(statuses, "500, 503") == (500, 503)
     assert read_rendered_values(statuses, "[500, 503]") == (500, 503)
-    with pytest.raises(BulkCancelFilterError, match=r"response_statuses\[0\] is str \('5xx'\).*whole number"):
+    with pytest.raises(QStashInputError, match=r"response_statuses\[0\] is str \('5xx'\).*whole number"):
         read_values(statuses, ["5xx"])
-    with pytest.raises(BulkCancelFilterError, match="response_statuses must be a whole number or a list"):
+    with pytest.raises(QStashInputError, match="response_statuses must be a whole number or a list"):
         read_values(statuses, 5.0)
     message_id = DLQ_FILTERS["message_ids"]
     assert read_values(message_id, "m1") == ("m1",)
-    with pytest.raises(BulkCancelFilterError, match=r"message_ids takes at most 1 value\(s\)"):
+    with pytest.raises(QStashInputError, match=r"message_ids takes at most 1 value\(s\)"):
         read_values(message_id, ["m1", "m2"])
 
 
@@ -720,12 +719,12 @@ def test_the_dlq_value_object_sits_with_the_bulk_cancel_one_and_is_still_importa
 
 
 def test_the_caller_names_its_own_select_all_flag_in_the_refusals():
-    with pytest.raises(NoFilterError, match=r"set wipe_all=True if that is really meant") as info:
+    with pytest.raises(QStashInputError, match=r"set wipe_all=True if that is really meant") as info:
         BulkCancelFilter.build(flag_name="wipe_all")
     assert "cancel_all" not in str(info.value)
-    with pytest.raises(BulkCancelFilterError, match=r"^wipe_all must be True or False, not 'yes'"):
+    with pytest.raises(QStashInputError, match=r"^wipe_all must be True or False, not 'yes'"):
         BulkCancelFilter.build(labels="a", cancel_all="yes", flag_name="wipe_all")
-    with pytest.raises(NoFilterError, match=r"set cancel_all=True"):
+    with pytest.raises(QStashInputError, match=r"set cancel_all=True"):
         BulkCancelFilter.build()  # the field's own name by default
 
 
@@ -738,9 +737,9 @@ def test_the_flag_name_is_not_part_of_the_value():
 
 def test_the_rendered_reader_names_the_callers_flag_also_after_pinning_to_date():
     read = {"set_by_author": ["labels"], "templated": [], "now_ms": NOW_MS, "flag_name": "wipe_all"}
-    with pytest.raises(NoFilterError, match=r"set wipe_all=True"):
+    with pytest.raises(QStashInputError, match=r"set wipe_all=True"):
         read_rendered_filter({"to_date": "2099-01-01"}, **{**read, "set_by_author": ["to_date"]})
-    with pytest.raises(BulkCancelFilterError, match=r"^wipe_all must be True or False"):
+    with pytest.raises(QStashInputError, match=r"^wipe_all must be True or False"):
         read_rendered_filter({"labels": "a"}, select_all="maybe", **read)
     pinned = read_rendered_filter({"labels": "a"}, **read)
     assert (pinned.labels, pinned.to_date) == (("a",), NOW_MS)
@@ -753,9 +752,9 @@ def test_a_future_to_date_is_kept_in_python_but_is_no_filter():
     bulk_filter = BulkCancelFilter.build(labels="a", to_date="2099-01-01")
     assert bulk_filter.to_date == 4_070_908_800_000
     assert bulk_filter.selecting_filters() == ["labels"]
-    with pytest.raises(NoFilterError, match=r"to_date 2099-01-01T00:00:00.000\+00:00 is in the future"):
+    with pytest.raises(QStashInputError, match=r"to_date 2099-01-01T00:00:00.000\+00:00 is in the future"):
         BulkCancelFilter.build(to_date="2099-01-01")
-    with pytest.raises(NoFilterError):
+    with pytest.raises(QStashInputError):
         BulkCancelFilter(to_date=4_070_908_800_000)  # the constructor keeps the rule too
 
 
@@ -772,7 +771,7 @@ def test_a_past_to_date_alone_is_a_filter():
     ],
 )
 def test_the_constructor_refuses_dates_before_2000(kwargs, fragment):
-    with pytest.raises(BulkCancelFilterError, match=fragment):
+    with pytest.raises(QStashInputError, match=fragment):
         BulkCancelFilter(**kwargs)
 
 
@@ -859,7 +858,7 @@ def test_an_untemplated_literal_is_taken_literally(literal):
 
 @pytest.mark.parametrize("empty", ["", "  ", "[]", [], " , "])
 def test_an_empty_literal_is_refused_naming_the_field(empty):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read({"labels": empty, "queue_names": "q1"}, literal=["labels", "queue_names"])
     message = str(info.value)
     assert f"labels is empty ({empty!r})" in message
@@ -869,7 +868,7 @@ def test_an_empty_literal_is_refused_naming_the_field(empty):
 
 @pytest.mark.parametrize("empty", [None, "None", "", "[]", "null", " ", "()", []])
 def test_a_template_that_renders_empty_is_refused_naming_the_field(empty):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read({"labels": empty, "queue_names": "q1"}, set_by_author=["labels", "queue_names"])
     message = str(info.value)
     assert "labels is templated but rendered empty" in message
@@ -890,7 +889,7 @@ def test_an_optional_template_that_renders_empty_is_absent(empty):
 @pytest.mark.parametrize("empty", [None, "None", "", "[]", "null"])
 def test_everything_optional_and_empty_is_refused_unless_cancel_all(empty):
     rendered = dict.fromkeys(LIST_FILTER_PARAMS, empty)
-    with pytest.raises(NoFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read(rendered, set_by_author=LIST_FILTER_PARAMS, optional=LIST_FILTER_PARAMS)
     assert "No filter given" in str(info.value)
     assert "rendered empty and are optional" in str(info.value)
@@ -903,7 +902,7 @@ def test_everything_optional_and_empty_is_refused_unless_cancel_all(empty):
 @pytest.mark.parametrize("name", ["from_date", "to_date"])
 @pytest.mark.parametrize("rendered", [None, "None", "", "  ", "null"])
 def test_set_date_that_renders_to_nothing_is_refused(name, rendered):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read({"labels": "a", name: rendered}, set_by_author=["labels", name])
     message = str(info.value)
     assert f"{name} is templated but rendered empty" in message
@@ -914,7 +913,7 @@ def test_set_date_that_renders_to_nothing_is_refused(name, rendered):
 
 @pytest.mark.parametrize("rendered", [None, "None", "null", ""])
 def test_empty_date_refused_even_with_cancel_all(rendered):
-    with pytest.raises(BulkCancelFilterError, match="manual"):
+    with pytest.raises(QStashInputError, match="manual"):
         _read({"from_date": rendered}, set_by_author=["from_date"], cancel_all=True)
 
 
@@ -947,7 +946,7 @@ def test_a_to_date_at_or_after_the_task_start_is_pinned_to_the_start(to_date):
 
 @pytest.mark.parametrize("to_date", ["2099-01-01", NOW_MS])
 def test_a_to_date_at_or_after_the_task_start_is_no_filter(to_date):
-    with pytest.raises(NoFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read({"to_date": to_date})
     message = str(info.value)
     assert "No filter given" in message
@@ -963,7 +962,7 @@ def test_a_to_date_just_before_the_task_start_is_a_filter():
 @pytest.mark.parametrize("literal", [True, False])
 @pytest.mark.parametrize("zero", [0, "0", " 0 "])
 def test_to_date_zero_is_refused_pointing_at_now(zero, literal):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read({"labels": "a", "to_date": zero}, literal=["labels", "to_date"] if literal else ())
     assert "to_date=0" in str(info.value)
     assert "use 'now'" in str(info.value)
@@ -980,7 +979,7 @@ def test_to_date_zero_is_refused_pointing_at_now(zero, literal):
     ],
 )
 def test_dates_before_2000_are_refused(name, value):
-    with pytest.raises(BulkCancelFilterError, match="before 2000-01-01"):
+    with pytest.raises(QStashInputError, match="before 2000-01-01"):
         _read({"labels": "a", name: value})
 
 
@@ -1017,7 +1016,7 @@ def test_message_ids_with_to_date_now_is_accepted_without_a_date():
 
 @pytest.mark.parametrize("to_date", ["2024-01-02T00:00:00Z", "2099-01-01"])
 def test_message_ids_with_an_explicit_date_is_refused(to_date):
-    with pytest.raises(BulkCancelFilterError, match="message_ids cannot be combined with to_date"):
+    with pytest.raises(QStashInputError, match="message_ids cannot be combined with to_date"):
         _read({"message_ids": "m1", "to_date": to_date})
 
 
@@ -1030,7 +1029,7 @@ def test_message_ids_with_an_explicit_date_is_refused(to_date):
     ],
 )
 def test_zero_width_window_is_refused(window):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         _read({"labels": "a", "from_date": window[0], "to_date": window[1]})
     message = str(info.value)
     assert "zero-width" in message
@@ -1038,13 +1037,13 @@ def test_zero_width_window_is_refused(window):
 
 
 def test_zero_width_window_is_refused_even_without_other_filters():
-    with pytest.raises(BulkCancelFilterError, match="CronDataIntervalTimetable"):
+    with pytest.raises(QStashInputError, match="CronDataIntervalTimetable"):
         _read({"from_date": JAN_1_MS, "to_date": JAN_1_MS}, cancel_all=True)
 
 
 @pytest.mark.parametrize("to_date", [None, "now", "2099-01-01"])
 def test_from_after_the_task_start_is_refused_when_to_date_ends_there(to_date):
-    with pytest.raises(BulkCancelFilterError, match="is after the task's start"):
+    with pytest.raises(QStashInputError, match="is after the task's start"):
         _read({"labels": "a", "from_date": NOW_MS + 1, "to_date": to_date})
 
 
@@ -1060,7 +1059,7 @@ def test_from_after_the_task_start_is_refused_when_to_date_ends_there(to_date):
     ],
 )
 def test_zero_and_now_are_not_filters(rendered, optional):
-    with pytest.raises(NoFilterError, match="No filter given"):
+    with pytest.raises(QStashInputError, match="No filter given"):
         _read(rendered, optional=optional)
     bulk_filter = _read(rendered, optional=optional, cancel_all="True")
     assert bulk_filter.from_date is None
@@ -1085,13 +1084,13 @@ def test_cancel_all_text_is_parsed(cancel_all, expected):
 
 
 def test_cancel_all_text_false_does_not_allow_an_empty_filter():
-    with pytest.raises(BulkCancelFilterError, match="No filter given"):
+    with pytest.raises(QStashInputError, match="No filter given"):
         _read({}, cancel_all="False")
 
 
 @pytest.mark.parametrize("cancel_all", ["yes", "1", "", "None", 1, 0, None, "Truee"])
 def test_cancel_all_other_values_are_refused(cancel_all):
-    with pytest.raises(BulkCancelFilterError, match="cancel_all must be True or False"):
+    with pytest.raises(QStashInputError, match="cancel_all must be True or False"):
         _read({"labels": "a"}, cancel_all=cancel_all)
 
 
@@ -1101,17 +1100,17 @@ def test_parse_bool(value, expected):
 
 
 def test_rendered_refusals_name_the_parameter():
-    with pytest.raises(BulkCancelFilterError, match="hosts"):
+    with pytest.raises(QStashInputError, match="hosts"):
         _read({"hosts": "[example.com]"})
-    with pytest.raises(BulkCancelFilterError, match="from_date"):
+    with pytest.raises(QStashInputError, match="from_date"):
         _read({"labels": "a", "from_date": "not a date"})
-    with pytest.raises(BulkCancelFilterError, match="to_date"):
+    with pytest.raises(QStashInputError, match="to_date"):
         _read({"labels": "a", "to_date": 1_704_067_200})
 
 
 def test_rendered_list_element_with_a_comma_is_refused_not_split_or_kept():
     # "['a, b']" is one element that QStash would split into two labels: refuse, never widen.
-    with pytest.raises(BulkCancelFilterError, match="contains a comma"):
+    with pytest.raises(QStashInputError, match="contains a comma"):
         rendered_string_list("['a, b']", "labels")
 
 
@@ -1119,7 +1118,7 @@ def test_rendered_list_element_with_a_comma_is_refused_not_split_or_kept():
 def test_rendered_half_list_text_is_refused_not_split_into_odd_labels(text):
     # A list whose text broke in rendering must not become labels like "['a'" (it would match nothing,
     # silently); say what is wrong instead.
-    with pytest.raises(BulkCancelFilterError, match="looks like a list"):
+    with pytest.raises(QStashInputError, match="looks like a list"):
         rendered_string_list(text, "labels")
 
 
@@ -1127,7 +1126,7 @@ def test_rendered_half_list_text_is_refused_not_split_into_odd_labels(text):
 def test_message_ids_with_a_dot_segment_are_refused_by_every_reader(bad):
     spec = BULK_CANCEL_FILTERS["message_ids"]
     for read in (read_values, read_rendered_values):
-        with pytest.raises(BulkCancelFilterError) as info:
+        with pytest.raises(QStashInputError) as info:
             read(spec, ["m1", bad])
         assert f"{spec.name}[1]=" in str(info.value)
         assert "dot segment" in str(info.value)
@@ -1163,7 +1162,7 @@ def test_the_retention_limits_are_declared_once_from_the_pricing_page():
 def test_a_from_date_older_than_anything_kept_is_no_filter_alone(cls, kept_ms, flag, days):
     oldest = NOW_MS - kept_ms
     assert cls.build(from_date=oldest, now_ms=NOW_MS).from_date == oldest  # the boundary still narrows
-    with pytest.raises(NoFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         cls.build(from_date=oldest - 1, now_ms=NOW_MS)
     message = str(info.value)
     assert "is older than anything QStash keeps" in message and f"{days} days" in message
@@ -1173,7 +1172,7 @@ def test_a_from_date_older_than_anything_kept_is_no_filter_alone(cls, kept_ms, f
 
 
 def test_the_dlq_refusal_names_the_operation_flag():
-    with pytest.raises(NoFilterError, match="set retry_all=True"):
+    with pytest.raises(QStashInputError, match="set retry_all=True"):
         DLQFilter.build(from_date="2000-01-01", now_ms=NOW_MS, flag_name="retry_all")
 
 
@@ -1185,7 +1184,7 @@ def test_the_rendered_reader_judges_the_from_date_against_the_task_start(filter_
     later = NOW_MS + filter_class.TABLE.kept_ms
     kwargs = {"set_by_author": ["from_date"], "filter_class": filter_class}
     assert read_rendered_filter({"from_date": from_ms}, now_ms=NOW_MS, **kwargs).from_date == from_ms
-    with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
+    with pytest.raises(QStashInputError, match="older than anything QStash keeps"):
         read_rendered_filter({"from_date": from_ms}, now_ms=later, **kwargs)
 
 
@@ -1193,9 +1192,9 @@ def test_the_hook_path_refuses_an_old_from_date_alone_before_any_request(qstash_
     from airflow_qstash.hooks.qstash import QStashHook
 
     requests_mock.delete(f"{qstash_conn}/v2/messages", json={"cancelled": 99})
-    with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
+    with pytest.raises(QStashInputError, match="older than anything QStash keeps"):
         QStashHook().bulk_cancel(from_date="2000-01-01")
-    with pytest.raises(NoFilterError, match="older than anything QStash keeps"):
+    with pytest.raises(QStashInputError, match="older than anything QStash keeps"):
         QStashHook().dlq_delete(from_date="2000-01-01")
     assert requests_mock.call_count == 0
 
@@ -1232,7 +1231,7 @@ def test_a_quoted_number_is_a_whole_number_for_an_integer_filter():
     ],
 )
 def test_a_quoted_rendering_that_is_not_one_string_is_refused(text, match):
-    with pytest.raises(BulkCancelFilterError, match=match):
+    with pytest.raises(QStashInputError, match=match):
         read_rendered_values(BULK_CANCEL_FILTERS["labels"], text)
 
 

@@ -32,11 +32,12 @@ from airflow_qstash.config import (
     resolve_base_url,
 )
 from airflow_qstash.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
-from airflow_qstash.errors import (
+from airflow_qstash.exceptions import (
     QStashActionConflict,
     QStashAPIError,
     QStashConnectionError,
     QStashError,
+    QStashInputError,
     QStashRetryableError,
     QStashTransportError,
     redact,
@@ -127,7 +128,7 @@ class _QStashHookBase(BaseHook):
 
     @staticmethod
     def _secrets_of(config: QStashConnectionConfig) -> list[str]:
-        """What the masker and :func:`~airflow_qstash.errors.redact` must hide: token, proxy URL, its password."""
+        """What the masker and :func:`~airflow_qstash.exceptions.redact` must hide: token, proxy URL, its password."""
         remember_secret(config.token)
         secrets = [config.token]
         if config.proxy:
@@ -330,8 +331,8 @@ class QStashHook(_QStashHookBase):
                 continue
             try:
                 answer = self.send(effect)
-            except QStashConnectionError:
-                raise  # the connection's mistake: no run loop may take it for a failed round
+            except QStashInputError:
+                raise  # refused before sending (a connection mistake too): never a failed round
             except QStashError as err:
                 error = err
 
@@ -430,7 +431,7 @@ class QStashHook(_QStashHookBase):
         unless ``delete_all=True``, ``dlq_ids`` with other filters, ``hosts``/``paths`` (the DLQ endpoints
         reject them), an unknown filter, a ``batch_size`` outside 1..100.
 
-        :raises ~airflow_qstash.dlq.DLQRunIncomplete: the bound was reached or a request failed for good;
+        :raises ~airflow_qstash.dlq.QStashRunIncomplete: the bound was reached or a request failed for good;
             it carries the summary so far.
         """
         run = _dlq_run(DELETE, dlq_filter, delete_all, filters, batch_size=batch_size, max_requests=max_requests)
@@ -581,8 +582,8 @@ class QStashAsyncHook(_QStashHookBase):
                 continue
             try:
                 answer = await self.send(effect)
-            except QStashConnectionError:
-                raise  # the connection's mistake: no run loop may take it for a failed round
+            except QStashInputError:
+                raise  # refused before sending (a connection mistake too): never a failed round
             except QStashError as err:
                 error = err
 

@@ -17,25 +17,20 @@ from airflow_qstash.dlq import (
     DELETE,
     RETRY,
     SELECT_ALL_FLAGS,
-    DLQFilterError,
     DLQRetryRun,
     DLQRun,
-    DLQRunIncomplete,
     make_run,
     read_rendered_dlq_filter,
     refuse_rejected_filters,
     retry_overrides,
     shown_overrides,
 )
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import DLQ_FILTERS, renders_empty
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
+from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-
-class DLQRefused(DLQFilterError, QStashRefused):
-    """DLQ input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
 class _QStashDLQOperator(QStashFilterOperator):
@@ -51,7 +46,6 @@ class _QStashDLQOperator(QStashFilterOperator):
     template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests")
     template_fields_renderers = DLQ_FILTERS.renderers
     ui_color = "#fde8e8"
-    REFUSED = DLQRefused
 
     def __init__(
         self,
@@ -92,9 +86,10 @@ class _QStashDLQOperator(QStashFilterOperator):
         self.to_date = to_date
         self.max_requests = max_requests
         self.deferrable = deferrable
-        self.optional_filters = self._read_optional_filters(
-            optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
-        )
+        with self._refusing():
+            self.optional_filters = self._read_optional_filters(
+                optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
+            )
         self._run: DLQRun | None = None
         self._task_start_ms: int | None = None
         self.set_by_author: tuple[str, ...] = ()
@@ -123,7 +118,7 @@ class _QStashDLQOperator(QStashFilterOperator):
             if templated and name in self.optional_filters:
                 return None
             how = "is templated but rendered empty" if templated else "is empty"
-            raise self.REFUSED(
+            raise QStashInputError(
                 f"{name} {how} ({value!r}): give it a value, leave it unset (None), or list '{name}' in "
                 f"optional_filters if an empty {name} should mean 'not given'."
             )
@@ -174,7 +169,7 @@ class _QStashDLQOperator(QStashFilterOperator):
                 ),
                 method_name="execute_complete",
             )
-        return self._finish(self._drive(hook, run.steps(hook.config.base_url, log=self.log), DLQRunIncomplete))
+        return self._finish(self._drive(hook, run.steps(hook.config.base_url, log=self.log)))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
@@ -377,4 +372,4 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
             self.log.info("Retried messages get these overrides: %s.", shown_overrides(run.headers))
 
 
-__all__ = ["DLQRefused", "QStashDLQDeleteOperator", "QStashDLQRetryOperator"]
+__all__ = ["QStashDLQDeleteOperator", "QStashDLQRetryOperator"]

@@ -8,16 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelRun
 from airflow_qstash.filters import BULK_CANCEL_FILTERS, FILTER_NAMES, BulkCancelFilter, read_rendered_filter
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
+from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-
-class BulkCancelRefused(QStashRefused):
-    """Bulk-cancel input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
 class QStashBulkCancelOperator(QStashFilterOperator):
@@ -101,7 +97,6 @@ class QStashBulkCancelOperator(QStashFilterOperator):
     template_fields: Sequence[str] = (*BULK_CANCEL_FILTERS.names, "batch_size", "max_batches", "cancel_all")
     template_fields_renderers = BULK_CANCEL_FILTERS.renderers
     ui_color = "#e8f0fe"
-    REFUSED = BulkCancelRefused
 
     def __init__(
         self,
@@ -146,7 +141,8 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         self.cancel_all = cancel_all
         self.action_timeout = action_timeout
         self.deferrable = deferrable
-        self.optional_filters = self._read_optional_filters(optional_filters, FILTER_NAMES, noun="filter")
+        with self._refusing():
+            self.optional_filters = self._read_optional_filters(optional_filters, FILTER_NAMES, noun="filter")
         self.filters_set_by_author, self.templated_filters = self._set_and_templated(FILTER_NAMES)
         self._run: BulkCancelRun | None = None
         self._task_start_ms: int | None = None
@@ -192,7 +188,7 @@ class QStashBulkCancelOperator(QStashFilterOperator):
             )
         config = hook.config
         steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
-        return self._finish(self._drive(hook, steps, BulkCancelIncomplete))
+        return self._finish(self._drive(hook, steps))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES, BulkCancelIncomplete, BulkCancelRun
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES, BulkCancelRun
 from airflow_qstash.compat import BaseTrigger, TriggerEvent
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
@@ -80,6 +80,5 @@ class QStashBulkCancelTrigger(BaseTrigger):
             QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
             start,
             lambda run, config: run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log),
-            incomplete=BulkCancelIncomplete,
             what="bulk cancel",
         )

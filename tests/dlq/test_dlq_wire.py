@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 
 from airflow_qstash.dlq import build_dlq_filter
-from airflow_qstash.errors import QStashAPIError
-from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.exceptions import QStashAPIError
+from airflow_qstash.filters import QStashInputError
 from airflow_qstash.wire import (
     DLQ_DELETE,
     DLQ_MESSAGE,
@@ -69,7 +69,7 @@ def test_ids_are_split_by_count_and_by_url_length():
 
 def test_a_filter_too_long_for_one_url_is_refused():
     value = build_dlq_filter("delete", labels=[f"label-{i}-" + "y" * 40 for i in range(100)])
-    with pytest.raises(BulkCancelFilterError, match="more than the"):
+    with pytest.raises(QStashInputError, match="more than the"):
         dlq_requests(value, DLQ_DELETE, BASE_URL)
 
 
@@ -86,7 +86,7 @@ def test_page_requests_add_count_and_cursor():
 
 @pytest.mark.parametrize("count", [0, 101, True, "5"])
 def test_page_count_is_1_to_100(count: Any):
-    with pytest.raises(BulkCancelFilterError, match="count must be"):
+    with pytest.raises(QStashInputError, match="count must be"):
         first_call(dlq_delete_page([], None, count))
 
 
@@ -130,5 +130,5 @@ def test_dlq_id_requests_carry_only_ids_at_most_per_request_and_within_the_url_l
         assert len(url) <= MAX_URL_LENGTH
     assert [len(part) for part in dlq_id_requests(ids[:25], DLQ_RETRY, BASE_URL, 10)] == [10, 10, 5]
     assert list(dlq_id_requests([], DLQ_DELETE, BASE_URL)) == []
-    with pytest.raises(BulkCancelFilterError, match="per_request"):
+    with pytest.raises(QStashInputError, match="per_request"):
         dlq_id_requests(ids, DLQ_DELETE, BASE_URL, 101)

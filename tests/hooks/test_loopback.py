@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.errors import QStashAPIError, QStashRetryableError, QStashTransportError
+from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashTransportError
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import BatchCancelled, QStashAsyncHook, QStashHook
 from tests.conftest import TEST_TOKEN

@@ -13,7 +13,7 @@ import pytest
 import requests
 from requests_mock import ANY
 
-from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.filters import QStashInputError
 from airflow_qstash.hooks.qstash import (
     DEFAULT_BASE_URL,
     MAX_URL_LENGTH,
@@ -195,7 +195,7 @@ def test_non_ascii_and_reserved_characters_are_percent_encoded(qstash_conn, requ
 )
 def test_refusals_send_zero_requests(qstash_conn, requests_mock, kwargs, fragment):
     requests_mock.delete(URL, json={"cancelled": 99})
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         QStashHook().bulk_cancel(**kwargs)
     assert fragment in str(info.value)
     assert requests_mock.call_count == 0

@@ -12,7 +12,7 @@ import pytest
 from tenacity import AsyncRetrying
 
 import airflow_qstash.hooks.qstash as qstash_module
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError
+from airflow_qstash.filters import BulkCancelFilter, QStashInputError
 from airflow_qstash.hooks.qstash import (
     MAX_URL_LENGTH,
     BatchCancelled,
@@ -166,7 +166,7 @@ def test_long_message_id_list_is_split_like_the_sync_hook(monkeypatch, requests_
 
 def test_a_bad_count_sends_nothing(qstash_conn):
     server = Server(ok(1))
-    with pytest.raises(BulkCancelFilterError, match="count"):
+    with pytest.raises(QStashInputError, match="count"):
         cancel(server, LABELS_FILTER, 0)
     assert server.requests == []
 

@@ -132,7 +132,7 @@ def mocked(answer: dict[str, Any], method: str = "op") -> Callable[[Env], Any]:
     return run
 
 
-ERR = ValueError  # every refusal before a request is a ValueError (BulkCancelFilterError, QStashConnectionError)
+ERR = ValueError  # every refusal before a request is a ValueError (QStashInputError, QStashConnectionError)
 LONG_URLS = [f"https://h.example/{'x' * 300}/{i}" for i in range(20)]
 
 CASES: list[Case] = [
