@@ -31,8 +31,9 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import EMPTY_RENDERINGS, BulkCancelFilter, parse_count
+from airflow_qstash.exceptions import QStashAPIError, QStashRunIncomplete
+from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, now_ms, parse_action_timeout, parse_bound, parse_count
 
 if TYPE_CHECKING:
     from airflow_qstash.wire import ActionStarted, BulkAction
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 #: Modes a run reports: which server generation answered.
 MODE_BATCHED = "batched"
 MODE_BULK_ACTION = "bulk_action"
-#: How long one bulk action may take before the run gives up on it (seconds), unless told otherwise.
-DEFAULT_ACTION_TIMEOUT = 6 * 3600.0
 #: The first pause between polls of a bulk action; it grows by :data:`POLL_GROWTH` up to the ceiling.
 POLL_INITIAL = 1.0
 POLL_GROWTH = 1.5
@@ -54,46 +53,6 @@ JOIN_CLOCK_SKEW_MS = 5 * 60 * 1000
 MAX_ROUNDS_WITHOUT_PROGRESS = 3
 
 
-#: The bound on requests when ``max_batches`` is not given: finite, so that a server that keeps answering
-#: "cancelled some" cannot hold a task for ever, and far above any real job (100,000 requests of 500
-#: messages is 50 million messages).
-DEFAULT_MAX_BATCHES = 100_000
-
-
-def parse_max_batches(value: Any) -> int:
-    """
-    Read ``max_batches``, the most bulk-cancel requests one run may send: a whole number >= 1 (an int or
-    its digits). ``None``, or a template that renders empty, means :data:`DEFAULT_MAX_BATCHES`.
-    """
-    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
-        return DEFAULT_MAX_BATCHES
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise QStashInputError(
-            f"max_batches must be a whole number >= 1, or None for the default ({DEFAULT_MAX_BATCHES:,} "
-            f"requests), not {value!r}."
-        )
-    return value
-
-
-def parse_action_timeout(value: Any) -> float:
-    """Read ``action_timeout``: seconds (int, float, digit string or ``timedelta``), finite and > 0."""
-    import datetime as dt
-    import math
-
-    if isinstance(value, dt.timedelta):
-        value = value.total_seconds()
-    elif isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise QStashInputError(f"action_timeout must be seconds or a timedelta, not {value!r}.") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise QStashInputError(f"action_timeout must be a finite number of seconds > 0 or a timedelta, not {value!r}.")
-    return float(value)
-
-
 @dataclass
 class BulkCancelRun:
     """
@@ -103,7 +62,7 @@ class BulkCancelRun:
     :param batch_size: messages per request (QStash's ``count``), 1..500; a bulk-action server ignores it.
     :param max_batches: the most rounds: on a server that honours ``count``, requests (each part of a long
         id list split to fit URLs counts); on today's hosted QStash, bulk actions followed. ``None``:
-        :data:`DEFAULT_MAX_BATCHES`.
+        :data:`DEFAULT_MAX_REQUESTS`.
     :param action_timeout: the longest one bulk action is followed, in seconds.
     :param clock: the monotonic clock (tests replace it).
     """
@@ -128,13 +87,13 @@ class BulkCancelRun:
     mode: str | None = None
     action_ids: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    started_ms: int = field(default_factory=now_ms)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _action_total: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.batch_size = parse_count(self.batch_size, "batch_size")
-        self.max_batches = parse_max_batches(self.max_batches)
+        self.max_batches = parse_bound(self.max_batches, "max_batches")
         self.action_timeout = parse_action_timeout(self.action_timeout)
 
     @property

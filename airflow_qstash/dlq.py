@@ -34,11 +34,6 @@ Nothing here imports an HTTP client: the operator module imports this one at DAG
 
 from __future__ import annotations
 
-import ast
-import datetime as dt
-import json
-import math
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -48,7 +43,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import EMPTY_RENDERINGS, DLQFilter, read_rendered_filter
+from airflow_qstash.filters import DLQFilter, read_rendered_filter
+from airflow_qstash.inputs import (
+    DLQ_MAX_COUNT,
+    parse_bound,
+    parse_count,
+    retry_overrides,
+    shown_overrides,
+)
 
 if TYPE_CHECKING:
     from airflow_qstash.wire import DLQRetried
@@ -58,12 +60,6 @@ RETRY = "retry"
 #: The flag that allows a run with no filter, per action (the value object's ``select_all`` field), named in
 #: the refusals (``flag_name``).
 SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
-#: The bound on requests when ``max_requests`` is not given: finite, so that a server that keeps answering
-#: with a cursor cannot hold a task for ever, and far above any real job (100,000 requests of 100 entries
-#: is 10 million DLQ entries).
-DEFAULT_MAX_REQUESTS = 100_000
-#: The most entries one ``DELETE /v2/dlq`` takes (QStash's ``count``), and the default.
-MAX_BATCH_SIZE = 100
 #: How many new message ids a retry run reports in its summary; above that only their count.
 MAX_REPORTED_MESSAGE_IDS = 1_000
 #: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
@@ -71,31 +67,6 @@ REJECTED_BY_DLQ = {
     "hosts": "host",
     "paths": "path",
 }
-_DURATION_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
-#: QStash's compound form (``1d10h30m``, ``2h15s``): each unit at most once, largest first.
-_COMPOUND_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-_HEADER_NAME_RE = re.compile(r"^Upstash-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
-#: Overrides given as their own arguments, and the header each one is sent as.
-OVERRIDE_HEADERS = {"retries": "Upstash-Retries", "delay": "Upstash-Delay", "timeout": "Upstash-Timeout"}
-#: The longest delay or timeout accepted (seconds): a year. QStash refuses far less; this only keeps the
-#: number finite and sane.
-MAX_DURATION_SECONDS = 365 * 86_400
-MAX_RETRIES_OVERRIDE = 1_000
-#: ``Upstash-Method`` values QStash takes (the spec's enum).
-OVERRIDE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-#: The latest ``Upstash-Not-Before`` accepted (Unix seconds): 9999-12-31, only to keep the number sane.
-MAX_NOT_BEFORE = 253_402_300_799
-#: Override header names whose value is a credential (``Upstash-Forward-Authorization``, any
-#: ``*-Authorization``, ``*Cookie``, ``*-Token``, ``*-Secret``, ``*-Key``, ``*-Signature``, ``*-Password``):
-#: masked in logs (Airflow's secrets masker) and shown as ``***`` in the XCom ``overrides`` and the plan
-#: log line. ``Upstash-Flow-Control-Key`` is QStash's own setting (a flow-control group's name), not one.
-_CREDENTIAL_HEADER_RE = re.compile(
-    r"(?i)(?:^|-)(?:authorization|cookie|set-cookie|token|secret|key|signature|password|api-?key)$"
-)
-_NOT_CREDENTIALS = frozenset({"upstash-flow-control-key"})
-
-
 # --------------------------------------------------------------------------- reading the inputs
 
 
@@ -110,16 +81,17 @@ def refuse_rejected_filters(given: Iterable[str]) -> None:
             )
 
 
-def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> DLQFilter:
+def build_dlq_filter(action: str, *, select_all: Any = False, now_ms: int | None = None, **values: Any) -> DLQFilter:
     """
     A DLQ filter from values given in Python (the hook's keywords), see
     :meth:`~airflow_qstash.filters.FilterValue.build`.
 
     :param action: ``"delete"`` or ``"retry"``: names the flag in a refusal.
     :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
+    :param now_ms: the instant the window is judged at (Unix ms); the hooks pass their clock's.
     """
     refuse_rejected_filters(values)
-    return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), **values)
+    return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), now_ms=now_ms, **values)
 
 
 def read_rendered_dlq_filter(
@@ -148,215 +120,6 @@ def read_rendered_dlq_filter(
         filter_class=DLQFilter,
         flag_name=SELECT_ALL_FLAGS.get(action),
     )
-
-
-def parse_batch_size(value: Any) -> int:
-    """``batch_size`` of a DLQ delete (QStash's ``count``): a whole number from 1 to 100 (int or digits)."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-        raise QStashInputError(
-            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (QStash's DLQ count), not {value!r}."
-        )
-    return value
-
-
-def parse_max_requests(value: Any) -> int:
-    """
-    ``max_requests``: the most requests one run may send, a whole number >= 1 (int or digits); ``None`` or
-    a template that renders empty means :data:`DEFAULT_MAX_REQUESTS`.
-    """
-    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
-        return DEFAULT_MAX_REQUESTS
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise QStashInputError(
-            f"max_requests must be a whole number >= 1, or None for the default ({DEFAULT_MAX_REQUESTS:,} "
-            f"requests), not {value!r}."
-        )
-    return value
-
-
-def _seconds(value: Any, name: str, *, zero_allowed: bool) -> int:
-    """Whole seconds from an int, a finite whole float, digits, ``"30s"``/``"5m"``/``"2h"``/``"1d"`` or a timedelta."""
-    problem = (
-        f"{name} must be whole seconds {'>= 0' if zero_allowed else '> 0'} up to {MAX_DURATION_SECONDS:,}: an "
-        f"int, a timedelta or text such as '30s', '5m', '2h', '1d'; not {value!r}."
-    )
-    seconds: Any = value
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        match = _DURATION_RE.match(text)
-        compound = None if match else _COMPOUND_DURATION_RE.match(text.replace(" ", ""))
-        if match:
-            seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        elif compound and any(compound.groups()):
-            units = (86_400, 3600, 60, 1)
-            seconds = sum(int(part or 0) * unit for part, unit in zip(compound.groups(), units, strict=True))
-        else:
-            raise QStashInputError(problem)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise QStashInputError(problem)
-    if not math.isfinite(seconds) or seconds != int(seconds):
-        raise QStashInputError(problem)
-    seconds = int(seconds)
-    if seconds < 0 or (seconds == 0 and not zero_allowed) or seconds > MAX_DURATION_SECONDS:
-        raise QStashInputError(problem)
-    return seconds
-
-
-def _retries(value: Any, name: str) -> int:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES_OVERRIDE:
-        raise QStashInputError(
-            f"{name} must be a whole number from 0 to {MAX_RETRIES_OVERRIDE} (sent as Upstash-Retries), not {value!r}."
-        )
-    return value
-
-
-def _header_value(what: str, name: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise QStashInputError(f"{what}[{name!r}] must be text or a whole number, not {type(value).__name__}.")
-    text = str(value).strip()
-    if not text:
-        raise QStashInputError(f"{what}[{name!r}] is empty: give a value or leave the header out.")
-    for index, char in enumerate(text):
-        if char in "\r\n" or not (char == "\t" or " " <= char <= "~"):
-            raise QStashInputError(
-                f"{what}[{name!r}] has a character that cannot go in an HTTP header value (U+{ord(char):04X}) "
-                f"at position {index + 1}: a line break would start another header. Remove it."
-            )
-    return text
-
-
-def is_credential_header(name: str) -> bool:
-    """Whether an override header carries a credential (see :data:`_CREDENTIAL_HEADER_RE`)."""
-    key = name.strip().lower()
-    return key not in _NOT_CREDENTIALS and bool(_CREDENTIAL_HEADER_RE.search(key))
-
-
-def shown_overrides(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The overrides as the XCom ``overrides`` and the plan log line show them: credentials as ``***``."""
-    return {name: "***" if is_credential_header(name) else value for name, value in headers}
-
-
-def _mask_credentials(headers: Iterable[tuple[str, str]]) -> None:
-    """Register every credential override value with Airflow's secrets masker (task and triggerer logs)."""
-    credentials = [value for name, value in headers if is_credential_header(name)]
-    if credentials:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        for value in credentials:
-            mask_secret(value)
-            mask_secret(value.split(None, 1)[-1])  # "Bearer <x>" / "Basic <x>": the credential alone too
-
-
-def _typed_header_value(key: str, label: str, text: str) -> str:
-    """
-    An ``Upstash-*`` header that one of the typed overrides also sets, checked by the same rule and sent in
-    the same form: ``override_headers`` is no way around a range check.
-    """
-    if key == "upstash-retries":
-        return str(_retries(text, label))
-    if key == "upstash-delay":
-        return f"{_seconds(text, label, zero_allowed=True)}s"
-    if key == "upstash-timeout":
-        return f"{_seconds(text, label, zero_allowed=False)}s"
-    if key == "upstash-method":
-        if text.upper() not in OVERRIDE_METHODS:
-            raise QStashInputError(f"{label} must be one of {', '.join(OVERRIDE_METHODS)}, not {text!r}.")
-        return text.upper()
-    if key == "upstash-not-before":
-        if not (text.isascii() and text.isdecimal()) or int(text) > MAX_NOT_BEFORE:
-            raise QStashInputError(
-                f"{label} must be Unix seconds, a whole number from 0 to {MAX_NOT_BEFORE}, not {text!r}."
-            )
-        return str(int(text))
-    if key == "upstash-content-based-deduplication":
-        if text.lower() not in ("true", "false"):
-            raise QStashInputError(f"{label} must be true or false, not {text!r}.")
-        return text.lower()
-    return text
-
-
-def _headers_mapping(value: Any, what: str) -> Mapping[str, Any]:
-    """A dict of headers, or the text a template makes of one (JSON, or a Python dict repr)."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                raise QStashInputError(
-                    f"{what} must be a dict of Upstash-* headers (or its JSON text), not the text {text[:80]!r}."
-                ) from None
-    if not isinstance(value, Mapping):
-        raise QStashInputError(f"{what} must be a dict of Upstash-* headers, not {type(value).__name__}.")
-    return value
-
-
-def retry_overrides(
-    *, retries: Any = None, delay: Any = None, timeout: Any = None, headers: Any = None, field_prefix: str = ""
-) -> tuple[tuple[str, str], ...]:
-    """
-    The ``Upstash-*`` request headers that override the retried messages' settings, validated.
-
-    :param retries: ``Upstash-Retries``: a whole number from 0 (e.g. 0: one delivery, no more retries).
-    :param delay: ``Upstash-Delay``: whole seconds >= 0 (int, timedelta, or ``"30s"``, ``"5m"``, ``"2h"``,
-        ``"1d"``), sent as ``"<n>s"``.
-    :param timeout: ``Upstash-Timeout``: whole seconds > 0, same forms, sent as ``"<n>s"``.
-    :param headers: more overrides as a dict (or its JSON text): every name must start with ``Upstash-``
-        (the others would not be overrides, and ``Authorization`` would replace the token), no value may
-        hold a line break or a control character, and a header also given as ``retries``/``delay``/
-        ``timeout`` is refused (one value would be dropped). ``Upstash-Retries``/``-Delay``/``-Timeout``
-        given here pass the same checks as the arguments (and ``Upstash-Method``, ``-Not-Before``,
-        ``-Content-Based-Deduplication`` theirs). Credential values (``*-Authorization``, ``*-Token``...)
-        are registered with Airflow's secrets masker; :func:`shown_overrides` shows them as ``***``.
-    :param field_prefix: what the caller calls these arguments before their names, for the refusals
-        (the retry operator's ``override_``).
-    :return: ``(name, value)`` pairs, ``None`` arguments left out.
-    """
-    names = {arg: f"{field_prefix}{arg}" for arg in ("retries", "delay", "timeout", "headers")}
-    out: dict[str, tuple[str, str]] = {}
-    given_as: dict[str, str] = {}
-    if retries is not None:
-        out["upstash-retries"] = (OVERRIDE_HEADERS["retries"], str(_retries(retries, names["retries"])))
-    if delay is not None:
-        out["upstash-delay"] = (OVERRIDE_HEADERS["delay"], f"{_seconds(delay, names['delay'], zero_allowed=True)}s")
-    if timeout is not None:
-        out["upstash-timeout"] = (
-            OVERRIDE_HEADERS["timeout"],
-            f"{_seconds(timeout, names['timeout'], zero_allowed=False)}s",
-        )
-    for argument, header in OVERRIDE_HEADERS.items():
-        given_as[header.lower()] = f"{names[argument]}="
-    if headers is None:
-        return tuple(out.values())
-    for name, value in _headers_mapping(headers, names["headers"]).items():
-        if not isinstance(name, str) or not _HEADER_NAME_RE.match(name.strip()):
-            raise QStashInputError(
-                f"{names['headers']} name {name!r} is not an Upstash-* header: only Upstash-* headers override "
-                "a retried message's settings (letters, digits and '-' after 'Upstash-')."
-            )
-        key = name.strip().lower()
-        if key in out:
-            raise QStashInputError(
-                f"{name} is given twice (as {given_as.get(key, 'another key')} and as "
-                f"{names['headers']}[{name!r}]); keep one: the other would be dropped."
-            )
-        given_as[key] = f"{names['headers']}[{name!r}]"
-        text = _typed_header_value(key, given_as[key], _header_value(names["headers"], name, value))
-        out[key] = (name.strip(), text)
-    _mask_credentials(out.values())
-    return tuple(out.values())
 
 
 # --------------------------------------------------------------------------- the runs
@@ -393,7 +156,7 @@ class DLQRun(ABC):
     def __post_init__(self) -> None:
         if not isinstance(self.dlq_filter, DLQFilter):
             raise QStashInputError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
-        self.max_requests = parse_max_requests(self.max_requests)
+        self.max_requests = parse_bound(self.max_requests, "max_requests")
 
     @property
     @abstractmethod
@@ -425,7 +188,7 @@ class DLQRun(ABC):
 
     #: How many ids one action request carries (the delete's ``batch_size``; 100 for a retry).
     def _per_request(self) -> int:
-        return MAX_BATCH_SIZE
+        return DLQ_MAX_COUNT
 
     def collect(self, log: Any = None) -> Generator[Any, Any, Collection[str]]:
         """
@@ -435,7 +198,7 @@ class DLQRun(ABC):
         on each listed entry's ``flowControlKey``. An entry without a usable ``dlqId`` (text without a
         comma, which QStash would read as two ids) stops the run: acting on it could act on another.
         """
-        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, DLQ_MAX_COUNT, list_dlq_page
+        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, list_dlq_page
 
         if self.dlq_filter.dlq_ids:
             self.selected = len(self.dlq_filter.dlq_ids)
@@ -548,12 +311,12 @@ class DLQDeleteRun(DLQRun):
     ACTION: ClassVar[str] = DELETE
     DONE_KEY: ClassVar[str] = "deleted"
 
-    batch_size: Any = MAX_BATCH_SIZE
+    batch_size: Any = DLQ_MAX_COUNT
     deleted: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.batch_size = parse_batch_size(self.batch_size)
+        self.batch_size = parse_count(self.batch_size, "batch_size", maximum=DLQ_MAX_COUNT, what="QStash's DLQ count")
 
     @property
     def done(self) -> int:
@@ -749,9 +512,7 @@ def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
 
 
 __all__ = [
-    "DEFAULT_MAX_REQUESTS",
     "DELETE",
-    "MAX_BATCH_SIZE",
     "MAX_REPORTED_MESSAGE_IDS",
     "RETRY",
     "DLQDeleteRun",
@@ -760,10 +521,6 @@ __all__ = [
     "DLQRun",
     "build_dlq_filter",
     "make_run",
-    "parse_batch_size",
-    "parse_max_requests",
     "read_rendered_dlq_filter",
     "refuse_rejected_filters",
-    "retry_overrides",
-    "shown_overrides",
 ]

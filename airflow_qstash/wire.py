@@ -11,7 +11,6 @@ exists once.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,7 +24,8 @@ from airflow_qstash.exceptions import (
     QStashRetryableError,
     redact,
 )
-from airflow_qstash.filters import BulkCancelFilter, FilterValue, parse_count
+from airflow_qstash.filters import BulkCancelFilter, FilterValue
+from airflow_qstash.inputs import DLQ_MAX_COUNT, now_ms, parse_count
 
 _T = TypeVar("_T")
 
@@ -376,7 +376,7 @@ def read_answer(
     if call.conflict_aware and (status == 412 or (status == 429 and not has_rate_limit_headers(headers))):
         raise QStashActionConflict(message, http_status=status, api_error=api_error)
     if status == 429:
-        wait = rate_limit_wait(headers, time.time())
+        wait = rate_limit_wait(headers, now_ms() / 1000)
         if wait is not None and wait > policy.max_rate_limit_wait:
             raise QStashAPIError(
                 f"{message}. The rate limit resets in {wait:.0f} s, later than max_rate_limit_wait="
@@ -698,8 +698,6 @@ __all__ = [
 # most 100 on the list and the delete; the retry takes none. The loop over pages lives in
 # :mod:`airflow_qstash.dlq`; here are the requests and the answers.
 
-#: The most entries one DLQ list or delete request takes (the spec's ``count`` maximum).
-DLQ_MAX_COUNT = 100
 #: Filters ``GET /v2/dlq`` does not take (its spec lists neither).
 DLQ_LIST_UNSUPPORTED = ("dlqIds", "flowControlKey")
 
@@ -827,8 +825,7 @@ def dlq_id_requests(
     every other filter), one part at a time: at most ``per_request`` (1..100) ids, short enough that no URL
     exceeds :data:`MAX_URL_LENGTH`. No ids, no requests.
     """
-    if isinstance(per_request, bool) or not isinstance(per_request, int) or not 1 <= per_request <= DLQ_MAX_COUNT:
-        raise QStashInputError(f"per_request must be a whole number from 1 to {DLQ_MAX_COUNT}, not {per_request!r}.")
+    per_request = parse_count(per_request, "per_request", maximum=DLQ_MAX_COUNT)
     room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
     return _split_ids((("dlqIds", dlq_id) for dlq_id in dlq_ids), room, per_request, "dlq_ids")
 
@@ -848,9 +845,7 @@ def dlq_list_params(dlq_filter: FilterValue) -> list[tuple[str, str]]:
 def _paged(params: Iterable[tuple[str, str]], cursor: str | None, count: int | None) -> tuple[tuple[str, str], ...]:
     out = list(params)
     if count is not None:
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= DLQ_MAX_COUNT:
-            raise QStashInputError(f"count must be a whole number from 1 to {DLQ_MAX_COUNT}, not {count!r}.")
-        out.append(("count", str(count)))
+        out.append(("count", str(parse_count(count, "count", maximum=DLQ_MAX_COUNT))))
     if cursor:
         out.append(("cursor", cursor))
     return tuple(out)

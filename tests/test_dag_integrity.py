@@ -28,7 +28,7 @@ except ImportError:  # Airflow < 3.2
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from airflow_qstash.filters import QStashInputError
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
 REPO = Path(__file__).resolve().parents[1]

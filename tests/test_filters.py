@@ -10,27 +10,24 @@ from urllib.parse import urlencode
 import pendulum
 import pytest
 
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import (
     BULK_CANCEL_FILTERS,
-    DATE_FILTER_PARAMS,
     DLQ_FILTERS,
-    FILTER_NAMES,
-    LIST_FILTER_PARAMS,
-    MIN_DATE_MS,
     BulkCancelFilter,
     FilterSpec,
     FilterTable,
     FilterValue,
-    QStashInputError,
+    read_rendered_filter,
+)
+from airflow_qstash.inputs import (
+    MIN_DATE_MS,
     is_templated,
     parse_bool,
     parse_count,
-    read_rendered_filter,
     read_rendered_values,
     read_values,
-    rendered_string_list,
     renders_empty,
-    to_string_list,
     to_unix_ms,
 )
 
@@ -181,7 +178,16 @@ def test_parse_count_refuses(value, name):
     assert "1" in message and "500" in message
 
 
-# --------------------------------------------------------------------------- to_string_list
+#: The list filter the reader tests below read (the hook's and the operator's readers take its spec).
+LABELS = BULK_CANCEL_FILTERS["labels"]
+
+
+def _rendered_labels(value, *, templated: bool = True):
+    """An operator's labels after rendering: () when it renders empty, else the rendered-list reader's answer."""
+    return () if renders_empty(value, templated=templated) else read_rendered_values(LABELS, value)
+
+
+# --------------------------------------------------------------------------- read_values (lists given in Python)
 
 
 @pytest.mark.parametrize(
@@ -200,8 +206,8 @@ def test_parse_count_refuses(value, name):
         ("null", ("null",)),
     ],
 )
-def test_to_string_list_accepts(value, expected):
-    assert to_string_list(value, "labels") == expected
+def test_read_values_accepts(value, expected):
+    assert read_values(LABELS, value) == expected
 
 
 @pytest.mark.parametrize(
@@ -228,13 +234,13 @@ def test_to_string_list_accepts(value, expected):
         (set(), "labels is an empty set"),
     ],
 )
-def test_to_string_list_refuses(value, fragment):
+def test_read_values_refuses(value, fragment):
     with pytest.raises(QStashInputError, match=r"labels") as info:
-        to_string_list(value, "labels")
+        read_values(LABELS, value)
     assert fragment in str(info.value)
 
 
-# --------------------------------------------------------------------------- rendered_string_list
+# --------------------------------------------------------------------------- read_rendered_values
 
 
 @pytest.mark.parametrize(
@@ -269,8 +275,8 @@ def test_to_string_list_refuses(value, fragment):
         (("x",), ("x",)),
     ],
 )
-def test_rendered_string_list_accepts(value, expected):
-    assert rendered_string_list(value, "labels") == expected
+def test_read_rendered_values_accepts(value, expected):
+    assert _rendered_labels(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -300,9 +306,9 @@ def test_rendered_string_list_accepts(value, expected):
         (True, "rendered a bool"),
     ],
 )
-def test_rendered_string_list_refuses(value, fragment):
+def test_read_rendered_values_refuses(value, fragment):
     with pytest.raises(QStashInputError) as info:
-        rendered_string_list(value, "labels")
+        _rendered_labels(value)
     assert "labels" in str(info.value)
     assert fragment in str(info.value)
 
@@ -310,7 +316,7 @@ def test_rendered_string_list_refuses(value, fragment):
 @pytest.mark.parametrize("value", ["<generator object x at 0x1>", "{'a'}", (x for x in "a"), "dict_values([1])"])
 def test_renderings_that_are_not_lists_say_what_to_give_instead(value):
     with pytest.raises(QStashInputError) as info:
-        rendered_string_list(value, "labels")
+        _rendered_labels(value)
     assert "give a list or tuple, a single value, comma-separated text, a JSON array" in str(info.value)
 
 
@@ -319,7 +325,7 @@ def test_renderings_that_are_not_lists_say_what_to_give_instead(value):
 )
 def test_a_generator_rendering_suggests_ending_the_template_with_list(text):
     with pytest.raises(QStashInputError, match=r"End the template with \| list"):
-        rendered_string_list(text, "labels")
+        _rendered_labels(text)
 
 
 @pytest.mark.parametrize(
@@ -351,8 +357,8 @@ def test_renders_empty(value, templated, empty):
 
 
 def test_literal_none_renders_as_the_value_templated_none_as_nothing():
-    assert rendered_string_list("none", "labels", templated=False) == ("none",)
-    assert rendered_string_list("None", "labels", templated=True) == ()
+    assert _rendered_labels("none", templated=False) == ("none",)
+    assert _rendered_labels("None", templated=True) == ()
 
 
 # --------------------------------------------------------------------------- BulkCancelFilter.build
@@ -385,7 +391,7 @@ def test_build_normalises_every_filter():
     assert bulk_filter.to_date == JAN_2_MS
     assert bulk_filter.message_ids == ()
     assert bulk_filter.cancel_all is False
-    assert bulk_filter.active_filters() == [name for name in FILTER_NAMES if name != "message_ids"]
+    assert bulk_filter.active_filters() == [name for name in BULK_CANCEL_FILTERS.names if name != "message_ids"]
     assert bulk_filter.to_query_params() == [
         ("topicName", "g"),
         ("queueName", "q1"),
@@ -403,14 +409,14 @@ def test_build_normalises_every_filter():
     ]
 
 
-@pytest.mark.parametrize(("name", "param"), [*LIST_FILTER_PARAMS.items()])
+@pytest.mark.parametrize(("name", "param"), [*BULK_CANCEL_FILTERS.list_params.items()])
 def test_each_list_filter_alone_is_enough_and_maps_to_its_api_name(name, param):
     bulk_filter = BulkCancelFilter.build(**{name: ["v1", "v2"]})
     assert bulk_filter.active_filters() == [name]
     assert bulk_filter.to_query_params() == [(param, "v1"), (param, "v2")]
 
 
-@pytest.mark.parametrize(("name", "param"), [*DATE_FILTER_PARAMS.items()])
+@pytest.mark.parametrize(("name", "param"), [*BULK_CANCEL_FILTERS.date_params.items()])
 def test_each_date_filter_alone_is_enough_and_goes_out_as_ms(name, param):
     # now pinned a day later: a from_date more than a year before now would be no filter (#17.2)
     bulk_filter = BulkCancelFilter.build(now_ms=JAN_1_MS + 86_400_000, **{name: "2024-01-01T00:00:00Z"})
@@ -453,7 +459,7 @@ def test_from_date_zero_is_no_filter():
     [
         pytest.param({}, ["No filter given", "EVERY message", "cancel_all=True"], id="nothing"),
         pytest.param(
-            {name: None for name in LIST_FILTER_PARAMS} | {"from_date": None, "to_date": None},
+            {name: None for name in BULK_CANCEL_FILTERS.list_params} | {"from_date": None, "to_date": None},
             ["No filter given", "cancel_all"],
             id="all-none",
         ),
@@ -598,17 +604,33 @@ def test_split_refuses_one_id_longer_than_the_limit():
 )
 def test_to_dict_from_dict_round_trip_through_json(bulk_filter):
     data = bulk_filter.to_dict()
-    assert set(data) == {*FILTER_NAMES, "cancel_all"}
-    assert all(isinstance(data[name], list) for name in LIST_FILTER_PARAMS)
+    assert set(data) == {*BULK_CANCEL_FILTERS.names, "cancel_all"}
+    assert all(isinstance(data[name], list) for name in BULK_CANCEL_FILTERS.list_params)
     rebuilt = BulkCancelFilter.from_dict(json.loads(json.dumps(data)))
     assert rebuilt == bulk_filter
     assert rebuilt.to_query_params() == bulk_filter.to_query_params()
 
 
-def test_from_dict_validates_again():
-    data = BulkCancelFilter.build(labels="a").to_dict()
-    data["labels"] = []
-    with pytest.raises(QStashInputError, match="No filter given"):
+def test_from_dict_trusts_what_the_operator_planned_whatever_the_clock_says():
+    """The trigger's side does not judge again: a filter planned at the task's start (a from_date within the
+    365 days QStash keeps messages) is rebuilt as it was on a triggerer that reads a clock two years later,
+    where building it anew would be refused as no filter."""
+    from tests.properties.harness import pinned_clock
+
+    start = 1_793_577_600_000  # 2026-11-02T00:00:00Z, the task's start
+    planned = BulkCancelFilter.build(from_date=start - 30 * 86_400_000, now_ms=start)
+    two_years_later = start + 2 * 365 * 86_400_000
+    with pinned_clock(two_years_later):
+        with pytest.raises(QStashInputError, match="No filter given"):
+            BulkCancelFilter.build(from_date=planned.from_date)
+        rebuilt = BulkCancelFilter.from_dict(json.loads(json.dumps(planned.to_dict())))
+    assert rebuilt == planned
+    assert rebuilt.to_query_params() == [("fromDate", str(start - 30 * 86_400_000))]
+
+
+def test_from_dict_refuses_an_unknown_key():
+    data = {**BulkCancelFilter.build(labels="a").to_dict(), "lables": ["b"]}
+    with pytest.raises(TypeError, match="lables"):
         BulkCancelFilter.from_dict(data)
 
 
@@ -616,7 +638,6 @@ def test_from_dict_validates_again():
 
 
 def test_the_bulk_cancel_table_declares_the_spec_names_in_query_order():
-    assert BULK_CANCEL_FILTERS.names == FILTER_NAMES
     assert [(spec.name, spec.param) for spec in BULK_CANCEL_FILTERS.specs] == [
         ("message_ids", "messageIds"),
         ("url_groups", "topicName"),
@@ -633,13 +654,13 @@ def test_the_bulk_cancel_table_declares_the_spec_names_in_query_order():
     ]
     assert BULK_CANCEL_FILTERS.ids_name == "message_ids"
     assert BULK_CANCEL_FILTERS.select_all == "cancel_all"
-    assert {spec.name: spec.param for spec in BULK_CANCEL_FILTERS.specs[:-2]} == LIST_FILTER_PARAMS
-    assert DATE_FILTER_PARAMS == {"from_date": "fromDate", "to_date": "toDate"}
-    assert BULK_CANCEL_FILTERS.renderers == dict.fromkeys(LIST_FILTER_PARAMS, "json")
+    assert {spec.name: spec.param for spec in BULK_CANCEL_FILTERS.specs[:-2]} == BULK_CANCEL_FILTERS.list_params
+    assert BULK_CANCEL_FILTERS.date_params == {"from_date": "fromDate", "to_date": "toDate"}
+    assert BULK_CANCEL_FILTERS.renderers == dict.fromkeys(BULK_CANCEL_FILTERS.list_params, "json")
 
 
 def test_the_value_object_fields_follow_the_table():
-    assert [f.name for f in fields(BulkCancelFilter)] == [*FILTER_NAMES, "cancel_all"]
+    assert [f.name for f in fields(BulkCancelFilter)] == [*BULK_CANCEL_FILTERS.names, "cancel_all"]
 
 
 def test_a_value_object_whose_fields_drift_from_its_table_is_refused_when_defined():
@@ -888,12 +909,17 @@ def test_an_optional_template_that_renders_empty_is_absent(empty):
 
 @pytest.mark.parametrize("empty", [None, "None", "", "[]", "null"])
 def test_everything_optional_and_empty_is_refused_unless_cancel_all(empty):
-    rendered = dict.fromkeys(LIST_FILTER_PARAMS, empty)
+    rendered = dict.fromkeys(BULK_CANCEL_FILTERS.list_params, empty)
     with pytest.raises(QStashInputError) as info:
-        _read(rendered, set_by_author=LIST_FILTER_PARAMS, optional=LIST_FILTER_PARAMS)
+        _read(rendered, set_by_author=BULK_CANCEL_FILTERS.list_params, optional=BULK_CANCEL_FILTERS.list_params)
     assert "No filter given" in str(info.value)
     assert "rendered empty and are optional" in str(info.value)
-    bulk_filter = _read(rendered, set_by_author=LIST_FILTER_PARAMS, optional=LIST_FILTER_PARAMS, cancel_all=True)
+    bulk_filter = _read(
+        rendered,
+        set_by_author=BULK_CANCEL_FILTERS.list_params,
+        optional=BULK_CANCEL_FILTERS.list_params,
+        cancel_all=True,
+    )
     assert bulk_filter.cancel_all is True
     assert bulk_filter.active_filters() == ["to_date"]
     assert bulk_filter.to_date == NOW_MS
@@ -1111,7 +1137,7 @@ def test_rendered_refusals_name_the_parameter():
 def test_rendered_list_element_with_a_comma_is_refused_not_split_or_kept():
     # "['a, b']" is one element that QStash would split into two labels: refuse, never widen.
     with pytest.raises(QStashInputError, match="contains a comma"):
-        rendered_string_list("['a, b']", "labels")
+        _rendered_labels("['a, b']")
 
 
 @pytest.mark.parametrize("text", ["['a', ", "['a'", "a']", "(a, b"])
@@ -1119,7 +1145,7 @@ def test_rendered_half_list_text_is_refused_not_split_into_odd_labels(text):
     # A list whose text broke in rendering must not become labels like "['a'" (it would match nothing,
     # silently); say what is wrong instead.
     with pytest.raises(QStashInputError, match="looks like a list"):
-        rendered_string_list(text, "labels")
+        _rendered_labels(text)
 
 
 @pytest.mark.parametrize("bad", [".", "..", " .. ", "./.", "a/..", "%2e%2e", "%2E", "x\\..\\y", "../m1"])
@@ -1140,7 +1166,7 @@ def test_ids_with_dots_that_are_not_segments_are_kept(good):
 
 def test_the_dot_segment_rule_is_declared_per_filter():
     assert [spec.name for spec in BULK_CANCEL_FILTERS.specs if spec.no_dot_segments] == ["message_ids"]
-    assert to_string_list(["..", "."], "labels") == ("..", ".")
+    assert read_values(LABELS, ["..", "."]) == ("..", ".")
 
 
 # ------------------------------------------------------------------ a from_date older than QStash keeps (#17.2)

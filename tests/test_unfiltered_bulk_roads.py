@@ -24,7 +24,8 @@ import airflow_qstash
 from airflow_qstash import wire
 from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.dlq import DELETE, RETRY, make_run
-from airflow_qstash.filters import BulkCancelFilter, DLQFilter, QStashInputError
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import BulkCancelFilter, DLQFilter
 from airflow_qstash.wire import (
     BULK_CANCEL,
     DLQ_DELETE,

@@ -14,8 +14,8 @@ import pytest
 
 import airflow_qstash.wire as wire
 from airflow_qstash.config import RetryPolicy
-from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashRetryableError
-from airflow_qstash.filters import BulkCancelFilter, QStashInputError
+from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashInputError, QStashRetryableError
+from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.wire import (
     BULK_CANCEL,
     CANCEL_MESSAGE,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
 from airflow_qstash.exceptions import QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import JINJA_MARKERS, MANUAL_RUN_HINT, is_templated, to_unix_ms
+from airflow_qstash.inputs import JINJA_MARKERS, MANUAL_RUN_HINT, is_templated, now_ms, to_unix_ms
 
 if TYPE_CHECKING:
     import jinja2
@@ -40,10 +40,8 @@ class _StoppableRun(Protocol):
 
 def task_start_ms(context: Context) -> int:
     """The task instance's start in Unix ms (now, outside a task run)."""
-    import pendulum
-
-    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
-    return to_unix_ms(start, "task start") or 0
+    start = getattr(context.get("ti"), "start_date", None)
+    return now_ms() if start is None else to_unix_ms(start, "task start") or 0
 
 
 def jinja_markers(dag: Any) -> tuple[str, ...]:

@@ -22,11 +22,10 @@ from airflow_qstash.dlq import (
     make_run,
     read_rendered_dlq_filter,
     refuse_rejected_filters,
-    retry_overrides,
-    shown_overrides,
 )
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import DLQ_FILTERS, renders_empty
+from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import renders_empty, retry_overrides, shown_overrides
 from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:

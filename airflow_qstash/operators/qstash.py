@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelRun
-from airflow_qstash.filters import BULK_CANCEL_FILTERS, FILTER_NAMES, BulkCancelFilter, read_rendered_filter
+from airflow_qstash.batching import BulkCancelRun
+from airflow_qstash.filters import BULK_CANCEL_FILTERS, BulkCancelFilter, read_rendered_filter
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:
@@ -142,15 +143,17 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         self.action_timeout = action_timeout
         self.deferrable = deferrable
         with self._refusing():
-            self.optional_filters = self._read_optional_filters(optional_filters, FILTER_NAMES, noun="filter")
-        self.filters_set_by_author, self.templated_filters = self._set_and_templated(FILTER_NAMES)
+            self.optional_filters = self._read_optional_filters(
+                optional_filters, BULK_CANCEL_FILTERS.names, noun="filter"
+            )
+        self.filters_set_by_author, self.templated_filters = self._set_and_templated(BULK_CANCEL_FILTERS.names)
         self._run: BulkCancelRun | None = None
         self._task_start_ms: int | None = None
 
     def plan(self, now_ms: int) -> BulkCancelRun:
         """Read the rendered fields into a validated run; every refusal happens here, before any request."""
         bulk_filter = read_rendered_filter(
-            {name: getattr(self, name) for name in FILTER_NAMES},
+            {name: getattr(self, name) for name in BULK_CANCEL_FILTERS.names},
             set_by_author=self.filters_set_by_author,
             templated=self.templated_filters,
             optional=self.optional_filters,
@@ -164,7 +167,8 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_qstash.hooks.qstash import QStashHook, bulk_cancel_requests
+        from airflow_qstash.hooks.qstash import QStashHook
+        from airflow_qstash.wire import bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         with self._refusing():

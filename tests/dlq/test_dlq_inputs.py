@@ -9,19 +9,16 @@ from typing import Any
 import pytest
 
 from airflow_qstash.dlq import (
-    DEFAULT_MAX_REQUESTS,
     DLQDeleteRun,
     DLQFilter,
     DLQRetryRun,
-    QStashInputError,
     build_dlq_filter,
     make_run,
-    parse_batch_size,
-    parse_max_requests,
     read_rendered_dlq_filter,
-    retry_overrides,
 )
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import DEFAULT_MAX_REQUESTS, DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides
 
 NOW_MS = 1_795_000_000_000
 MAY_1_MS = 1_714_521_600_000
@@ -181,13 +178,13 @@ def test_rendered_flag_reads_text():
 
 @pytest.mark.parametrize(("value", "expected"), [(1, 1), (100, 100), ("42", 42), (" 7 ", 7)])
 def test_batch_size_accepts_1_to_100(value: Any, expected: int):
-    assert parse_batch_size(value) == expected
+    assert parse_count(value, "batch_size", maximum=DLQ_MAX_COUNT, what="QStash's DLQ count") == expected
 
 
 @pytest.mark.parametrize("value", [0, 101, 500, -1, "1e2", True, None, 1.0, "²"])
 def test_batch_size_outside_1_to_100_is_refused(value: Any):
     with pytest.raises(QStashInputError, match="batch_size must be a whole number from 1 to 100"):
-        parse_batch_size(value)
+        parse_count(value, "batch_size", maximum=DLQ_MAX_COUNT, what="QStash's DLQ count")
 
 
 @pytest.mark.parametrize(
@@ -195,14 +192,14 @@ def test_batch_size_outside_1_to_100_is_refused(value: Any):
     [(None, DEFAULT_MAX_REQUESTS), ("None", DEFAULT_MAX_REQUESTS), ("", DEFAULT_MAX_REQUESTS), (3, 3), ("12", 12)],
 )
 def test_max_requests_defaults_to_a_finite_bound(value: Any, expected: int):
-    assert parse_max_requests(value) == expected
-    assert math.isfinite(parse_max_requests(value))
+    assert parse_bound(value, "max_requests") == expected
+    assert math.isfinite(parse_bound(value, "max_requests"))
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 2.5, "inf", "nan", "1_000"])
 def test_max_requests_must_be_a_whole_number_from_1(value: Any):
     with pytest.raises(QStashInputError, match="max_requests"):
-        parse_max_requests(value)
+        parse_bound(value, "max_requests")
 
 
 def test_make_run_builds_the_actions_run():

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_qstash.dlq import QStashRunIncomplete
-from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError
+from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashRunIncomplete
 from tests.conftest import TEST_TOKEN
 from tests.hooks.loopback import LoopbackServer, Received, Reply
 from tests.hooks.test_loopback import loopback_connection, run

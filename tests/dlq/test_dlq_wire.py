@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from airflow_qstash.dlq import build_dlq_filter
-from airflow_qstash.exceptions import QStashAPIError
-from airflow_qstash.filters import QStashInputError
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError
 from airflow_qstash.wire import (
     DLQ_DELETE,
     DLQ_MESSAGE,
@@ -84,10 +83,15 @@ def test_page_requests_add_count_and_cursor():
     assert (call.endpoint, call.path) == (DLQ_MESSAGE, "/v2/dlq/a%20b%2Fc")
 
 
-@pytest.mark.parametrize("count", [0, 101, True, "5"])
+@pytest.mark.parametrize("count", [0, 101, True, "abc", 2.5, "101"])
 def test_page_count_is_1_to_100(count: Any):
-    with pytest.raises(QStashInputError, match="count must be"):
+    with pytest.raises(QStashInputError, match="count must be a whole number from 1 to 100"):
         first_call(dlq_delete_page([], None, count))
+
+
+def test_page_count_is_read_by_the_one_count_reader():
+    """The DLQ page count reads like every other count (digits too): one reader, not three."""
+    assert ("count", "5") in first_call(dlq_delete_page([], None, "5")).params
 
 
 @pytest.mark.parametrize(

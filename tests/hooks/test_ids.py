@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from airflow_qstash.filters import QStashInputError
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.hooks.qstash import QStashHook
 from tests.hooks.conftest import Answer
 

@@ -15,7 +15,8 @@ import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashTransportError
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.hooks.qstash import BatchCancelled, QStashAsyncHook, QStashHook
+from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.wire import BatchCancelled
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import use_connection
 from tests.hooks.loopback import LoopbackServer, Received, Reply

@@ -13,15 +13,10 @@ import pytest
 import requests
 from requests_mock import ANY
 
-from airflow_qstash.filters import QStashInputError
-from airflow_qstash.hooks.qstash import (
-    DEFAULT_BASE_URL,
-    MAX_URL_LENGTH,
-    BatchCancelled,
-    QStashAPIError,
-    QStashConnectionError,
-    QStashHook,
-)
+from airflow_qstash.config import DEFAULT_BASE_URL
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
+from airflow_qstash.hooks.qstash import QStashHook
+from airflow_qstash.wire import MAX_URL_LENGTH, BatchCancelled
 from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 

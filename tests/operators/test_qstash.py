@@ -24,9 +24,9 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES
-from airflow_qstash.filters import QStashInputError
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
@@ -1167,7 +1167,7 @@ def test_bounds_that_bound_nothing_are_refused_before_any_request(
 )
 def test_max_batches_defaults_to_a_finite_bound(max_batches: Any, template_context: dict[str, Any]):
     op = rendered(make_op(labels="a", max_batches=max_batches), **template_context)
-    assert op.plan(TASK_START_MS).max_batches == DEFAULT_MAX_BATCHES == 100_000
+    assert op.plan(TASK_START_MS).max_batches == DEFAULT_MAX_REQUESTS == 100_000
 
 
 def test_the_default_bound_travels_to_the_trigger_and_the_log(qstash, struct_logs):

@@ -24,8 +24,9 @@ import pytest
 import requests_mock as requests_mock_lib
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.hooks.qstash import MAX_URL_LENGTH, QStashHook
+from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from airflow_qstash.wire import MAX_URL_LENGTH
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 from tests.reliability import soak_lib
