@@ -28,6 +28,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=$(CURDIR):$(CURDIR)/emulator $(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy airflow_qstash emulator/qstash_emulator

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowException
+from airflow.triggers.base import TriggerEvent
 
-from airflow_qstash.compat import TriggerEvent
 from airflow_qstash.exceptions import QStashRunIncomplete, redact
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow_qstash.compat import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 from airflow_qstash.dlq import DLQRun, make_run
 from airflow_qstash.filters import DLQFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 from airflow_qstash.batching import BulkCancelRun
-from airflow_qstash.compat import BaseTrigger, TriggerEvent
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
