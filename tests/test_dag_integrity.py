@@ -170,7 +170,7 @@ def test_on_demand_form_fields_are_the_optional_filters(parsed: SimpleNamespace,
     task = parsed.dagbag.dags[dag_id].tasks[0]
     filters = {"labels", "queue_names", "url_groups", "urls", "from_date", "to_date"}
     assert set(task.optional_filters) == filters
-    assert set(task.templated_filters) == filters
+    assert set(task.templated) == filters
     assert filters <= set(parsed.dagbag.dags[dag_id].params)
 
 

@@ -65,6 +65,32 @@ class QStashFilterOperator(BaseOperator):
     _run: _StoppableRun | None
     _task_start_ms: int | None
 
+    def _judged_fields(self) -> Sequence[str]:
+        """The fields whose raw values are judged set-or-not and templated-or-literal (the filters, and any
+        other field a subclass lets render empty, such as the retry overrides)."""
+        raise NotImplementedError
+
+    def _judgement(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """
+        ``(set_by_author, templated)``, judged once on the raw values: when first asked, which is before
+        rendering (:meth:`render_template_fields` asks first). No subclass has to remember to call it.
+        """
+        judged = self.__dict__.get("_raw_judgement")
+        if judged is None:
+            judged = self._set_and_templated(self._judged_fields())
+            self.__dict__["_raw_judgement"] = judged
+        return judged
+
+    @property
+    def set_by_author(self) -> tuple[str, ...]:
+        """The judged fields the DAG author set (not ``None``), judged on the raw values."""
+        return self._judgement()[0]
+
+    @property
+    def templated(self) -> tuple[str, ...]:
+        """Of :attr:`set_by_author`, the templated ones (the rest are literals, taken literally)."""
+        return self._judgement()[1]
+
     def _set_and_templated(self, names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """
         Of ``names``, the fields the author set (not ``None``), and of those the templated ones, judged on
@@ -113,6 +139,7 @@ class QStashFilterOperator(BaseOperator):
         """Render as usual; a date template that is undefined on a manual run fails with the reason."""
         import jinja2
 
+        self._judgement()  # judged on the raw values, before they are rendered
         try:
             super().render_template_fields(context, jinja_env)
         except jinja2.UndefinedError as err:

@@ -91,14 +91,11 @@ class _QStashDLQOperator(QStashFilterOperator):
             )
         self._run: DLQRun | None = None
         self._task_start_ms: int | None = None
-        self.set_by_author: tuple[str, ...] = ()
-        self.templated_fields: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------------- reading rendered values
 
-    def _judge_raw_values(self, names: Sequence[str]) -> None:
-        """Record, before rendering, which of ``names`` the author set and which of those are templates."""
-        self.set_by_author, self.templated_fields = self._set_and_templated(names)
+    def _judged_fields(self) -> Sequence[str]:
+        return (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS)
 
     def _select_all(self) -> Any:
         """The rendered ``delete_all``/``retry_all``."""
@@ -112,7 +109,7 @@ class _QStashDLQOperator(QStashFilterOperator):
         value = getattr(self, name)
         if name not in self.set_by_author:
             return None
-        templated = name in self.templated_fields
+        templated = name in self.templated
         if renders_empty(value, templated=templated):
             if templated and name in self.optional_filters:
                 return None
@@ -130,7 +127,7 @@ class _QStashDLQOperator(QStashFilterOperator):
                 self.ACTION,
                 {name: getattr(self, name) for name in DLQ_FILTERS.names},
                 set_by_author=[name for name in self.set_by_author if name in DLQ_FILTERS],
-                templated=[name for name in self.templated_fields if name in DLQ_FILTERS],
+                templated=[name for name in self.templated if name in DLQ_FILTERS],
                 optional=[name for name in self.optional_filters if name in DLQ_FILTERS],
                 select_all=self._select_all(),
                 now_ms=now_ms,
@@ -263,7 +260,6 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         super().__init__(**kwargs)
         self.batch_size = batch_size
         self.delete_all = delete_all
-        self._judge_raw_values(DLQ_FILTERS.names)
 
     def _run_options(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size}
@@ -357,7 +353,6 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         self.override_timeout = override_timeout
         self.override_headers = override_headers
         self.retry_all = retry_all
-        self._judge_raw_values((*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS))
 
     def _run_options(self) -> dict[str, Any]:
         given = {name: self._rendered_option(name) for name in self.OPTIONAL_EXTRAS}

@@ -146,16 +146,18 @@ class QStashBulkCancelOperator(QStashFilterOperator):
             self.optional_filters = self._read_optional_filters(
                 optional_filters, BULK_CANCEL_FILTERS.names, noun="filter"
             )
-        self.filters_set_by_author, self.templated_filters = self._set_and_templated(BULK_CANCEL_FILTERS.names)
         self._run: BulkCancelRun | None = None
         self._task_start_ms: int | None = None
+
+    def _judged_fields(self) -> Sequence[str]:
+        return BULK_CANCEL_FILTERS.names
 
     def plan(self, now_ms: int) -> BulkCancelRun:
         """Read the rendered fields into a validated run; every refusal happens here, before any request."""
         bulk_filter = read_rendered_filter(
             {name: getattr(self, name) for name in BULK_CANCEL_FILTERS.names},
-            set_by_author=self.filters_set_by_author,
-            templated=self.templated_filters,
+            set_by_author=self.set_by_author,
+            templated=self.templated,
             optional=self.optional_filters,
             select_all=self.cancel_all,
             now_ms=now_ms,

@@ -265,12 +265,12 @@ def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates(cls: type)
     dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
     op = cls(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}", urls="https://x/a")
     assert op.set_by_author == ("urls", "queue_names", "labels")
-    assert op.templated_fields == ("labels",)
+    assert op.templated == ("labels",)
 
 
 def test_the_retry_overrides_are_judged_literal_or_templated_too():
     op = QStashDLQRetryOperator(task_id="t", labels="a", override_retries="{{ params.r }}", override_delay="5m")
-    assert op.templated_fields == ("override_retries",)
+    assert op.templated == ("override_retries",)
     assert set(op.set_by_author) == {"labels", "override_retries", "override_delay"}
 
 

@@ -956,8 +956,8 @@ def test_init_tells_templated_from_literal_values_without_changing_them():
         from_date=MAY_1,
         to_date="{% if params.t %}{{ params.t }}{% endif %}",
     )
-    assert op.templated_filters == ("urls", "hosts", "labels", "to_date")
-    assert op.filters_set_by_author == ("queue_names", "urls", "hosts", "paths", "labels", "from_date", "to_date")
+    assert op.templated == ("urls", "hosts", "labels", "to_date")
+    assert op.set_by_author == ("queue_names", "urls", "hosts", "paths", "labels", "from_date", "to_date")
     assert op.hosts is xcom
     assert op.queue_names == "none"
 
@@ -967,7 +967,7 @@ def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates():
 
     dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
     op = QStashBulkCancelOperator(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}")
-    assert op.templated_filters == ("labels",)
+    assert op.templated == ("labels",)
 
 
 def test_an_xcom_value_that_resolves_empty_is_refused_unless_optional(qstash, requests_mock):
