@@ -4,7 +4,7 @@ The DLQ operators' dry run, without I/O: list what the filters select and act on
 :meth:`DLQPreview.steps` reads ``GET /v2/dlq`` pages (100 a page, following the cursor) with the run's
 filters and reports the count, the count per ``responseStatus`` and a sample of at most
 :data:`PREVIEW_SAMPLE_SIZE` entries (``dlqId``, ``messageId``, ``url``, ``responseStatus``,
-``createdAt``), every text from the answer passed through :func:`~airflow_qstash.errors.redact`. No
+``createdAt``), every text from the answer passed through :func:`~airflow_qstash.exceptions.redact`. No
 ``DELETE`` or ``POST`` is sent. Every page counts against ``max_requests``, a cursor seen twice stops it,
 and so it ends. A ``dlq_ids`` run lists the DLQ and keeps the entries with those ids (``GET /v2/dlq``
 takes no ``dlqIds``), stopping as soon as all are found; ``flow_control_keys`` is matched on each
@@ -22,8 +22,9 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_qstash.dlq import DLQRunIncomplete, parse_max_requests
+from airflow_qstash.exceptions import QStashRunIncomplete
 from airflow_qstash.filters import DLQFilter
+from airflow_qstash.inputs import parse_bound
 
 #: The most entries a dry run shows (ids, URLs); the counts cover every selected entry.
 PREVIEW_SAMPLE_SIZE = 20
@@ -34,7 +35,7 @@ MAX_STATUS_KEYS = 100
 
 
 def _text(value: Any) -> str | None:
-    from airflow_qstash.errors import redact
+    from airflow_qstash.exceptions import redact
 
     if value is None:
         return None
@@ -69,7 +70,7 @@ class DLQPreview:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
-        self.max_requests = parse_max_requests(self.max_requests)
+        self.max_requests = parse_bound(self.max_requests, "max_requests")
 
     def stop(self) -> None:
         """Stop before the next request (thread-safe; ``on_kill`` calls it)."""
@@ -77,8 +78,9 @@ class DLQPreview:
 
     def steps(self, base_url: str = "", *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
         """The listing as a sans-IO procedure; returns :meth:`summary`."""
-        from airflow_qstash.errors import QStashError
-        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, DLQ_MAX_COUNT, list_dlq_page
+        from airflow_qstash.exceptions import QStashAPIError
+        from airflow_qstash.inputs import DLQ_MAX_COUNT
+        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, list_dlq_page
 
         wanted = set(self.dlq_filter.dlq_ids)
         params = [
@@ -95,7 +97,7 @@ class DLQPreview:
                 raise self.incomplete(f"max_requests={self.max_requests} reached while listing")
             try:
                 page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
-            except QStashError as err:
+            except QStashAPIError as err:
                 raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
             self.requests += 1
             self.list_requests += 1
@@ -165,9 +167,9 @@ class DLQPreview:
             "duration_seconds": round(time.monotonic() - self.started, 3),
         }
 
-    def incomplete(self, reason: str) -> DLQRunIncomplete:
+    def incomplete(self, reason: str) -> QStashRunIncomplete:
         """The error when the listing stops early; nothing was acted on either way."""
-        return DLQRunIncomplete(
+        return QStashRunIncomplete(
             f"QStash DLQ {self.action} dry run incomplete: {reason}. {self.selected} entr"
             f"{'y' if self.selected == 1 else 'ies'} listed in {self.list_requests} request(s) so far; nothing "
             "was deleted or retried (raise max_requests, or narrow the filters).",

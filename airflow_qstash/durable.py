@@ -72,8 +72,10 @@ class RunRecord:
 
 def read_durable(value: Any) -> bool:
     """``durable`` as given: ``True`` or ``False`` (it is not templated); anything else is refused."""
+    from airflow_qstash.exceptions import QStashInputError
+
     if not isinstance(value, bool):
-        raise ValueError(f"durable must be True or False, not {value!r}.")
+        raise QStashInputError(f"durable must be True or False, not {value!r}.")
     return value
 
 

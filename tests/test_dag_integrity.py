@@ -28,7 +28,7 @@ except ImportError:  # Airflow < 3.2
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +170,7 @@ def test_on_demand_form_fields_are_the_optional_filters(parsed: SimpleNamespace,
     task = parsed.dagbag.dags[dag_id].tasks[0]
     filters = {"labels", "queue_names", "url_groups", "urls", "from_date", "to_date"}
     assert set(task.optional_filters) == filters
-    assert set(task.templated_filters) == filters
+    assert set(task.templated) == filters
     assert filters <= set(parsed.dagbag.dags[dag_id].params)
 
 
@@ -200,7 +200,7 @@ def _render_on_demand(parsed: SimpleNamespace, **form: Any) -> QStashBulkCancelO
 )
 def test_on_demand_blank_form_is_refused(parsed: SimpleNamespace, blank: dict[str, Any]):
     task = _render_on_demand(parsed, **blank)
-    with pytest.raises(BulkCancelFilterError, match="No filter given") as err:
+    with pytest.raises(QStashInputError, match="No filter given") as err:
         task.plan(now_ms=TASK_START.int_timestamp * 1000)
     assert "set cancel_all=True" in str(err.value)
 
@@ -287,7 +287,7 @@ def test_the_replay_forms_max_requests_reaches_the_run(parsed: SimpleNamespace, 
 def test_the_replay_forms_preview_switch_is_on_by_default_and_reaches_dry_run(
     parsed: SimpleNamespace, switch: Any, dry_run: bool
 ):
-    from airflow_qstash.filters import parse_bool
+    from airflow_qstash.inputs import parse_bool
 
     dag = parsed.dagbag.dags["qstash_dlq_replay"]
     param = dag.params.get_param("preview_only")

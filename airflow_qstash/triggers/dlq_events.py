@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.common.compat.triggers import BaseEventTrigger
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.triggers.base import TriggerEvent
 
-from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, TriggerEvent
-from airflow_qstash.errors import redact
+from airflow_qstash.exceptions import redact
 from airflow_qstash.filters import DLQ_FILTERS, DLQFilter
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_qstash.dlq_preview import PREVIEW_SAMPLE_SIZE
-from airflow_qstash.operators.dlq import DLQRefused, QStashDLQDeleteOperator, QStashDLQRetryOperator
+from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ
@@ -114,7 +114,7 @@ def test_dry_run_renders_from_a_param(sync_fake: FakeDLQ, rendering: str, acts: 
 @pytest.mark.parametrize("value", ["maybe", 2, "{{ params.x }}"])
 def test_a_dry_run_that_is_not_a_bool_is_refused_before_any_request(sync_fake: FakeDLQ, value: Any) -> None:
     fill(sync_fake)
-    with pytest.raises(DLQRefused, match="dry_run must be True or False"):
+    with pytest.raises(AirflowFailException, match="dry_run must be True or False"):
         QStashDLQDeleteOperator(task_id="t", labels="report", dry_run=value).execute(ctx())
     assert sync_fake.seen == []
 

@@ -24,12 +24,12 @@ import httpx
 import pendulum
 import pytest
 import requests_mock as requests_mock_lib
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_qstash.durable import STATE_KEY, RunMemory, RunRecord
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator
-from airflow_qstash.operators.qstash import BulkCancelRefused, QStashBulkCancelOperator
+from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, connection_json
@@ -342,7 +342,7 @@ def test_without_a_task_state_store_durable_is_a_noop_with_one_log_line(
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_durable_must_be_a_bool(value: Any) -> None:
-    with pytest.raises(BulkCancelRefused, match="durable must be True or False"):
+    with pytest.raises(AirflowFailException, match="durable must be True or False"):
         cancel_op(durable=value)
 
 
