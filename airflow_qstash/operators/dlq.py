@@ -48,7 +48,7 @@ class _QStashDLQOperator(QStashFilterOperator):
     #: The fields besides the filters that may be named in ``optional_filters``.
     OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = ()
 
-    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests")
+    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests", "action_timeout")
     template_fields_renderers = DLQ_FILTERS.renderers
     ui_color = "#fde8e8"
     REFUSED = DLQRefused
@@ -71,6 +71,7 @@ class _QStashDLQOperator(QStashFilterOperator):
         to_date: Any = None,
         optional_filters: Sequence[str] | None = None,
         max_requests: int | str | None = None,
+        action_timeout: Any = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -91,6 +92,7 @@ class _QStashDLQOperator(QStashFilterOperator):
         self.from_date = from_date
         self.to_date = to_date
         self.max_requests = max_requests
+        self.action_timeout = action_timeout
         self.deferrable = deferrable
         self.optional_filters = self._read_optional_filters(
             optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
@@ -142,7 +144,13 @@ class _QStashDLQOperator(QStashFilterOperator):
                 now_ms=now_ms,
             )
             self._task_start_ms = now_ms
-            return make_run(self.ACTION, dlq_filter, max_requests=self.max_requests, **self._run_options())
+            return make_run(
+                self.ACTION,
+                dlq_filter,
+                max_requests=self.max_requests,
+                action_timeout=self.action_timeout,
+                **self._run_options(),
+            )
 
     def _run_options(self) -> dict[str, Any]:
         """The action's own run options from the rendered fields (``batch_size``, the overrides)."""
@@ -174,7 +182,8 @@ class _QStashDLQOperator(QStashFilterOperator):
                 ),
                 method_name="execute_complete",
             )
-        return self._finish(self._drive(hook, run.steps(hook.config.base_url, log=self.log), DLQRunIncomplete))
+        steps = run.steps(hook.config.base_url, log=self.log, poll_interval_max=hook.config.poll_interval_max)
+        return self._finish(self._drive(hook, steps, DLQRunIncomplete))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
@@ -248,6 +257,10 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         default; ``'now'`` says so explicitly). (templated)
     :param optional_filters: names of the filters above that may render empty and then count as absent.
     :param batch_size: entries per request, 1..100 (QStash's ``count``). (templated)
+    :param action_timeout: the longest one bulk action (today's QStash: a filter run is one or more
+        ``/bulk`` actions) is followed, in seconds or a timedelta; past it the task fails and a re-run
+        joins the action, which goes on in QStash. ``None`` (or a template that renders empty): 6 hours.
+        (templated)
     :param max_requests: the most requests to send, the listing pages included (a ``dlq_ids`` list is
         split into requests of ``batch_size``, each counts); reaching it with entries left fails the task,
         and a retry continues. Reaching it while listing acts on nothing: give at least
@@ -323,6 +336,10 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         default; ``'now'`` says so explicitly). (templated)
     :param optional_filters: filters, and the ``override_*`` fields, that may render empty and then count as
         not given (a blank form field).
+    :param action_timeout: the longest one bulk action (today's QStash: a filter run is one or more
+        ``/bulk`` actions) is followed, in seconds or a timedelta; past it the task fails and a re-run
+        joins the action, which goes on in QStash. ``None`` (or a template that renders empty): 6 hours.
+        (templated)
     :param max_requests: the most requests to send, the listing pages included (a ``dlq_ids`` list is
         split into requests of 100, and the requests sent again after a 404 count too); reaching it with
         entries left fails the task, and a retry continues; reaching it while listing acts on nothing.

@@ -74,7 +74,7 @@ class QStashDLQTrigger(BaseTrigger):
         yield await drive_to_event(
             QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
             start,
-            lambda run, config: run.steps(config.base_url, log=self.log),
+            lambda run, config: run.steps(config.base_url, log=self.log, poll_interval_max=config.poll_interval_max),
             incomplete=DLQRunIncomplete,
             what=f"DLQ {self.action}",
         )
