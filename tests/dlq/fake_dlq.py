@@ -10,6 +10,7 @@ retried then), 201 with one new message id per retried entry. Only ``label``, ``
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,7 +140,7 @@ class FakeDLQ:
                 "state": "IN_PROGRESS" if matching else "FINISHED",
                 "total": len(matching),
                 "processed": 0,
-                "createdAt": 1_000 + len(self.actions),
+                "createdAt": int(time.time() * 1000),
                 "pending": [e["dlqId"] for e in matching],
                 "headers": upstash,
             }
