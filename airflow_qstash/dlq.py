@@ -3,7 +3,14 @@ Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and th
 and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter` (next to
 the bulk-cancel filter; importable from here too).
 
-A run acts on the set that existed when it started. A DLQ entry's ``createdAt`` is the ORIGINAL
+Today's QStash (the 2026-12 API): a filter run is rounds of one async bulk action each
+(``DELETE /v2/dlq/bulk`` / ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED`` and confirmed by a
+round that selects 0 (:meth:`DLQRun._action_steps`); QStash takes an action's entries when it accepts it,
+so entries failing during an action are not in it. A ``dlq_ids`` run goes to ``/multi`` (one id: the
+single-id endpoint). The deprecated paging API below is used only when the server lacks those endpoints
+(a 404: an older server), detected once per run; the summary's ``mode`` says which.
+
+On the paging API, a run acts on the set that existed when it started. A DLQ entry's ``createdAt`` is the ORIGINAL
 message's creation time, so a ``toDate`` pinned to the task's start does not keep out entries that fail
 during the run (an old message that fails meanwhile has an old ``createdAt``). So a filter run first
 collects the ``dlqId`` of every matching entry with ``GET /v2/dlq`` (100 a page, following the cursor),

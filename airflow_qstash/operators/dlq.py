@@ -215,15 +215,23 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
     """
     Delete the QStash dead-letter-queue entries that the filters select when the task starts, and no other.
 
-    What it does: it lists the matching entries with ``GET /v2/dlq`` (100 a page, following the cursor)
-    and keeps their ``dlqId`` (about 130 bytes each in the worker's or triggerer's memory: 13 MB per
-    100,000 entries), then deletes exactly those ids with ``DELETE /v2/dlq?dlqIds=...``, ``batch_size``
-    ids a request (fewer when the URL would pass 4,096 characters: about 87 ids of 36 characters). For N
-    matching entries that is ``ceil(N / 100) + ceil(N / batch_size)`` requests (a
-    ``dlq_ids`` run: only the deletes). A DLQ entry's ``createdAt`` is the original message's creation
-    time, so ``to_date`` alone cannot keep out an old message that fails while the task runs; the list of
-    ids does: entries that land in the DLQ after the listing are left for the next run. ``flow_control_keys``,
-    which ``GET /v2/dlq`` does not take, is matched on each listed entry's ``flowControlKey``.
+    What it does, on today's QStash: the filters start an async bulk action (``DELETE /v2/dlq/bulk``),
+    followed by its id (``GET /v2/bulkActions/{actionId}``, progress in the log) to ``FINISHED``, then a
+    confirming round with the same filters that must select 0: two starts and the polls, whatever N, and no
+    ids held in memory. QStash takes an action's entries when it accepts it, so entries that fail while it
+    runs (a DLQ entry's ``createdAt`` is the original message's creation time: ``to_date`` alone cannot keep
+    out an old message that fails during the task) are not in it; the confirming round's snapshot, taken
+    when it starts, includes entries that failed in between. A re-run or retried task meets "identical
+    filters return the existing action" and follows it. ``dlq_ids`` go to ``DELETE /v2/dlq/multi``
+    (100 ids a request, URLs within 4,096 characters; one id: ``DELETE /v2/dlq/{dlqId}``).
+
+    On an older server without those endpoints (a 404 on the first request, detected once per run; the
+    summary's ``mode`` is ``paged``) it uses the deprecated paging API: it lists the matching entries with
+    ``GET /v2/dlq`` (100 a page) and keeps their ``dlqId`` (about 130 bytes each: 13 MB per 100,000
+    entries), then deletes exactly those ids with ``DELETE /v2/dlq?dlqIds=...``, ``batch_size`` ids a
+    request: ``ceil(N / 100) + ceil(N / batch_size)`` requests; entries that land in the DLQ after the
+    listing are left for the next run. ``flow_control_keys``, which ``GET /v2/dlq`` does not take, is
+    matched there on each listed entry's ``flowControlKey``.
 
     Filters: values within one list filter are ORed, different filters ANDed; list filters take a list,
     a single value, comma-separated text, a JSON array or a Python list repr (anything else, such as the
@@ -270,9 +278,12 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         started. (templated)
     :param deferrable: run the loop in the triggerer instead of holding a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :return: a dict with ``deleted``, ``requests`` (all of them), ``selected`` (entries listed when the run
-        started, or the ``dlq_ids`` given), ``list_requests`` (the listing pages among ``requests``),
-        ``from_date`` and ``to_date`` (the window, Unix ms), ``filters`` and ``duration_seconds``.
+    :return: a dict with ``deleted`` (on a bulk action: the drop of the matching ``total`` from round to
+        round), ``mode`` (``bulk_action``, ``multi`` or ``paged``), ``action_ids``, ``rounds``, ``polls``,
+        ``detection_requests`` (the 404s that found an older server), ``requests`` (all others but the
+        polls), ``selected`` (the first action's ``total``, the entries listed, or the ``dlq_ids`` given),
+        ``list_requests`` (the listing pages among ``requests``), ``from_date`` and ``to_date`` (the window,
+        Unix ms), ``filters`` and ``duration_seconds``.
     """
 
     ACTION: ClassVar[str] = DELETE
@@ -293,12 +304,14 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
     Retry the QStash dead-letter-queue entries that the filters select when the task starts, and no
     other: QStash publishes each again as a new message and removes it from the DLQ.
 
-    What it does: as :class:`QStashDLQDeleteOperator`, it lists the ``dlqId`` of every matching entry first
-    (``GET /v2/dlq``, 100 a page; about 130 bytes of memory per entry), then retries exactly those with
-    ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request (fewer when the URL would pass 4,096 characters):
-    ``ceil(N / 100) * 2`` requests for N entries with short ids.
-    Entries that land in the DLQ after the listing (an old message that fails during the run has an old
-    ``createdAt``, so ``to_date`` cannot keep it out) are left for the next run.
+    What it does: as :class:`QStashDLQDeleteOperator`, with ``POST /v2/dlq/retry/bulk`` (an async bulk
+    action and a confirming round: the summary carries counts and ``action_ids``; a bulk action reports
+    no per-message ids, so ``message_ids`` is ``None``), ``POST /v2/dlq/retry/multi`` and
+    ``POST /v2/dlq/retry/{dlqId}`` for ``dlq_ids`` (the new message ids kept), the overrides as headers on
+    each of them. On an older server (``mode`` ``paged``) it lists the ``dlqId`` of every matching entry
+    first (``GET /v2/dlq``, 100 a page; about 130 bytes of memory per entry), then retries exactly those
+    with ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request: ``ceil(N / 100) * 2`` requests for N
+    entries with short ids; entries that land in the DLQ after the listing are left for the next run.
 
     Filters, refusals and the pinned ``to_date`` as :class:`QStashDLQDeleteOperator`, with ``retry_all``
     for a run with no filter. A 404 answer (entries that vanished between the listing and the retry:

@@ -14,11 +14,13 @@ from airflow_qstash.triggers._common import drive_to_event
 
 class QStashDLQTrigger(BaseTrigger):
     """
-    Delete or retry the DLQ entries a filter selects, on the triggerer's event loop: list their ``dlqId``
-    (``GET /v2/dlq``, 100 a page), then act on exactly those ids (see :class:`~airflow_qstash.dlq.DLQRun`);
-    then fire exactly one event (``status`` ``success`` with the run's summary, or ``error`` with the
-    message and the totals so far). The listed ids are held in the triggerer's memory, about 130 bytes
-    each.
+    Delete or retry the DLQ entries a filter selects, on the triggerer's event loop: on today's QStash
+    an async bulk action followed by id to ``FINISHED`` and a confirming round (``dlq_ids``: ``/multi``);
+    on an older server list their ``dlqId`` (``GET /v2/dlq``, 100 a page) and act on exactly those ids
+    (see :class:`~airflow_qstash.dlq.DLQRun`); then fire exactly one event (``status`` ``success`` with the
+    run's summary, or ``error`` with the message and the totals so far). Listed ids (paging only) are held
+    in the triggerer's memory, about 130 bytes each. A restarted trigger starting the same bulk action
+    again meets "identical filters return the existing action" and follows it.
 
     The filter arrives validated and normalised by the operator (``to_date`` pinned); the trigger does
     not read templates. It drives the same sans-IO run as the worker (:mod:`airflow_qstash.dlq`) with
