@@ -160,14 +160,17 @@ class _QStashDLQOperator(QStashFilterOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_qstash.hooks.qstash import QStashHook
-        from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
+        from airflow_qstash.wire import DLQ_DELETE_BULK, DLQ_RETRY_BULK, dlq_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         run = self._run = self.plan(task_start_ms(context))
         with self._refusing():
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
-            dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
+            # (the /bulk paths are the longest a filter goes to: if it fits there it fits every road)
+            dlq_requests(
+                run.dlq_filter, DLQ_DELETE_BULK if self.ACTION == DELETE else DLQ_RETRY_BULK, hook.config.base_url
+            )
         self._log_plan(run)
         if self.deferrable:
             from airflow_qstash.triggers.dlq import QStashDLQTrigger
