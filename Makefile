@@ -33,6 +33,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/vermin $(VERMIN_ARGS)
+	PYTHONPATH=$(CURDIR):$(CURDIR)/emulator $(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy airflow_qstash emulator/qstash_emulator

@@ -18,7 +18,7 @@ pauses::
     run = BulkCancelRun(bulk_filter, batch_size=500)
     summary = hook.drive(run.steps(hook.config.base_url, poll_interval_max=10.0, log=log))
 
-It stops with :class:`BulkCancelIncomplete` when ``max_batches`` is spent (messages may remain; a retry
+It stops with :class:`QStashRunIncomplete` when ``max_batches`` is spent (messages may remain; a retry
 continues), when an action is not finished within ``action_timeout``, when rounds stop shrinking what is
 left, when a request fails for good, or when ``stop()`` is called (the task was killed).
 """
@@ -31,7 +31,9 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_qstash.filters import EMPTY_RENDERINGS, BulkCancelFilter, BulkCancelFilterError, parse_count
+from airflow_qstash.exceptions import QStashAPIError, QStashRunIncomplete
+from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, now_ms, parse_action_timeout, parse_bound, parse_count
 
 if TYPE_CHECKING:
     from airflow_qstash.wire import ActionStarted, BulkAction
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
 #: Modes a run reports: which server generation answered.
 MODE_BATCHED = "batched"
 MODE_BULK_ACTION = "bulk_action"
-#: How long one bulk action may take before the run gives up on it (seconds), unless told otherwise.
-DEFAULT_ACTION_TIMEOUT = 6 * 3600.0
 #: The first pause between polls of a bulk action; it grows by :data:`POLL_GROWTH` up to the ceiling.
 POLL_INITIAL = 1.0
 POLL_GROWTH = 1.5
@@ -53,61 +53,6 @@ JOIN_CLOCK_SKEW_MS = 5 * 60 * 1000
 MAX_ROUNDS_WITHOUT_PROGRESS = 3
 
 
-class BulkCancelIncomplete(Exception):
-    """The loop stopped with messages possibly left: ``max_batches`` spent, killed, or a batch failed."""
-
-    def __init__(self, message: str, summary: dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
-
-
-#: The bound on requests when ``max_batches`` is not given: finite, so that a server that keeps answering
-#: "cancelled some" cannot hold a task for ever, and far above any real job (100,000 requests of 500
-#: messages is 50 million messages).
-DEFAULT_MAX_BATCHES = 100_000
-
-
-def parse_max_batches(value: Any) -> int:
-    """
-    Read ``max_batches``, the most bulk-cancel requests one run may send: a whole number >= 1 (an int or
-    its digits). ``None``, or a template that renders empty, means :data:`DEFAULT_MAX_BATCHES`.
-    """
-    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
-        return DEFAULT_MAX_BATCHES
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BulkCancelFilterError(
-            f"max_batches must be a whole number >= 1, or None for the default ({DEFAULT_MAX_BATCHES:,} "
-            f"requests), not {value!r}."
-        )
-    return value
-
-
-def parse_action_timeout(value: Any) -> float:
-    """
-    Read ``action_timeout``: seconds (int, float, digit string or ``timedelta``), finite and > 0. ``None``, or
-    a template that renders empty (a blank form field), means :data:`DEFAULT_ACTION_TIMEOUT`.
-    """
-    import datetime as dt
-    import math
-
-    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
-        return DEFAULT_ACTION_TIMEOUT
-    if isinstance(value, dt.timedelta):
-        value = value.total_seconds()
-    elif isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise BulkCancelFilterError(f"action_timeout must be seconds or a timedelta, not {value!r}.") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise BulkCancelFilterError(
-            f"action_timeout must be a finite number of seconds > 0 or a timedelta, not {value!r}."
-        )
-    return float(value)
-
-
 @dataclass
 class BulkCancelRun:
     """
@@ -117,7 +62,7 @@ class BulkCancelRun:
     :param batch_size: messages per request (QStash's ``count``), 1..500; a bulk-action server ignores it.
     :param max_batches: the most rounds: on a server that honours ``count``, requests (each part of a long
         id list split to fit URLs counts); on today's hosted QStash, bulk actions followed. ``None``:
-        :data:`DEFAULT_MAX_BATCHES`.
+        :data:`DEFAULT_MAX_REQUESTS`.
     :param action_timeout: the longest one bulk action is followed, in seconds.
     :param clock: the monotonic clock (tests replace it).
     """
@@ -142,13 +87,13 @@ class BulkCancelRun:
     mode: str | None = None
     action_ids: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    started_ms: int = field(default_factory=now_ms)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _action_total: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.batch_size = parse_count(self.batch_size, "batch_size")
-        self.max_batches = parse_max_batches(self.max_batches)
+        self.max_batches = parse_bound(self.max_batches, "max_batches")
         self.action_timeout = parse_action_timeout(self.action_timeout)
 
     @property
@@ -162,7 +107,7 @@ class BulkCancelRun:
         return self._action_total
 
     def wants_more(self) -> bool:
-        """Whether to start another round; raises :class:`BulkCancelIncomplete` when it must not but should."""
+        """Whether to start another round; raises :class:`QStashRunIncomplete` when it must not but should."""
         if self.finished:
             return False
         self._check_stop()
@@ -190,7 +135,6 @@ class BulkCancelRun:
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         :param log: a logger for progress lines, or ``None``.
         """
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import ActionStarted, bulk_cancel_requests, start_bulk_cancel
 
         requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
@@ -213,7 +157,7 @@ class BulkCancelRun:
                     else:
                         self._set_mode(MODE_BATCHED, log)
                         batch_cancelled += answer.cancelled
-                except QStashError as err:
+                except QStashAPIError as err:
                     what = "bulk action request" if self.mode == MODE_BULK_ACTION else "batch"
                     raise self.incomplete(f"{what} {self.batches + 1} failed: {err}") from err
                 self.batches += 1
@@ -379,7 +323,7 @@ class BulkCancelRun:
             )
         return f"{self.cancelled} message(s) in {self.batches} batch(es)"
 
-    def incomplete(self, reason: str) -> BulkCancelIncomplete:
+    def incomplete(self, reason: str) -> QStashRunIncomplete:
         """The error to raise when the job stops early; it carries the running total."""
         if self.mode == MODE_BULK_ACTION:
             so_far = f"So far {self.done_text()}"
@@ -389,7 +333,7 @@ class BulkCancelRun:
                 so_far += f"; {self._action_total} message(s) matched at the last round"
         else:
             so_far = f"Cancelled {self.done_text()} so far"
-        return BulkCancelIncomplete(
+        return QStashRunIncomplete(
             f"QStash bulk cancel incomplete: {reason}. {so_far}; running the task again continues safely "
             "(already-cancelled messages are gone).",
             self.summary(),

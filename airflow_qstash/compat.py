@@ -16,10 +16,9 @@ piece                                  where it exists             what older ve
                                                                    connection in a worker thread
 ``airflow.sdk.log.amask_secret``       3.3+                        :func:`amask_secret`: ``mask_secret`` in a
                                                                    worker thread
-``BaseTrigger`` / ``TriggerEvent``     ``airflow.triggers.base``   (the same path everywhere)
 =====================================  ==========================  =========================================
 
-Names that pull in much of Airflow (triggers, connections) are resolved on first use, so importing this
+Names that pull in much of Airflow (connections) are resolved on first use, so importing this
 module costs a DAG file nothing.
 
 What needs no entry here: DAG files import ``DAG`` and ``Param`` from ``airflow.providers.common.compat.sdk``
@@ -34,20 +33,10 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow import __version__ as _airflow_version
-from packaging.version import Version
-
 if TYPE_CHECKING:
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
-    "AIRFLOW_VERSION",
-    "AIRFLOW_V_3_0_PLUS",
-    "AIRFLOW_V_3_1_PLUS",
-    "AIRFLOW_V_3_2_PLUS",
-    "BaseTrigger",
-    "TriggerEvent",
     "amask_secret",
     "connection_form_widgets",
     "get_async_connection",
@@ -56,28 +45,8 @@ __all__ = [
 ]
 
 
-def base_version(version: str) -> tuple[int, int, int]:
-    """
-    ``(major, minor, micro)`` of an Airflow version string; pre-releases count as their release.
-
-    :param version: a PEP 440 version such as ``"3.1.0"`` or ``"3.2.0rc1"``.
-    """
-    parsed = Version(version)
-    return parsed.major, parsed.minor, parsed.micro
-
-
-#: The running Airflow's ``(major, minor, micro)``.
-AIRFLOW_VERSION: tuple[int, int, int] = base_version(_airflow_version)
-AIRFLOW_V_3_0_PLUS: bool = AIRFLOW_VERSION >= (3, 0, 0)
-#: Airflow 3.1 moved ``dag.test()`` and task logging onto the task SDK (structlog).
-AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION >= (3, 1, 0)
-#: Airflow 3.2 reads the connection form from provider info (``conn-fields``, ``ui-field-behaviour``).
-AIRFLOW_V_3_2_PLUS: bool = AIRFLOW_VERSION >= (3, 2, 0)
-
 #: Lazily imported names: the module each comes from on the running Airflow.
 _LAZY_IMPORTS: dict[str, str] = {
-    "BaseTrigger": "airflow.triggers.base",
-    "TriggerEvent": "airflow.triggers.base",
     # Airflow < 3.3.2 masks secrets synchronously in ``aget_connection``/``extra_dejson``: these read the
     # connection and its extras in a worker thread there, and the async way on 3.3.2+.
     "get_async_connection": "airflow.providers.common.compat.connection",

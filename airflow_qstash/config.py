@@ -1,7 +1,7 @@
 """
 The ``qstash`` connection read into what the wire needs: base URL, token, validated settings.
 
-Every refusal here is a :class:`~airflow_qstash.errors.QStashConnectionError` raised when the connection
+Every refusal here is a :class:`~airflow_qstash.exceptions.QStashConnectionError` raised when the connection
 is read, before any request, and never shows any part of the token.
 """
 
@@ -21,13 +21,15 @@ from urllib.parse import urlsplit
 from tenacity import RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from airflow_qstash.connection_fields import ALLOW_INSECURE_HTTP, NUMERIC_EXTRAS, PROXY
-from airflow_qstash.errors import (
+from airflow_qstash.exceptions import (
     QStashAPIError,
     QStashConnectionError,
+    QStashInputError,
     QStashRetryableError,
     redact,
     remember_secret,
 )
+from airflow_qstash.inputs import parse_bool
 
 DEFAULT_BASE_URL = "https://qstash.upstash.io"
 #: Regions QStash serves (the spec's ``servers`` enum); any other deployment takes a full base URL.
@@ -157,14 +159,12 @@ def read_extra(raw: Any) -> dict[str, Any]:
 
 
 def _read_bool(extra: Mapping[str, Any], key: str) -> bool:
-    value = extra.get(key, False)
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise QStashConnectionError(f"Connection extra {key!r}={value!r} is not valid: give true or false.")
+    """A boolean extra, read by the one boolean reader; missing or ``null`` is false."""
+    value = extra.get(key)
+    try:
+        return parse_bool(value, key, default=False)
+    except QStashInputError:
+        raise QStashConnectionError(f"Connection extra {key!r}={value!r} is not valid: give true or false.") from None
 
 
 def read_proxy(extra: Mapping[str, Any]) -> str | None:

@@ -41,31 +41,23 @@ Nothing here imports an HTTP client: the operator module imports this one at DAG
 
 from __future__ import annotations
 
-import ast
-import datetime as dt
-import json
-import math
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_qstash.batching import (
-    MAX_ROUNDS_WITHOUT_PROGRESS,
-    POLL_GROWTH,
-    POLL_INITIAL,
+from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS, POLL_GROWTH, POLL_INITIAL
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
+from airflow_qstash.filters import DLQFilter, read_rendered_filter
+from airflow_qstash.inputs import (
+    DLQ_MAX_COUNT,
     parse_action_timeout,
-)
-from airflow_qstash.filters import (
-    EMPTY_RENDERINGS,
-    BulkCancelFilterError,
-    DLQFilter,
-    NoFilterError,
-    read_rendered_filter,
+    parse_bound,
+    parse_count,
+    retry_overrides,
+    shown_overrides,
 )
 
 if TYPE_CHECKING:
@@ -84,12 +76,6 @@ DEFAULT_POLL_INTERVAL_MAX = 10.0
 #: The flag that allows a run with no filter, per action (the value object's ``select_all`` field), named in
 #: the refusals (``flag_name``).
 SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
-#: The bound on requests when ``max_requests`` is not given: finite, so that a server that keeps answering
-#: with a cursor cannot hold a task for ever, and far above any real job (100,000 requests of 100 entries
-#: is 10 million DLQ entries).
-DEFAULT_MAX_REQUESTS = 100_000
-#: The most entries one ``DELETE /v2/dlq`` takes (QStash's ``count``), and the default.
-MAX_BATCH_SIZE = 100
 #: How many new message ids a retry run reports in its summary; above that only their count.
 MAX_REPORTED_MESSAGE_IDS = 1_000
 #: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
@@ -97,35 +83,6 @@ REJECTED_BY_DLQ = {
     "hosts": "host",
     "paths": "path",
 }
-_DURATION_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
-#: QStash's compound form (``1d10h30m``, ``2h15s``): each unit at most once, largest first.
-_COMPOUND_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-_HEADER_NAME_RE = re.compile(r"^Upstash-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
-#: Overrides given as their own arguments, and the header each one is sent as.
-OVERRIDE_HEADERS = {"retries": "Upstash-Retries", "delay": "Upstash-Delay", "timeout": "Upstash-Timeout"}
-#: The longest delay or timeout accepted (seconds): a year. QStash refuses far less; this only keeps the
-#: number finite and sane.
-MAX_DURATION_SECONDS = 365 * 86_400
-MAX_RETRIES_OVERRIDE = 1_000
-#: ``Upstash-Method`` values QStash takes (the spec's enum).
-OVERRIDE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-#: The latest ``Upstash-Not-Before`` accepted (Unix seconds): 9999-12-31, only to keep the number sane.
-MAX_NOT_BEFORE = 253_402_300_799
-#: Override header names whose value is a credential (``Upstash-Forward-Authorization``, any
-#: ``*-Authorization``, ``*Cookie``, ``*-Token``, ``*-Secret``, ``*-Key``, ``*-Signature``, ``*-Password``):
-#: masked in logs (Airflow's secrets masker) and shown as ``***`` in the XCom ``overrides`` and the plan
-#: log line. ``Upstash-Flow-Control-Key`` is QStash's own setting (a flow-control group's name), not one.
-_CREDENTIAL_HEADER_RE = re.compile(
-    r"(?i)(?:^|-)(?:authorization|cookie|set-cookie|token|secret|key|signature|password|api-?key)$"
-)
-_NOT_CREDENTIALS = frozenset({"upstash-flow-control-key"})
-
-
-class DLQFilterError(BulkCancelFilterError):
-    """DLQ input refused before any request was sent."""
-
-
 # --------------------------------------------------------------------------- reading the inputs
 
 
@@ -134,34 +91,23 @@ def refuse_rejected_filters(given: Iterable[str]) -> None:
     for name in given:
         param = REJECTED_BY_DLQ.get(name) or (name if name in REJECTED_BY_DLQ.values() else None)
         if param is not None:
-            raise DLQFilterError(
+            raise QStashInputError(
                 f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so "
                 "this run could not do what it says. Filter by urls (the whole destination URL) instead."
             )
 
 
-@contextmanager
-def _as_dlq_refusal() -> Iterator[None]:
-    """Raise a filter refusal as a :class:`DLQFilterError`; a :class:`NoFilterError` stays what it is."""
-    try:
-        yield
-    except (NoFilterError, DLQFilterError):
-        raise
-    except BulkCancelFilterError as err:
-        raise DLQFilterError(str(err)) from None
-
-
-def build_dlq_filter(action: str, *, select_all: Any = False, **values: Any) -> DLQFilter:
+def build_dlq_filter(action: str, *, select_all: Any = False, now_ms: int | None = None, **values: Any) -> DLQFilter:
     """
     A DLQ filter from values given in Python (the hook's keywords), see
     :meth:`~airflow_qstash.filters.FilterValue.build`.
 
     :param action: ``"delete"`` or ``"retry"``: names the flag in a refusal.
     :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
+    :param now_ms: the instant the window is judged at (Unix ms); the hooks pass their clock's.
     """
     refuse_rejected_filters(values)
-    with _as_dlq_refusal():
-        return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), **values)
+    return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), now_ms=now_ms, **values)
 
 
 def read_rendered_dlq_filter(
@@ -180,237 +126,19 @@ def read_rendered_dlq_filter(
     empty refused unless optional, ``to_date`` pinned to the task's start, no filter refused unless
     ``select_all``.
     """
-    with _as_dlq_refusal():
-        return read_rendered_filter(
-            rendered,
-            set_by_author=set_by_author,
-            templated=templated,
-            optional=optional,
-            select_all=select_all,
-            now_ms=now_ms,
-            filter_class=DLQFilter,
-            flag_name=SELECT_ALL_FLAGS.get(action),
-        )
-
-
-def parse_batch_size(value: Any) -> int:
-    """``batch_size`` of a DLQ delete (QStash's ``count``): a whole number from 1 to 100 (int or digits)."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-        raise DLQFilterError(
-            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (QStash's DLQ count), not {value!r}."
-        )
-    return value
-
-
-def parse_max_requests(value: Any) -> int:
-    """
-    ``max_requests``: the most requests one run may send, a whole number >= 1 (int or digits); ``None`` or
-    a template that renders empty means :data:`DEFAULT_MAX_REQUESTS`.
-    """
-    if value is None or (isinstance(value, str) and value.strip().lower() in EMPTY_RENDERINGS):
-        return DEFAULT_MAX_REQUESTS
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DLQFilterError(
-            f"max_requests must be a whole number >= 1, or None for the default ({DEFAULT_MAX_REQUESTS:,} "
-            f"requests), not {value!r}."
-        )
-    return value
-
-
-def _seconds(value: Any, name: str, *, zero_allowed: bool) -> int:
-    """Whole seconds from an int, a finite whole float, digits, ``"30s"``/``"5m"``/``"2h"``/``"1d"`` or a timedelta."""
-    problem = (
-        f"{name} must be whole seconds {'>= 0' if zero_allowed else '> 0'} up to {MAX_DURATION_SECONDS:,}: an "
-        f"int, a timedelta or text such as '30s', '5m', '2h', '1d'; not {value!r}."
+    return read_rendered_filter(
+        rendered,
+        set_by_author=set_by_author,
+        templated=templated,
+        optional=optional,
+        select_all=select_all,
+        now_ms=now_ms,
+        filter_class=DLQFilter,
+        flag_name=SELECT_ALL_FLAGS.get(action),
     )
-    seconds: Any = value
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        match = _DURATION_RE.match(text)
-        compound = None if match else _COMPOUND_DURATION_RE.match(text.replace(" ", ""))
-        if match:
-            seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        elif compound and any(compound.groups()):
-            units = (86_400, 3600, 60, 1)
-            seconds = sum(int(part or 0) * unit for part, unit in zip(compound.groups(), units, strict=True))
-        else:
-            raise DLQFilterError(problem)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise DLQFilterError(problem)
-    if not math.isfinite(seconds) or seconds != int(seconds):
-        raise DLQFilterError(problem)
-    seconds = int(seconds)
-    if seconds < 0 or (seconds == 0 and not zero_allowed) or seconds > MAX_DURATION_SECONDS:
-        raise DLQFilterError(problem)
-    return seconds
-
-
-def _retries(value: Any, name: str) -> int:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, float) and math.isfinite(value) and float.is_integer(value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES_OVERRIDE:
-        raise DLQFilterError(
-            f"{name} must be a whole number from 0 to {MAX_RETRIES_OVERRIDE} (sent as Upstash-Retries), not {value!r}."
-        )
-    return value
-
-
-def _header_value(what: str, name: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise DLQFilterError(f"{what}[{name!r}] must be text or a whole number, not {type(value).__name__}.")
-    text = str(value).strip()
-    if not text:
-        raise DLQFilterError(f"{what}[{name!r}] is empty: give a value or leave the header out.")
-    for index, char in enumerate(text):
-        if char in "\r\n" or not (char == "\t" or " " <= char <= "~"):
-            raise DLQFilterError(
-                f"{what}[{name!r}] has a character that cannot go in an HTTP header value (U+{ord(char):04X}) "
-                f"at position {index + 1}: a line break would start another header. Remove it."
-            )
-    return text
-
-
-def is_credential_header(name: str) -> bool:
-    """Whether an override header carries a credential (see :data:`_CREDENTIAL_HEADER_RE`)."""
-    key = name.strip().lower()
-    return key not in _NOT_CREDENTIALS and bool(_CREDENTIAL_HEADER_RE.search(key))
-
-
-def shown_overrides(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The overrides as the XCom ``overrides`` and the plan log line show them: credentials as ``***``."""
-    return {name: "***" if is_credential_header(name) else value for name, value in headers}
-
-
-def _mask_credentials(headers: Iterable[tuple[str, str]]) -> None:
-    """Register every credential override value with Airflow's secrets masker (task and triggerer logs)."""
-    credentials = [value for name, value in headers if is_credential_header(name)]
-    if credentials:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        for value in credentials:
-            mask_secret(value)
-            mask_secret(value.split(None, 1)[-1])  # "Bearer <x>" / "Basic <x>": the credential alone too
-
-
-def _typed_header_value(key: str, label: str, text: str) -> str:
-    """
-    An ``Upstash-*`` header that one of the typed overrides also sets, checked by the same rule and sent in
-    the same form: ``override_headers`` is no way around a range check.
-    """
-    if key == "upstash-retries":
-        return str(_retries(text, label))
-    if key == "upstash-delay":
-        return f"{_seconds(text, label, zero_allowed=True)}s"
-    if key == "upstash-timeout":
-        return f"{_seconds(text, label, zero_allowed=False)}s"
-    if key == "upstash-method":
-        if text.upper() not in OVERRIDE_METHODS:
-            raise DLQFilterError(f"{label} must be one of {', '.join(OVERRIDE_METHODS)}, not {text!r}.")
-        return text.upper()
-    if key == "upstash-not-before":
-        if not (text.isascii() and text.isdecimal()) or int(text) > MAX_NOT_BEFORE:
-            raise DLQFilterError(
-                f"{label} must be Unix seconds, a whole number from 0 to {MAX_NOT_BEFORE}, not {text!r}."
-            )
-        return str(int(text))
-    if key == "upstash-content-based-deduplication":
-        if text.lower() not in ("true", "false"):
-            raise DLQFilterError(f"{label} must be true or false, not {text!r}.")
-        return text.lower()
-    return text
-
-
-def _headers_mapping(value: Any, what: str) -> Mapping[str, Any]:
-    """A dict of headers, or the text a template makes of one (JSON, or a Python dict repr)."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                raise DLQFilterError(
-                    f"{what} must be a dict of Upstash-* headers (or its JSON text), not the text {text[:80]!r}."
-                ) from None
-    if not isinstance(value, Mapping):
-        raise DLQFilterError(f"{what} must be a dict of Upstash-* headers, not {type(value).__name__}.")
-    return value
-
-
-def retry_overrides(
-    *, retries: Any = None, delay: Any = None, timeout: Any = None, headers: Any = None, field_prefix: str = ""
-) -> tuple[tuple[str, str], ...]:
-    """
-    The ``Upstash-*`` request headers that override the retried messages' settings, validated.
-
-    :param retries: ``Upstash-Retries``: a whole number from 0 (e.g. 0: one delivery, no more retries).
-    :param delay: ``Upstash-Delay``: whole seconds >= 0 (int, timedelta, or ``"30s"``, ``"5m"``, ``"2h"``,
-        ``"1d"``), sent as ``"<n>s"``.
-    :param timeout: ``Upstash-Timeout``: whole seconds > 0, same forms, sent as ``"<n>s"``.
-    :param headers: more overrides as a dict (or its JSON text): every name must start with ``Upstash-``
-        (the others would not be overrides, and ``Authorization`` would replace the token), no value may
-        hold a line break or a control character, and a header also given as ``retries``/``delay``/
-        ``timeout`` is refused (one value would be dropped). ``Upstash-Retries``/``-Delay``/``-Timeout``
-        given here pass the same checks as the arguments (and ``Upstash-Method``, ``-Not-Before``,
-        ``-Content-Based-Deduplication`` theirs). Credential values (``*-Authorization``, ``*-Token``...)
-        are registered with Airflow's secrets masker; :func:`shown_overrides` shows them as ``***``.
-    :param field_prefix: what the caller calls these arguments before their names, for the refusals
-        (the retry operator's ``override_``).
-    :return: ``(name, value)`` pairs, ``None`` arguments left out.
-    """
-    names = {arg: f"{field_prefix}{arg}" for arg in ("retries", "delay", "timeout", "headers")}
-    out: dict[str, tuple[str, str]] = {}
-    given_as: dict[str, str] = {}
-    if retries is not None:
-        out["upstash-retries"] = (OVERRIDE_HEADERS["retries"], str(_retries(retries, names["retries"])))
-    if delay is not None:
-        out["upstash-delay"] = (OVERRIDE_HEADERS["delay"], f"{_seconds(delay, names['delay'], zero_allowed=True)}s")
-    if timeout is not None:
-        out["upstash-timeout"] = (
-            OVERRIDE_HEADERS["timeout"],
-            f"{_seconds(timeout, names['timeout'], zero_allowed=False)}s",
-        )
-    for argument, header in OVERRIDE_HEADERS.items():
-        given_as[header.lower()] = f"{names[argument]}="
-    if headers is None:
-        return tuple(out.values())
-    for name, value in _headers_mapping(headers, names["headers"]).items():
-        if not isinstance(name, str) or not _HEADER_NAME_RE.match(name.strip()):
-            raise DLQFilterError(
-                f"{names['headers']} name {name!r} is not an Upstash-* header: only Upstash-* headers override "
-                "a retried message's settings (letters, digits and '-' after 'Upstash-')."
-            )
-        key = name.strip().lower()
-        if key in out:
-            raise DLQFilterError(
-                f"{name} is given twice (as {given_as.get(key, 'another key')} and as "
-                f"{names['headers']}[{name!r}]); keep one: the other would be dropped."
-            )
-        given_as[key] = f"{names['headers']}[{name!r}]"
-        text = _typed_header_value(key, given_as[key], _header_value(names["headers"], name, value))
-        out[key] = (name.strip(), text)
-    _mask_credentials(out.values())
-    return tuple(out.values())
 
 
 # --------------------------------------------------------------------------- the runs
-
-
-class DLQRunIncomplete(Exception):
-    """The run stopped with entries possibly left: ``max_requests`` spent, killed, or a request failed."""
-
-    def __init__(self, message: str, summary: dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
 
 
 @dataclass
@@ -457,10 +185,9 @@ class DLQRun(ABC):
 
     def __post_init__(self) -> None:
         if not isinstance(self.dlq_filter, DLQFilter):
-            raise DLQFilterError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
-        self.max_requests = parse_max_requests(self.max_requests)
-        with _as_dlq_refusal():
-            self.action_timeout = parse_action_timeout(self.action_timeout)
+            raise QStashInputError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
+        self.max_requests = parse_bound(self.max_requests, "max_requests")
+        self.action_timeout = parse_action_timeout(self.action_timeout)
 
     @property
     @abstractmethod
@@ -563,7 +290,6 @@ class DLQRun(ABC):
         action is already in-progress return the existing action": a re-run or retried task follows that
         one (the log says "joined" when its ``createdAt`` is before this run started).
         """
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import DLQEndpointsMissing, dlq_requests, start_dlq_action
 
         endpoint = self._bulk_endpoint()
@@ -577,7 +303,7 @@ class DLQRun(ABC):
             except DLQEndpointsMissing:
                 self.requests += 1
                 raise
-            except QStashError as err:
+            except QStashAPIError as err:
                 raise self.incomplete(f"bulk action request {self.requests + 1} failed: {err}") from err
             self.requests += 1
             if self.mode is None and log is not None:
@@ -619,7 +345,6 @@ class DLQRun(ABC):
 
     def _follow(self, started: Any, poll_interval_max: float, log: Any) -> Generator[Any, Any, Any]:
         """Poll one bulk action (``GET /v2/bulkActions/{actionId}``) until ``FINISHED``; return it as last read."""
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import Sleep, get_bulk_action
 
         joined = started.action_id in self.action_ids or (
@@ -642,7 +367,7 @@ class DLQRun(ABC):
         while True:
             try:
                 action = yield from get_bulk_action(started.action_id)
-            except QStashError as err:
+            except QStashAPIError as err:
                 raise self.incomplete(f"reading bulk action {started.action_id} failed: {err}") from err
             self.polls += 1
             elapsed = self.clock() - began
@@ -671,7 +396,7 @@ class DLQRun(ABC):
 
     #: How many ids one action request carries (the delete's ``batch_size``; 100 for a retry).
     def _per_request(self) -> int:
-        return MAX_BATCH_SIZE
+        return DLQ_MAX_COUNT
 
     def collect(self, log: Any = None) -> Generator[Any, Any, Collection[str]]:
         """
@@ -681,8 +406,7 @@ class DLQRun(ABC):
         on each listed entry's ``flowControlKey``. An entry without a usable ``dlqId`` (text without a
         comma, which QStash would read as two ids) stops the run: acting on it could act on another.
         """
-        from airflow_qstash.errors import QStashError
-        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, DLQ_MAX_COUNT, list_dlq_page
+        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, list_dlq_page
 
         if self.dlq_filter.dlq_ids:
             self.selected = len(self.dlq_filter.dlq_ids)
@@ -702,7 +426,7 @@ class DLQRun(ABC):
             )
             try:
                 page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
-            except QStashError as err:
+            except QStashAPIError as err:
                 raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
             self.requests += 1
             self.list_requests += 1
@@ -775,9 +499,9 @@ class DLQRun(ABC):
             "detection_requests": self.detection_requests,
         }
 
-    def incomplete(self, reason: str) -> DLQRunIncomplete:
+    def incomplete(self, reason: str) -> QStashRunIncomplete:
         """The error to raise when the run stops early; it carries the running totals."""
-        return DLQRunIncomplete(
+        return QStashRunIncomplete(
             f"QStash DLQ {self.ACTION} incomplete: {reason}. {self.DONE_KEY.capitalize()} {self.done} entr"
             f"{'y' if self.done == 1 else 'ies'} of the {self.selected} selected in {self.requests} request(s) so "
             "far; running the task again "
@@ -800,12 +524,12 @@ class DLQDeleteRun(DLQRun):
     ACTION: ClassVar[str] = DELETE
     DONE_KEY: ClassVar[str] = "deleted"
 
-    batch_size: Any = MAX_BATCH_SIZE
+    batch_size: Any = DLQ_MAX_COUNT
     deleted: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.batch_size = parse_batch_size(self.batch_size)
+        self.batch_size = parse_count(self.batch_size, "batch_size", maximum=DLQ_MAX_COUNT, what="QStash's DLQ count")
 
     @property
     def done(self) -> int:
@@ -823,7 +547,6 @@ class DLQDeleteRun(DLQRun):
         part, URLs within bounds; each part counts as a request), or ``DELETE /v2/dlq/{dlqId}`` for one id.
         ``batch_size`` does not apply (it is the paging API's ``count``).
         """
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import (
             DLQ_DELETE_MULTI,
             DLQEndpointsMissing,
@@ -847,7 +570,7 @@ class DLQDeleteRun(DLQRun):
             except DLQEndpointsMissing:
                 self.requests += 1
                 raise
-            except QStashError as err:
+            except QStashAPIError as err:
                 raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
             self.requests += 1
             self.mode = MODE_MULTI
@@ -858,7 +581,6 @@ class DLQDeleteRun(DLQRun):
         return int(self.batch_size)
 
     def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_id_requests
 
         ids = yield from self.collect(log)
@@ -869,7 +591,7 @@ class DLQDeleteRun(DLQRun):
                 self._before_request()
                 try:
                     answer = yield from dlq_delete_page(params, cursor, self.batch_size)
-                except QStashError as err:
+                except QStashAPIError as err:
                     raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
                 self.requests += 1
                 self.deleted += answer.deleted
@@ -945,7 +667,6 @@ class DLQRetryRun(DLQRun):
         until the gone ids are found alone and skipped (``vanished``). The run's first 404 is told apart from
         an older server with one ``GET /v2/bulkActions`` (see :func:`~airflow_qstash.wire.has_bulk_actions`).
         """
-        from airflow_qstash.errors import QStashAPIError, QStashError
         from airflow_qstash.wire import (
             DLQ_RETRY_MULTI,
             DLQEndpointsMissing,
@@ -1000,24 +721,22 @@ class DLQRetryRun(DLQRun):
                     self._progress(log, len(answer.message_ids), None)
         except DLQEndpointsMissing:
             raise
-        except QStashError as err:
+        except QStashAPIError as err:
             raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
 
     def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        from airflow_qstash.errors import QStashError
         from airflow_qstash.wire import DLQ_RETRY, dlq_id_requests
 
         ids = yield from self.collect(log)
         try:
             for params in dlq_id_requests(ids, DLQ_RETRY, base_url, self._per_request()):
                 yield from self._retry_ids(params, log)
-        except QStashError as err:
+        except QStashAPIError as err:
             raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
         return self.summary()
 
     def _pages(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
         """Retry one query, following its cursor; a 404 raises :class:`_NotFound` (after one DLQ API check)."""
-        from airflow_qstash.errors import QStashAPIError
         from airflow_qstash.wire import dlq_retry_page
 
         cursor: str | None = None
@@ -1069,7 +788,6 @@ class DLQRetryRun(DLQRun):
         Once per run: a 404 means "vanished" only if the DLQ API is there; ``GET /v2/dlq`` answering 404 as
         well means the base URL is wrong, and every entry would pass as vanished.
         """
-        from airflow_qstash.errors import QStashAPIError
         from airflow_qstash.wire import list_dlq_page
 
         if self._dlq_api_confirmed:
@@ -1119,14 +837,12 @@ def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
         return DLQDeleteRun(dlq_filter, **options)
     if action == RETRY:
         return DLQRetryRun(dlq_filter, **options)
-    raise DLQFilterError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
+    raise QStashInputError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
 
 
 __all__ = [
-    "DEFAULT_MAX_REQUESTS",
     "DEFAULT_POLL_INTERVAL_MAX",
     "DELETE",
-    "MAX_BATCH_SIZE",
     "MAX_REPORTED_MESSAGE_IDS",
     "MODE_BULK_ACTION",
     "MODE_MULTI",
@@ -1134,16 +850,10 @@ __all__ = [
     "RETRY",
     "DLQDeleteRun",
     "DLQFilter",
-    "DLQFilterError",
     "DLQRetryRun",
     "DLQRun",
-    "DLQRunIncomplete",
     "build_dlq_filter",
     "make_run",
-    "parse_batch_size",
-    "parse_max_requests",
     "read_rendered_dlq_filter",
     "refuse_rejected_filters",
-    "retry_overrides",
-    "shown_overrides",
 ]

@@ -1,12 +1,12 @@
 """What a filtered bulk request selects: the filters declared once, their value objects, every accepted input
 form and every safety refusal.
 
-Nothing in this module touches the network. Every refusal is a :class:`BulkCancelFilterError` (a
+Nothing in this module touches the network. Every refusal is a :class:`QStashInputError` (a
 ``ValueError``) raised before the first request, with a message that says what to change.
 
 The filters of an endpoint are declared once, as a :class:`FilterTable` of :class:`FilterSpec` rows
 (:data:`BULK_CANCEL_FILTERS`, :data:`DLQ_FILTERS`). Everything else is derived from the table: the names
-(:data:`FILTER_NAMES`), the query parameters, the value object's validation, query, summary and JSON form
+(``FilterTable.names``), the query parameters, the value object's validation, query, summary and JSON form
 (:class:`FilterValue`), the operator's template fields. What cannot be derived (the explicit keywords of
 the hook and the operator, the value object's typed fields) is checked against the table: the value
 object when its class is created, the keywords by ``tests/test_signatures.py``.
@@ -25,33 +25,32 @@ Two readers share one value object:
 
 from __future__ import annotations
 
-import ast
-import datetime as dt
 import inspect
-import json
-import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, fields, replace
-from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
-MIN_COUNT = 1
-MAX_COUNT = 500
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.inputs import (
+    MANUAL_RUN_HINT,
+    NOW,
+    check_epoch_ms,
+    parse_bool,
+    read_rendered_values,
+    read_values,
+    renders_empty,
+    to_iso,
+    to_unix_ms,
+)
+from airflow_qstash.inputs import (
+    now_ms as read_clock,
+)
 
 FROM_DATE = "from_date"
 TO_DATE = "to_date"
 
 FilterKind = Literal["list", "date"]
-
-
-class BulkCancelFilterError(ValueError):
-    """Filter input that was refused before any request was sent."""
-
-
-class NoFilterError(BulkCancelFilterError):
-    """Nothing left selects anything, and selecting everything was not asked for explicitly."""
 
 
 @dataclass(frozen=True)
@@ -180,415 +179,6 @@ DLQ_FILTERS = FilterTable(
     kept="QStash keeps a dead-letter entry at most 92 days, its longest DLQ retention",
 )
 
-#: Python name of each bulk-cancel list filter and the query parameter QStash reads it from, in query order.
-LIST_FILTER_PARAMS: dict[str, str] = BULK_CANCEL_FILTERS.list_params
-DATE_FILTER_PARAMS: dict[str, str] = BULK_CANCEL_FILTERS.date_params
-FILTER_NAMES: tuple[str, ...] = BULK_CANCEL_FILTERS.names
-
-# Epoch milliseconds of 2000-01-01T00:00:00Z: an earlier bound (other than from_date=0, "since the
-# beginning") is a mistake, usually Unix seconds or a fallback such as {{ params.to_date or 0 }}. Above
-# the upper bound (year 5138) a number is microseconds or nanoseconds.
-MIN_DATE_MS = 946_684_800_000
-_MAX_PLAUSIBLE_MS = 100_000_000_000_000
-# A number below MIN_DATE_MS that is Unix seconds of 2000..2099 gets the "seconds, not milliseconds" hint.
-_YEAR_2100_MS = 4_102_444_800_000
-#: Text a template renders for "nothing"; only for *templated* values (a literal "none" is the value none).
-EMPTY_RENDERINGS = frozenset({"", "none", "null"})
-NOW = "now"
-#: The default Jinja start markers; a string holding one of them is a template.
-JINJA_MARKERS: tuple[str, ...] = ("{{", "{%", "{#")
-#: Why a date template renders to nothing, and what to do about it.
-MANUAL_RUN_HINT = (
-    "A manual or API-triggered run has no data interval in Airflow 3, so {{ data_interval_start }} is "
-    "None or undefined there: trigger with a logical date, pass the window in params, or write the "
-    "fallback into the template (e.g. {{ params.from_date or 0 }} / {{ params.to_date or 'now' }})."
-)
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_LITERAL_SCALARS = (str, bytes, bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
-# The repr of a Python object: "<generator object select_or_reject at 0x7f...>", "<list_reverseiterator ...>".
-_OBJECT_REPR = re.compile(r"^<([A-Za-z_][\w.]*)[ >]")
-# The repr of a container type: "dict_keys(['a'])", "frozenset({'a'})", "deque(['a'])". A value that only
-# ends in ")" ("https://x/Foo_(bar)", "report (v2)") does not match: the "(" must follow a bare name and
-# open a literal.
-_CALL_REPR = re.compile(r"""^([A-Za-z_][\w.]*)\(\s*[\[{(<'"]""")
-
-
-def _utc_ms(value: dt.datetime) -> int:
-    """Exact Unix milliseconds of a datetime; a naive one is read as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    delta = value - _EPOCH
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _check_epoch_ms(ms: int, name: str, *, zero_allowed: bool) -> int:
-    if ms < 0:
-        raise BulkCancelFilterError(f"{name}={ms} is negative; give Unix milliseconds (>= 0) or a datetime.")
-    if ms == 0:
-        if zero_allowed:
-            return ms
-        raise BulkCancelFilterError(
-            f"{name}=0 is 1970-01-01, which selects nothing (or, on a server that reads 0 as no bound, "
-            f"everything). For 'up to the task's start' use 'now' (e.g. {{{{ params.{name} or 'now' }}}}) "
-            f"or leave {name} unset."
-        )
-    if ms < MIN_DATE_MS:
-        if MIN_DATE_MS <= ms * 1000 < _YEAR_2100_MS:
-            raise BulkCancelFilterError(
-                f"{name}={ms} is ambiguous: it looks like Unix seconds, but QStash takes Unix milliseconds. "
-                f"Pass {ms * 1000} (milliseconds), a datetime, or an ISO-8601 string."
-            )
-        zero = " (from_date=0, 'since the beginning', is the one exception)" if zero_allowed else ""
-        raise BulkCancelFilterError(
-            f"{name}={ms} ({_iso(ms)}) is before 2000-01-01, which no QStash message is: give a later date "
-            f"in Unix milliseconds, a datetime or ISO-8601{zero}."
-        )
-    if ms > _MAX_PLAUSIBLE_MS:
-        raise BulkCancelFilterError(
-            f"{name}={ms} is too large for Unix milliseconds (microseconds or nanoseconds?); "
-            "pass milliseconds, a datetime, or an ISO-8601 string."
-        )
-    return ms
-
-
-def to_unix_ms(value: Any, name: str, *, now_ms: int | None = None, zero_allowed: bool = False) -> int | None:
-    """
-    Read one date bound as integer Unix milliseconds.
-
-    Accepts ``None`` (no bound), an aware or naive ``datetime`` (naive means UTC), a pendulum
-    ``DateTime``, a ``date`` (midnight UTC), integer epoch milliseconds (as int or digit string) and an
-    ISO-8601 string such as a rendered ``{{ data_interval_start }}``. The string ``"now"`` means
-    ``now_ms`` when the caller pins one. A date before 2000-01-01 is refused, except ``0`` where
-    ``zero_allowed`` (``from_date=0``: since the beginning).
-
-    :param value: the bound as given or rendered.
-    :param name: the parameter's name, for the error message.
-    :param now_ms: what ``"now"`` means, in Unix milliseconds; ``None`` refuses ``"now"``.
-    :param zero_allowed: accept ``0``.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise BulkCancelFilterError(f"{name} must be a date, not a boolean ({value!r}).")
-    if isinstance(value, dt.datetime):
-        return _check_epoch_ms(_utc_ms(value), name, zero_allowed=zero_allowed)
-    if isinstance(value, dt.date):
-        midnight = dt.datetime(value.year, value.month, value.day)
-        return _check_epoch_ms(_utc_ms(midnight), name, zero_allowed=zero_allowed)
-    if isinstance(value, int):
-        return _check_epoch_ms(value, name, zero_allowed=zero_allowed)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in EMPTY_RENDERINGS:
-            raise BulkCancelFilterError(f"{name} is empty ({value!r}); give a date or leave {name} unset.")
-        if text.lower() == NOW:
-            if now_ms is None:
-                raise BulkCancelFilterError(f"{name}='now' is only accepted by the operator, which pins it.")
-            return now_ms
-        if text.isascii() and text.isdecimal():
-            return _check_epoch_ms(int(text), name, zero_allowed=zero_allowed)
-        return _check_epoch_ms(_utc_ms(_parse_iso8601(text, name)), name, zero_allowed=zero_allowed)
-    raise BulkCancelFilterError(
-        f"{name} must be a datetime, an ISO-8601 string or Unix milliseconds, not {type(value).__name__}."
-    )
-
-
-def _parse_iso8601(text: str, name: str) -> dt.datetime:
-    import pendulum  # local: pendulum's parser is only needed when a string date is given
-
-    try:
-        parsed = pendulum.parse(text, tz="UTC", exact=True)
-    except Exception as err:  # pendulum raises several error types for bad input
-        raise BulkCancelFilterError(
-            f"{name}={text!r} is not a date QStash can use: give ISO-8601 such as "
-            "'2024-05-01T00:00:00+00:00', a datetime, or Unix milliseconds."
-        ) from err
-    if not isinstance(parsed, dt.datetime):
-        if isinstance(parsed, dt.date):
-            return dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.timezone.utc)
-        raise BulkCancelFilterError(
-            f"{name}={text!r} is a {type(parsed).__name__}, not a date and time; give ISO-8601 "
-            "such as '2024-05-01T00:00:00+00:00'."
-        )
-    return parsed
-
-
-def parse_count(value: Any, name: str = "count") -> int:
-    """Read a per-request count (QStash's ``count``): an int, or digit string, from 1 to 500."""
-    if isinstance(value, str) and value.strip().isdecimal():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BulkCancelFilterError(f"{name} must be an integer from {MIN_COUNT} to {MAX_COUNT}, not {value!r}.")
-    if not MIN_COUNT <= value <= MAX_COUNT:
-        raise BulkCancelFilterError(
-            f"{name}={value} is outside QStash's range: use an integer from {MIN_COUNT} to {MAX_COUNT}."
-        )
-    return value
-
-
-def parse_bool(value: Any, name: str) -> bool:
-    """Read a rendered boolean: ``True``/``False`` or their text forms; anything else is refused."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise BulkCancelFilterError(f"{name} must be True or False, not {value!r}.")
-
-
-# --------------------------------------------------------------------------- list values
-
-
-def _forms(spec: FilterSpec) -> str:
-    return "a string or a list of strings" if spec.item is str else "a whole number or a list of whole numbers"
-
-
-def _item(spec: FilterSpec, index: int, item: Any) -> Any:
-    name = spec.name
-    if spec.item is int:
-        if isinstance(item, str) and item.strip().isascii() and item.strip().isdecimal():
-            return int(item.strip())
-        if isinstance(item, int) and not isinstance(item, bool):
-            return item
-        raise BulkCancelFilterError(
-            f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a whole number."
-        )
-    if not isinstance(item, str):
-        raise BulkCancelFilterError(
-            f"{name}[{index}] is {type(item).__name__} ({item!r}); every {name} value must be a string."
-        )
-    item = item.strip()
-    if not item:
-        raise BulkCancelFilterError(f"{name}[{index}] is empty; remove it or give a value.")
-    if "," in item:
-        raise BulkCancelFilterError(
-            f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
-            "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
-        )
-    if spec.no_dot_segments and _has_dot_segment(item):
-        raise BulkCancelFilterError(
-            f"{name}[{index}]={item!r} is or contains a dot segment ('.' or '..'): no QStash id looks like "
-            "that, and in a path URL normalisation removes it, so the request would reach another endpoint. "
-            "Give the real id."
-        )
-    return item
-
-
-def _has_dot_segment(text: str) -> bool:
-    """Whether ``text`` (or its percent-decoded form) has a ``.`` or ``..`` segment behind ``/`` or ``\\``."""
-    for candidate in (text, unquote(text)):
-        if any(segment.strip() in (".", "..") for segment in candidate.replace("\\", "/").split("/")):
-            return True
-    return False
-
-
-def _items(spec: FilterSpec, values: Iterable[Any]) -> tuple[Any, ...]:
-    out: dict[Any, None] = {}  # ordered and O(1) membership: id lists run to tens of thousands
-    for index, item in enumerate(values):
-        out.setdefault(_item(spec, index, item), None)
-    if spec.max_values is not None and len(out) > spec.max_values:
-        raise BulkCancelFilterError(
-            f"{spec.name} takes at most {spec.max_values} value(s) ({spec.param} is one value in the API), "
-            f"not {len(out)}."
-        )
-    return tuple(out)
-
-
-def read_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
-    """
-    Read a list filter given in Python (the hook's keywords).
-
-    ``None`` is "no such filter"; a string is one value; a list, tuple or set holds the values (a set in
-    sorted order). A value that is given but empty (``""``, whitespace, ``[]``) is refused: dropping it
-    would widen the request to whatever the other filters select.
-    """
-    name = spec.name
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        if not value.strip():
-            raise BulkCancelFilterError(
-                f"{name} is empty ({value!r}): give a value, or leave {name} unset (None) for no {name} filter."
-            )
-        return _items(spec, [value])
-    if isinstance(value, list | tuple | set | frozenset):
-        if not value:
-            raise BulkCancelFilterError(
-                f"{name} is an empty {type(value).__name__}: give at least one value, or leave {name} unset "
-                f"(None) for no {name} filter."
-            )
-        return _items(spec, sorted(value, key=str) if isinstance(value, set | frozenset) else value)
-    if spec.item is int and isinstance(value, int) and not isinstance(value, bool):
-        return (value,)
-    raise BulkCancelFilterError(f"{name} must be {_forms(spec)}, not {type(value).__name__}.")
-
-
-def renders_empty(value: Any, *, templated: bool) -> bool:
-    """
-    Whether a (rendered) operator value is empty: ``None``, blank text, ``"[]"``, ``"()"``, a quoted empty
-    string (``""`` or ``''``, what ``| tojson`` renders ``""`` as), only commas,
-    an empty list or tuple; for a *templated* value also ``"None"``/``"null"`` (what ``{{ params.x }}`` and
-    ``{{ params.x | tojson }}`` render for a missing value). A literal ``"none"`` is the value ``none``.
-    """
-    if value is None:
-        return True
-    if isinstance(value, str):
-        text = value.strip()
-        if text in ("[]", "()", '""', "''") or not text.replace(",", "").strip():
-            return True
-        return templated and text.lower() in EMPTY_RENDERINGS
-    if isinstance(value, list | tuple):
-        return not value
-    return False
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> BulkCancelFilterError:
-    hint = (
-        " End the template with | list (e.g. {{ params.labels | select | list }}): Jinja filters such as "
-        "select, reject, map, unique and reverse return a generator, not a list."
-        if kind in ("generator", "map", "filter", "reversed") or kind.startswith("dict_") or "iterator" in kind
-        else ""
-    )
-    shown = value if len(str(value)) <= 80 else f"{str(value)[:77]}..."
-    what = f"{'the text of ' if isinstance(value, str) else ''}{_article(kind)} {kind}"
-    return BulkCancelFilterError(
-        f"{spec.name} rendered {what} ({shown!r}), which is not a list of values: give a list or tuple, a single "
-        f"value, comma-separated text, a JSON array or a Python list repr.{hint}"
-    )
-
-
-def _read_list_text(spec: FilterSpec, text: str, original: str) -> Any:
-    """Parse text that looks like a list: JSON first (``["a", null]``), then a Python literal."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
-        raise BulkCancelFilterError(
-            f"{spec.name}={original!r} looks like a list but is not one JSON or Python can read; "
-            "give a list of strings or a comma-separated string."
-        ) from err
-
-
-def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
-    """
-    Read a list filter as the operator has it after rendering; the caller has ruled out an empty value
-    (see :func:`renders_empty`).
-
-    Accepts a list or tuple, a single value, comma-separated text (``"a, b"``, QStash's own separator),
-    a JSON array (``| tojson``), a Python list or tuple repr (``"['a', 'b']"``, what Jinja renders a
-    list as) and a quoted string (``"a"``, what ``| tojson`` renders a string as: the value ``a``). Every
-    other rendering is refused naming its type: the text Jinja makes of a generator (``<generator object
-    ...>``), a set or dict (object or repr), a dict view, a number for a text filter.
-    A value that merely ends in ``)`` (``https://x/Foo_(bar)``) is a value.
-    """
-    if isinstance(value, list | tuple):
-        return _items(spec, value)
-    if spec.item is int and isinstance(value, int) and not isinstance(value, bool):
-        return (value,)
-    if not isinstance(value, str):
-        raise _refuse_rendering(spec, value, type(value).__name__)
-    text = value.strip()
-    if text.startswith("<") and text.endswith(">"):
-        match = _OBJECT_REPR.match(text)
-        raise _refuse_rendering(spec, value, match.group(1) if match else "Python object")
-    match = _CALL_REPR.match(text)
-    if match and text.endswith(")"):
-        raise _refuse_rendering(spec, value, match.group(1))
-    if text.startswith("{"):
-        try:
-            parsed: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            parsed = None
-        raise _refuse_rendering(spec, value, type(parsed).__name__ if parsed is not None else "set or dict")
-    if text.startswith(("[", "(")) or text.endswith("]"):
-        parsed = _read_list_text(spec, text, value)
-        if isinstance(parsed, list | tuple):
-            return _items(spec, parsed)
-        if isinstance(parsed, str | int) and not isinstance(parsed, bool):
-            return _items(spec, [parsed])  # "('a')" is the string a in parentheses
-        raise _refuse_rendering(spec, value, type(parsed).__name__)
-    if text[:1] in "\"'":
-        return _items(spec, _read_quoted_text(spec, text, value))
-    return _items(spec, (part.strip() for part in text.split(",") if part.strip()))
-
-
-def _read_quoted_text(spec: FilterSpec, text: str, original: str) -> list[Any]:
-    """
-    A quoted rendering: ``"a"`` (``{{ x | tojson }}`` of a string) or ``'a'`` (a Python repr) is the value
-    ``a``, not a label with quotes; ``"a", "b"`` is two values. Read like a list's text: JSON first, then a
-    Python literal; anything else is refused.
-    """
-    try:
-        parsed: Any = json.loads(text)
-    except ValueError:
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            parsed = None
-    if isinstance(parsed, str):
-        return [parsed]
-    if isinstance(parsed, tuple) and all(isinstance(item, str) for item in parsed):
-        return list(parsed)
-    raise BulkCancelFilterError(
-        f"{spec.name}={original!r} starts with a quote but is not a quoted string JSON or Python can read "
-        "(as {{ x | tojson }} renders one): give the value without quotes, a list, or comma-separated text."
-    )
-
-
-def _string_spec(name: str) -> FilterSpec:
-    return BULK_CANCEL_FILTERS[name] if name in BULK_CANCEL_FILTERS else FilterSpec(name, name)
-
-
-def to_string_list(value: Any, name: str) -> tuple[str, ...]:
-    """Read a list filter of strings given in Python; see :func:`read_values`."""
-    return read_values(_string_spec(name), value)
-
-
-def rendered_string_list(value: Any, name: str, *, templated: bool = True) -> tuple[str, ...]:
-    """Read a rendered list filter of strings: ``()`` if it renders empty, else :func:`read_rendered_values`."""
-    if renders_empty(value, templated=templated):
-        return ()
-    return read_rendered_values(_string_spec(name), value)
-
-
-# --------------------------------------------------------------------------- templated or literal
-
-
-def is_templated(value: Any, markers: Iterable[str] = JINJA_MARKERS) -> bool:
-    """
-    Whether Airflow's rendering may change an operator argument, judged on its raw value.
-
-    Templated: a string that holds a Jinja start marker (``{{``, ``{%``, ``{#``, or the DAG's own), a
-    list, tuple, set or dict holding one, and any value that is not a plain literal (an ``XComArg`` or
-    other object Airflow resolves, a callable, an object with its own template fields). Literal:
-    ``None``, strings without markers, numbers, booleans, dates and times, and containers of those.
-
-    :param value: the argument as the DAG author passed it.
-    :param markers: the strings that start a Jinja expression, statement or comment.
-    """
-    markers = tuple(markers)
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return any(marker in value for marker in markers)
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(is_templated(item, markers) for item in value)
-    if isinstance(value, dict):
-        return any(is_templated(item, markers) for item in value.values())
-    return not isinstance(value, _LITERAL_SCALARS)
-
-
 # --------------------------------------------------------------------------- the value objects
 
 FilterValueT = TypeVar("FilterValueT", bound="FilterValue")
@@ -633,33 +223,33 @@ class FilterValue:
             # "Since 1970" selects nothing narrower than no bound, so it must not count as a filter.
             object.__setattr__(self, FROM_DATE, None)
         if not isinstance(self.everything_allowed, bool):
-            raise BulkCancelFilterError(f"{flag} must be True or False, not {self.everything_allowed!r}.")
+            raise QStashInputError(f"{flag} must be True or False, not {self.everything_allowed!r}.")
         for spec in table.specs:
             value = getattr(self, spec.name)
             if spec.kind == "list":
                 if not isinstance(value, tuple) or not all(_normalised(spec, item) for item in value):
                     kind = "non-empty strings" if spec.item is str else "whole numbers"
-                    raise BulkCancelFilterError(f"{spec.name} must be a tuple of {kind}, not {value!r}.")
+                    raise QStashInputError(f"{spec.name} must be a tuple of {kind}, not {value!r}.")
             elif value is not None:
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise BulkCancelFilterError(f"{spec.name} must be Unix milliseconds (int) or None, not {value!r}.")
-                _check_epoch_ms(value, spec.name, zero_allowed=False)
+                    raise QStashInputError(f"{spec.name} must be Unix milliseconds (int) or None, not {value!r}.")
+                check_epoch_ms(value, spec.name, zero_allowed=False)
         from_date, to_date = getattr(self, FROM_DATE), getattr(self, TO_DATE)
         if from_date is not None and to_date is not None and from_date > to_date:
-            raise BulkCancelFilterError(
-                f"from_date ({_iso(from_date)}) is after to_date ({_iso(to_date)}); swap them or fix the window."
+            raise QStashInputError(
+                f"from_date ({to_iso(from_date)}) is after to_date ({to_iso(to_date)}); swap them or fix the window."
             )
         if table.ids_name is not None and getattr(self, table.ids_name):
             others = [name for name in self.active_filters() if name != table.ids_name]
             if others:
-                raise BulkCancelFilterError(
+                raise QStashInputError(
                     f"{table.ids_name} cannot be combined with {', '.join(others)}: QStash would ignore those "
                     f"filters and act on the ids regardless. Give either {table.ids_name} or filters."
                 )
         selecting = self.selecting_filters(now_ms)
         if not selecting and not self.everything_allowed:
             ignored = [
-                f"{name} {_iso(getattr(self, name))} {self._why_no_filter(name)}"
+                f"{name} {to_iso(getattr(self, name))} {self._why_no_filter(name)}"
                 for name in self.active_filters()
                 if name not in selecting
             ]
@@ -667,9 +257,10 @@ class FilterValue:
             recent = ""
             if FROM_DATE in self.active_filters() and FROM_DATE not in selecting and table.kept_ms is not None:
                 recent = f", a from_date within the last {table.kept_ms // _DAY_MS} days"
-            raise NoFilterError(
+            raise QStashInputError(
                 f"No filter given{why}: {table.everything}. Give at least one filter "
-                f"({', '.join(table.names)}){recent}, or set {flag}=True if that is really meant."
+                f"({', '.join(table.names)}){recent}, or set {flag}=True if that is really meant.",
+                no_filter=True,
             )
 
     def _why_no_filter(self, name: str) -> str:
@@ -689,7 +280,10 @@ class FilterValue:
         """
         Normalise filter values given in Python (the hook's keywords) and validate them.
 
-        :param now_ms: what the date string ``"now"`` means, in Unix milliseconds.
+        :param now_ms: the instant the window is judged at (Unix ms): a ``from_date`` older than what QStash
+            keeps, or a ``to_date`` at or after it, is no filter. ``None`` reads the clock
+            (:func:`~airflow_qstash.inputs.now_ms`). The date string ``"now"`` is refused here: it is the
+            operator's, which pins it to the task's start.
         :param flag_name: what the caller calls the ``select_all`` flag, named in the refusals
             (``delete_all``); default the field's own name.
         :param values: any of the table's filters, and its ``select_all`` flag (``cancel_all``).
@@ -698,14 +292,15 @@ class FilterValue:
         select_all = values.pop(table.select_all, False)
         unknown = sorted(set(values) - set(table.names))
         if unknown:
-            raise BulkCancelFilterError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
+            raise QStashInputError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
         normalised: dict[str, Any] = {}
         for spec in table.specs:
             if spec.kind == "list":
                 normalised[spec.name] = read_values(spec, values.get(spec.name))
             else:
+                # "now" is the operator's word (it pins it to the task's start): refused here
                 normalised[spec.name] = to_unix_ms(
-                    values.get(spec.name), spec.name, now_ms=now_ms, zero_allowed=spec.name == FROM_DATE
+                    values.get(spec.name), spec.name, zero_allowed=spec.name == FROM_DATE
                 )
         return cls(**normalised, **{table.select_all: select_all}, flag_name=flag_name, now_ms=now_ms)
 
@@ -723,7 +318,7 @@ class FilterValue:
         :param now_ms: the task's start in Unix milliseconds (the operator's); ``None`` reads the clock
             here, the one place a filter does.
         """
-        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        now_ms = read_clock() if now_ms is None else now_ms
         from_date, to_date = getattr(self, FROM_DATE), getattr(self, TO_DATE)
         kept_ms = self.TABLE.kept_ms
         return [
@@ -754,9 +349,30 @@ class FilterValue:
 
     @classmethod
     def from_dict(cls: type[FilterValueT], data: Mapping[str, Any]) -> FilterValueT:
-        """Rebuild a filter from :meth:`to_dict` output (validated again)."""
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        """
+        Rebuild a filter from :meth:`to_dict` output, trusting it: the trigger's side. The operator validated
+        and normalised the filter against the task's start; judging it again here, against the triggerer's
+        clock (a restart days later), could refuse what the task already planned. Only what needs no clock
+        is checked: an unknown key is a ``TypeError``, and a payload with no filter at all and no all-flag
+        is refused (it would act on everything).
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.from_dict: unknown key(s) {unknown}")
+        value = object.__new__(cls)
+        for name, spec in known.items():
+            item = data.get(name, spec.default)
+            object.__setattr__(value, name, tuple(item) if isinstance(item, list) else item)
+        if not value.active_filters() and value.everything_allowed is not True:
+            # not a judgement against a clock: a payload that selects nothing at all without the all-flag
+            # would act on everything, whoever wrote it
+            raise QStashInputError(
+                f"No filter given in the serialised filter and {cls.TABLE.select_all} is not True: "
+                f"{cls.TABLE.everything}. Nothing was sent.",
+                no_filter=True,
+            )
+        return value
 
     def describe(self) -> str:
         """A short human-readable summary for logs, e.g. ``labels=['a'] from_date=2024-05-01T00:00:00Z``."""
@@ -764,7 +380,7 @@ class FilterValue:
         for name in self.active_filters():
             value = getattr(self, name)
             if self.TABLE[name].kind == "date":
-                parts.append(f"{name}={_iso(value)}")
+                parts.append(f"{name}={to_iso(value)}")
             elif len(value) > 5:
                 parts.append(f"{name}=[{len(value)} values]")
             else:
@@ -808,7 +424,7 @@ class BulkCancelFilter(FilterValue):
         if len(urlencode(self.to_query_params())) <= max_query_length:
             return [self]
         if not self.message_ids:
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"The filters encode to {len(urlencode(self.to_query_params()))} characters, more than the "
                 f"{max_query_length} a request URL may carry; use fewer or shorter values."
             )
@@ -818,7 +434,7 @@ class BulkCancelFilter(FilterValue):
         for message_id in self.message_ids:
             item = len(urlencode([("messageIds", message_id)])) + 1
             if item > max_query_length:
-                raise BulkCancelFilterError(f"message id {message_id[:40]!r}... is too long to send.")
+                raise QStashInputError(f"message id {message_id[:40]!r}... is too long to send.")
             if chunk and length + item > max_query_length:
                 parts.append(BulkCancelFilter(message_ids=tuple(chunk)))
                 chunk, length = [], 0
@@ -920,8 +536,8 @@ def read_rendered_filter(
             values[name] = to_unix_ms(value, name, now_ms=now_ms, zero_allowed=name == FROM_DATE)
     from_date, to_date = values[FROM_DATE], values[TO_DATE]
     if from_date and from_date == to_date:
-        raise BulkCancelFilterError(
-            f"from_date and to_date are both {_iso(to_date)}: a zero-width window. With a cron "
+        raise QStashInputError(
+            f"from_date and to_date are both {to_iso(to_date)}: a zero-width window. With a cron "
             "schedule such as '@daily', Airflow 3's default CronTriggerTimetable makes data_interval_start "
             "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
             "(airflow.timetables.interval) or give an explicit window."
@@ -933,14 +549,14 @@ def read_rendered_filter(
         return filter_class(**values, **flag, flag_name=flag_name, now_ms=now_ms)
     pinned = to_date is None or to_date >= now_ms
     if pinned and from_date and from_date > now_ms:
-        raise BulkCancelFilterError(
-            f"from_date ({_iso(from_date)}) is after the task's start ({_iso(now_ms)}), which is where to_date "
+        raise QStashInputError(
+            f"from_date ({to_iso(from_date)}) is after the task's start ({to_iso(now_ms)}), which is where to_date "
             "ends at the latest: no message could match. Fix from_date or give an earlier to_date."
         )
     notes = []
     if to_date is not None and to_date >= now_ms:
         notes.append(
-            f"to_date ({_iso(to_date)}) is at or after the task's start ({_iso(now_ms)}), so it selects every "
+            f"to_date ({to_iso(to_date)}) is at or after the task's start ({to_iso(now_ms)}), so it selects every "
             "message and is no filter"
         )
     if dropped:
@@ -951,17 +567,17 @@ def read_rendered_filter(
         value = filter_class(
             **{**values, TO_DATE: None if pinned else to_date}, **flag, flag_name=flag_name, now_ms=now_ms
         )
-    except NoFilterError as err:
-        if not notes:
+    except QStashInputError as err:
+        if not notes or not err.no_filter:
             raise
-        raise NoFilterError(f"{err} Note: {'; '.join(notes)}.") from None
+        raise QStashInputError(f"{err} Note: {'; '.join(notes)}.", no_filter=True) from None
     return replace(value, **{TO_DATE: now_ms}, flag_name=flag_name, now_ms=now_ms) if pinned else value
 
 
-def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCancelFilterError:
+def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> QStashInputError:
     name = spec.name
     if not templated:
-        return BulkCancelFilterError(
+        return QStashInputError(
             f"{name} is empty ({value!r}): give a value, leave {name} unset (None) for no {name} filter, or "
             f"list '{name}' in optional_filters if an empty {name} should mean 'any'."
         )
@@ -971,4 +587,4 @@ def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> BulkCanc
         f"value (check the params or XCom it reads), or list '{name}' in optional_filters if an empty "
         f"{name} should mean 'any'."
     )
-    return BulkCancelFilterError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)
+    return QStashInputError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)

@@ -35,7 +35,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_qstash.triggers.qstash", "airflow_qstash.triggers.dlq"],
+                "python-modules": [
+                    "airflow_qstash.triggers.qstash",
+                    "airflow_qstash.triggers.dlq",
+                    "airflow_qstash.triggers.dlq_events",
+                ],
             }
         ],
         "connection-types": [

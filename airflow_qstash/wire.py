@@ -11,20 +11,21 @@ exists once.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from airflow_qstash.config import RetryPolicy
-from airflow_qstash.errors import (
+from airflow_qstash.exceptions import (
     QStashActionConflict,
     QStashAPIError,
+    QStashInputError,
     QStashRetryableError,
     redact,
 )
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError, FilterValue, parse_count
+from airflow_qstash.filters import BulkCancelFilter, FilterValue
+from airflow_qstash.inputs import DLQ_MAX_COUNT, now_ms, parse_count
 
 _T = TypeVar("_T")
 
@@ -89,7 +90,7 @@ def path_segment(value: Any, name: str) -> str:
     ``DELETE /v2/messages/..`` would reach ``DELETE /v2/`` and an id like ``a/..`` the bulk endpoint.
     """
     if not isinstance(value, str) or not value.strip():
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"{name} is empty: a request with no id would reach the collection endpoint instead "
             "(for messages: the bulk cancel, which cancels every message). Give the id."
         )
@@ -98,7 +99,7 @@ def path_segment(value: Any, name: str) -> str:
     for candidate in (text, decoded):
         segments = candidate.replace("\\", "/").split("/")
         if any(segment.strip() in (".", "..") for segment in segments):
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"{name}={value!r} is or contains a dot segment ('.' or '..'), which URL normalisation "
                 "removes: the request would reach another path. Give the real id."
             )
@@ -158,10 +159,6 @@ UNFILTERED_ACTS_ON_EVERYTHING = frozenset(
 NOT_FILTERS = frozenset({"count", "async", "cursor"})
 
 
-class UnfilteredBulkCallError(BulkCancelFilterError):
-    """A filterless bulk request was about to be sent without the author's all-flag; nothing was sent."""
-
-
 def _effective_path(path: str) -> str:
     """A URL path as a client or server normalises it: percent-decoded, empty and dot segments resolved."""
     segments: list[str] = []
@@ -186,7 +183,7 @@ def refuse_unfiltered_bulk_call(call: Call, base_url: str = "") -> None:
     turned ``cancel_message(id)`` into ``DELETE /v2/messages``). The filter values are checked long before
     (:mod:`airflow_qstash.filters`); this guard catches any other road to such a request.
 
-    :raises UnfilteredBulkCallError: (a ``ValueError``) the call selects everything and was not meant to.
+    :raises QStashInputError: (a ``ValueError``) the call selects everything and was not meant to.
     """
     url = urlsplit(base_url + call.path)
     method, path = call.method.upper(), _effective_path(url.path)
@@ -195,7 +192,7 @@ def refuse_unfiltered_bulk_call(call: Call, base_url: str = "") -> None:
     params = [*call.params, *parse_qsl(url.query, keep_blank_values=True)]
     if any(name not in NOT_FILTERS and str(value).strip() for name, value in params):
         return
-    raise UnfilteredBulkCallError(
+    raise QStashInputError(
         f"Refused to send {method} {path} with no filter: it would act on "
         f"{'every message' if path == '/v2/messages' else 'every DLQ entry'}, and this request was not made "
         "with cancel_all/delete_all/retry_all. Nothing was sent. Give a filter (or the all-flag, if everything "
@@ -379,7 +376,7 @@ def read_answer(
     if call.conflict_aware and (status == 412 or (status == 429 and not has_rate_limit_headers(headers))):
         raise QStashActionConflict(message, http_status=status, api_error=api_error)
     if status == 429:
-        wait = rate_limit_wait(headers, time.time())
+        wait = rate_limit_wait(headers, now_ms() / 1000)
         if wait is not None and wait > policy.max_rate_limit_wait:
             raise QStashAPIError(
                 f"{message}. The rate limit resets in {wait:.0f} s, later than max_rate_limit_wait="
@@ -531,9 +528,9 @@ def list_bulk_actions(state: str | None = None, *, page_size: int = 1000) -> Pro
     before the end (QStash filters by state per page). Bounded by :data:`MAX_LIST_PAGES`.
     """
     if state is not None and state not in ACTION_STATES:
-        raise BulkCancelFilterError(f"state must be one of {', '.join(ACTION_STATES)} or None, not {state!r}.")
+        raise QStashInputError(f"state must be one of {', '.join(ACTION_STATES)} or None, not {state!r}.")
     if not 1 <= page_size <= 1000:
-        raise BulkCancelFilterError(f"page_size must be from 1 to 1000, not {page_size!r}.")
+        raise QStashInputError(f"page_size must be from 1 to 1000, not {page_size!r}.")
     actions: list[BulkAction] = []
     cursor: str | None = None
     seen: set[str] = set()
@@ -675,7 +672,6 @@ __all__ = [
     "Endpoint",
     "FilterQuery",
     "Sleep",
-    "UnfilteredBulkCallError",
     "answer_too_large",
     "bulk_cancel_requests",
     "declared_length",
@@ -702,8 +698,6 @@ __all__ = [
 # most 100 on the list and the delete; the retry takes none. The loop over pages lives in
 # :mod:`airflow_qstash.dlq`; here are the requests and the answers.
 
-#: The most entries one DLQ list or delete request takes (the spec's ``count`` maximum).
-DLQ_MAX_COUNT = 100
 #: Filters ``GET /v2/dlq`` does not take (its spec lists neither).
 DLQ_LIST_UNSUPPORTED = ("dlqIds", "flowControlKey")
 
@@ -795,7 +789,7 @@ def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> 
     room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
     if not ids_param or not any(name == ids_param for name, _ in params):
         if len(urlencode(params)) > room:
-            raise BulkCancelFilterError(
+            raise QStashInputError(
                 f"The DLQ filters encode to {len(urlencode(params))} characters, more than the {room} a request "
                 "URL may carry; use fewer or shorter values."
             )
@@ -813,7 +807,7 @@ def _split_ids(
     for name, value in params:
         item = len(urlencode([(name, value)])) + 1
         if item > room:
-            raise BulkCancelFilterError(f"{what} value {value[:40]!r}... is too long to send.")
+            raise QStashInputError(f"{what} value {value[:40]!r}... is too long to send.")
         if chunk and (length + item > room or len(chunk) >= per_request):
             yield chunk
             chunk, length = [], 0
@@ -831,10 +825,7 @@ def dlq_id_requests(
     every other filter), one part at a time: at most ``per_request`` (1..100) ids, short enough that no URL
     exceeds :data:`MAX_URL_LENGTH`. No ids, no requests.
     """
-    if isinstance(per_request, bool) or not isinstance(per_request, int) or not 1 <= per_request <= DLQ_MAX_COUNT:
-        raise BulkCancelFilterError(
-            f"per_request must be a whole number from 1 to {DLQ_MAX_COUNT}, not {per_request!r}."
-        )
+    per_request = parse_count(per_request, "per_request", maximum=DLQ_MAX_COUNT)
     room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
     return _split_ids((("dlqIds", dlq_id) for dlq_id in dlq_ids), room, per_request, "dlq_ids")
 
@@ -844,7 +835,7 @@ def dlq_list_params(dlq_filter: FilterValue) -> list[tuple[str, str]]:
     params = dlq_filter.to_query_params()
     unsupported = sorted({name for name, _ in params if name in DLQ_LIST_UNSUPPORTED})
     if unsupported:
-        raise BulkCancelFilterError(
+        raise QStashInputError(
             f"GET /v2/dlq does not filter by {', '.join(unsupported)}; QStash would ignore it and list more "
             "than asked. Drop that filter to list."
         )
@@ -854,9 +845,7 @@ def dlq_list_params(dlq_filter: FilterValue) -> list[tuple[str, str]]:
 def _paged(params: Iterable[tuple[str, str]], cursor: str | None, count: int | None) -> tuple[tuple[str, str], ...]:
     out = list(params)
     if count is not None:
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= DLQ_MAX_COUNT:
-            raise BulkCancelFilterError(f"count must be a whole number from 1 to {DLQ_MAX_COUNT}, not {count!r}.")
-        out.append(("count", str(count)))
+        out.append(("count", str(parse_count(count, "count", maximum=DLQ_MAX_COUNT))))
     if cursor:
         out.append(("cursor", cursor))
     return tuple(out)
@@ -1011,7 +1000,7 @@ def start_dlq_action(
     ``headers`` are a retry's ``Upstash-*`` overrides. A 404 raises :class:`DLQEndpointsMissing`.
     """
     if endpoint not in (DLQ_DELETE_BULK, DLQ_RETRY_BULK):
-        raise BulkCancelFilterError(f"{endpoint.method} {endpoint.path} does not start a DLQ bulk action.")
+        raise QStashInputError(f"{endpoint.method} {endpoint.path} does not start a DLQ bulk action.")
     call = Call(endpoint, tuple(params), headers=tuple(headers), select_all=_select_all(params))
     try:
         answer = yield call
@@ -1034,7 +1023,7 @@ def dlq_delete_multi(params: Iterable[tuple[str, str]]) -> Procedure[int]:
     """
     query = tuple(params)
     if not query or any(name != "dlqIds" for name, _ in query):
-        raise BulkCancelFilterError("DELETE /v2/dlq/multi takes dlqIds only, and at least one.")
+        raise QStashInputError("DELETE /v2/dlq/multi takes dlqIds only, and at least one.")
     try:
         answer = yield Call(DLQ_DELETE_MULTI, query)
     except QStashAPIError as err:
@@ -1053,7 +1042,7 @@ def dlq_retry_multi(
     """
     query = tuple(params)
     if not query or any(name != "dlqIds" for name, _ in query):
-        raise BulkCancelFilterError("POST /v2/dlq/retry/multi takes dlqIds only, and at least one.")
+        raise QStashInputError("POST /v2/dlq/retry/multi takes dlqIds only, and at least one.")
     return read_dlq_retried((yield Call(DLQ_RETRY_MULTI, query, headers=tuple(headers))))
 
 

@@ -37,10 +37,11 @@ EDGE_INSTANTS = (
 
 
 def pin_wall_clock(monkeypatch: pytest.MonkeyPatch, now: float = PINNED_NOW) -> float:
-    """Make the provider's wire layer read ``now`` (Unix seconds) as the time; returns it."""
-    from airflow_qstash import wire
+    """Make the provider's one wall-clock reader (:func:`airflow_qstash.inputs.now_ms`) read ``now`` (Unix
+    seconds); returns it."""
+    from airflow_qstash import inputs
 
-    monkeypatch.setattr(wire, "time", SimpleNamespace(time=lambda: now))
+    monkeypatch.setattr(inputs, "time", SimpleNamespace(time_ns=lambda: int(now * 1_000_000_000)))
     return now
 
 

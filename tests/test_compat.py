@@ -8,7 +8,6 @@ so each assertion is written against the feature it depends on, not against a ve
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
 import threading
 import types
@@ -18,38 +17,8 @@ import pytest
 
 from airflow_qstash import compat
 from airflow_qstash.get_provider_info import get_provider_info
+from tests import airflow_versions
 from tests.conftest import TEST_TOKEN, connection_json
-
-
-@pytest.mark.parametrize(
-    ("version", "expected"),
-    [("2.11.0", (2, 11, 0)), ("3.0.6", (3, 0, 6)), ("3.2.0rc1", (3, 2, 0)), ("3.3.2.dev0", (3, 3, 2))],
-)
-def test_base_version(version: str, expected: tuple[int, int, int]):
-    assert compat.base_version(version) == expected
-
-
-def test_version_flags_match_the_features_they_name():
-    from airflow import __version__
-    from airflow.providers_manager import ProvidersManager
-
-    assert compat.base_version(__version__) == compat.AIRFLOW_VERSION
-    # Airflow 3 brought the task SDK, 3.1 dag.test() on its DAG, 3.2 the connection form read from provider info
-    assert compat.AIRFLOW_V_3_0_PLUS is (importlib.util.find_spec("airflow.sdk") is not None)
-    if compat.AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk import DAG
-
-        assert compat.AIRFLOW_V_3_1_PLUS is hasattr(DAG, "test")
-    else:
-        assert compat.AIRFLOW_V_3_1_PLUS is False
-    assert compat.AIRFLOW_V_3_2_PLUS is hasattr(ProvidersManager, "_load_ui_metadata")
-
-
-def test_trigger_classes_are_airflows():
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-    assert compat.BaseTrigger is BaseTrigger
-    assert compat.TriggerEvent is TriggerEvent
 
 
 def test_unknown_name_is_an_attribute_error():
@@ -102,7 +71,7 @@ def test_amask_secret_masks_the_value():
 def test_amask_secret_without_an_async_masker_masks_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch):
     import airflow.providers.common.compat.sdk as compat_sdk
 
-    if compat.AIRFLOW_V_3_0_PLUS:
+    if airflow_versions.AIRFLOW_V_3_0_PLUS:
         import airflow.sdk.log
 
         monkeypatch.delattr(airflow.sdk.log, "amask_secret", raising=False)

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 from tenacity import RetryCallState, Retrying
 
 from airflow_qstash.config import (
@@ -27,10 +26,11 @@ from airflow_qstash.config import (
     read_extra,
     resolve_base_url,
 )
-from airflow_qstash.errors import (
+from airflow_qstash.exceptions import (
     QStashActionConflict,
     QStashAPIError,
     QStashConnectionError,
+    QStashInputError,
     QStashRetryableError,
     QStashTransportError,
 )
@@ -100,7 +100,7 @@ def test_a_token_character_that_cannot_be_a_header_is_named_with_its_position(ch
     assert "the token is the cause" in message
     assert "'qstash_bad'" in message
     assert pieces(message, token) == []
-    assert isinstance(info.value, AirflowFailException)
+    assert isinstance(info.value, QStashInputError)  # an input refusal: operators fail without retries
 
 
 def test_only_the_first_bad_character_is_named():
@@ -393,7 +393,7 @@ def test_an_unknown_region_lists_the_known_ones(region):
         resolve_base_url(region)
     assert f"Unknown QStash region {region!r}" in str(info.value)
     assert all(known in str(info.value) for known in KNOWN_REGIONS)
-    assert isinstance(info.value, AirflowFailException)
+    assert isinstance(info.value, QStashInputError)  # an input refusal: operators fail without retries
 
 
 @pytest.mark.parametrize(("allow", "allowed"), [(True, True), ("true", True), ("False", False), (None, False)])

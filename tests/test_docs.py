@@ -400,7 +400,7 @@ def test_the_safety_rules_say_what_holds_since_0_3_0():
         "more than 92 days for DLQ entries",
         "MAX_ROUNDS_WITHOUT_PROGRESS (3)",
         "2xx included",
-        "airflow_qstash.errors.redact",
+        "airflow_qstash.exceptions.redact",
         "MAX_ANSWER_BYTES",
         "an http:// base URL or a loopback host never goes through a proxy",
         "show as *** in the XCom overrides",

@@ -1,5 +1,5 @@
 """
-:func:`~airflow_qstash.errors.redact` and the exception types: the token is removed whole, mangled, or in
+:func:`~airflow_qstash.exceptions.redact` and the exception types: the token is removed whole, mangled, or in
 pieces of 12 characters or more; any ``Bearer``/``Basic`` credential is removed; ordinary text is left alone.
 """
 
@@ -8,12 +8,13 @@ from __future__ import annotations
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-from airflow_qstash.errors import (
+from airflow_qstash.exceptions import (
     REDACTED,
     QStashActionConflict,
     QStashAPIError,
     QStashConnectionError,
     QStashError,
+    QStashInputError,
     QStashRetryableError,
     QStashTransportError,
     redact,
@@ -150,11 +151,35 @@ def test_text_that_resembles_the_token_is_left_alone():
 # --------------------------------------------------------------------------- exception types
 
 
-def test_a_connection_error_fails_the_task_without_retries():
+def test_a_connection_error_is_an_input_refusal_of_the_one_tree():
+    """One tree, no double inheritance: a connection mistake is an input refusal (a ValueError for hook
+    users); the operators fail the task without retries for it (tests/operators/test_common.py)."""
     error = QStashConnectionError("no token")
-    assert isinstance(error, AirflowFailException)
+    assert isinstance(error, QStashInputError)
     assert isinstance(error, ValueError)
     assert isinstance(error, QStashError)
+    assert not isinstance(error, AirflowFailException)
+
+
+def test_the_exception_tree_is_one_tree():
+    from airflow_qstash import exceptions
+
+    classes = [v for v in vars(exceptions).values() if isinstance(v, type) and issubclass(v, Exception)]
+    ours = [c for c in classes if c.__module__ == exceptions.__name__]
+    assert {c.__name__ for c in ours} == {
+        "QStashError",
+        "QStashInputError",
+        "QStashConnectionError",
+        "QStashAPIError",
+        "QStashRetryableError",
+        "QStashTransportError",
+        "QStashActionConflict",
+        "QStashRunIncomplete",
+    }
+    assert all(issubclass(c, QStashError) for c in ours)
+    # one base each, except the input refusal, which is also a ValueError for hook users
+    assert all(len(c.__bases__) == 1 for c in ours if c is not QStashInputError)
+    assert QStashInputError.__bases__ == (QStashError, ValueError)
 
 
 @pytest.mark.parametrize(

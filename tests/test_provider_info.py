@@ -16,10 +16,12 @@ import jsonschema
 import pytest
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, ui_field_behaviour
+from airflow_qstash.compat import ui_field_behaviour
+from airflow_qstash.config import RetryPolicy
 from airflow_qstash.connection_fields import BOOLEAN_EXTRAS, NUMERIC_EXTRAS, SECRET_TEXT_EXTRAS
 from airflow_qstash.get_provider_info import get_provider_info
-from airflow_qstash.hooks.qstash import QStashHook, RetryPolicy
+from airflow_qstash.hooks.qstash import QStashHook
+from tests.airflow_versions import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 
 DIST_NAME = "airflow-provider-qstash"
 
@@ -88,6 +90,7 @@ def test_every_listed_module_imports(info):
         "airflow_qstash.hooks.qstash",
         "airflow_qstash.triggers.qstash",
         "airflow_qstash.triggers.dlq",
+        "airflow_qstash.triggers.dlq_events",
     ]
     for module in modules:
         assert importlib.import_module(module).__name__ == module

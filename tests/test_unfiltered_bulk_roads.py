@@ -24,7 +24,8 @@ import airflow_qstash
 from airflow_qstash import wire
 from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.dlq import DELETE, RETRY, make_run
-from airflow_qstash.filters import BulkCancelFilter, DLQFilter, NoFilterError
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import BulkCancelFilter, DLQFilter
 from airflow_qstash.wire import (
     BULK_CANCEL,
     DLQ_DELETE,
@@ -111,7 +112,7 @@ def _build_bulk(spec: dict[str, Any]) -> BulkCancelFilter | None:
     values = {"message_ids": spec["ids"]} if spec["ids"] else {**spec["chosen"], **spec["window"]}
     try:
         return BulkCancelFilter.build(cancel_all=spec["cancel_all"], **values)
-    except NoFilterError:
+    except QStashInputError:
         return None
 
 
@@ -136,7 +137,7 @@ def _build_dlq(spec: dict[str, Any]) -> DLQFilter | None:
             values["response_statuses"] = spec["statuses"]
     try:
         return DLQFilter.build(select_all=spec["select_all"], **values)
-    except NoFilterError:
+    except QStashInputError:
         return None
 
 
@@ -194,7 +195,7 @@ def test_dlq_builders_and_the_run_loops_mark_filterless_calls_only_under_delete_
 def test_a_parameter_list_that_lost_its_flag_is_refused_not_widened():
     """A caller that rebuilds the query (and so drops the flag) gets a refusal, never a wider request."""
     params = list(bulk_cancel_requests(BulkCancelFilter.build(cancel_all=True), None, BASE_URL)[0])
-    with pytest.raises(wire.UnfilteredBulkCallError):
+    with pytest.raises(wire.QStashInputError):
         calls_of(start_bulk_cancel(params))
 
 

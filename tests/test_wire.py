@@ -14,8 +14,8 @@ import pytest
 
 import airflow_qstash.wire as wire
 from airflow_qstash.config import RetryPolicy
-from airflow_qstash.errors import QStashActionConflict, QStashAPIError, QStashRetryableError
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError
+from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashInputError, QStashRetryableError
+from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.wire import (
     BULK_CANCEL,
     CANCEL_MESSAGE,
@@ -102,9 +102,9 @@ def conflict(status: int = 412) -> QStashActionConflict:
 @pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS.values() if "{id}" in e.path], ids=lambda e: e.path)
 @pytest.mark.parametrize("bad_id", [".", "..", " . ", "./.", "a/..", "%2e%2e", "..\\", "", "  ", None, 5, b".."])
 def test_every_endpoint_with_an_id_refuses_an_id_that_is_not_one_segment(endpoint, bad_id):
-    with pytest.raises(BulkCancelFilterError):
+    with pytest.raises(QStashInputError):
         endpoint.url_path(bad_id)
-    with pytest.raises(BulkCancelFilterError):
+    with pytest.raises(QStashInputError):
         Call(endpoint, path_id=bad_id)  # refused when the request is made, not when it is sent
 
 
@@ -293,7 +293,7 @@ def test_a_long_id_list_is_split_under_the_url_limit_without_async():
 
 @pytest.mark.parametrize("count", [0, 501, -1, "x", True, 1.5])
 def test_a_bad_count_is_refused_while_encoding(count):
-    with pytest.raises(BulkCancelFilterError, match="count"):
+    with pytest.raises(QStashInputError, match="count"):
         bulk_cancel_requests(BulkCancelFilter.build(labels="a"), count, BASE_URL)
 
 
@@ -423,7 +423,7 @@ def test_list_bulk_actions_follows_cursors_until_none():
 
 @pytest.mark.parametrize("page_size", [0, 1001])
 def test_list_bulk_actions_refuses_a_page_size_out_of_range(page_size):
-    with pytest.raises(BulkCancelFilterError, match="page_size"):
+    with pytest.raises(QStashInputError, match="page_size"):
         drive(list_bulk_actions(page_size=page_size), [])
 
 

@@ -24,21 +24,17 @@ from tenacity import AsyncRetrying, Retrying
 from urllib3.exceptions import ReadTimeoutError
 
 from airflow_qstash import wire
+from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.config import (
-    DEFAULT_BASE_URL,
-    KNOWN_REGIONS,
     QStashConnectionConfig,
     RetryPolicy,
     localhost_typo_hint,
-    resolve_base_url,
 )
 from airflow_qstash.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
-from airflow_qstash.errors import (
-    QStashActionConflict,
-    QStashAPIError,
+from airflow_qstash.exceptions import (
     QStashConnectionError,
     QStashError,
-    QStashRetryableError,
+    QStashInputError,
     QStashTransportError,
     redact,
     remember_secret,
@@ -52,12 +48,11 @@ from airflow_qstash.hooks.transport import (
     proxy_for,
     read_body,
 )
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
+from airflow_qstash.inputs import now_ms as read_clock
 from airflow_qstash.wire import (
     CANCEL_MESSAGE,
     LIST_QUEUES,
-    MAX_URL_LENGTH,
-    ActionStarted,
-    BatchCancelled,
     BulkAction,
     BulkCancelAnswer,
     Call,
@@ -65,7 +60,6 @@ from airflow_qstash.wire import (
     Procedure,
     Sleep,
     answer_too_large,
-    bulk_cancel_requests,
     bulk_cancel_total,
     decode_body,
     dlq_list_params,
@@ -90,27 +84,7 @@ else:  # Python 3.10: the package asyncio.timeout was made from, same semantics 
 
 _T = TypeVar("_T")
 
-# Kept importable from here: DAG authors and tests import the errors and helpers from the hook module.
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "KNOWN_REGIONS",
-    "MAX_URL_LENGTH",
-    "ActionStarted",
-    "BatchCancelled",
-    "BulkAction",
-    "QStashAPIError",
-    "QStashActionConflict",
-    "QStashAsyncHook",
-    "QStashConnectionConfig",
-    "QStashConnectionError",
-    "QStashError",
-    "QStashHook",
-    "QStashRetryableError",
-    "QStashTransportError",
-    "RetryPolicy",
-    "bulk_cancel_requests",
-    "resolve_base_url",
-]
+__all__ = ["QStashAsyncHook", "QStashHook"]
 
 
 class _QStashHookBase(BaseHook):
@@ -133,7 +107,7 @@ class _QStashHookBase(BaseHook):
 
     @staticmethod
     def _secrets_of(config: QStashConnectionConfig) -> list[str]:
-        """What the masker and :func:`~airflow_qstash.errors.redact` must hide: token, proxy URL, its password."""
+        """What the masker and :func:`~airflow_qstash.exceptions.redact` must hide: token, proxy URL, its password."""
         remember_secret(config.token)
         secrets = [config.token]
         if config.proxy:
@@ -209,25 +183,56 @@ def _unreachable_error(kind: str, config: QStashConnectionConfig) -> QStashConne
 
 
 def _dlq_run(
-    action: str, dlq_filter: DLQFilter | None, select_all: Any, filters: dict[str, Any], **options: Any
+    action: str,
+    dlq_filter: DLQFilter | None,
+    select_all: Any,
+    filters: dict[str, Any],
+    now_ms: int | None,
+    **options: Any,
 ) -> DLQRun:
-    """The run a DLQ hook method drives: a filter object or filter keywords (not both), then its options."""
+    """
+    The run a DLQ hook method drives: a filter object or filter keywords (not both), then its options. The
+    window is judged at ``now_ms``, or at the hook's reading of the clock.
+    """
     if dlq_filter is not None and (filters or select_all):
-        raise ValueError("Give either a DLQFilter or filter keywords (and the all flag), not both.")
+        raise QStashInputError("Give either a DLQFilter or filter keywords (and the all flag), not both.")
     if dlq_filter is None:
-        dlq_filter = build_dlq_filter(action, select_all=select_all, **filters)
+        now = read_clock() if now_ms is None else now_ms
+        dlq_filter = build_dlq_filter(action, select_all=select_all, now_ms=now, **filters)
     return make_run(action, dlq_filter, **options)
 
 
 def _dlq_list_query(dlq_filter: DLQFilter | None, filters: dict[str, Any]) -> list[tuple[str, str]]:
     """The filters of a DLQ listing: listing reads, so no filter at all is fine."""
     if dlq_filter is not None and filters:
-        raise ValueError("Give either a DLQFilter or filter keywords, not both.")
+        raise QStashInputError("Give either a DLQFilter or filter keywords, not both.")
     return dlq_list_params(dlq_filter or build_dlq_filter(DELETE, select_all=True, **filters))
 
 
-def _build_filter(cancel_all: bool, **values: Any) -> BulkCancelFilter:
-    return BulkCancelFilter.build(cancel_all=cancel_all, **values)
+def _bulk_cancel_filter(
+    bulk_filter: BulkCancelFilter | None, cancel_all: bool, now_ms: int | None, filters: dict[str, Any]
+) -> BulkCancelFilter:
+    """
+    The filter a bulk-cancel hook method uses: a filter object or filter keywords (not both); the window is
+    judged at ``now_ms``, or at the hook's reading of the clock.
+    """
+    if bulk_filter is not None:
+        if any(value is not None for value in filters.values()) or cancel_all:
+            raise QStashInputError("Give either a BulkCancelFilter or filter keywords (and cancel_all), not both.")
+        return bulk_filter
+    now = read_clock() if now_ms is None else now_ms
+    return BulkCancelFilter.build(cancel_all=cancel_all, now_ms=now, **filters)
+
+
+def _bulk_cancel_run(
+    bulk_filter: BulkCancelFilter | None,
+    cancel_all: bool,
+    now_ms: int | None,
+    filters: dict[str, Any],
+    **options: Any,
+) -> BulkCancelRun:
+    """The run a whole-job bulk-cancel hook method drives (the operator's run)."""
+    return BulkCancelRun(_bulk_cancel_filter(bulk_filter, cancel_all, now_ms, filters), **options)
 
 
 class QStashHook(_QStashHookBase):
@@ -336,8 +341,8 @@ class QStashHook(_QStashHookBase):
                 continue
             try:
                 answer = self.send(effect)
-            except QStashConnectionError:
-                raise  # the connection's mistake: no run loop may take it for a failed round
+            except QStashInputError:
+                raise  # refused before sending (a connection mistake too): never a failed round
             except QStashError as err:
                 error = err
 
@@ -371,6 +376,7 @@ class QStashHook(_QStashHookBase):
         to_date: Any = None,
         count: int | None = None,
         cancel_all: bool = False,
+        now_ms: int | None = None,
     ) -> BulkCancelAnswer:
         """
         Send one bulk cancel (``DELETE /v2/messages``): :class:`BatchCancelled` with the number cancelled,
@@ -383,8 +389,7 @@ class QStashHook(_QStashHookBase):
         ``cancel_all=True`` (QStash would cancel every message), ``message_ids`` with other filters,
         ``from_date`` after ``to_date``, a ``count`` outside 1..500, an unreadable date.
         """
-        bulk_filter = _build_filter(
-            cancel_all,
+        filters = dict(
             message_ids=message_ids,
             url_groups=url_groups,
             queue_names=queue_names,
@@ -398,7 +403,71 @@ class QStashHook(_QStashHookBase):
             from_date=from_date,
             to_date=to_date,
         )
+        bulk_filter = _bulk_cancel_filter(None, cancel_all, now_ms, filters)
         return self.bulk_cancel_by_filter(bulk_filter, count)  # count is checked while encoding, before sending
+
+    def cancel_messages(
+        self,
+        bulk_filter: BulkCancelFilter | None = None,
+        *,
+        message_ids: str | list[str] | None = None,
+        url_groups: str | list[str] | None = None,
+        queue_names: str | list[str] | None = None,
+        urls: str | list[str] | None = None,
+        hosts: str | list[str] | None = None,
+        paths: str | list[str] | None = None,
+        labels: str | list[str] | None = None,
+        flow_control_keys: str | list[str] | None = None,
+        schedule_ids: str | list[str] | None = None,
+        caller_ips: str | list[str] | None = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        cancel_all: bool = False,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        action_timeout: float = DEFAULT_ACTION_TIMEOUT,
+        now_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """
+        Cancel every message the filter selects, in rounds until a round finds none left: the operator's
+        whole job (:class:`~airflow_qstash.batching.BulkCancelRun`), returning the summary it puts in XCom
+        (``cancelled``, ``batches``, ``rounds``, ``mode``, ``action_ids``...). The one-request form is
+        :meth:`bulk_cancel`.
+
+        Filters as for :meth:`bulk_cancel`, or a :class:`~airflow_qstash.filters.BulkCancelFilter` (not both).
+
+        :param batch_size: messages per request, 1..500, where the server honours ``count``.
+        :param max_batches: the most rounds (requests, or bulk actions followed); ``None``: 100,000.
+        :param action_timeout: the longest one bulk action is followed, in seconds.
+        :param now_ms: the instant the window is judged at (Unix ms); ``None`` reads the clock.
+        :raises ~airflow_qstash.exceptions.QStashRunIncomplete: the bound was reached or a request failed for
+            good; it carries the summary so far.
+        """
+        filters = dict(
+            message_ids=message_ids,
+            url_groups=url_groups,
+            queue_names=queue_names,
+            urls=urls,
+            hosts=hosts,
+            paths=paths,
+            labels=labels,
+            flow_control_keys=flow_control_keys,
+            schedule_ids=schedule_ids,
+            caller_ips=caller_ips,
+            from_date=from_date,
+            to_date=to_date,
+        )
+        run = _bulk_cancel_run(
+            bulk_filter,
+            cancel_all,
+            now_ms,
+            filters,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            action_timeout=action_timeout,
+        )
+        config = self.config
+        return self.drive(run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log))
 
     def get_bulk_action(self, action_id: str) -> BulkAction:
         """One bulk action's state (``GET /v2/bulkActions/{actionId}``)."""
@@ -422,6 +491,7 @@ class QStashHook(_QStashHookBase):
         batch_size: int = 100,
         max_requests: int | None = None,
         action_timeout: float | None = None,
+        now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """
@@ -441,7 +511,7 @@ class QStashHook(_QStashHookBase):
         unless ``delete_all=True``, ``dlq_ids`` with other filters, ``hosts``/``paths`` (the DLQ endpoints
         reject them), an unknown filter, a ``batch_size`` outside 1..100.
 
-        :raises ~airflow_qstash.dlq.DLQRunIncomplete: the bound was reached or a request failed for good;
+        :raises ~airflow_qstash.dlq.QStashRunIncomplete: the bound was reached or a request failed for good;
             it carries the summary so far.
         """
         run = _dlq_run(
@@ -449,6 +519,7 @@ class QStashHook(_QStashHookBase):
             dlq_filter,
             delete_all,
             filters,
+            now_ms,
             batch_size=batch_size,
             max_requests=max_requests,
             action_timeout=action_timeout,
@@ -465,6 +536,7 @@ class QStashHook(_QStashHookBase):
         headers: tuple[tuple[str, str], ...] = (),
         max_requests: int | None = None,
         action_timeout: float | None = None,
+        now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """
@@ -486,6 +558,7 @@ class QStashHook(_QStashHookBase):
             dlq_filter,
             retry_all,
             filters,
+            now_ms,
             headers=headers,
             max_requests=max_requests,
             action_timeout=action_timeout,
@@ -616,8 +689,8 @@ class QStashAsyncHook(_QStashHookBase):
                 continue
             try:
                 answer = await self.send(effect)
-            except QStashConnectionError:
-                raise  # the connection's mistake: no run loop may take it for a failed round
+            except QStashInputError:
+                raise  # refused before sending (a connection mistake too): never a failed round
             except QStashError as err:
                 error = err
 
@@ -625,6 +698,92 @@ class QStashAsyncHook(_QStashHookBase):
         """The async twin of :meth:`QStashHook.bulk_cancel_by_filter`."""
         config = await self.get_config()
         return await self.drive(bulk_cancel_total(bulk_filter, count, config.base_url))
+
+    async def bulk_cancel(
+        self,
+        *,
+        message_ids: str | list[str] | None = None,
+        url_groups: str | list[str] | None = None,
+        queue_names: str | list[str] | None = None,
+        urls: str | list[str] | None = None,
+        hosts: str | list[str] | None = None,
+        paths: str | list[str] | None = None,
+        labels: str | list[str] | None = None,
+        flow_control_keys: str | list[str] | None = None,
+        schedule_ids: str | list[str] | None = None,
+        caller_ips: str | list[str] | None = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        count: int | None = None,
+        cancel_all: bool = False,
+        now_ms: int | None = None,
+    ) -> BulkCancelAnswer:
+        """The async twin of :meth:`QStashHook.bulk_cancel`: one bulk-cancel request."""
+        filters = dict(
+            message_ids=message_ids,
+            url_groups=url_groups,
+            queue_names=queue_names,
+            urls=urls,
+            hosts=hosts,
+            paths=paths,
+            labels=labels,
+            flow_control_keys=flow_control_keys,
+            schedule_ids=schedule_ids,
+            caller_ips=caller_ips,
+            from_date=from_date,
+            to_date=to_date,
+        )
+        bulk_filter = _bulk_cancel_filter(None, cancel_all, now_ms, filters)
+        return await self.bulk_cancel_by_filter(bulk_filter, count)
+
+    async def cancel_messages(
+        self,
+        bulk_filter: BulkCancelFilter | None = None,
+        *,
+        message_ids: str | list[str] | None = None,
+        url_groups: str | list[str] | None = None,
+        queue_names: str | list[str] | None = None,
+        urls: str | list[str] | None = None,
+        hosts: str | list[str] | None = None,
+        paths: str | list[str] | None = None,
+        labels: str | list[str] | None = None,
+        flow_control_keys: str | list[str] | None = None,
+        schedule_ids: str | list[str] | None = None,
+        caller_ips: str | list[str] | None = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        cancel_all: bool = False,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        action_timeout: float = DEFAULT_ACTION_TIMEOUT,
+        now_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """The async twin of :meth:`QStashHook.cancel_messages`: the whole bulk-cancel job, its summary."""
+        filters = dict(
+            message_ids=message_ids,
+            url_groups=url_groups,
+            queue_names=queue_names,
+            urls=urls,
+            hosts=hosts,
+            paths=paths,
+            labels=labels,
+            flow_control_keys=flow_control_keys,
+            schedule_ids=schedule_ids,
+            caller_ips=caller_ips,
+            from_date=from_date,
+            to_date=to_date,
+        )
+        run = _bulk_cancel_run(
+            bulk_filter,
+            cancel_all,
+            now_ms,
+            filters,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            action_timeout=action_timeout,
+        )
+        config = await self.get_config()
+        return await self.drive(run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log))
 
     async def get_bulk_action(self, action_id: str) -> BulkAction:
         """One bulk action's state (``GET /v2/bulkActions/{actionId}``)."""
@@ -648,6 +807,7 @@ class QStashAsyncHook(_QStashHookBase):
         batch_size: int = 100,
         max_requests: int | None = None,
         action_timeout: float | None = None,
+        now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """The async twin of :meth:`QStashHook.dlq_delete`."""
@@ -656,6 +816,7 @@ class QStashAsyncHook(_QStashHookBase):
             dlq_filter,
             delete_all,
             filters,
+            now_ms,
             batch_size=batch_size,
             max_requests=max_requests,
             action_timeout=action_timeout,
@@ -671,6 +832,7 @@ class QStashAsyncHook(_QStashHookBase):
         headers: tuple[tuple[str, str], ...] = (),
         max_requests: int | None = None,
         action_timeout: float | None = None,
+        now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """The async twin of :meth:`QStashHook.dlq_retry`."""
@@ -679,6 +841,7 @@ class QStashAsyncHook(_QStashHookBase):
             dlq_filter,
             retry_all,
             filters,
+            now_ms,
             headers=headers,
             max_requests=max_requests,
             action_timeout=action_timeout,

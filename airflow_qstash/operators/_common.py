@@ -2,7 +2,8 @@
 What the QStash filter operators (bulk cancel, DLQ delete and retry) share: what they do before the first
 request, and what they do around their run.
 
-* :class:`QStashRefused`: input refused before any request (an ``AirflowFailException``: no retries).
+* :meth:`QStashFilterOperator._refusing`: the one place an input refusal
+  (:class:`~airflow_qstash.exceptions.QStashInputError`) becomes an ``AirflowFailException`` (no retries).
 * :func:`task_start_ms`: the task's start, where ``to_date`` is pinned.
 * :class:`QStashFilterOperator`: the literal-or-templated judgement on the raw values, ``optional_filters``,
   refusals raised as the operator's own type, rendering that explains a missing data interval, the
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
-from airflow_qstash.filters import JINJA_MARKERS, MANUAL_RUN_HINT, BulkCancelFilterError, is_templated, to_unix_ms
+from airflow_qstash.exceptions import QStashInputError, QStashRunIncomplete
+from airflow_qstash.inputs import JINJA_MARKERS, MANUAL_RUN_HINT, is_templated, now_ms, to_unix_ms
 
 if TYPE_CHECKING:
     import jinja2
@@ -27,10 +29,6 @@ if TYPE_CHECKING:
 
     from airflow_qstash.hooks.qstash import QStashHook
     from airflow_qstash.wire import Procedure
-
-
-class QStashRefused(BulkCancelFilterError, AirflowFailException):
-    """Input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
 class _StoppableRun(Protocol):
@@ -42,10 +40,8 @@ class _StoppableRun(Protocol):
 
 def task_start_ms(context: Context) -> int:
     """The task instance's start in Unix ms (now, outside a task run)."""
-    import pendulum
-
-    start = getattr(context.get("ti"), "start_date", None) or pendulum.now("UTC")
-    return to_unix_ms(start, "task start") or 0
+    start = getattr(context.get("ti"), "start_date", None)
+    return now_ms() if start is None else to_unix_ms(start, "task start") or 0
 
 
 def jinja_markers(dag: Any) -> tuple[str, ...]:
@@ -61,14 +57,39 @@ class QStashFilterOperator(BaseOperator):
     its fields and template fields, plans a run from the rendered values and drives it; this class holds
     the rules they share, so that each refusal reads the same whichever operator raises it.
 
-    A subclass sets :attr:`REFUSED`, and ``_run`` and ``_task_start_ms`` (``None`` until planned).
+    A subclass sets ``_run`` and ``_task_start_ms`` (``None`` until planned). Every refusal is a
+    :class:`~airflow_qstash.exceptions.QStashInputError` raised inside :meth:`_refusing`, which fails the
+    task without retries.
     """
-
-    #: The exception every refusal of the operator is raised as.
-    REFUSED: ClassVar[type[QStashRefused]] = QStashRefused
 
     _run: _StoppableRun | None
     _task_start_ms: int | None
+
+    def _judged_fields(self) -> Sequence[str]:
+        """The fields whose raw values are judged set-or-not and templated-or-literal (the filters, and any
+        other field a subclass lets render empty, such as the retry overrides)."""
+        raise NotImplementedError
+
+    def _judgement(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """
+        ``(set_by_author, templated)``, judged once on the raw values: when first asked, which is before
+        rendering (:meth:`render_template_fields` asks first). No subclass has to remember to call it.
+        """
+        judged = self.__dict__.get("_raw_judgement")
+        if judged is None:
+            judged = self._set_and_templated(self._judged_fields())
+            self.__dict__["_raw_judgement"] = judged
+        return judged
+
+    @property
+    def set_by_author(self) -> tuple[str, ...]:
+        """The judged fields the DAG author set (not ``None``), judged on the raw values."""
+        return self._judgement()[0]
+
+    @property
+    def templated(self) -> tuple[str, ...]:
+        """Of :attr:`set_by_author`, the templated ones (the rest are literals, taken literally)."""
+        return self._judgement()[1]
 
     def _set_and_templated(self, names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """
@@ -92,34 +113,40 @@ class QStashFilterOperator(BaseOperator):
         if names is None:
             return ()
         if isinstance(names, str) or not isinstance(names, list | tuple | set | frozenset):
-            raise self.REFUSED(
+            raise QStashInputError(
                 f"optional_filters must be a list of {noun} names (e.g. ['labels', 'queue_names']), not {names!r}."
             )
         unknown = [name for name in names if name not in known]
         if unknown:
-            raise self.REFUSED(
+            raise QStashInputError(
                 f"optional_filters names unknown {noun}(s) {unknown}; known {noun}s: {', '.join(known)}."
             )
         return tuple(name for name in known if name in set(names))
 
     @contextmanager
     def _refusing(self) -> Iterator[None]:
-        """Raise a filter refusal from inside as :attr:`REFUSED`, so the task fails without retries."""
+        """
+        The one place an input refusal (:class:`~airflow_qstash.exceptions.QStashInputError`, a connection
+        mistake included) becomes an ``AirflowFailException``: a retry cannot fix it, so Airflow does not
+        retry the task. The original stays the exception's ``__cause__``.
+        """
         try:
             yield
-        except BulkCancelFilterError as err:
-            raise self.REFUSED(str(err)) from err
+        except QStashInputError as err:
+            raise AirflowFailException(str(err)) from err
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Render as usual; a date template that is undefined on a manual run fails with the reason."""
         import jinja2
 
+        self._judgement()  # judged on the raw values, before they are rendered
         try:
             super().render_template_fields(context, jinja_env)
         except jinja2.UndefinedError as err:
             if "data_interval" not in str(err):
                 raise
-            raise self.REFUSED(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
+            with self._refusing():
+                raise QStashInputError(f"A date template cannot render ({err}). {MANUAL_RUN_HINT}") from err
 
     def _log_pinned_to_date(self, to_date: int | None, arrivals: str) -> None:
         """
@@ -136,16 +163,17 @@ class QStashFilterOperator(BaseOperator):
                 arrivals,
             )
 
-    @staticmethod
-    def _drive(hook: QStashHook, steps: Procedure[dict[str, Any]], incomplete: type[Exception]) -> dict[str, Any]:
+    def _drive(self, hook: QStashHook, steps: Procedure[dict[str, Any]]) -> dict[str, Any]:
         """
         Drive the run's procedure on the worker and return its summary; a run that stopped early
-        (``incomplete``: the bound spent, killed, a request failed for good) fails the task with its totals so
-        far. The hook's session is closed either way.
+        (:class:`~airflow_qstash.exceptions.QStashRunIncomplete`: the bound spent, killed, a request failed
+        for good) fails the task with its totals so far (retried), a connection mistake found on the way
+        fails it without retries. The hook's session is closed either way.
         """
         try:
-            return hook.drive(steps)
-        except incomplete as err:
+            with self._refusing():
+                return hook.drive(steps)
+        except QStashRunIncomplete as err:
             raise AirflowException(str(err)) from err
         finally:
             hook.close()
@@ -168,4 +196,4 @@ class QStashFilterOperator(BaseOperator):
             self._run.stop()
 
 
-__all__ = ["QStashFilterOperator", "QStashRefused", "jinja_markers", "task_start_ms"]
+__all__ = ["QStashFilterOperator", "jinja_markers", "task_start_ms"]

@@ -17,25 +17,19 @@ from airflow_qstash.dlq import (
     DELETE,
     RETRY,
     SELECT_ALL_FLAGS,
-    DLQFilterError,
     DLQRetryRun,
     DLQRun,
-    DLQRunIncomplete,
     make_run,
     read_rendered_dlq_filter,
     refuse_rejected_filters,
-    retry_overrides,
-    shown_overrides,
 )
-from airflow_qstash.filters import DLQ_FILTERS, renders_empty
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import renders_empty, retry_overrides, shown_overrides
+from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-
-class DLQRefused(DLQFilterError, QStashRefused):
-    """DLQ input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
 class _QStashDLQOperator(QStashFilterOperator):
@@ -51,7 +45,6 @@ class _QStashDLQOperator(QStashFilterOperator):
     template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests", "action_timeout")
     template_fields_renderers = DLQ_FILTERS.renderers
     ui_color = "#fde8e8"
-    REFUSED = DLQRefused
 
     def __init__(
         self,
@@ -94,19 +87,17 @@ class _QStashDLQOperator(QStashFilterOperator):
         self.max_requests = max_requests
         self.action_timeout = action_timeout
         self.deferrable = deferrable
-        self.optional_filters = self._read_optional_filters(
-            optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
-        )
+        with self._refusing():
+            self.optional_filters = self._read_optional_filters(
+                optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
+            )
         self._run: DLQRun | None = None
         self._task_start_ms: int | None = None
-        self.set_by_author: tuple[str, ...] = ()
-        self.templated_fields: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------------- reading rendered values
 
-    def _judge_raw_values(self, names: Sequence[str]) -> None:
-        """Record, before rendering, which of ``names`` the author set and which of those are templates."""
-        self.set_by_author, self.templated_fields = self._set_and_templated(names)
+    def _judged_fields(self) -> Sequence[str]:
+        return (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS)
 
     def _select_all(self) -> Any:
         """The rendered ``delete_all``/``retry_all``."""
@@ -120,12 +111,12 @@ class _QStashDLQOperator(QStashFilterOperator):
         value = getattr(self, name)
         if name not in self.set_by_author:
             return None
-        templated = name in self.templated_fields
+        templated = name in self.templated
         if renders_empty(value, templated=templated):
             if templated and name in self.optional_filters:
                 return None
             how = "is templated but rendered empty" if templated else "is empty"
-            raise self.REFUSED(
+            raise QStashInputError(
                 f"{name} {how} ({value!r}): give it a value, leave it unset (None), or list '{name}' in "
                 f"optional_filters if an empty {name} should mean 'not given'."
             )
@@ -138,7 +129,7 @@ class _QStashDLQOperator(QStashFilterOperator):
                 self.ACTION,
                 {name: getattr(self, name) for name in DLQ_FILTERS.names},
                 set_by_author=[name for name in self.set_by_author if name in DLQ_FILTERS],
-                templated=[name for name in self.templated_fields if name in DLQ_FILTERS],
+                templated=[name for name in self.templated if name in DLQ_FILTERS],
                 optional=[name for name in self.optional_filters if name in DLQ_FILTERS],
                 select_all=self._select_all(),
                 now_ms=now_ms,
@@ -186,7 +177,7 @@ class _QStashDLQOperator(QStashFilterOperator):
                 method_name="execute_complete",
             )
         steps = run.steps(hook.config.base_url, log=self.log, poll_interval_max=hook.config.poll_interval_max)
-        return self._finish(self._drive(hook, steps, DLQRunIncomplete))
+        return self._finish(self._drive(hook, steps))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""
@@ -296,7 +287,6 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         super().__init__(**kwargs)
         self.batch_size = batch_size
         self.delete_all = delete_all
-        self._judge_raw_values(DLQ_FILTERS.names)
 
     def _run_options(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size}
@@ -396,7 +386,6 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         self.override_timeout = override_timeout
         self.override_headers = override_headers
         self.retry_all = retry_all
-        self._judge_raw_values((*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS))
 
     def _run_options(self) -> dict[str, Any]:
         given = {name: self._rendered_option(name) for name in self.OPTIONAL_EXTRAS}
@@ -410,4 +399,4 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
             self.log.info("Retried messages get these overrides: %s.", shown_overrides(run.headers))
 
 
-__all__ = ["DLQRefused", "QStashDLQDeleteOperator", "QStashDLQRetryOperator"]
+__all__ = ["QStashDLQDeleteOperator", "QStashDLQRetryOperator"]

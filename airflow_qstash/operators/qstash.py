@@ -8,16 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, BulkCancelIncomplete, BulkCancelRun
-from airflow_qstash.filters import BULK_CANCEL_FILTERS, FILTER_NAMES, BulkCancelFilter, read_rendered_filter
-from airflow_qstash.operators._common import QStashFilterOperator, QStashRefused, task_start_ms
+from airflow_qstash.batching import BulkCancelRun
+from airflow_qstash.filters import BULK_CANCEL_FILTERS, BulkCancelFilter, read_rendered_filter
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
+from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-
-class BulkCancelRefused(QStashRefused):
-    """Bulk-cancel input refused before any request; a retry cannot fix it, so the task fails without retrying."""
 
 
 class QStashBulkCancelOperator(QStashFilterOperator):
@@ -107,7 +104,6 @@ class QStashBulkCancelOperator(QStashFilterOperator):
     )
     template_fields_renderers = BULK_CANCEL_FILTERS.renderers
     ui_color = "#e8f0fe"
-    REFUSED = BulkCancelRefused
 
     def __init__(
         self,
@@ -152,17 +148,22 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         self.cancel_all = cancel_all
         self.action_timeout = action_timeout
         self.deferrable = deferrable
-        self.optional_filters = self._read_optional_filters(optional_filters, FILTER_NAMES, noun="filter")
-        self.filters_set_by_author, self.templated_filters = self._set_and_templated(FILTER_NAMES)
+        with self._refusing():
+            self.optional_filters = self._read_optional_filters(
+                optional_filters, BULK_CANCEL_FILTERS.names, noun="filter"
+            )
         self._run: BulkCancelRun | None = None
         self._task_start_ms: int | None = None
+
+    def _judged_fields(self) -> Sequence[str]:
+        return BULK_CANCEL_FILTERS.names
 
     def plan(self, now_ms: int) -> BulkCancelRun:
         """Read the rendered fields into a validated run; every refusal happens here, before any request."""
         bulk_filter = read_rendered_filter(
-            {name: getattr(self, name) for name in FILTER_NAMES},
-            set_by_author=self.filters_set_by_author,
-            templated=self.templated_filters,
+            {name: getattr(self, name) for name in BULK_CANCEL_FILTERS.names},
+            set_by_author=self.set_by_author,
+            templated=self.templated,
             optional=self.optional_filters,
             select_all=self.cancel_all,
             now_ms=now_ms,
@@ -174,7 +175,8 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_qstash.hooks.qstash import QStashHook, bulk_cancel_requests
+        from airflow_qstash.hooks.qstash import QStashHook
+        from airflow_qstash.wire import bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         with self._refusing():
@@ -198,7 +200,7 @@ class QStashBulkCancelOperator(QStashFilterOperator):
             )
         config = hook.config
         steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
-        return self._finish(self._drive(hook, steps, BulkCancelIncomplete))
+        return self._finish(self._drive(hook, steps))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the same XCom value as the synchronous path, or fail the task."""

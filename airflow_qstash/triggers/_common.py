@@ -6,11 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowException
+from airflow.triggers.base import TriggerEvent
 
-from airflow_qstash.batching import BulkCancelIncomplete
-from airflow_qstash.compat import TriggerEvent
-from airflow_qstash.dlq import DLQRunIncomplete
-from airflow_qstash.errors import redact
+from airflow_qstash.exceptions import QStashRunIncomplete, redact
 
 if TYPE_CHECKING:
     from airflow_qstash.config import QStashConnectionConfig
@@ -33,20 +31,19 @@ async def drive_to_event(
     start: Callable[[], RunT],
     steps: Callable[[RunT, QStashConnectionConfig], Procedure[dict[str, Any]]],
     *,
-    incomplete: type[BulkCancelIncomplete] | type[DLQRunIncomplete],
     what: str,
 ) -> TriggerEvent:
     """
     Drive one run to its end on ``hook`` and return the one event that says how it ended: ``success``
     with the summary; ``error`` with the message and the totals so far when the run stopped early
-    (``incomplete``), or when the connection or the serialised run could not be read (an
+    (:class:`~airflow_qstash.exceptions.QStashRunIncomplete`),
+    or when the connection or the serialised run could not be read (an
     ``AirflowException``, ``ValueError`` or ``TypeError``). The hook's client is closed before the event
     is returned, and when the trigger is cancelled.
 
     :param hook: a new :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook` for the trigger's connection.
     :param start: builds the run from the trigger's serialised arguments (validated again).
     :param steps: the run's sans-IO procedure for the connection, returning the summary.
-    :param incomplete: the error the run raises when it stops early; it carries the totals (``summary``).
     :param what: the run, for the error message (``bulk cancel``, ``DLQ delete``).
     """
     run: RunT | None = None
@@ -54,7 +51,7 @@ async def drive_to_event(
         run = start()
         config = await hook.get_config()
         summary = await hook.drive(steps(run, config))
-    except incomplete as err:
+    except QStashRunIncomplete as err:
         # the event is stored in the metadata database: its text passes the one redacting function
         return TriggerEvent({"status": "error", "message": redact(str(err)), **err.summary})
     except (AirflowException, ValueError, TypeError) as err:  # a missing connection, a bad filter dict

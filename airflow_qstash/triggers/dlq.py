@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow_qstash.compat import BaseTrigger, TriggerEvent
-from airflow_qstash.dlq import DLQRun, DLQRunIncomplete, make_run
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_qstash.dlq import DLQRun, make_run
 from airflow_qstash.filters import DLQFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers._common import drive_to_event
@@ -77,7 +78,6 @@ class QStashDLQTrigger(BaseTrigger):
             QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
             start,
             lambda run, config: run.steps(config.base_url, log=self.log, poll_interval_max=config.poll_interval_max),
-            incomplete=DLQRunIncomplete,
             what=f"DLQ {self.action}",
         )
 

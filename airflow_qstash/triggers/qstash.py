@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_BATCHES, BulkCancelIncomplete, BulkCancelRun
-from airflow_qstash.compat import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
 from airflow_qstash.triggers._common import drive_to_event
 
 
@@ -45,7 +47,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
         qstash_conn_id: str,
         bulk_filter: dict[str, Any],
         batch_size: int,
-        max_batches: int = DEFAULT_MAX_BATCHES,
+        max_batches: int = DEFAULT_MAX_REQUESTS,
         action_timeout: float = DEFAULT_ACTION_TIMEOUT,
     ) -> None:
         super().__init__()
@@ -80,6 +82,5 @@ class QStashBulkCancelTrigger(BaseTrigger):
             QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
             start,
             lambda run, config: run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log),
-            incomplete=BulkCancelIncomplete,
             what="bulk cancel",
         )

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
-from airflow_qstash.dlq import DLQRunIncomplete, build_dlq_filter, retry_overrides
-from airflow_qstash.errors import QStashAPIError
-from airflow_qstash.filters import BulkCancelFilterError, NoFilterError
+from airflow_qstash.dlq import build_dlq_filter
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
+from airflow_qstash.inputs import retry_overrides
 from airflow_qstash.wire import DLQPage
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ
@@ -93,15 +93,15 @@ def test_delete_by_ids_splits_into_requests_of_100(call_hook, fake: FakeDLQ):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({}, NoFilterError, "delete_all=True"),
-        ({"hosts": "a.example"}, BulkCancelFilterError, "DLQ endpoints reject"),
-        ({"paths": "/x"}, BulkCancelFilterError, "DLQ endpoints reject"),
-        ({"dlq_ids": ["d"], "labels": "a"}, BulkCancelFilterError, "cannot be combined"),
-        ({"labels": ""}, BulkCancelFilterError, "labels is empty"),
-        ({"labels": "a", "batch_size": 101}, BulkCancelFilterError, "from 1 to 100"),
-        ({"labels": "a", "max_requests": 0}, BulkCancelFilterError, "max_requests"),
+        ({}, QStashInputError, "delete_all=True"),
+        ({"hosts": "a.example"}, QStashInputError, "DLQ endpoints reject"),
+        ({"paths": "/x"}, QStashInputError, "DLQ endpoints reject"),
+        ({"dlq_ids": ["d"], "labels": "a"}, QStashInputError, "cannot be combined"),
+        ({"labels": ""}, QStashInputError, "labels is empty"),
+        ({"labels": "a", "batch_size": 101}, QStashInputError, "from 1 to 100"),
+        ({"labels": "a", "max_requests": 0}, QStashInputError, "max_requests"),
         # one id goes to DELETE /v2/dlq/{dlqId}: a dot segment would reach another path
-        ({"dlq_ids": ["."]}, BulkCancelFilterError, "dot segment"),
+        ({"dlq_ids": ["."]}, QStashInputError, "dot segment"),
     ],
 )
 def test_delete_refusals_happen_before_any_request(call_hook, fake: FakeDLQ, kwargs, error, match):
@@ -130,7 +130,7 @@ def test_delete_takes_a_filter_object_but_not_both(call_hook, fake: FakeDLQ):
 
 def test_delete_stops_at_max_requests_with_the_totals(call_hook, fake: FakeDLQ):
     fake.add(10, "a")
-    with pytest.raises(DLQRunIncomplete, match="max_requests=2 reached") as info:
+    with pytest.raises(QStashRunIncomplete, match="max_requests=2 reached") as info:
         call_hook("dlq_delete", labels="a", batch_size=3, max_requests=2)
     assert info.value.summary["deleted"] == 3  # one listing request, one delete of 3
     assert info.value.summary["requests"] == 2
@@ -141,7 +141,7 @@ def test_delete_stops_at_max_requests_with_the_totals(call_hook, fake: FakeDLQ):
 def test_a_bound_reached_while_listing_acts_on_nothing_and_says_what_to_change(call_hook, fake: FakeDLQ):
     fake.add(250, "a")
     expected = r"max_requests=2 reached while listing .*200 listed.*raise max_requests"
-    with pytest.raises(DLQRunIncomplete, match=expected):
+    with pytest.raises(QStashRunIncomplete, match=expected):
         call_hook("dlq_delete", labels="a", max_requests=2)
     assert dlq_requests(fake, "DELETE") == []
     assert len(fake.ids("a")) == 250
@@ -150,7 +150,7 @@ def test_a_bound_reached_while_listing_acts_on_nothing_and_says_what_to_change(c
 def test_delete_refuses_a_listing_that_repeats_its_cursor(call_hook, fake: FakeDLQ):
     page = {"messages": [{"dlqId": "d1"}], "cursor": "c"}
     fake.script = {1: (200, page, {}), 2: (200, page, {})}
-    with pytest.raises(DLQRunIncomplete, match="cursor 'c' twice while listing"):
+    with pytest.raises(QStashRunIncomplete, match="cursor 'c' twice while listing"):
         call_hook("dlq_delete", labels="a")
     assert len(fake.seen) == 2
 
@@ -158,7 +158,8 @@ def test_delete_refuses_a_listing_that_repeats_its_cursor(call_hook, fake: FakeD
 def test_delete_stops_on_a_repeated_cursor_that_deletes_nothing(call_hook, fake: FakeDLQ):
     fake.add(1, "a")
     fake.script = {n: (200, {"deleted": 0, "cursor": "c"}, {}) for n in range(2, 100)}
-    with pytest.raises(DLQRunIncomplete, match=r"same cursor 'c' 4 times in a row .*no progress; 1 of the 1 selected"):
+    expected = r"same cursor 'c' 4 times in a row .*no progress; 1 of the 1 selected"
+    with pytest.raises(QStashRunIncomplete, match=expected):
         call_hook("dlq_delete", labels="a")
     assert len(fake.seen) == 1 + 1 + MAX_ROUNDS_WITHOUT_PROGRESS  # the listing, the first answer, the stalls
 
@@ -166,7 +167,9 @@ def test_delete_stops_on_a_repeated_cursor_that_deletes_nothing(call_hook, fake:
 def test_retry_stops_on_a_repeated_cursor_that_retries_nothing(call_hook, fake: FakeDLQ):
     fake.add(2, "a")
     fake.script = {n: (201, {"responses": [], "cursor": "c"}, {}) for n in range(2, 100)}
-    with pytest.raises(DLQRunIncomplete, match=r"4 times in a row without retrying: no progress; 2 of the 2 selected"):
+    with pytest.raises(
+        QStashRunIncomplete, match=r"4 times in a row without retrying: no progress; 2 of the 2 selected"
+    ):
         call_hook("dlq_retry", labels="a")
     assert len(fake.seen) == 1 + 1 + MAX_ROUNDS_WITHOUT_PROGRESS
 
@@ -175,7 +178,7 @@ def test_retry_stops_on_a_repeated_cursor_that_retries_nothing(call_hook, fake: 
 def test_delete_refuses_a_listed_entry_without_a_usable_id(call_hook, fake: FakeDLQ, dlq_id: Any):
     """An id with a comma would be read as two ids by QStash: acting on it could act on other entries."""
     fake.script = {1: (200, {"messages": [{"dlqId": "ok"}, {"dlqId": dlq_id}]}, {})}
-    with pytest.raises(DLQRunIncomplete, match="without a usable dlqId"):
+    with pytest.raises(QStashRunIncomplete, match="without a usable dlqId"):
         call_hook("dlq_delete", labels="a")
     assert dlq_requests(fake, "DELETE") == []
 
@@ -186,7 +189,7 @@ def test_delete_refuses_a_listed_entry_without_a_usable_id(call_hook, fake: Fake
 def test_delete_a_malformed_answer_is_a_clear_error(call_hook, fake: FakeDLQ, body: Any):
     fake.add(1, "a")
     fake.script = {2: (200, body, {})}
-    with pytest.raises(DLQRunIncomplete, match="DLQ delete answer"):
+    with pytest.raises(QStashRunIncomplete, match="DLQ delete answer"):
         call_hook("dlq_delete", labels="a")
 
 
@@ -199,7 +202,7 @@ def test_delete_retries_a_server_error_then_continues(call_hook, fake: FakeDLQ):
 
 def test_an_error_answer_that_echoes_the_token_is_redacted(call_hook, fake: FakeDLQ):
     fake.script = {1: (401, {"error": f"bad token Bearer {TEST_TOKEN} and {TEST_TOKEN}"}, {})}
-    with pytest.raises(DLQRunIncomplete) as info:
+    with pytest.raises(QStashRunIncomplete) as info:
         call_hook("dlq_delete", labels="a")
     assert TEST_TOKEN not in str(info.value)
     assert TEST_TOKEN not in str(info.value.summary)
@@ -233,7 +236,7 @@ def test_retry_reports_only_the_count_above_1000_ids(call_hook, fake: FakeDLQ):
 
 
 def test_retry_all_is_needed_for_no_filter(call_hook, fake: FakeDLQ):
-    with pytest.raises(NoFilterError, match="retry_all=True"):
+    with pytest.raises(QStashInputError, match="retry_all=True"):
         call_hook("dlq_retry")
     assert fake.seen == []
     fake.add(2, "a")
@@ -290,14 +293,14 @@ def test_retry_when_every_post_404s_ends_with_all_vanished_and_bounded(call_hook
 
 def test_retry_404_from_a_base_url_without_a_dlq_fails_instead_of_passing_as_vanished(call_hook, fake: FakeDLQ):
     fake.intercept = lambda seen, _: (404, {"error": "Not Found"}, {})
-    with pytest.raises(DLQRunIncomplete, match="no QStash DLQ API at this base URL"):
+    with pytest.raises(QStashRunIncomplete, match="no QStash DLQ API at this base URL"):
         call_hook("dlq_retry", dlq_ids=["d1", "d2", "d3"])
     assert len(fake.seen) == 2
 
 
 def test_retry_other_client_errors_fail_at_once(call_hook, fake: FakeDLQ):
     fake.script = {1: (400, {"error": "bad header"}, {})}
-    with pytest.raises(DLQRunIncomplete, match="400: bad header"):
+    with pytest.raises(QStashRunIncomplete, match="400: bad header"):
         call_hook("dlq_retry", labels="a")
     assert len(fake.seen) == 1
 
@@ -309,7 +312,7 @@ def test_retry_other_client_errors_fail_at_once(call_hook, fake: FakeDLQ):
 def test_retry_a_malformed_answer_is_a_clear_error(call_hook, fake: FakeDLQ, body: Any):
     fake.add(1, "a")
     fake.script = {2: (201, body, {})}
-    with pytest.raises(DLQRunIncomplete, match="DLQ retry answer"):
+    with pytest.raises(QStashRunIncomplete, match="DLQ retry answer"):
         call_hook("dlq_retry", labels="a")
 
 
@@ -344,7 +347,7 @@ def test_list_without_a_filter_lists_everything(call_hook, fake: FakeDLQ):
     [({"dlq_ids": ["d"]}, "dlqIds"), ({"flow_control_keys": "k"}, "flowControlKey"), ({"count": 101}, "count")],
 )
 def test_list_refuses_what_the_list_endpoint_does_not_take(call_hook, fake: FakeDLQ, kwargs, match):
-    with pytest.raises(BulkCancelFilterError, match=match):
+    with pytest.raises(QStashInputError, match=match):
         call_hook("list_dlq", **kwargs)
     assert fake.seen == []
 
@@ -357,7 +360,7 @@ def test_delete_one_entry_sends_its_id_as_one_path_segment(call_hook, fake: Fake
 
 @pytest.mark.parametrize("dlq_id", ["", " ", ".", "..", "./.", "%2e%2E", "a/.."])
 def test_delete_one_refuses_ids_that_collapse_the_path(call_hook, fake: FakeDLQ, dlq_id: str):
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         call_hook("delete_dlq_message", dlq_id)
     assert str(info.value).startswith("dlq_id"), str(info.value)
     assert fake.seen == []

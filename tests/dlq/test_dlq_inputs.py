@@ -9,19 +9,16 @@ from typing import Any
 import pytest
 
 from airflow_qstash.dlq import (
-    DEFAULT_MAX_REQUESTS,
     DLQDeleteRun,
     DLQFilter,
-    DLQFilterError,
     DLQRetryRun,
     build_dlq_filter,
     make_run,
-    parse_batch_size,
-    parse_max_requests,
     read_rendered_dlq_filter,
-    retry_overrides,
 )
-from airflow_qstash.filters import DLQ_FILTERS, BulkCancelFilterError, NoFilterError
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import DEFAULT_MAX_REQUESTS, DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides
 
 NOW_MS = 1_795_000_000_000
 MAY_1_MS = 1_714_521_600_000
@@ -85,7 +82,7 @@ def test_dates_go_out_as_unix_milliseconds():
 
 @pytest.mark.parametrize("action", ["delete", "retry"])
 def test_no_filter_is_refused_naming_the_actions_own_flag(action: str):
-    with pytest.raises(NoFilterError, match=f"{action}_all=True") as info:
+    with pytest.raises(QStashInputError, match=f"{action}_all=True") as info:
         build_dlq_filter(action)
     assert "select_all" not in str(info.value)
     assert "dead-letter queue" in str(info.value)
@@ -95,9 +92,9 @@ def test_no_filter_is_refused_naming_the_actions_own_flag(action: str):
 def test_a_value_quoted_in_a_refusal_is_quoted_as_given(action: str):
     """The flag is named where the refusal is written, so no text is rewritten afterwards: a value that
     looks like the flag's generic name reaches the message unchanged."""
-    with pytest.raises(DLQFilterError, match=r"labels\[0\]='select_all=True,x' contains a comma"):
+    with pytest.raises(QStashInputError, match=r"labels\[0\]='select_all=True,x' contains a comma"):
         build_dlq_filter(action, labels=["select_all=True,x"])
-    with pytest.raises(DLQFilterError, match=r"labels\[0\]='select_all must,x' contains a comma"):
+    with pytest.raises(QStashInputError, match=r"labels\[0\]='select_all must,x' contains a comma"):
         rendered(action, labels='["select_all must,x"]')
 
 
@@ -109,29 +106,29 @@ def test_the_flag_allows_a_run_with_no_filter():
 
 @pytest.mark.parametrize("name", ["hosts", "paths", "host", "path"])
 def test_host_and_path_are_refused_with_the_reason(name: str):
-    with pytest.raises(DLQFilterError, match="DLQ endpoints reject") as info:
+    with pytest.raises(QStashInputError, match="DLQ endpoints reject") as info:
         build_dlq_filter("delete", labels="a", **{name: "x"})
     assert "urls" in str(info.value)
 
 
 def test_dlq_ids_with_another_filter_are_refused():
-    with pytest.raises(BulkCancelFilterError, match="dlq_ids cannot be combined with labels"):
+    with pytest.raises(QStashInputError, match="dlq_ids cannot be combined with labels"):
         build_dlq_filter("delete", dlq_ids=["d1"], labels="a")
 
 
 def test_message_id_takes_one_value():
-    with pytest.raises(BulkCancelFilterError, match="at most 1"):
+    with pytest.raises(QStashInputError, match="at most 1"):
         build_dlq_filter("delete", message_ids=["m1", "m2"])
 
 
 @pytest.mark.parametrize("bad", [["500x"], [True], "abc", [1.5]])
 def test_response_statuses_must_be_whole_numbers(bad: Any):
-    with pytest.raises(BulkCancelFilterError, match="response_statuses"):
+    with pytest.raises(QStashInputError, match="response_statuses"):
         build_dlq_filter("delete", response_statuses=bad)
 
 
 def test_unknown_filter_is_refused():
-    with pytest.raises(BulkCancelFilterError, match="Unknown filter"):
+    with pytest.raises(QStashInputError, match="Unknown filter"):
         build_dlq_filter("delete", label="a")
 
 
@@ -150,19 +147,19 @@ def test_rendered_to_date_is_pinned_to_the_task_start():
 
 
 def test_a_to_date_in_the_future_is_no_filter():
-    with pytest.raises(NoFilterError, match="delete_all=True"):
+    with pytest.raises(QStashInputError, match="delete_all=True"):
         rendered(to_date="2099-01-01T00:00:00+00:00")
 
 
 def test_a_template_that_renders_empty_is_refused_unless_optional():
-    with pytest.raises(BulkCancelFilterError, match="labels is templated but rendered empty"):
+    with pytest.raises(QStashInputError, match="labels is templated but rendered empty"):
         rendered(labels="None", queue_names="q1")
     assert rendered(labels="None", queue_names="q1", optional=("labels",)).labels == ()
 
 
 def test_an_empty_form_is_refused_even_with_every_field_optional():
     fields = ("labels", "response_statuses", "from_date", "to_date")
-    with pytest.raises(NoFilterError, match="retry_all=True"):
+    with pytest.raises(QStashInputError, match="retry_all=True"):
         rendered("retry", optional=fields, **dict.fromkeys(fields, "None"))
 
 
@@ -172,7 +169,7 @@ def test_rendered_response_statuses_read_a_jinja_list():
 
 def test_rendered_flag_reads_text():
     assert rendered(select_all="True").select_all is True
-    with pytest.raises(BulkCancelFilterError, match="delete_all must be True or False"):
+    with pytest.raises(QStashInputError, match="delete_all must be True or False"):
         rendered(select_all="yes")
 
 
@@ -181,13 +178,13 @@ def test_rendered_flag_reads_text():
 
 @pytest.mark.parametrize(("value", "expected"), [(1, 1), (100, 100), ("42", 42), (" 7 ", 7)])
 def test_batch_size_accepts_1_to_100(value: Any, expected: int):
-    assert parse_batch_size(value) == expected
+    assert parse_count(value, "batch_size", maximum=DLQ_MAX_COUNT, what="QStash's DLQ count") == expected
 
 
 @pytest.mark.parametrize("value", [0, 101, 500, -1, "1e2", True, None, 1.0, "²"])
 def test_batch_size_outside_1_to_100_is_refused(value: Any):
-    with pytest.raises(DLQFilterError, match="batch_size must be a whole number from 1 to 100"):
-        parse_batch_size(value)
+    with pytest.raises(QStashInputError, match="batch_size must be a whole number from 1 to 100"):
+        parse_count(value, "batch_size", maximum=DLQ_MAX_COUNT, what="QStash's DLQ count")
 
 
 @pytest.mark.parametrize(
@@ -195,26 +192,26 @@ def test_batch_size_outside_1_to_100_is_refused(value: Any):
     [(None, DEFAULT_MAX_REQUESTS), ("None", DEFAULT_MAX_REQUESTS), ("", DEFAULT_MAX_REQUESTS), (3, 3), ("12", 12)],
 )
 def test_max_requests_defaults_to_a_finite_bound(value: Any, expected: int):
-    assert parse_max_requests(value) == expected
-    assert math.isfinite(parse_max_requests(value))
+    assert parse_bound(value, "max_requests") == expected
+    assert math.isfinite(parse_bound(value, "max_requests"))
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 2.5, "inf", "nan", "1_000"])
 def test_max_requests_must_be_a_whole_number_from_1(value: Any):
-    with pytest.raises(DLQFilterError, match="max_requests"):
-        parse_max_requests(value)
+    with pytest.raises(QStashInputError, match="max_requests"):
+        parse_bound(value, "max_requests")
 
 
 def test_make_run_builds_the_actions_run():
     value = build_dlq_filter("delete", labels="a")
     assert isinstance(make_run("delete", value, batch_size=10), DLQDeleteRun)
     assert isinstance(make_run("retry", value, headers=()), DLQRetryRun)
-    with pytest.raises(DLQFilterError, match="action must be"):
+    with pytest.raises(QStashInputError, match="action must be"):
         make_run("purge", value)
 
 
 def test_a_run_refuses_anything_but_a_dlq_filter():
-    with pytest.raises(DLQFilterError, match="must be a DLQFilter"):
+    with pytest.raises(QStashInputError, match="must be a DLQFilter"):
         DLQDeleteRun({"labels": ["a"]})  # type: ignore[arg-type]
 
 
@@ -269,19 +266,19 @@ def test_overrides_become_upstash_headers(kwargs: dict[str, Any], expected: tupl
     ],
 )
 def test_bad_overrides_are_refused_with_the_reason(kwargs: dict[str, Any], match: str):
-    with pytest.raises(DLQFilterError, match=match):
+    with pytest.raises(QStashInputError, match=match):
         retry_overrides(**kwargs)
 
 
 def test_override_refusals_use_the_callers_names():
-    with pytest.raises(DLQFilterError, match="override_retries must"):
+    with pytest.raises(QStashInputError, match="override_retries must"):
         retry_overrides(retries=-1, field_prefix="override_")
-    with pytest.raises(DLQFilterError, match=r"override_headers name 'X-A'"):
+    with pytest.raises(QStashInputError, match=r"override_headers name 'X-A'"):
         retry_overrides(headers={"X-A": "1"}, field_prefix="override_")
 
 
 def test_retry_run_validates_its_headers_again():
     value = build_dlq_filter("retry", labels="a")
     assert DLQRetryRun(value, headers=[["Upstash-Retries", "0"]]).headers == (("Upstash-Retries", "0"),)
-    with pytest.raises(DLQFilterError, match="not an Upstash"):
+    with pytest.raises(QStashInputError, match="not an Upstash"):
         DLQRetryRun(value, headers=[["Authorization", "Bearer x"]])

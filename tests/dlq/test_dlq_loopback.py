@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_qstash.dlq import DLQRunIncomplete
-from airflow_qstash.errors import QStashAPIError, QStashRetryableError
+from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashRunIncomplete
 from tests.conftest import TEST_TOKEN
 from tests.hooks.loopback import LoopbackServer, Received, Reply
 from tests.hooks.test_loopback import loopback_connection, run
@@ -39,7 +38,7 @@ def test_a_dlq_redirect_is_never_followed(monkeypatch, transport, status, operat
     server = LoopbackServer(redirect)
     with server:
         conn_id = loopback_connection(monkeypatch, server, max_retries=3)
-        with pytest.raises((QStashAPIError, DLQRunIncomplete)) as info:
+        with pytest.raises((QStashAPIError, QStashRunIncomplete)) as info:
             run(transport, conn_id, method, *kwargs.values()) if method == "delete_dlq_message" else run_kw(
                 transport, conn_id, method, kwargs
             )

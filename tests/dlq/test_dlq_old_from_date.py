@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_qstash.operators.dlq import DLQRefused
 from tests.dlq.fake_dlq import FakeDLQ
 from tests.dlq.test_dlq_operators import OPERATORS, defer_calls, rendered, ti_context  # noqa: F401
 
@@ -26,7 +26,7 @@ def test_an_old_from_date_alone_is_refused_before_any_request_or_deferral(
     sync_fake: FakeDLQ, defer_calls, cls, deferrable
 ):
     op = rendered(cls(task_id="t", deferrable=deferrable, from_date=OLD))
-    with pytest.raises(DLQRefused) as info:
+    with pytest.raises(AirflowFailException) as info:
         op.execute(ti_context())
     message = str(info.value)
     assert "is older than anything QStash keeps" in message

@@ -18,12 +18,13 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.dlq import DLQRetryRun
-from airflow_qstash.filters import DLQ_FILTERS, BulkCancelFilterError
-from airflow_qstash.operators.dlq import DLQRefused, QStashDLQDeleteOperator, QStashDLQRetryOperator
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ
@@ -125,7 +126,7 @@ def test_the_filter_keywords_match_the_table():
 @pytest.mark.parametrize("cls", OPERATORS)
 @pytest.mark.parametrize("name", ["hosts", "paths", "host", "path"])
 def test_host_and_path_are_refused_when_the_dag_is_parsed(cls: type, name: str):
-    with pytest.raises(DLQRefused, match="DLQ endpoints reject"):
+    with pytest.raises(AirflowFailException, match="DLQ endpoints reject"):
         cls(task_id="t", labels="a", **{name: "x"})
 
 
@@ -137,15 +138,16 @@ def test_optional_filters_take_the_filters_and_the_operators_own_optional_fields
         op = cls(task_id="t", labels="a", optional_filters={"override_delay", "labels"})
         assert op.optional_filters == ("labels", "override_delay")
     else:
-        with pytest.raises(DLQRefused, match=r"unknown field\(s\) \['override_delay'\]; known fields: dlq_ids,"):
+        expected = r"unknown field\(s\) \['override_delay'\]; known fields: dlq_ids,"
+        with pytest.raises(AirflowFailException, match=expected):
             cls(task_id="t", labels="a", optional_filters=["override_delay"])
 
 
 @pytest.mark.parametrize("cls", OPERATORS)
 def test_optional_filters_must_name_known_fields(cls: type):
-    with pytest.raises(DLQRefused, match="unknown field"):
+    with pytest.raises(AirflowFailException, match="unknown field"):
         cls(task_id="t", labels="a", optional_filters=["label"])
-    with pytest.raises(DLQRefused, match="must be a list"):
+    with pytest.raises(AirflowFailException, match="must be a list"):
         cls(task_id="t", labels="a", optional_filters="labels")
 
 
@@ -187,7 +189,7 @@ def test_refusals_happen_before_any_request_or_deferral(
         cls(task_id="t", deferrable=deferrable, **kwargs),
         params={"missing": None, "g": (x for x in "a")},
     )
-    with pytest.raises(DLQRefused, match=match):
+    with pytest.raises(AirflowFailException, match=match):
         op.execute(ti_context())
     assert sync_fake.seen == []
     assert defer_calls == []
@@ -203,7 +205,7 @@ def test_refusals_happen_before_any_request_or_deferral(
 )
 def test_delete_refusals_of_its_own_fields(sync_fake: FakeDLQ, kwargs: dict[str, Any], match: str):
     op = rendered(QStashDLQDeleteOperator(task_id="t", labels="a", **kwargs), params={"n": 0})
-    with pytest.raises(DLQRefused, match=match):
+    with pytest.raises(AirflowFailException, match=match):
         op.execute(ti_context())
     assert sync_fake.seen == []
 
@@ -224,7 +226,7 @@ def test_delete_refusals_of_its_own_fields(sync_fake: FakeDLQ, kwargs: dict[str,
 )
 def test_retry_refusals_of_its_own_fields(sync_fake: FakeDLQ, kwargs: dict[str, Any], match: str):
     op = rendered(QStashDLQRetryOperator(task_id="t", labels="a", **kwargs), params={"r": None})
-    with pytest.raises(DLQRefused, match=match):
+    with pytest.raises(AirflowFailException, match=match):
         op.execute(ti_context())
     assert sync_fake.seen == []
 
@@ -242,8 +244,10 @@ def test_an_optional_override_that_renders_empty_is_not_sent(sync_fake: FakeDLQ)
 def test_a_refusal_fails_the_task_without_retries():
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    assert issubclass(DLQRefused, AirflowFailException)
-    assert issubclass(DLQRefused, BulkCancelFilterError)
+    op = QStashDLQDeleteOperator(task_id="t", labels="a", batch_size=0)
+    with pytest.raises(AirflowFailException, match="batch_size") as info, op._refusing():
+        op.plan(1_800_000_000_000)
+    assert isinstance(info.value.__cause__, QStashInputError)
 
 
 @pytest.mark.parametrize("cls", OPERATORS)
@@ -252,7 +256,7 @@ def test_an_undefined_data_interval_on_a_manual_run_explains_itself(cls: type):
 
     op = cls(task_id="t", labels="a", from_date="{{ data_interval_start }}")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    with pytest.raises(DLQRefused, match="manual or API-triggered run has no data interval") as info:
+    with pytest.raises(AirflowFailException, match="manual or API-triggered run has no data interval") as info:
         op.render_template_fields(ti_context(), jinja_env=env)
     assert "data_interval_start" in str(info.value)
     other = cls(task_id="t", labels="{{ no_such_thing }}")
@@ -267,12 +271,12 @@ def test_a_dag_with_its_own_jinja_delimiters_marks_those_as_templates(cls: type)
     dag = DAG("custom_delimiters", schedule=None, jinja_environment_kwargs={"variable_start_string": "[["})
     op = cls(task_id="t", dag=dag, labels="[[ params.labels ]]", queue_names="{{ q }}", urls="https://x/a")
     assert op.set_by_author == ("urls", "queue_names", "labels")
-    assert op.templated_fields == ("labels",)
+    assert op.templated == ("labels",)
 
 
 def test_the_retry_overrides_are_judged_literal_or_templated_too():
     op = QStashDLQRetryOperator(task_id="t", labels="a", override_retries="{{ params.r }}", override_delay="5m")
-    assert op.templated_fields == ("override_retries",)
+    assert op.templated == ("override_retries",)
     assert set(op.set_by_author) == {"labels", "override_retries", "override_delay"}
 
 
@@ -357,7 +361,7 @@ def test_reaching_max_requests_fails_the_task_with_the_totals(sync_fake: FakeDLQ
     expected = r"max_requests=2 reached.*Deleted 3 entries of the 10 selected in 2 request"
     with pytest.raises(AirflowException, match=expected) as info:
         op.execute(ti_context())  # one listing request, one delete of 3 ids
-    assert not isinstance(info.value, DLQRefused)
+    assert not isinstance(info.value, AirflowFailException)
     assert len(sync_fake.ids()) == 7
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.dlq import DLQFilterError, build_dlq_filter, retry_overrides, shown_overrides
+from airflow_qstash.dlq import build_dlq_filter
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.inputs import retry_overrides, shown_overrides
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.dlq.fake_dlq import FakeDLQ
@@ -65,7 +67,7 @@ def assert_no_credential(text: str) -> None:
     ],
 )
 def test_override_headers_pass_the_typed_checks(headers: dict[str, Any], match: str):
-    with pytest.raises(DLQFilterError, match=match):
+    with pytest.raises(QStashInputError, match=match):
         retry_overrides(headers=headers, field_prefix="override_")
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
-from airflow_qstash.dlq import DLQRunIncomplete, build_dlq_filter, make_run, retry_overrides
-from airflow_qstash.errors import QStashAPIError
+from airflow_qstash.dlq import build_dlq_filter, make_run, retry_overrides
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.wire import (
@@ -132,7 +132,7 @@ def test_a_start_answered_200_with_only_an_action_id_is_followed(call_hook, toda
 def test_an_action_past_action_timeout_fails_saying_a_rerun_joins_it(call_hook, today: FakeDLQ):
     today.add(10, "a")
     today.action_rate = 0  # never progresses
-    with pytest.raises(DLQRunIncomplete, match=r"past action_timeout=5 s.*running the task again joins it") as info:
+    with pytest.raises(QStashRunIncomplete, match=r"past action_timeout=5 s.*running the task again joins it") as info:
         call_hook("dlq_delete", labels="a", action_timeout=5)
     assert info.value.summary["mode"] == "bulk_action" and len(today.ids("a")) == 10
 
@@ -147,7 +147,7 @@ def test_rounds_that_leave_as_much_stop_as_no_progress(call_hook, today: FakeDLQ
         return None
 
     today.intercept = finishes_without_acting
-    with pytest.raises(DLQRunIncomplete, match="no progress"):
+    with pytest.raises(QStashRunIncomplete, match="no progress"):
         call_hook("dlq_delete", labels="a")
     assert len(today.actions) == MAX_ROUNDS_WITHOUT_PROGRESS + 1
     assert len(today.ids("a")) == 6
@@ -155,7 +155,7 @@ def test_rounds_that_leave_as_much_stop_as_no_progress(call_hook, today: FakeDLQ
 
 def test_max_requests_bounds_the_bulk_action_starts(call_hook, today: FakeDLQ):
     today.add(3, "a")
-    with pytest.raises(DLQRunIncomplete, match=r"max_requests=1 reached before starting the next bulk action"):
+    with pytest.raises(QStashRunIncomplete, match=r"max_requests=1 reached before starting the next bulk action"):
         call_hook("dlq_delete", labels="a", max_requests=1)  # the start, then no room for the confirming round
 
 
@@ -291,10 +291,10 @@ def test_a_bulk_start_answer_without_an_action_id_is_a_clear_error(answer: Any):
 
 
 def test_a_filterless_bulk_start_is_refused_unless_retry_all():
-    from airflow_qstash.wire import UnfilteredBulkCallError, refuse_unfiltered_bulk_call
+    from airflow_qstash.wire import refuse_unfiltered_bulk_call
 
     call = next(start_dlq_action(DLQ_RETRY_BULK, []))
-    with pytest.raises(UnfilteredBulkCallError, match="every DLQ entry"):
+    with pytest.raises(QStashInputError, match="every DLQ entry"):
         refuse_unfiltered_bulk_call(call, FAKE_BASE_URL)
 
 

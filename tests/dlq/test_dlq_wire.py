@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from airflow_qstash.dlq import build_dlq_filter
-from airflow_qstash.errors import QStashAPIError
-from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError
 from airflow_qstash.wire import (
     DLQ_DELETE,
     DLQ_MESSAGE,
@@ -75,7 +74,7 @@ def test_ids_are_split_by_count_and_by_url_length():
 
 def test_a_filter_too_long_for_one_url_is_refused():
     value = build_dlq_filter("delete", labels=[f"label-{i}-" + "y" * 40 for i in range(100)])
-    with pytest.raises(BulkCancelFilterError, match="more than the"):
+    with pytest.raises(QStashInputError, match="more than the"):
         dlq_requests(value, DLQ_DELETE, BASE_URL)
 
 
@@ -90,10 +89,15 @@ def test_page_requests_add_count_and_cursor():
     assert (call.endpoint, call.path) == (DLQ_MESSAGE, "/v2/dlq/a%20b%2Fc")
 
 
-@pytest.mark.parametrize("count", [0, 101, True, "5"])
+@pytest.mark.parametrize("count", [0, 101, True, "abc", 2.5, "101"])
 def test_page_count_is_1_to_100(count: Any):
-    with pytest.raises(BulkCancelFilterError, match="count must be"):
+    with pytest.raises(QStashInputError, match="count must be a whole number from 1 to 100"):
         first_call(dlq_delete_page([], None, count))
+
+
+def test_page_count_is_read_by_the_one_count_reader():
+    """The DLQ page count reads like every other count (digits too): one reader, not three."""
+    assert ("count", "5") in first_call(dlq_delete_page([], None, "5")).params
 
 
 @pytest.mark.parametrize(
@@ -136,5 +140,5 @@ def test_dlq_id_requests_carry_only_ids_at_most_per_request_and_within_the_url_l
         assert len(url) <= MAX_URL_LENGTH
     assert [len(part) for part in dlq_id_requests(ids[:25], DLQ_RETRY, BASE_URL, 10)] == [10, 10, 5]
     assert list(dlq_id_requests([], DLQ_DELETE, BASE_URL)) == []
-    with pytest.raises(BulkCancelFilterError, match="per_request"):
+    with pytest.raises(QStashInputError, match="per_request"):
         dlq_id_requests(ids, DLQ_DELETE, BASE_URL, 101)

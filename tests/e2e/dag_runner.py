@@ -146,7 +146,7 @@ def run_dag_test(request: dict[str, Any]) -> dict[str, Any]:
     import pendulum
     from airflow.utils.session import create_session
 
-    from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+    from tests.airflow_versions import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
     try:
         from airflow.dag_processing.dagbag import DagBag
@@ -244,7 +244,7 @@ def main(log_path: str) -> int:
     # The same call as `airflow db migrate`, without starting a second Airflow process.
     from airflow.utils.db import upgradedb
 
-    from airflow_qstash.compat import AIRFLOW_V_3_1_PLUS
+    from tests.airflow_versions import AIRFLOW_V_3_1_PLUS
 
     upgradedb()
     if not AIRFLOW_V_3_1_PLUS:

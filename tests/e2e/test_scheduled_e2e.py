@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import pendulum
 import pytest
 
-from airflow_qstash.compat import AIRFLOW_V_3_0_PLUS
 from qstash_emulator import QStashEmulator
+from tests.airflow_versions import AIRFLOW_V_3_0_PLUS
 from tests.e2e.dag_runner import DagTestRunner
 from tests.e2e.e2e_lib import (
     MS,

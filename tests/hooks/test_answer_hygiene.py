@@ -18,7 +18,7 @@ import pytest
 
 from airflow_qstash import wire
 from airflow_qstash.dlq import build_dlq_filter
-from airflow_qstash.errors import QStashAPIError, redact
+from airflow_qstash.exceptions import QStashAPIError, redact
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers.dlq import QStashDLQTrigger

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from airflow_qstash.errors import QStashAPIError, QStashRetryableError
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRetryableError
+from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.wire import CONFLICT_ATTEMPTS, CONFLICT_BACKOFF, ActionStarted, BatchCancelled, BulkAction
 from tests.clock import pin_wall_clock
 from tests.hooks.conftest import Answer, HookClient, Sent
@@ -369,6 +369,6 @@ def test_list_bulk_actions_refuses_a_malformed_page(client, body):
 
 @pytest.mark.parametrize("state", ["RUNNING", "in_progress", ""])
 def test_list_bulk_actions_refuses_an_unknown_state_before_any_request(client, state):
-    with pytest.raises(BulkCancelFilterError, match="state must be one of"):
+    with pytest.raises(QStashInputError, match="state must be one of"):
         client.run("list_bulk_actions", state)
     assert client.server.sent == []

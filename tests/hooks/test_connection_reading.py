@@ -1,7 +1,8 @@
 """
 Reading the ``qstash`` connection, on both hooks (issue 11 items 8, 10 and 12): ``http://`` only to
 loopback unless the connection allows it, every numeric extra finite and in range, an extra stored as JSON
-text parsed, and every connection problem an ``AirflowFailException`` raised before any request.
+text parsed, and every connection problem a ``QStashInputError`` raised before any request (operators fail the task
+without retries for it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_qstash.config import NUMERIC_EXTRAS
-from airflow_qstash.errors import QStashAPIError, QStashConnectionError
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
 from tests.connections import raw_qstash_connection, serve_connections
 from tests.hooks.conftest import Answer, HookClient, use_connection
@@ -36,7 +37,7 @@ def refused_before_any_request(client: HookClient, conn_id: str) -> QStashConnec
     """The connection is refused when read, the refusal stops Airflow's retries, and nothing is sent."""
     with pytest.raises(QStashConnectionError) as info:
         client.read_config(conn_id)
-    assert isinstance(info.value, AirflowFailException)
+    assert isinstance(info.value, QStashInputError)  # an input refusal: operators fail without retries
     with pytest.raises(QStashConnectionError):
         client.run("bulk_cancel_by_filter", LABELS, conn_id=conn_id)
     assert client.server.sent == []

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from airflow_qstash.filters import BulkCancelFilterError
+from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.hooks.qstash import QStashHook
 from tests.hooks.conftest import Answer
 
@@ -31,7 +31,7 @@ _SEGMENT_CHARS = set(string.ascii_letters + string.digits + "-._~%")
 @pytest.mark.parametrize("bad_id", COLLAPSING_IDS)
 @pytest.mark.parametrize("method", list(METHODS))
 def test_a_dot_segment_id_is_refused_before_any_request(client, method, bad_id):
-    with pytest.raises(BulkCancelFilterError, match="dot segment"):
+    with pytest.raises(QStashInputError, match="dot segment"):
         client.run(method, bad_id)
     assert client.server.sent == []
 
@@ -39,7 +39,7 @@ def test_a_dot_segment_id_is_refused_before_any_request(client, method, bad_id):
 @pytest.mark.parametrize("bad_id", EMPTY_IDS)
 @pytest.mark.parametrize("method", list(METHODS))
 def test_an_empty_id_is_refused_before_any_request(client, method, bad_id):
-    with pytest.raises(BulkCancelFilterError, match="is empty"):
+    with pytest.raises(QStashInputError, match="is empty"):
         client.run(method, bad_id)
     assert client.server.sent == []
 
@@ -48,7 +48,7 @@ def test_an_empty_id_is_refused_before_any_request(client, method, bad_id):
 @pytest.mark.parametrize("method", list(METHODS))
 def test_a_refused_id_names_the_argument_to_change(client, method, bad_id):
     _, argument = METHODS[method]
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         client.run(method, bad_id)
     assert str(info.value).startswith(argument), str(info.value)
 
@@ -84,7 +84,7 @@ def test_cancel_message_answers_what_qstash_answered(client):
 @pytest.mark.parametrize("ids", [[".."], ["m1", "."], ["%2e%2e"], ["a/.."], ["m1", " "]])
 def test_dot_segment_or_blank_ids_inside_message_ids_are_refused(qstash_conn, requests_mock, ids):
     requests_mock.delete(f"{qstash_conn}/v2/messages", json={"cancelled": 1000})
-    with pytest.raises(BulkCancelFilterError, match="message_ids"):
+    with pytest.raises(QStashInputError, match="message_ids"):
         QStashHook().bulk_cancel(message_ids=ids)
     assert requests_mock.call_count == 0
 

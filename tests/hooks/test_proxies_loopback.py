@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from airflow_qstash import wire
-from airflow_qstash.errors import QStashAPIError, QStashConnectionError
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError
 from airflow_qstash.hooks.transport import default_ssl_context
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import use_connection

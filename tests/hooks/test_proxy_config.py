@@ -13,7 +13,7 @@ import json
 import pytest
 
 from airflow_qstash.config import QStashConnectionConfig, read_proxy
-from airflow_qstash.errors import QStashAPIError, QStashConnectionError, redact
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, redact
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.hooks.transport import new_session, proxy_for
 from tests.hooks.conftest import use_connection

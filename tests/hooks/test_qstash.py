@@ -13,15 +13,10 @@ import pytest
 import requests
 from requests_mock import ANY
 
-from airflow_qstash.filters import BulkCancelFilterError
-from airflow_qstash.hooks.qstash import (
-    DEFAULT_BASE_URL,
-    MAX_URL_LENGTH,
-    BatchCancelled,
-    QStashAPIError,
-    QStashConnectionError,
-    QStashHook,
-)
+from airflow_qstash.config import DEFAULT_BASE_URL
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
+from airflow_qstash.hooks.qstash import QStashHook
+from airflow_qstash.wire import MAX_URL_LENGTH, BatchCancelled
 from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 
@@ -195,7 +190,7 @@ def test_non_ascii_and_reserved_characters_are_percent_encoded(qstash_conn, requ
 )
 def test_refusals_send_zero_requests(qstash_conn, requests_mock, kwargs, fragment):
     requests_mock.delete(URL, json={"cancelled": 99})
-    with pytest.raises(BulkCancelFilterError) as info:
+    with pytest.raises(QStashInputError) as info:
         QStashHook().bulk_cancel(**kwargs)
     assert fragment in str(info.value)
     assert requests_mock.call_count == 0

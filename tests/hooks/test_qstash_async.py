@@ -12,15 +12,10 @@ import pytest
 from tenacity import AsyncRetrying
 
 import airflow_qstash.hooks.qstash as qstash_module
-from airflow_qstash.filters import BulkCancelFilter, BulkCancelFilterError
-from airflow_qstash.hooks.qstash import (
-    MAX_URL_LENGTH,
-    BatchCancelled,
-    QStashAPIError,
-    QStashAsyncHook,
-    QStashConnectionError,
-    QStashHook,
-)
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
+from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.wire import MAX_URL_LENGTH, BatchCancelled
 from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 
@@ -166,7 +161,7 @@ def test_long_message_id_list_is_split_like_the_sync_hook(monkeypatch, requests_
 
 def test_a_bad_count_sends_nothing(qstash_conn):
     server = Server(ok(1))
-    with pytest.raises(BulkCancelFilterError, match="count"):
+    with pytest.raises(QStashInputError, match="count"):
         cancel(server, LABELS_FILTER, 0)
     assert server.requests == []
 

@@ -17,9 +17,8 @@ import logging
 import time
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_qstash.errors import QStashAPIError, QStashConnectionError
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
 from tests.hooks.conftest import Answer, HookClient, use_connection
 
@@ -84,7 +83,7 @@ def test_a_token_that_cannot_be_a_header_is_refused_when_the_connection_is_read(
     assert kind in message
     assert "the token is the cause" in message
     assert "'qstash_bad'" in message
-    assert isinstance(info.value, AirflowFailException)  # Airflow does not retry a task for it
+    assert isinstance(info.value, QStashInputError)  # an input refusal: operators fail without retries
     assert_no_piece(info.value, token)
     # and nothing is sent with it
     with pytest.raises(QStashConnectionError):

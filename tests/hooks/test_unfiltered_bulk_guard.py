@@ -12,7 +12,8 @@ import pytest
 
 import airflow_qstash.hooks.qstash as qstash_module
 from airflow_qstash.config import QStashConnectionConfig, RetryPolicy
-from airflow_qstash.wire import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY, Call, Endpoint, UnfilteredBulkCallError
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.wire import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY, Call, Endpoint
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import Answer, HookClient
 
@@ -43,7 +44,7 @@ def _answer_everything(client: HookClient) -> None:
 @pytest.mark.parametrize("call", FILTERLESS_CALLS)
 def test_a_filterless_bulk_call_without_the_all_flag_is_refused_before_any_request(client, call):
     _answer_everything(client)
-    with pytest.raises(UnfilteredBulkCallError, match="with no filter") as info:
+    with pytest.raises(QStashInputError, match="with no filter") as info:
         client.run("send", call)
     assert "Nothing was sent" in str(info.value)
     assert client.server.calls() == []
@@ -100,6 +101,6 @@ def test_a_base_url_that_swallows_the_path_cannot_turn_a_single_delete_into_a_bu
     """#17.1: with '.../v2/messages#' as host, cancel_message(id) sent a filterless DELETE /v2/messages."""
     swallowing_base_url(base_url)
     _answer_everything(client)
-    with pytest.raises(UnfilteredBulkCallError, match="with no filter"):
+    with pytest.raises(QStashInputError, match="with no filter"):
         client.run(method, *args)
     assert client.server.calls() == []

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.errors import QStashAPIError, QStashConnectionError
+from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from tests.hooks.conftest import use_connection
@@ -128,9 +128,12 @@ def test_the_bulk_cancel_operator_fails_naming_the_connection(monkeypatch, close
     from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
     use_connection(monkeypatch, "qstash_local", host=f"http://127.0.0.1:{closed_port}")
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
     op = QStashBulkCancelOperator(task_id="t", labels="a", qstash_conn_id="qstash_local")
-    with pytest.raises(QStashConnectionError) as info:
+    with pytest.raises(AirflowFailException) as info:  # the task is not retried
         op.execute({"ti": SimpleNamespace(start_date=pendulum.datetime(2026, 12, 5, tz="UTC"))})
+    assert isinstance(info.value.__cause__, QStashConnectionError)
     assert "qstash_local" in str(info.value) and "continues safely" not in str(info.value)
 
 

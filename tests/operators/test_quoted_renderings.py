@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 from tests.operators.test_qstash import (  # noqa: F401
@@ -51,7 +51,7 @@ def test_a_quoted_rendering_reaches_the_trigger_as_the_value_inside(qstash, requ
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_a_quoted_rendering_that_is_not_a_string_is_refused(qstash, requests_mock, deferrable):
     op = rendered(make_op(labels='{{ params.one | tojson }} and "more', deferrable=deferrable), params={"one": "a"})
-    with pytest.raises(ValueError, match="starts with a quote"):
+    with pytest.raises(AirflowFailException, match="starts with a quote"):
         op.execute(ti_context())
     assert requests_mock.call_count == 0
 

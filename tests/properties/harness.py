@@ -345,11 +345,11 @@ def set_env(name: str, value: str | None) -> Callable[[], None]:
 
 @contextlib.contextmanager
 def pinned_clock(now_ms: int = NOW_MS) -> Iterator[None]:
-    """The provider's wall-clock reads (filters, wire, run bookkeeping) see ``now_ms``; monotonic time runs."""
+    """The provider's one wall-clock reader (``inputs.now_ms``) sees ``now_ms``; monotonic time runs."""
     import time
     from types import SimpleNamespace
 
-    from airflow_qstash import batching, filters, wire
+    from airflow_qstash import inputs
 
     clock = SimpleNamespace(
         time=lambda: now_ms / 1000,
@@ -358,8 +358,7 @@ def pinned_clock(now_ms: int = NOW_MS) -> Iterator[None]:
         sleep=time.sleep,
     )
     patches = pytest_monkeypatch()
-    for module in (batching, filters, wire):
-        patches.setattr(module, "time", clock)
+    patches.setattr(inputs, "time", clock)  # the provider's one wall-clock reader
     try:
         yield
     finally:

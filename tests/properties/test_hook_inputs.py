@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_qstash.dlq import retry_overrides
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.inputs import retry_overrides
 from tests.properties import strategies as s
 from tests.properties.harness import (
     Answer,

@@ -1,5 +1,18 @@
 """
-The provider's exception types and the redaction every error text goes through.
+The provider's one exception tree, and the one redaction every error text goes through.
+
+::
+
+    QStashError (AirflowException)            every error this provider raises
+    ├── QStashInputError (also ValueError)    input refused before any request: a filter, a bound, an
+    │   │                                     override, a connection value; operators fail the task
+    │   │                                     without retries (AirflowFailException) in one place
+    │   └── QStashConnectionError             the Airflow connection cannot be used as it is
+    ├── QStashAPIError                        QStash answered an error (or an unreadable answer)
+    │   ├── QStashRetryableError              429, 5xx: worth retrying
+    │   │   └── QStashTransportError          no answer at all
+    │   └── QStashActionConflict              an identical bulk action is already running
+    └── QStashRunIncomplete                   a run stopped early; carries its totals so far
 
 Nothing here knows about transports. Every message the provider builds from a server answer (2xx
 included), a ``Location`` header or a connection value passes through :func:`redact` first, so the token
@@ -15,7 +28,7 @@ import re
 import threading
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException
 
 REDACTED = "***"
 #: A credential after an auth scheme, whatever it is: a server may echo a header back.
@@ -109,12 +122,33 @@ def _redact_one(text: str, secret: str | None = None) -> str:
 
 class QStashError(AirflowException):
     """
-    Base class of the errors this provider raises after talking to QStash. Its message is passed through
-    :func:`redact` once more: no remembered token reaches a log, a task failure or a trigger event.
+    Base class of every error this provider raises. Its message is passed through :func:`redact` once
+    more: no remembered token reaches a log, a task failure or a trigger event.
     """
 
     def __init__(self, message: Any = "", *args: Any) -> None:
         super().__init__(redact(str(message)), *args)
+
+
+class QStashInputError(QStashError, ValueError):
+    """
+    Input refused before any request was sent: a filter (or the lack of one), a count or bound, a retry
+    override, an id, a connection value. The message says what to change. Also a ``ValueError`` for hook
+    users; the operators turn it into an ``AirflowFailException`` (a retry cannot fix it).
+
+    :param no_filter: the refusal is "nothing selects anything and the all-flag was not given".
+    """
+
+    def __init__(self, message: Any = "", *args: Any, no_filter: bool = False) -> None:
+        super().__init__(message, *args)
+        self.no_filter = no_filter
+
+
+class QStashConnectionError(QStashInputError):
+    """
+    The Airflow connection is missing something or holds a value the hook cannot use (or names a host
+    that refuses connections or does not exist): an input error of the connection.
+    """
 
 
 class QStashAPIError(QStashError):
@@ -150,12 +184,15 @@ class QStashActionConflict(QStashAPIError):
     """
 
 
-class QStashConnectionError(QStashError, AirflowFailException, ValueError):
+class QStashRunIncomplete(QStashError):
     """
-    The Airflow connection is missing something or holds a value the hook cannot use.
+    A run (bulk cancel, DLQ delete or retry) stopped with items possibly left: its bound spent, killed, no
+    progress, or a request failed for good. ``summary`` holds the totals so far (the XCom form).
+    """
 
-    An ``AirflowFailException``: retrying the task cannot fix a connection, so Airflow does not retry it.
-    """
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
 
 
 __all__ = [
@@ -164,7 +201,9 @@ __all__ = [
     "QStashActionConflict",
     "QStashConnectionError",
     "QStashError",
+    "QStashInputError",
     "QStashRetryableError",
+    "QStashRunIncomplete",
     "QStashTransportError",
     "redact",
     "remember_secret",
