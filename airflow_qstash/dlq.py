@@ -3,7 +3,14 @@ Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and th
 and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter` (next to
 the bulk-cancel filter; importable from here too).
 
-A run acts on the set that existed when it started. A DLQ entry's ``createdAt`` is the ORIGINAL
+Today's QStash (the 2026-12 API): a filter run is rounds of one async bulk action each
+(``DELETE /v2/dlq/bulk`` / ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED`` and confirmed by a
+round that selects 0 (:meth:`DLQRun._action_steps`); QStash takes an action's entries when it accepts it,
+so entries failing during an action are not in it. A ``dlq_ids`` run goes to ``/multi`` (one id: the
+single-id endpoint). The deprecated paging API below is used only when the server lacks those endpoints
+(a 404: an older server), detected once per run; the summary's ``mode`` says which.
+
+On the paging API, a run acts on the set that existed when it started. A DLQ entry's ``createdAt`` is the ORIGINAL
 message's creation time, so a ``toDate`` pinned to the task's start does not keep out entries that fail
 during the run (an old message that fails meanwhile has an old ``createdAt``). So a filter run first
 collects the ``dlqId`` of every matching entry with ``GET /v2/dlq`` (100 a page, following the cursor),
@@ -37,15 +44,16 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
+from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS, POLL_GROWTH, POLL_INITIAL
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
 from airflow_qstash.filters import DLQFilter, read_rendered_filter
 from airflow_qstash.inputs import (
     DLQ_MAX_COUNT,
+    parse_action_timeout,
     parse_bound,
     parse_count,
     retry_overrides,
@@ -57,6 +65,14 @@ if TYPE_CHECKING:
 
 DELETE = "delete"
 RETRY = "retry"
+#: Which API a run used (the summary's ``mode``): today's async bulk actions (a filter run), today's
+#: ``/multi`` and single-id endpoints (a ``dlq_ids`` run), or the deprecated paging API (an older server).
+MODE_BULK_ACTION = "bulk_action"
+MODE_MULTI = "multi"
+MODE_PAGED = "paged"
+#: The ceiling of the pause between polls of a bulk action when the caller gives none (the connection's
+#: ``poll_interval_max`` default).
+DEFAULT_POLL_INTERVAL_MAX = 10.0
 #: The flag that allows a run with no filter, per action (the value object's ``select_all`` field), named in
 #: the refusals (``flag_name``).
 SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
@@ -150,13 +166,33 @@ class DLQRun(ABC):
     selected: int = 0
     #: ``GET /v2/dlq`` pages read to collect them.
     list_requests: int = 0
+    #: The longest one bulk action is followed, in seconds (``None``: the bulk cancel's default).
+    action_timeout: Any = None
+    #: Which API the run used: :data:`MODE_BULK_ACTION`, :data:`MODE_MULTI` or :data:`MODE_PAGED`.
+    mode: str | None = None
+    #: The bulk actions followed (started or joined), in order.
+    action_ids: list[str] = field(default_factory=list)
+    #: Bulk actions followed to ``FINISHED``, and the ``GET /v2/bulkActions/{id}`` polls (bounded by
+    #: ``action_timeout``, not counted in ``requests``).
+    rounds: int = 0
+    polls: int = 0
+    #: Requests that found an older server (404 on today's endpoints) before the run fell back to paging.
+    detection_requests: int = 0
     started: float = field(default_factory=time.monotonic)
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    #: Bulk actions an earlier try of this task started (from the task state store): a filter run
+    #: re-attaches to the last one by id before it starts any.
+    resume_action_ids: list[str] = field(default_factory=list)
+    #: Called with each bulk action's id before its first poll (the operator stores it), or ``None``.
+    on_action: Callable[[str], None] | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.dlq_filter, DLQFilter):
             raise QStashInputError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
         self.max_requests = parse_bound(self.max_requests, "max_requests")
+        self.action_timeout = parse_action_timeout(self.action_timeout)
 
     @property
     @abstractmethod
@@ -177,14 +213,232 @@ class DLQRun(ABC):
     def options(self) -> dict[str, Any]:
         """The run's own options as JSON-safe values, for :func:`make_run` (the trigger rebuilds the run)."""
 
-    @abstractmethod
-    def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+    def steps(
+        self, base_url: str, *, log: Any = None, poll_interval_max: float = DEFAULT_POLL_INTERVAL_MAX
+    ) -> Generator[Any, Any, dict[str, Any]]:
         """
         The whole run as a sans-IO procedure; returns :meth:`summary`.
 
+        Today's API first (:meth:`_action_steps` for a filter, :meth:`_id_steps` for ``dlq_ids``); when the
+        server lacks it (its first request answers 404, see :class:`~airflow_qstash.wire.DLQEndpointsMissing`)
+        the deprecated paging API, detected once per run: ``mode`` in the summary says which.
+
         :param base_url: the connection's base URL (the URL length limit depends on it).
         :param log: a logger for progress lines, or ``None``.
+        :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         """
+        from airflow_qstash.wire import DLQEndpointsMissing
+
+        if self.mode != MODE_PAGED:
+            try:
+                if self.dlq_filter.dlq_ids:
+                    yield from self._id_steps(base_url, log)
+                else:
+                    yield from self._action_steps(base_url, log, poll_interval_max)
+                return self.summary()
+            except DLQEndpointsMissing as err:
+                if self.mode is not None:
+                    raise self.incomplete(f"the DLQ API disappeared in the middle of the run: {err}") from err
+                # The 404s that told an older server apart (at most two) acted on nothing: they are reported
+                # as ``detection_requests``, and ``requests``/``max_requests`` cover the paging run alone.
+                self.mode = MODE_PAGED
+                self.detection_requests, self.requests = self.requests, 0
+                self._reset_detection()
+                if log is not None:
+                    log.info(
+                        "DLQ %s: %s; this is an older QStash server: using the deprecated paging API (the "
+                        "selected ids are listed first, then acted on).",
+                        self.ACTION,
+                        err,
+                    )
+        return (yield from self._paged_steps(base_url, log=log))
+
+    def _reset_detection(self) -> None:  # noqa: B027 -- a hook with nothing to do for a delete
+        """Forget what the detecting requests counted (a retry's 404 counters)."""
+
+    @abstractmethod
+    def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+        """The run on the deprecated paging API: list the selected ids (a filter run), then act on them."""
+
+    @abstractmethod
+    def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
+        """A ``dlq_ids`` run on today's API: ``/multi`` parts, or the single-id endpoint for one id."""
+
+    @abstractmethod
+    def _add_done(self, count: int) -> None:
+        """Add entries confirmed deleted or retried."""
+
+    # ----------------------------------------------------------------------- today's API: bulk actions
+
+    def _bulk_endpoint(self) -> Any:
+        from airflow_qstash.wire import DLQ_DELETE_BULK, DLQ_RETRY_BULK
+
+        return DLQ_DELETE_BULK if self.ACTION == DELETE else DLQ_RETRY_BULK
+
+    def _action_headers(self) -> tuple[tuple[str, str], ...]:
+        """The request headers of a bulk action's start: a retry's overrides."""
+        return ()
+
+    def _action_steps(self, base_url: str, log: Any, poll_interval_max: float) -> Generator[Any, Any, None]:
+        """
+        A filter run on today's API: rounds of one bulk action each (``DELETE /v2/dlq/bulk`` /
+        ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED``, until a round's action selects 0.
+
+        QStash takes the action's entries at accept time, so entries that fail while an action runs (an old
+        message has an old ``createdAt``: the pinned ``to_date`` cannot keep it out) are not in it. Every
+        finished action is followed by a confirming round with the same filters that must select 0; its
+        snapshot is taken when it starts, so entries that failed in between are in it (and in the counts),
+        and entries that fail after it started are left for the next run. What is done is the drop of the
+        action's ``total`` from one round to the next (never the ``processed`` the server reports); rounds
+        that leave as much as the one before stop the run after
+        :data:`~airflow_qstash.batching.MAX_ROUNDS_WITHOUT_PROGRESS`. "Identical filters submitted while an
+        action is already in-progress return the existing action": a re-run or retried task follows that
+        one (the log says "joined" when its ``createdAt`` is before this run started).
+        """
+        from airflow_qstash.wire import DLQEndpointsMissing, dlq_requests, start_dlq_action
+
+        endpoint = self._bulk_endpoint()
+        params = dlq_requests(self.dlq_filter, endpoint, base_url)[0]
+        previous: int | None = None
+        stalled = 0
+        resumed = yield from self._reattach(poll_interval_max, log)
+        if resumed is not None:
+            self.mode = MODE_BULK_ACTION
+            self.rounds += 1
+            self.selected = previous = resumed.total
+            if resumed.total == 0:
+                return
+        while True:
+            self._before_request("before starting the next bulk action")
+            try:
+                started = yield from start_dlq_action(endpoint, params, self._action_headers())
+            except DLQEndpointsMissing:
+                self.requests += 1
+                raise
+            except QStashAPIError as err:
+                raise self.incomplete(f"bulk action request {self.requests + 1} failed: {err}") from err
+            self.requests += 1
+            if self.mode is None and log is not None:
+                log.info(
+                    "This QStash runs DLQ %ss as background bulk actions: each round is one bulk action over "
+                    "every matching entry at the time it is accepted, and a finished action is followed by a "
+                    "confirming round that must find none.",
+                    self.ACTION,
+                )
+            self.mode = MODE_BULK_ACTION
+            action = yield from self._follow(started, poll_interval_max, log)
+            self.rounds += 1
+            total = action.total
+            if previous is None:
+                self.selected = total
+            else:
+                self._add_done(max(0, previous - total))
+                stalled = stalled + 1 if total > 0 and total >= previous else 0
+            previous = total
+            if log is not None:
+                log.info(
+                    "DLQ %s round %d: bulk action %s FINISHED, %d matching at its start, %d reported processed "
+                    "(total %d %s confirmed).",
+                    self.ACTION,
+                    self.rounds,
+                    action.action_id,
+                    total,
+                    action.processed,
+                    self.done,
+                    self.DONE_KEY,
+                )
+            if total == 0:
+                return
+            if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+                raise self.incomplete(
+                    f"{stalled + 1} bulk actions in a row found {total} matching entr"
+                    f"{'y' if total == 1 else 'ies'} and left them (no progress)"
+                )
+
+    def _reattach(self, poll_interval_max: float, log: Any) -> Generator[Any, Any, Any]:
+        """
+        Re-attach to the last bulk action an earlier try started (:attr:`resume_action_ids`), by id, and
+        follow it to ``FINISHED`` as this run's first round (no start is sent for it); ``None`` when there is
+        none, or when it cannot be read (logged: the run then starts afresh and meets "identical filters
+        return the existing action").
+        """
+        from airflow_qstash.wire import DLQActionStarted, get_bulk_action
+
+        for action_id in self.resume_action_ids:
+            if action_id not in self.action_ids:
+                self.action_ids.append(action_id)
+        if not self.resume_action_ids:
+            return None
+        action_id = self.resume_action_ids[-1]
+        try:
+            yield from get_bulk_action(action_id)
+        except QStashAPIError as err:
+            if log is not None:
+                log.warning(
+                    "DLQ bulk action %s from an earlier try could not be read (%s); going on as a fresh run.",
+                    action_id,
+                    err,
+                )
+            return None
+        return (yield from self._follow(DLQActionStarted(action_id), poll_interval_max, log, reattached=True))
+
+    def _follow(
+        self, started: Any, poll_interval_max: float, log: Any, *, reattached: bool = False
+    ) -> Generator[Any, Any, Any]:
+        """Poll one bulk action (``GET /v2/bulkActions/{actionId}``) until ``FINISHED``; return it as last read."""
+        from airflow_qstash.wire import Sleep, get_bulk_action
+
+        joined = started.action_id in self.action_ids or (
+            started.created_at is not None and started.created_at < self.started_ms
+        )
+        if started.action_id not in self.action_ids:
+            self.action_ids.append(started.action_id)
+        if self.on_action is not None:
+            self.on_action(started.action_id)
+        if log is not None:
+            how = "started (QStash returns an identical running action under its own id)"
+            if reattached:
+                how = "re-attached by its id (stored in the task state store by an earlier try; no new start)"
+            elif joined:
+                how = "created before this run started: an identical request's action, joined"
+            log.info(
+                "DLQ %s round %d: bulk action %s %s; following it.",
+                self.ACTION,
+                self.rounds + 1,
+                started.action_id,
+                how,
+            )
+        began = self.clock()
+        pause = min(POLL_INITIAL, poll_interval_max)
+        while True:
+            try:
+                action = yield from get_bulk_action(started.action_id)
+            except QStashAPIError as err:
+                raise self.incomplete(f"reading bulk action {started.action_id} failed: {err}") from err
+            self.polls += 1
+            elapsed = self.clock() - began
+            if log is not None:
+                log.info(
+                    "DLQ %s bulk action %s: %s, %d of %d processed (%.0f s).",
+                    self.ACTION,
+                    action.action_id,
+                    action.state,
+                    action.processed,
+                    action.total,
+                    elapsed,
+                )
+            if action.finished:
+                return action
+            if self._stop.is_set():
+                raise self.incomplete("stopped on request (task killed); the bulk action goes on in QStash")
+            if elapsed + pause > self.action_timeout:
+                raise self.incomplete(
+                    f"bulk action {action.action_id} still {action.state} ({action.processed} of {action.total}) "
+                    f"after {elapsed:.0f} s, past action_timeout={self.action_timeout:g} s; it goes on in QStash, "
+                    "and running the task again joins it"
+                )
+            yield Sleep(pause)
+            pause = min(pause * POLL_GROWTH, poll_interval_max)
 
     #: How many ids one action request carries (the delete's ``batch_size``; 100 for a retry).
     def _per_request(self) -> int:
@@ -284,6 +538,11 @@ class DLQRun(ABC):
             "to_date": self.dlq_filter.to_date,
             "filters": self.dlq_filter.describe(),
             "duration_seconds": round(time.monotonic() - self.started, 3),
+            "mode": self.mode,
+            "action_ids": list(self.action_ids),
+            "rounds": self.rounds,
+            "polls": self.polls,
+            "detection_requests": self.detection_requests,
         }
 
     def incomplete(self, reason: str) -> QStashRunIncomplete:
@@ -322,13 +581,52 @@ class DLQDeleteRun(DLQRun):
     def done(self) -> int:
         return self.deleted
 
+    def _add_done(self, count: int) -> None:
+        self.deleted += count
+
     def options(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size}
+        return {"batch_size": self.batch_size, "action_timeout": self.action_timeout}
+
+    def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
+        """
+        ``DELETE /v2/dlq/multi?dlqIds=...`` (at most :data:`~airflow_qstash.wire.DLQ_MULTI_MAX_IDS` ids a
+        part, URLs within bounds; each part counts as a request), or ``DELETE /v2/dlq/{dlqId}`` for one id.
+        ``batch_size`` does not apply (it is the paging API's ``count``).
+        """
+        from airflow_qstash.wire import (
+            DLQ_DELETE_MULTI,
+            DLQEndpointsMissing,
+            dlq_delete_multi,
+            dlq_delete_one,
+            dlq_multi_requests,
+        )
+
+        ids = list(self.dlq_filter.dlq_ids)
+        self.selected = len(ids)
+        parts: Iterable[list[tuple[str, str]]] = (
+            [[("dlqIds", ids[0])]] if len(ids) == 1 else dlq_multi_requests(ids, DLQ_DELETE_MULTI, base_url)
+        )
+        for part in parts:
+            self._before_request()
+            try:
+                if len(ids) == 1:
+                    count = yield from dlq_delete_one(part[0][1])
+                else:
+                    count = yield from dlq_delete_multi(part)
+            except DLQEndpointsMissing:
+                self.requests += 1
+                raise
+            except QStashAPIError as err:
+                raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
+            self.requests += 1
+            self.mode = MODE_MULTI
+            self.deleted += count
+            self._progress(log, count, None)
 
     def _per_request(self) -> int:
         return int(self.batch_size)
 
-    def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+    def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
         from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_id_requests
 
         ids = yield from self.collect(log)
@@ -395,10 +693,84 @@ class DLQRetryRun(DLQRun):
     def done(self) -> int:
         return self.retried
 
-    def options(self) -> dict[str, Any]:
-        return {"headers": [list(pair) for pair in self.headers]}
+    def _add_done(self, count: int) -> None:
+        self.retried += count
 
-    def steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
+    def _action_headers(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.headers)
+
+    def _reset_detection(self) -> None:
+        self.not_found_answers = 0
+
+    def options(self) -> dict[str, Any]:
+        return {"headers": [list(pair) for pair in self.headers], "action_timeout": self.action_timeout}
+
+    def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
+        """
+        ``POST /v2/dlq/retry/multi?dlqIds=...`` with the overrides (at most
+        :data:`~airflow_qstash.wire.DLQ_MULTI_MAX_IDS` ids a part, each part a request), one id to
+        ``POST /v2/dlq/retry/{dlqId}``; the new message ids are kept. A 404 (some ids gone) halves the part
+        until the gone ids are found alone and skipped (``vanished``). The run's first 404 is told apart from
+        an older server with one ``GET /v2/bulkActions`` (see :func:`~airflow_qstash.wire.has_bulk_actions`).
+        """
+        from airflow_qstash.wire import (
+            DLQ_RETRY_MULTI,
+            DLQEndpointsMissing,
+            dlq_multi_requests,
+            dlq_retry_multi,
+            dlq_retry_one,
+            has_bulk_actions,
+        )
+
+        ids = list(self.dlq_filter.dlq_ids)
+        self.selected = len(ids)
+        try:
+            for params in dlq_multi_requests(ids, DLQ_RETRY_MULTI, base_url):
+                pending = [params]
+                while pending:
+                    part = pending.pop()
+                    self._before_request()
+                    try:
+                        if len(part) == 1:
+                            answer = yield from dlq_retry_one(part[0][1], self.headers)
+                        else:
+                            answer = yield from dlq_retry_multi(part, self.headers)
+                    except QStashAPIError as err:
+                        if err.http_status != 404:
+                            raise
+                        self.requests += 1
+                        self.not_found_answers += 1
+                        if self.mode is None and len(part) > 1:
+                            self._before_request()
+                            present = yield from has_bulk_actions()
+                            self.requests += 1
+                            if not present:
+                                raise DLQEndpointsMissing(
+                                    f"POST /v2/dlq/retry/multi and GET /v2/bulkActions answered 404 ({err})",
+                                    http_status=404,
+                                ) from err
+                        elif self.mode is None:
+                            yield from self._confirm_dlq_api(err)
+                        self.mode = MODE_MULTI
+                        if len(part) == 1:
+                            self.vanished += 1
+                            if log is not None:
+                                log.info("DLQ entry %s is no longer in the DLQ (404); skipped.", part[0][1])
+                            continue
+                        middle = len(part) // 2
+                        pending += [part[middle:], part[:middle]]
+                        continue
+                    self.requests += 1
+                    self.mode = MODE_MULTI
+                    self._answered += 1
+                    self._record(answer)
+                    self._progress(log, len(answer.message_ids), None)
+        except DLQEndpointsMissing:
+            raise
+        except QStashAPIError as err:
+            raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
+
+    def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
         from airflow_qstash.wire import DLQ_RETRY, dlq_id_requests
 
         ids = yield from self.collect(log)
@@ -491,7 +863,10 @@ class DLQRetryRun(DLQRun):
         more than :data:`MAX_REPORTED_MESSAGE_IDS` were retried: ``retried`` is their count),
         ``deduplicated``, ``vanished`` (ids found gone), ``not_found_answers`` and the ``overrides`` sent.
         """
+        # A bulk action reports no per-message ids: only counts and the action ids.
         reported = self.message_ids if self.retried <= MAX_REPORTED_MESSAGE_IDS else None
+        if self.mode == MODE_BULK_ACTION:
+            reported = None
         return {
             **super().summary(),
             "message_ids": None if reported is None else list(reported),
@@ -512,8 +887,12 @@ def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
 
 
 __all__ = [
+    "DEFAULT_POLL_INTERVAL_MAX",
     "DELETE",
     "MAX_REPORTED_MESSAGE_IDS",
+    "MODE_BULK_ACTION",
+    "MODE_MULTI",
+    "MODE_PAGED",
     "RETRY",
     "DLQDeleteRun",
     "DLQFilter",

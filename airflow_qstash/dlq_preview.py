@@ -76,8 +76,10 @@ class DLQPreview:
         """Stop before the next request (thread-safe; ``on_kill`` calls it)."""
         self._stop.set()
 
-    def steps(self, base_url: str = "", *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        """The listing as a sans-IO procedure; returns :meth:`summary`."""
+    def steps(
+        self, base_url: str = "", *, log: Any = None, poll_interval_max: float = 0.0
+    ) -> Generator[Any, Any, dict[str, Any]]:
+        """The listing as a sans-IO procedure; returns :meth:`summary` (``poll_interval_max``: unused, no polls)."""
         from airflow_qstash.exceptions import QStashAPIError
         from airflow_qstash.inputs import DLQ_MAX_COUNT
         from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, list_dlq_page

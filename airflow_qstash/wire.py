@@ -906,3 +906,194 @@ __all__ += [
     "read_dlq_page",
     "read_dlq_retried",
 ]
+
+
+# --------------------------------------------------------------------------- DLQ, the 2026-12 API
+#
+# The API reference read on 2026-12-05 (``docs/`` and ``/work/shared/reference/qstash-bulk-actions.md``,
+# section DLQ) splits each DLQ bulk operation into Async Bulk (``/bulk``: starts a bulk action), Multiple
+# IDs (``/multi``), Single ID (``/{dlqId}``) and the deprecated Sync Bulk (the paging API above). What the
+# reference does not publish is assumed here, ONCE, and every reading below accepts each plausible answer:
+#
+# * ASSUMED (``/bulk`` answer): any 2xx (the transports hand every 2xx over alike, so 200 and 202 read the
+#   same) whose JSON object carries a non-empty ``actionId``; every other field (``kind``, ``state``,
+#   ``total``, ``createdAt``...) is optional and ignored unless usable. The action is then read with
+#   ``GET /v2/bulkActions/{actionId}`` like a message cancel's; its ``kind`` (``dlqDelete``/``dlqRetry``
+#   on the emulator; unpublished) is never checked: an unknown kind is fine.
+# * ASSUMED (``/bulk`` request): the Sync Bulk page's filters in the same query names; ``dlqIds``,
+#   ``count`` and ``cursor`` are not sent (ids go to ``/multi``).
+# * ASSUMED (``/multi`` request): ids as repeated ``dlqIds`` query parameters (the Sync Bulk page's name;
+#   the emulator also reads a JSON body ``{"dlqIds": [...]}``, the Workflow twin's example) and at most
+#   :data:`DLQ_MULTI_MAX_IDS` ids a request, each request's URL within :data:`MAX_URL_LENGTH`; a server
+#   that reads only a body answers 400 ("dlqIds required") and the run fails naming it: ``/multi`` takes
+#   no filter, so it can never act wider than its ids.
+# * ASSUMED (``/multi`` answers): delete ``{"deleted": n}``; retry ``{"responses": [{"messageId"}]}``
+#   (as the Sync Bulk answers, without a cursor; one is followed if sent) and a 404 when some ids are gone.
+# * ASSUMED (single id): ``DELETE /v2/dlq/{dlqId}`` (any 2xx, body ignored) and ``POST /v2/dlq/retry/{dlqId}``
+#   ``{"messageId"}`` (or the ``/multi`` shape); 404 when the entry is gone.
+# * ASSUMED (an older server): a server without these endpoints answers 404 on ``/bulk`` and on the
+#   delete's ``/multi`` (they fall through to ``/v2/dlq/{dlqId}``: "entry bulk not found"); a retry's
+#   ``/multi`` 404 is ambiguous (ids gone, or no such endpoint), so it is told apart once per run by
+#   ``GET /v2/bulkActions``: a server that lists bulk actions is taken to have the 2026-12 DLQ API.
+
+#: Async Bulk: start a bulk action over every entry the filters select at accept time.
+DLQ_DELETE_BULK = Endpoint("DELETE", "/v2/dlq/bulk")
+DLQ_RETRY_BULK = Endpoint("POST", "/v2/dlq/retry/bulk")
+#: Multiple IDs.
+DLQ_DELETE_MULTI = Endpoint("DELETE", "/v2/dlq/multi")
+DLQ_RETRY_MULTI = Endpoint("POST", "/v2/dlq/retry/multi")
+#: Single ID (the delete is :data:`DLQ_MESSAGE`).
+DLQ_RETRY_MESSAGE = Endpoint("POST", "/v2/dlq/retry/{id}", "dlq_id")
+#: ASSUMED: the most ids one ``/multi`` request carries (the Sync Bulk ``count`` maximum; unpublished).
+DLQ_MULTI_MAX_IDS = DLQ_MAX_COUNT
+
+ENDPOINTS.update(
+    {
+        "dlq_delete_bulk": DLQ_DELETE_BULK,
+        "dlq_retry_bulk": DLQ_RETRY_BULK,
+        "dlq_delete_multi": DLQ_DELETE_MULTI,
+        "dlq_retry_multi": DLQ_RETRY_MULTI,
+        "dlq_retry_message": DLQ_RETRY_MESSAGE,
+    }
+)
+
+
+class DLQEndpointsMissing(QStashAPIError):
+    """The server answered 404 where the 2026-12 DLQ API has an endpoint: an older server; use the paging API."""
+
+
+@dataclass(frozen=True)
+class DLQActionStarted:
+    """
+    A ``/bulk`` answer: the bulk action's id, and its ``createdAt`` (Unix ms) when the answer carries one
+    (an action created before the run started is one an identical earlier request started: joined).
+    """
+
+    action_id: str
+    created_at: int | None = None
+
+
+def read_dlq_action_started(answer: Any) -> DLQActionStarted:
+    """A ``/bulk`` answer (see the assumptions above): an object with a non-empty ``actionId``."""
+    action_id = answer.get("actionId") if isinstance(answer, dict) else None
+    if not isinstance(action_id, str) or not action_id.strip():
+        raise QStashAPIError(f"QStash's DLQ bulk action answer has no 'actionId': {redact(answer, limit=QUOTED_CHARS)}")
+    created = answer.get("createdAt")
+    created_at = created if isinstance(created, int) and not isinstance(created, bool) and created >= 0 else None
+    return DLQActionStarted(action_id, created_at)
+
+
+def _endpoints_missing(err: QStashAPIError, call_name: str) -> DLQEndpointsMissing:
+    return DLQEndpointsMissing(
+        f"{call_name} answered 404: this server has no 2026-12 DLQ API ({err.api_error or err})",
+        http_status=404,
+        api_error=err.api_error,
+    )
+
+
+def start_dlq_action(
+    endpoint: Endpoint, params: Iterable[tuple[str, str]], headers: Iterable[tuple[str, str]] = ()
+) -> Procedure[DLQActionStarted]:
+    """
+    Start a DLQ bulk action (:data:`DLQ_DELETE_BULK` / :data:`DLQ_RETRY_BULK`) over the filter ``params``
+    (from :func:`dlq_requests`; a filterless query goes out only if it was built with the all-flag);
+    ``headers`` are a retry's ``Upstash-*`` overrides. A 404 raises :class:`DLQEndpointsMissing`.
+    """
+    if endpoint not in (DLQ_DELETE_BULK, DLQ_RETRY_BULK):
+        raise QStashInputError(f"{endpoint.method} {endpoint.path} does not start a DLQ bulk action.")
+    call = Call(endpoint, tuple(params), headers=tuple(headers), select_all=_select_all(params))
+    try:
+        answer = yield call
+    except QStashAPIError as err:
+        if err.http_status == 404:
+            raise _endpoints_missing(err, f"{endpoint.method} {endpoint.path}") from err
+        raise
+    return read_dlq_action_started(answer)
+
+
+def dlq_multi_requests(dlq_ids: Iterable[str], endpoint: Endpoint, base_url: str) -> Iterator[list[tuple[str, str]]]:
+    """The query of each ``/multi`` request for these ids: :data:`DLQ_MULTI_MAX_IDS` a part, URLs within bounds."""
+    return dlq_id_requests(dlq_ids, endpoint, base_url, DLQ_MULTI_MAX_IDS)
+
+
+def dlq_delete_multi(params: Iterable[tuple[str, str]]) -> Procedure[int]:
+    """
+    ``DELETE /v2/dlq/multi`` with these ``dlqIds``: how many it deleted (ids already gone count 0). A 404
+    raises :class:`DLQEndpointsMissing` (an older server: the path reached ``/v2/dlq/{dlqId}``).
+    """
+    query = tuple(params)
+    if not query or any(name != "dlqIds" for name, _ in query):
+        raise QStashInputError("DELETE /v2/dlq/multi takes dlqIds only, and at least one.")
+    try:
+        answer = yield Call(DLQ_DELETE_MULTI, query)
+    except QStashAPIError as err:
+        if err.http_status == 404:
+            raise _endpoints_missing(err, "DELETE /v2/dlq/multi") from err
+        raise
+    return _count(answer, "deleted", "DLQ multi delete")
+
+
+def dlq_retry_multi(
+    params: Iterable[tuple[str, str]], headers: Iterable[tuple[str, str]] = ()
+) -> Procedure[DLQRetried]:
+    """
+    ``POST /v2/dlq/retry/multi`` with these ``dlqIds`` and the overrides: the new messages. A 404 is raised
+    as it came (:class:`QStashAPIError`): some ids are gone, or the server is older (the caller tells which).
+    """
+    query = tuple(params)
+    if not query or any(name != "dlqIds" for name, _ in query):
+        raise QStashInputError("POST /v2/dlq/retry/multi takes dlqIds only, and at least one.")
+    return read_dlq_retried((yield Call(DLQ_RETRY_MULTI, query, headers=tuple(headers))))
+
+
+def dlq_retry_one(dlq_id: str, headers: Iterable[tuple[str, str]] = ()) -> Procedure[DLQRetried]:
+    """``POST /v2/dlq/retry/{dlqId}``: the new message (``{"messageId"}``, or the ``/multi`` shape). 404: gone."""
+    answer = yield Call(DLQ_RETRY_MESSAGE, path_id=dlq_id, headers=tuple(headers))
+    if isinstance(answer, dict) and "responses" not in answer:
+        answer = {"responses": [answer]}
+    return read_dlq_retried(answer)
+
+
+def dlq_delete_one(dlq_id: str) -> Procedure[int]:
+    """``DELETE /v2/dlq/{dlqId}``: 1 when deleted, 0 when the entry was already gone (404)."""
+    try:
+        yield Call(DLQ_MESSAGE, path_id=dlq_id)
+    except QStashAPIError as err:
+        if err.http_status == 404:
+            return 0
+        raise
+    return 1
+
+
+def has_bulk_actions() -> Procedure[bool]:
+    """
+    Whether the server lists bulk actions (``GET /v2/bulkActions?count=1``): ``False`` on a 404. Tells an
+    older server from vanished ids after an ambiguous 404 (see the assumptions above).
+    """
+    try:
+        yield Call(LIST_BULK_ACTIONS, (("count", "1"),))
+    except QStashAPIError as err:
+        if err.http_status == 404:
+            return False
+        raise
+    return True
+
+
+__all__ += [
+    "DLQ_DELETE_BULK",
+    "DLQ_DELETE_MULTI",
+    "DLQ_MULTI_MAX_IDS",
+    "DLQ_RETRY_BULK",
+    "DLQ_RETRY_MESSAGE",
+    "DLQ_RETRY_MULTI",
+    "DLQActionStarted",
+    "DLQEndpointsMissing",
+    "dlq_delete_multi",
+    "dlq_delete_one",
+    "dlq_multi_requests",
+    "dlq_retry_multi",
+    "dlq_retry_one",
+    "has_bulk_actions",
+    "read_dlq_action_started",
+    "start_dlq_action",
+]

@@ -186,9 +186,15 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
             "override_headers",
             "Upstash-",
             "a 404 for entries that vanished",
-            # 0.3.0: a filter run lists its selection first, and says what that costs.
-            "What a run acts on: the set that existed when it started",
+            # 0.3.0: a filter run is a bulk action on today's API (paging only on an older server), and the
+            # page says what each costs and what the confirming round's fresh snapshot acts on.
+            "How a run talks to QStash",
+            "bulk_action",
+            "detection_requests",
+            "action_timeout",
+            "the confirming round starts a new action, whose snapshot is taken when it starts",
             "ceil(N/100) listing requests plus ceil(N/batch_size) deletes",
+            "What is assumed",
             "selected",
             "list_requests",
             "None above 1,000",
@@ -405,8 +411,9 @@ def test_the_safety_rules_say_what_holds_since_0_3_0():
         "an http:// base URL or a loopback host never goes through a proxy",
         "show as *** in the XCom overrides",
         "The base URL is scheme, host and port only.",
-        "UnfilteredBulkCallError",
-        "A DLQ run acts on the set that existed when it started.",
+        "refused with QStashInputError",
+        "A DLQ run acts on a snapshot, with one stated gap.",
+        "the confirming round's action takes a fresh snapshot",
         'labels="{{ params.label | tojson }}"',
         "render_template_as_native_obj=True",
     ]

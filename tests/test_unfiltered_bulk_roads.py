@@ -41,6 +41,7 @@ from airflow_qstash.wire import (
     dlq_retry_page,
     refuse_unfiltered_bulk_call,
     start_bulk_cancel,
+    start_dlq_action,
 )
 
 BASE_URL = "https://qstash.test"
@@ -59,6 +60,16 @@ def _answer(call: Call) -> Any:
         return {"responses": []}
     if call.method == "GET" and call.path == "/v2/dlq":
         return {"messages": []}
+    if call.endpoint in (wire.DLQ_DELETE_BULK, wire.DLQ_RETRY_BULK):
+        return {"actionId": "act-1"}
+    if call.endpoint == wire.GET_BULK_ACTION:
+        return {"actionId": "act-1", "state": "FINISHED", "total": 0, "processed": 0}
+    if call.endpoint == wire.DLQ_DELETE_MULTI:
+        return {"deleted": 0}
+    if call.endpoint in (wire.DLQ_RETRY_MULTI, wire.DLQ_RETRY_MESSAGE):
+        return {"responses": []}
+    if call.endpoint == wire.DLQ_MESSAGE:
+        return None
     raise AssertionError(f"unexpected call {call.method} {call.path}")
 
 
@@ -176,6 +187,9 @@ def test_dlq_builders_and_the_run_loops_mark_filterless_calls_only_under_delete_
         _check(calls_of(dlq_retry_page(params)), allowed)
     _check(calls_of(make_run(DELETE, dlq_filter).steps(BASE_URL)), allowed, exact=False)
     _check(calls_of(make_run(RETRY, dlq_filter).steps(BASE_URL)), allowed, exact=False)
+    if not dlq_filter.dlq_ids:  # today's API: the bulk action starts carry the flag exactly as the author set it
+        for endpoint in (wire.DLQ_DELETE_BULK, wire.DLQ_RETRY_BULK):
+            _check(calls_of(start_dlq_action(endpoint, dlq_requests(dlq_filter, endpoint, BASE_URL)[0])), allowed)
 
 
 def test_a_parameter_list_that_lost_its_flag_is_refused_not_widened():
@@ -191,7 +205,8 @@ def _bulk_call_sites(tree: ast.AST) -> list[ast.Call]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Call" and node.args:
             first = node.args[0]
-            if getattr(first, "id", None) in ("BULK_CANCEL", "DLQ_DELETE", "DLQ_RETRY") or isinstance(first, ast.Call):
+            bulk_names = ("BULK_CANCEL", "DLQ_DELETE", "DLQ_RETRY", "endpoint")
+            if getattr(first, "id", None) in bulk_names or isinstance(first, ast.Call):
                 sites.append(node)
     return sites
 
@@ -210,7 +225,7 @@ def test_the_bulk_calls_are_built_only_by_the_checked_builders():
         for name, function in inspect.getmembers(wire, inspect.isfunction)
         if function.__module__ == wire.__name__ and _bulk_call_sites(ast.parse(inspect.getsource(function)))
     }
-    assert builders == {"start_bulk_cancel", "dlq_delete_page", "dlq_retry_page"}
+    assert builders == {"start_bulk_cancel", "dlq_delete_page", "dlq_retry_page", "start_dlq_action"}
     for name in builders:
         for site in _bulk_call_sites(ast.parse(inspect.getsource(getattr(wire, name)))):
             assert any(keyword.arg == "select_all" for keyword in site.keywords), name

@@ -490,14 +490,19 @@ class QStashHook(_QStashHookBase):
         delete_all: bool = False,
         batch_size: int = 100,
         max_requests: int | None = None,
+        action_timeout: float | None = None,
         now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """
-        Delete the DLQ entries the filter selects when the call starts: list their ids (``GET /v2/dlq``),
-        then delete exactly those (``DELETE /v2/dlq?dlqIds=...``), at most ``max_requests`` requests in all
-        (see :class:`~airflow_qstash.dlq.DLQDeleteRun`); return the run's summary (``deleted``,
-        ``requests``, ``selected``, ``list_requests``, the window, ``filters``).
+        Delete the DLQ entries the filter selects when the call starts: a filter starts a bulk action
+        (``DELETE /v2/dlq/bulk``) followed by id to ``FINISHED`` and confirmed by a round that finds none;
+        ``dlq_ids`` go to ``DELETE /v2/dlq/multi`` (one id: ``DELETE /v2/dlq/{dlqId}``); an older server
+        without these (404) gets the deprecated paging API: list the ids (``GET /v2/dlq``), then delete
+        exactly those (``DELETE /v2/dlq?dlqIds=...``). At most ``max_requests`` requests (polls aside), each
+        bulk action followed at most ``action_timeout`` seconds (see :class:`~airflow_qstash.dlq.DLQDeleteRun`);
+        return the run's summary (``deleted``, ``mode``, ``action_ids``, ``requests``, ``polls``,
+        ``selected``, ``list_requests``, the window, ``filters``).
 
         The filters are :data:`~airflow_qstash.filters.DLQ_FILTERS`, as keywords (``dlq_ids``,
         ``message_ids`` (one), ``urls``, ``url_groups``, ``schedule_ids``, ``queue_names``, ``labels``,
@@ -510,9 +515,18 @@ class QStashHook(_QStashHookBase):
             it carries the summary so far.
         """
         run = _dlq_run(
-            DELETE, dlq_filter, delete_all, filters, now_ms, batch_size=batch_size, max_requests=max_requests
+            DELETE,
+            dlq_filter,
+            delete_all,
+            filters,
+            now_ms,
+            batch_size=batch_size,
+            max_requests=max_requests,
+            action_timeout=action_timeout,
         )
-        return self.drive(run.steps(self.config.base_url, log=self.log))
+        return self.drive(
+            run.steps(self.config.base_url, log=self.log, poll_interval_max=self.config.poll_interval_max)
+        )
 
     def dlq_retry(
         self,
@@ -521,14 +535,17 @@ class QStashHook(_QStashHookBase):
         retry_all: bool = False,
         headers: tuple[tuple[str, str], ...] = (),
         max_requests: int | None = None,
+        action_timeout: float | None = None,
         now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """
-        Retry the DLQ entries the filter selects when the call starts: list their ids, then retry exactly
-        those (``POST /v2/dlq/retry?dlqIds=...``); a 404 for entries that vanished meanwhile is part of the
-        run (see :class:`~airflow_qstash.dlq.DLQRetryRun`). Returns the summary (``retried``,
-        ``message_ids``...).
+        Retry the DLQ entries the filter selects when the call starts, as :meth:`dlq_delete` does with
+        ``POST /v2/dlq/retry/bulk`` (a bulk action: counts and action ids, no per-message ids),
+        ``POST /v2/dlq/retry/multi`` / ``POST /v2/dlq/retry/{dlqId}`` (the new message ids), or on an older
+        server the paging API (``POST /v2/dlq/retry?dlqIds=...``); a 404 for entries that vanished meanwhile
+        is part of the run (see :class:`~airflow_qstash.dlq.DLQRetryRun`). Returns the summary (``retried``,
+        ``message_ids``, ``mode``, ``action_ids``...).
 
         :param headers: ``Upstash-*`` overrides from :func:`~airflow_qstash.dlq.retry_overrides`, e.g.
             ``retry_overrides(retries=0)``.
@@ -536,8 +553,19 @@ class QStashHook(_QStashHookBase):
 
         Filters and refusals as for :meth:`dlq_delete`.
         """
-        run = _dlq_run(RETRY, dlq_filter, retry_all, filters, now_ms, headers=headers, max_requests=max_requests)
-        return self.drive(run.steps(self.config.base_url, log=self.log))
+        run = _dlq_run(
+            RETRY,
+            dlq_filter,
+            retry_all,
+            filters,
+            now_ms,
+            headers=headers,
+            max_requests=max_requests,
+            action_timeout=action_timeout,
+        )
+        return self.drive(
+            run.steps(self.config.base_url, log=self.log, poll_interval_max=self.config.poll_interval_max)
+        )
 
     def list_dlq(
         self, dlq_filter: DLQFilter | None = None, *, cursor: str | None = None, count: int = 100, **filters: Any
@@ -778,15 +806,23 @@ class QStashAsyncHook(_QStashHookBase):
         delete_all: bool = False,
         batch_size: int = 100,
         max_requests: int | None = None,
+        action_timeout: float | None = None,
         now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """The async twin of :meth:`QStashHook.dlq_delete`."""
         run = _dlq_run(
-            DELETE, dlq_filter, delete_all, filters, now_ms, batch_size=batch_size, max_requests=max_requests
+            DELETE,
+            dlq_filter,
+            delete_all,
+            filters,
+            now_ms,
+            batch_size=batch_size,
+            max_requests=max_requests,
+            action_timeout=action_timeout,
         )
         config = await self.get_config()
-        return await self.drive(run.steps(config.base_url, log=self.log))
+        return await self.drive(run.steps(config.base_url, log=self.log, poll_interval_max=config.poll_interval_max))
 
     async def dlq_retry(
         self,
@@ -795,13 +831,23 @@ class QStashAsyncHook(_QStashHookBase):
         retry_all: bool = False,
         headers: tuple[tuple[str, str], ...] = (),
         max_requests: int | None = None,
+        action_timeout: float | None = None,
         now_ms: int | None = None,
         **filters: Any,
     ) -> dict[str, Any]:
         """The async twin of :meth:`QStashHook.dlq_retry`."""
-        run = _dlq_run(RETRY, dlq_filter, retry_all, filters, now_ms, headers=headers, max_requests=max_requests)
+        run = _dlq_run(
+            RETRY,
+            dlq_filter,
+            retry_all,
+            filters,
+            now_ms,
+            headers=headers,
+            max_requests=max_requests,
+            action_timeout=action_timeout,
+        )
         config = await self.get_config()
-        return await self.drive(run.steps(config.base_url, log=self.log))
+        return await self.drive(run.steps(config.base_url, log=self.log, poll_interval_max=config.poll_interval_max))
 
     async def list_dlq(
         self, dlq_filter: DLQFilter | None = None, *, cursor: str | None = None, count: int = 100, **filters: Any

@@ -44,7 +44,7 @@ class _QStashDLQOperator(QStashFilterOperator):
     #: The fields besides the filters that may be named in ``optional_filters``.
     OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = ()
 
-    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests", "dry_run")
+    template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests", "action_timeout", "dry_run")
     template_fields_renderers = DLQ_FILTERS.renderers
     ui_color = "#fde8e8"
     #: The ``dry_run`` argument (a bool or its rendering). It takes the name of ``BaseOperator.dry_run()``,
@@ -69,6 +69,7 @@ class _QStashDLQOperator(QStashFilterOperator):
         to_date: Any = None,
         optional_filters: Sequence[str] | None = None,
         max_requests: int | str | None = None,
+        action_timeout: Any = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         durable: bool = True,
         dry_run: bool | str = False,
@@ -93,6 +94,7 @@ class _QStashDLQOperator(QStashFilterOperator):
         self.from_date = from_date
         self.to_date = to_date
         self.max_requests = max_requests
+        self.action_timeout = action_timeout
         self.deferrable = deferrable
         with self._refusing():
             self.optional_filters = self._read_optional_filters(
@@ -142,7 +144,13 @@ class _QStashDLQOperator(QStashFilterOperator):
                 now_ms=now_ms,
             )
             self._task_start_ms = now_ms
-            return make_run(self.ACTION, dlq_filter, max_requests=self.max_requests, **self._run_options())
+            return make_run(
+                self.ACTION,
+                dlq_filter,
+                max_requests=self.max_requests,
+                action_timeout=self.action_timeout,
+                **self._run_options(),
+            )
 
     def _run_options(self) -> dict[str, Any]:
         """The action's own run options from the rendered fields (``batch_size``, the overrides)."""
@@ -152,7 +160,7 @@ class _QStashDLQOperator(QStashFilterOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_qstash.hooks.qstash import QStashHook
-        from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
+        from airflow_qstash.wire import DLQ_DELETE_BULK, DLQ_RETRY_BULK, dlq_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         with self._refusing():
@@ -165,7 +173,10 @@ class _QStashDLQOperator(QStashFilterOperator):
         with self._refusing():
             # Read the connection and encode once, so a bad connection or a filter too long for a URL
             # fails here: before any request, and before deferring.
-            dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
+            # (the /bulk paths are the longest a filter goes to: if it fits there it fits every road)
+            dlq_requests(
+                run.dlq_filter, DLQ_DELETE_BULK if self.ACTION == DELETE else DLQ_RETRY_BULK, hook.config.base_url
+            )
         self._log_plan(run)
         self._remember_plan(memory, run, resume_ids)
         self._resume(run, resume_ids, memory)
@@ -179,11 +190,12 @@ class _QStashDLQOperator(QStashFilterOperator):
                     dlq_filter=run.dlq_filter.to_dict(),
                     max_requests=run.max_requests,
                     options=run.options(),
-                    **self._trigger_resume(resume_ids),
+                    resume_action_ids=resume_ids,
                 ),
                 method_name="execute_complete",
             )
-        summary = self._drive(hook, run.steps(hook.config.base_url, log=self.log))
+        steps = run.steps(hook.config.base_url, log=self.log, poll_interval_max=hook.config.poll_interval_max)
+        summary = self._drive(hook, steps)
         memory.forget()
         return self._finish(summary)
 
@@ -242,21 +254,11 @@ class _QStashDLQOperator(QStashFilterOperator):
     @staticmethod
     def _resume(run: Any, resume_ids: list[str], memory: Any) -> None:
         """
-        Hand a run that follows bulk actions (one with ``resume_action_ids`` and ``on_action``) the stored
-        ids and the store; a run that acts on listed ids has none to re-attach to and keeps only the window.
+        Hand the run the stored action ids (a filter run re-attaches to the last by id) and the store (each
+        action's id is stored before its first poll).
         """
-        if hasattr(run, "resume_action_ids"):
-            run.resume_action_ids = list(resume_ids)
-        if hasattr(run, "on_action"):
-            run.on_action = memory.add_actions
-
-    @staticmethod
-    def _trigger_resume(resume_ids: list[str]) -> dict[str, Any]:
-        """The trigger's ``resume_action_ids`` when there are any (the paging trigger takes none)."""
-        from airflow_qstash.triggers.dlq import QStashDLQTrigger
-
-        accepts = "resume_action_ids" in QStashDLQTrigger.__init__.__code__.co_varnames
-        return {"resume_action_ids": list(resume_ids)} if accepts and resume_ids else {}
+        run.resume_action_ids = list(resume_ids)
+        run.on_action = memory.add_actions
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         if summary.get("dry_run"):
@@ -289,15 +291,23 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
     """
     Delete the QStash dead-letter-queue entries that the filters select when the task starts, and no other.
 
-    What it does: it lists the matching entries with ``GET /v2/dlq`` (100 a page, following the cursor)
-    and keeps their ``dlqId`` (about 130 bytes each in the worker's or triggerer's memory: 13 MB per
-    100,000 entries), then deletes exactly those ids with ``DELETE /v2/dlq?dlqIds=...``, ``batch_size``
-    ids a request (fewer when the URL would pass 4,096 characters: about 87 ids of 36 characters). For N
-    matching entries that is ``ceil(N / 100) + ceil(N / batch_size)`` requests (a
-    ``dlq_ids`` run: only the deletes). A DLQ entry's ``createdAt`` is the original message's creation
-    time, so ``to_date`` alone cannot keep out an old message that fails while the task runs; the list of
-    ids does: entries that land in the DLQ after the listing are left for the next run. ``flow_control_keys``,
-    which ``GET /v2/dlq`` does not take, is matched on each listed entry's ``flowControlKey``.
+    What it does, on today's QStash: the filters start an async bulk action (``DELETE /v2/dlq/bulk``),
+    followed by its id (``GET /v2/bulkActions/{actionId}``, progress in the log) to ``FINISHED``, then a
+    confirming round with the same filters that must select 0: two starts and the polls, whatever N, and no
+    ids held in memory. QStash takes an action's entries when it accepts it, so entries that fail while it
+    runs (a DLQ entry's ``createdAt`` is the original message's creation time: ``to_date`` alone cannot keep
+    out an old message that fails during the task) are not in it; the confirming round's snapshot, taken
+    when it starts, includes entries that failed in between. A re-run or retried task meets "identical
+    filters return the existing action" and follows it. ``dlq_ids`` go to ``DELETE /v2/dlq/multi``
+    (100 ids a request, URLs within 4,096 characters; one id: ``DELETE /v2/dlq/{dlqId}``).
+
+    On an older server without those endpoints (a 404 on the first request, detected once per run; the
+    summary's ``mode`` is ``paged``) it uses the deprecated paging API: it lists the matching entries with
+    ``GET /v2/dlq`` (100 a page) and keeps their ``dlqId`` (about 130 bytes each: 13 MB per 100,000
+    entries), then deletes exactly those ids with ``DELETE /v2/dlq?dlqIds=...``, ``batch_size`` ids a
+    request: ``ceil(N / 100) + ceil(N / batch_size)`` requests; entries that land in the DLQ after the
+    listing are left for the next run. ``flow_control_keys``, which ``GET /v2/dlq`` does not take, is
+    matched there on each listed entry's ``flowControlKey``.
 
     Filters: values within one list filter are ORed, different filters ANDed; list filters take a list,
     a single value, comma-separated text, a JSON array or a Python list repr (anything else, such as the
@@ -331,6 +341,10 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         default; ``'now'`` says so explicitly). (templated)
     :param optional_filters: names of the filters above that may render empty and then count as absent.
     :param batch_size: entries per request, 1..100 (QStash's ``count``). (templated)
+    :param action_timeout: the longest one bulk action (today's QStash: a filter run is one or more
+        ``/bulk`` actions) is followed, in seconds or a timedelta; past it the task fails and a re-run
+        joins the action, which goes on in QStash. ``None`` (or a template that renders empty): 6 hours.
+        (templated)
     :param max_requests: the most requests to send, the listing pages included (a ``dlq_ids`` list is
         split into requests of ``batch_size``, each counts); reaching it with entries left fails the task,
         and a retry continues. Reaching it while listing acts on nothing: give at least
@@ -348,9 +362,12 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         and its bulk actions in the task state store: a retry in the same DAG run keeps the first try's
         window and re-attaches to a stored action by id; deleted on success. On older Airflow it has no
         effect (one log line says so). Default ``True``.
-    :return: a dict with ``deleted``, ``requests`` (all of them), ``selected`` (entries listed when the run
-        started, or the ``dlq_ids`` given), ``list_requests`` (the listing pages among ``requests``),
-        ``from_date`` and ``to_date`` (the window, Unix ms), ``filters`` and ``duration_seconds``.
+    :return: a dict with ``deleted`` (on a bulk action: the drop of the matching ``total`` from round to
+        round), ``mode`` (``bulk_action``, ``multi`` or ``paged``), ``action_ids``, ``rounds``, ``polls``,
+        ``detection_requests`` (the 404s that found an older server), ``requests`` (all others but the
+        polls), ``selected`` (the first action's ``total``, the entries listed, or the ``dlq_ids`` given),
+        ``list_requests`` (the listing pages among ``requests``), ``from_date`` and ``to_date`` (the window,
+        Unix ms), ``filters`` and ``duration_seconds``.
     """
 
     ACTION: ClassVar[str] = DELETE
@@ -370,12 +387,14 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
     Retry the QStash dead-letter-queue entries that the filters select when the task starts, and no
     other: QStash publishes each again as a new message and removes it from the DLQ.
 
-    What it does: as :class:`QStashDLQDeleteOperator`, it lists the ``dlqId`` of every matching entry first
-    (``GET /v2/dlq``, 100 a page; about 130 bytes of memory per entry), then retries exactly those with
-    ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request (fewer when the URL would pass 4,096 characters):
-    ``ceil(N / 100) * 2`` requests for N entries with short ids.
-    Entries that land in the DLQ after the listing (an old message that fails during the run has an old
-    ``createdAt``, so ``to_date`` cannot keep it out) are left for the next run.
+    What it does: as :class:`QStashDLQDeleteOperator`, with ``POST /v2/dlq/retry/bulk`` (an async bulk
+    action and a confirming round: the summary carries counts and ``action_ids``; a bulk action reports
+    no per-message ids, so ``message_ids`` is ``None``), ``POST /v2/dlq/retry/multi`` and
+    ``POST /v2/dlq/retry/{dlqId}`` for ``dlq_ids`` (the new message ids kept), the overrides as headers on
+    each of them. On an older server (``mode`` ``paged``) it lists the ``dlqId`` of every matching entry
+    first (``GET /v2/dlq``, 100 a page; about 130 bytes of memory per entry), then retries exactly those
+    with ``POST /v2/dlq/retry?dlqIds=...``, 100 ids a request: ``ceil(N / 100) * 2`` requests for N
+    entries with short ids; entries that land in the DLQ after the listing are left for the next run.
 
     Filters, refusals and the pinned ``to_date`` as :class:`QStashDLQDeleteOperator`, with ``retry_all``
     for a run with no filter. A 404 answer (entries that vanished between the listing and the retry:
@@ -413,6 +432,10 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         default; ``'now'`` says so explicitly). (templated)
     :param optional_filters: filters, and the ``override_*`` fields, that may render empty and then count as
         not given (a blank form field).
+    :param action_timeout: the longest one bulk action (today's QStash: a filter run is one or more
+        ``/bulk`` actions) is followed, in seconds or a timedelta; past it the task fails and a re-run
+        joins the action, which goes on in QStash. ``None`` (or a template that renders empty): 6 hours.
+        (templated)
     :param max_requests: the most requests to send, the listing pages included (a ``dlq_ids`` list is
         split into requests of 100, and the requests sent again after a 404 count too); reaching it with
         entries left fails the task, and a retry continues; reaching it while listing acts on nothing.

@@ -16,11 +16,13 @@ from airflow_qstash.triggers._common import drive_to_event
 
 class QStashDLQTrigger(BaseTrigger):
     """
-    Delete or retry the DLQ entries a filter selects, on the triggerer's event loop: list their ``dlqId``
-    (``GET /v2/dlq``, 100 a page), then act on exactly those ids (see :class:`~airflow_qstash.dlq.DLQRun`);
-    then fire exactly one event (``status`` ``success`` with the run's summary, or ``error`` with the
-    message and the totals so far). The listed ids are held in the triggerer's memory, about 130 bytes
-    each.
+    Delete or retry the DLQ entries a filter selects, on the triggerer's event loop: on today's QStash
+    an async bulk action followed by id to ``FINISHED`` and a confirming round (``dlq_ids``: ``/multi``);
+    on an older server list their ``dlqId`` (``GET /v2/dlq``, 100 a page) and act on exactly those ids
+    (see :class:`~airflow_qstash.dlq.DLQRun`); then fire exactly one event (``status`` ``success`` with the
+    run's summary, or ``error`` with the message and the totals so far). Listed ids (paging only) are held
+    in the triggerer's memory, about 130 bytes each. A restarted trigger starting the same bulk action
+    again meets "identical filters return the existing action" and follows it.
 
     The filter arrives validated and normalised by the operator (``to_date`` pinned); the trigger does
     not read templates. It drives the same sans-IO run as the worker (:mod:`airflow_qstash.dlq`) with
@@ -36,6 +38,9 @@ class QStashDLQTrigger(BaseTrigger):
     :param qstash_conn_id: the ``qstash`` connection.
     :param dlq_filter: :meth:`~airflow_qstash.filters.DLQFilter.to_dict` of the validated filter.
     :param max_requests: the most requests the run may send.
+    :param resume_action_ids: bulk actions an earlier try of the task started (from the task state store):
+        the run re-attaches to the last one by id before starting any; the event's ``action_ids`` go back
+        to the store.
     :param dry_run: list what the filter selects and act on nothing
         (:class:`~airflow_qstash.dlq_preview.DLQPreview`); the event carries the preview's summary.
     :param options: the run's own options, :meth:`~airflow_qstash.dlq.DLQRun.options` (``batch_size`` for
@@ -51,6 +56,7 @@ class QStashDLQTrigger(BaseTrigger):
         max_requests: int,
         options: dict[str, Any] | None = None,
         dry_run: bool = False,
+        resume_action_ids: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.action = action
@@ -59,6 +65,7 @@ class QStashDLQTrigger(BaseTrigger):
         self.max_requests = max_requests
         self.options = dict(options or {})
         self.dry_run = dry_run
+        self.resume_action_ids = list(resume_action_ids or ())
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -70,6 +77,7 @@ class QStashDLQTrigger(BaseTrigger):
                 "max_requests": self.max_requests,
                 "options": self.options,
                 "dry_run": self.dry_run,
+                "resume_action_ids": self.resume_action_ids,
             },
         )
 
@@ -78,12 +86,14 @@ class QStashDLQTrigger(BaseTrigger):
             dlq_filter = DLQFilter.from_dict(self.dlq_filter)
             if self.dry_run:
                 return DLQPreview(self.action, dlq_filter, max_requests=self.max_requests)
-            return make_run(self.action, dlq_filter, max_requests=self.max_requests, **self.options)
+            run = make_run(self.action, dlq_filter, max_requests=self.max_requests, **self.options)
+            run.resume_action_ids = list(self.resume_action_ids)
+            return run
 
         yield await drive_to_event(
             QStashAsyncHook(qstash_conn_id=self.qstash_conn_id),
             start,
-            lambda run, config: run.steps(config.base_url, log=self.log),
+            lambda run, config: run.steps(config.base_url, log=self.log, poll_interval_max=config.poll_interval_max),
             what=f"DLQ {self.action}",
         )
 

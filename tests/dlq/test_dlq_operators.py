@@ -20,6 +20,7 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
+from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.dlq import DLQRetryRun
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import DLQ_FILTERS
@@ -41,6 +42,11 @@ OWN_FIELDS = {
 }
 DELETE_SUMMARY = {
     "deleted",
+    "mode",
+    "action_ids",
+    "rounds",
+    "polls",
+    "detection_requests",
     "requests",
     "selected",
     "list_requests",
@@ -88,7 +94,13 @@ def defer_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("cls", OPERATORS)
 def test_template_fields_are_every_filter_the_bound_and_the_operators_own(cls: type):
-    assert set(cls.template_fields) == {*DLQ_FILTERS.names, "max_requests", "dry_run", *OWN_FIELDS[cls]}
+    assert set(cls.template_fields) == {
+        *DLQ_FILTERS.names,
+        "max_requests",
+        "action_timeout",
+        "dry_run",
+        *OWN_FIELDS[cls],
+    }
 
 
 @pytest.mark.parametrize("cls", OPERATORS)
@@ -428,7 +440,7 @@ def test_deferral_hands_the_trigger_the_normalised_run_and_no_token(
     assert path == "airflow_qstash.triggers.dlq.QStashDLQTrigger"
     assert data["action"] == op.ACTION
     assert data["max_requests"] == 7
-    assert data["options"] == options
+    assert data["options"] == {**options, "action_timeout": DEFAULT_ACTION_TIMEOUT}
     assert data["dlq_filter"]["labels"] == ["a"]
     assert (data["dlq_filter"]["from_date"], data["dlq_filter"]["to_date"]) == (WEEK_START_MS, TASK_START_MS)
     assert TEST_TOKEN not in json.dumps(data)
@@ -457,7 +469,7 @@ def test_the_trigger_rebuilds_the_operators_retry_run():
     op = QStashDLQRetryOperator(task_id="t", labels="a", override_timeout="30s")
     run = op.plan(TASK_START_MS)
     assert isinstance(run, DLQRetryRun)
-    assert run.options() == {"headers": [["Upstash-Timeout", "30s"]]}
+    assert run.options() == {"headers": [["Upstash-Timeout", "30s"]], "action_timeout": DEFAULT_ACTION_TIMEOUT}
 
 
 # --------------------------------------------------------------------------- parse time

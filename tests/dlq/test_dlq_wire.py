@@ -45,6 +45,12 @@ def test_the_dlq_endpoints_are_the_specs():
         "dlq_delete": ("DELETE", "/v2/dlq"),
         "dlq_retry": ("POST", "/v2/dlq/retry"),
         "delete_dlq_message": ("DELETE", "/v2/dlq/{id}"),
+        # the 2026-12 API reference: Async Bulk, Multiple IDs, Single ID
+        "dlq_delete_bulk": ("DELETE", "/v2/dlq/bulk"),
+        "dlq_retry_bulk": ("POST", "/v2/dlq/retry/bulk"),
+        "dlq_delete_multi": ("DELETE", "/v2/dlq/multi"),
+        "dlq_retry_multi": ("POST", "/v2/dlq/retry/multi"),
+        "dlq_retry_message": ("POST", "/v2/dlq/retry/{id}"),
     }
 
 

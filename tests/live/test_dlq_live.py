@@ -107,38 +107,49 @@ class IncidentDLQ:
             assert message["upstashHeaders"] == {"upstash-retries": str(retries)}
         return retried_from
 
-    def assert_replayed(self, emulator: Any, summary: dict[str, Any], retries: int) -> None:
+    def assert_replayed(self, emulator: Any, summary: dict[str, Any], retries: int, log: str | None = None) -> None:
         """
         The run replayed exactly the selection (see :meth:`assert_exactly_selected_retried`) with requests as
-        :meth:`assert_wire` says, and its summary (the task's XCom) counts and names those new messages and
-        the ``Upstash-Retries`` override.
+        :meth:`assert_wire` says, and its summary (the task's XCom) counts it, names the bulk actions it
+        followed (a bulk action reports no per-message ids) and the ``Upstash-Retries`` override; the task
+        log (when given) shows the action id and its progress.
         """
-        retried_from = self.assert_exactly_selected_retried(emulator, retries=retries)
-        self.assert_wire(emulator)
+        self.assert_exactly_selected_retried(emulator, retries=retries)
+        self.assert_wire(emulator, summary)
+        assert summary["mode"] == "bulk_action"
         assert summary["retried"] == len(self.selected)
-        assert set(summary["message_ids"]) == {m["messageId"] for m in retried_from.values()}
+        assert summary["message_ids"] is None
         assert summary["overrides"] == {"Upstash-Retries": str(retries)}
+        if log is not None:
+            first = summary["action_ids"][0]
+            assert f"bulk action {first} started" in log, log[-4000:]
+            assert re.search(
+                rf"bulk action {first}: FINISHED, {len(self.selected)} of {len(self.selected)} processed", log
+            )
+            assert "confirmed" in log
 
-    def assert_wire(self, emulator: Any) -> None:
+    def assert_wire(self, emulator: Any, summary: dict[str, Any]) -> None:
         """
-        The run listed the form's selection (``GET /v2/dlq`` with every filter of the form), then retried
-        exactly the listed ids (``POST /v2/dlq/retry`` with ``dlqIds`` only); QStash never saw an empty
-        selection.
+        The run started a retry bulk action with every filter of the form (``POST /v2/dlq/retry/bulk``,
+        the override as a header), followed it by id (``GET /v2/bulkActions/{id}``), then started the
+        confirming round that selected 0; QStash never saw an empty selection, nor the paging API.
         """
         log = emulator.request_log()
-        lists = [e for e in log if (e["method"], e["path"]) == ("GET", "/v2/dlq")]
-        retries = [e for e in log if (e["method"], e["path"]) == ("POST", "/v2/dlq/retry")]
-        assert lists and retries and len(lists) + len(retries) == len(log), log
-        assert {e["status"] for e in lists} == {200} and {e["status"] for e in retries} == {201}
-        for entry in lists:
+        starts = [e for e in log if (e["method"], e["path"]) == ("POST", "/v2/dlq/retry/bulk")]
+        polls = [e for e in log if e["method"] == "GET" and e["path"].startswith("/v2/bulkActions/")]
+        assert len(starts) == 2 and len(starts) + len(polls) == len(log), log
+        assert {e["status"] for e in starts} == {202} and {e["status"] for e in polls} == {200}
+        assert {e["path"].rsplit("/", 1)[-1] for e in polls} == set(summary["action_ids"])
+        assert (summary["requests"], summary["polls"]) == (len(starts), len(polls))
+        for entry in starts:
             query = entry["query"]
             assert ("label", self.label) in query
             assert {v for k, v in query if k == "responseStatus"} == {str(s) for s in self.statuses}
             assert ("fromDate", str(_ms(self.from_dt))) in query
             assert ("toDate", str(_ms(self.to_dt))) in query
-        sent = [v for e in retries for k, v in e["query"] if k == "dlqIds"]
-        assert all({k for k, _ in e["query"]} == {"dlqIds"} for e in retries), retries
-        assert sorted(sent) == sorted(self.selected)
+            assert "dlqIds" not in {k for k, _ in query}
+        [first, confirming] = [a for a in emulator.bulk_actions() if a["actionId"] in summary["action_ids"]]
+        assert (first["total"], confirming["total"]) == (len(self.selected), 0)
 
 
 @pytest.fixture
@@ -223,10 +234,9 @@ def test_replay_via_rest_api_retries_exactly_the_form_selection(airflow_api, emu
     assert run["state"] == "success", log
     assert run["conf"]["labels"] == [incident.label]
     summary = airflow_api.xcom(replay_dag, run_id, TASK_ID)
-    incident.assert_replayed(emulator, summary, retries=0)
+    incident.assert_replayed(emulator, summary, retries=0, log=log)
     assert (summary["from_date"], summary["to_date"]) == (_ms(incident.from_dt), _ms(incident.to_dt))
     assert (summary["vanished"], summary["not_found_answers"]) == (0, 0)
-    assert summary["requests"] == len(emulator.request_log()) == 2  # the listing, then the retry of its ids
     assert TEST_TOKEN not in log
 
 
@@ -319,4 +329,5 @@ def test_replay_trigger_form_in_the_ui_retries_the_selection(
     assert run["conf"]["retries"] == 2
     assert run["conf"]["max_requests"] is None
     assert run["conf"]["preview_only"] is False
-    incident.assert_replayed(emulator, airflow_api.xcom(replay_dag, run_id, TASK_ID), retries=2)
+    log = airflow_api.task_log(replay_dag, run_id, TASK_ID)
+    incident.assert_replayed(emulator, airflow_api.xcom(replay_dag, run_id, TASK_ID), retries=2, log=log)

@@ -93,6 +93,12 @@ REQUEST_KINDS = {
     ("DELETE", "/v2/dlq"): "bulk_delete",
     ("POST", "/v2/dlq/retry"): "bulk_retry",
     ("GET", "/v2/dlq"): "list",
+    # today's API (the 2026-12 reference): async bulk actions, /multi, their polls
+    ("DELETE", "/v2/dlq/bulk"): "action_delete",
+    ("POST", "/v2/dlq/retry/bulk"): "action_retry",
+    ("DELETE", "/v2/dlq/multi"): "multi_delete",
+    ("POST", "/v2/dlq/retry/multi"): "multi_retry",
+    ("GET", "/v2/bulkActions"): "list_actions",
 }
 
 
@@ -103,6 +109,10 @@ def request_kind(entry: dict[str, Any]) -> str:
         return kind
     if entry["method"] == "DELETE" and entry["path"].startswith("/v2/dlq/"):
         return "delete_one"
+    if entry["method"] == "POST" and entry["path"].startswith("/v2/dlq/retry/"):
+        return "retry_one"
+    if entry["method"] == "GET" and entry["path"].startswith("/v2/bulkActions/"):
+        return "poll"
     return "other"
 
 

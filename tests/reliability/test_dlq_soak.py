@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -65,13 +66,28 @@ DELETER_CONN = "qstash_dlq_soak_deleter"
 FIGURES = DLQFigures()
 
 
-@pytest.fixture(scope="module")
-def soak_emu() -> Iterator[QStashEmulator]:
-    """One emulator for the module, with the soak's connections (generous, scarce, and the deleter's)."""
-    with InProcessEmulator(token=TEST_TOKEN) as emu, pytest.MonkeyPatch.context() as mp:
+#: Both emulator generations: today's (async bulk actions, /multi, single ids) and an older server (paging).
+GENERATIONS = ("actions", "legacy")
+
+
+@contextmanager
+def _soak_emulator(generation: str) -> Iterator[QStashEmulator]:
+    """An emulator of ``generation`` with the soak's connections (generous, scarce, and the deleter's)."""
+    with (
+        InProcessEmulator(token=TEST_TOKEN, bulk_cancel=generation) as emu,
+        pytest.MonkeyPatch.context() as mp,
+    ):
         mp.setenv(conn_env(CONN), connection_json(emu.base_url, **SOAK_RETRIES))
         mp.setenv(conn_env(SCARCE_CONN), connection_json(emu.base_url, **SCARCE_RETRIES))
         mp.setenv(conn_env(DELETER_CONN), connection_json(emu.base_url, **SOAK_RETRIES))
+        yield emu
+
+
+@pytest.fixture(scope="module", params=GENERATIONS)
+def soak_emu(request: pytest.FixtureRequest) -> Iterator[QStashEmulator]:
+    """One emulator per generation for the module."""
+    with _soak_emulator(request.param) as emu:
+        emu.generation = request.param  # type: ignore[attr-defined]
         yield emu
     if FIGURES.ran:
         FIGURES.write()
@@ -83,6 +99,13 @@ def emu(soak_emu: QStashEmulator) -> Iterator[QStashEmulator]:
     soak_emu.reset()
     yield soak_emu
     soak_emu.set_faults(None)
+
+
+@pytest.fixture(scope="module")
+def paged_emu() -> Iterator[QStashEmulator]:
+    """An older server (paging API only), for the runs whose mid-run deletes meet the listed ids."""
+    with _soak_emulator("legacy") as emu:
+        yield emu
 
 
 # --------------------------------------------------------------------------- the generator
@@ -114,8 +137,31 @@ def test_dlq_scenarios_are_reproducible_and_varied(action: str):
 # --------------------------------------------------------------------------- seeded scenarios
 
 
-def _check_requests(scenario: DLQScenario, log: list[dict[str, Any]], context: str) -> None:
+def _check_requests(scenario: DLQScenario, log: list[dict[str, Any]], context: str, generation: str) -> None:
     """QStash was never asked for everything, nor anything but the action's own requests."""
+    action_kind, multi_kind, one_kind = (
+        ("action_delete", "multi_delete", "delete_one")
+        if scenario.action == DELETE
+        else ("action_retry", "multi_retry", "retry_one")
+    )
+    if generation == "actions":
+        # today's API only: a filter is bulk actions and their polls; ids go to /multi (one id: single)
+        todays = [e for e in log if request_kind(e) not in ("poll", "list_actions")]
+        kinds = {request_kind(e) for e in todays}
+        allowed = {multi_kind, one_kind, "list"} if scenario.dlq_ids else {action_kind}
+        assert kinds <= allowed and kinds, f"{context}: requests {kinds}"
+        starts = [e for e in log if request_kind(e) == action_kind]
+        assert all(any(k not in ("count", "cursor") for k, _ in e["query"]) for e in starts), f"{context}: no filter"
+        assert all(k not in ("host", "path", "dlqIds") for e in starts for k, _ in e["query"]), context
+        multi = [e for e in log if request_kind(e) == multi_kind]
+        assert all({k for k, _ in e["query"]} == {"dlqIds"} for e in multi), f"{context}: /multi not by id"
+        return
+    # an older server: today's endpoints answered 404 once (detection), then the paging API
+    detection = [e for e in log if request_kind(e) in (action_kind, multi_kind, "list_actions")]
+    # (a request the emulator's faults answered first is sent again by the transport)
+    assert any(e["status"] == 404 for e in detection), f"{context}: detection {detection[:2]}"
+    assert all(e["status"] == 404 or e["fault"] for e in detection), f"{context}: detection {detection[:2]}"
+    log = [e for e in log if e not in detection]
     bulk_kind = "bulk_delete" if scenario.action == DELETE else "bulk_retry"
     kinds = {request_kind(e) for e in log}
     allowed = {bulk_kind, "list"}  # list: the listing of the selection (and a retry's 404 probe)
@@ -145,7 +191,7 @@ def _soak(emu: QStashEmulator, action: str, seed: int, *, conn_id: str, max_runs
         emu.set_faults(None)
         log = emu.request_log()
         outcome = read_outcome(emu, scenario, expected)
-        context = f"{path}: {scenario.describe()}"
+        context = f"{emu.generation} {path}: {scenario.describe()}"  # type: ignore[attr-defined]
 
         reruns_per_path.append(reruns)
         figures.count_requests(log)
@@ -159,7 +205,7 @@ def _soak(emu: QStashEmulator, action: str, seed: int, *, conn_id: str, max_runs
         assert not outcome.collateral, f"{context}: removed {len(outcome.collateral)} unselected entries"
         assert not outcome.left_behind, f"{context}: left {len(outcome.left_behind)} selected entries"
         assert not outcome.bystanders_touched, f"{context}: touched bystanders {sorted(outcome.bystanders_touched)}"
-        _check_requests(scenario, log, context)
+        _check_requests(scenario, log, context, emu.generation)  # type: ignore[attr-defined]
         if action == DELETE:
             assert outcome.new_messages == [], f"{context}: a delete created messages"
         else:
@@ -175,16 +221,21 @@ def _soak(emu: QStashEmulator, action: str, seed: int, *, conn_id: str, max_runs
             )
             assert {k.lower(): v for k, v in summary["overrides"].items()} == overrides, context
             new_ids = {m["messageId"] for m in outcome.new_messages}
-            # the new message ids are reported up to 1,000 (else only their count), all of this run's
-            if summary["retried"] > MAX_REPORTED_MESSAGE_IDS:
+            # the new message ids are reported up to 1,000 (else only their count), all of this run's;
+            # a bulk action reports none (counts and action ids only)
+            if summary["mode"] == "bulk_action":
+                assert summary["message_ids"] is None and summary["action_ids"], context
+            elif summary["retried"] > MAX_REPORTED_MESSAGE_IDS:
                 assert summary["message_ids"] is None, context
             else:
                 assert set(summary["message_ids"]) <= new_ids, context
                 assert len(summary["message_ids"]) == summary["retried"], context
-            if reruns == 0:
+            if reruns == 0 and summary["mode"] != "bulk_action":
                 assert summary["retried"] > MAX_REPORTED_MESSAGE_IDS or set(summary["message_ids"]) == new_ids
                 unknown = 0 if scenario.dlq_ids is None else len(set(scenario.dlq_ids) - set(records))
                 assert summary["vanished"] == unknown, context
+        expected_mode = "paged" if emu.generation == "legacy" else ("multi" if scenario.dlq_ids else "bulk_action")  # type: ignore[attr-defined]
+        assert summary["mode"] == expected_mode, context
         if reruns == 0:
             assert summary[DONE_KEY[action]] == len(expected), context
         else:
@@ -264,8 +315,10 @@ def _vanish_entries() -> tuple[list[dict[str, Any]], list[str], list[str]]:
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("selection", ["dlq_ids", "filter"])
 def test_entries_deleted_by_someone_else_mid_retry_are_skipped_and_the_rest_retried(
-    emu: QStashEmulator, selection: str, path: str
+    paged_emu: QStashEmulator, selection: str, path: str
 ):
+    emu = paged_emu
+    emu.reset()
     entries, selected, others = _vanish_entries()
     emu.add_dlq(entries)
     victims = selected[-VANISH_VICTIMS:]

@@ -75,6 +75,10 @@ class StateStore:
         return json.loads(self.values[STATE_KEY])
 
 
+#: The requests that start a bulk action: a filter cancel, a DLQ filter delete.
+START_ROUTES = {("DELETE", "/v2/messages"), ("DELETE", "/v2/dlq/bulk")}
+
+
 class FakeActions:
     """
     ``DELETE /v2/messages?async=true`` starts a bulk action over the ``pending`` messages (or answers 412
@@ -90,11 +94,11 @@ class FakeActions:
         self._ids = itertools.count(1)
 
     def starts(self) -> list[list[tuple[str, str]]]:
-        return [query for method, path, query in self.requests if (method, path) == ("DELETE", "/v2/messages")]
+        return [query for method, path, query in self.requests if (method, path) in START_ROUTES]
 
     def answer(self, method: str, path: str, query: list[tuple[str, str]]) -> tuple[int, Any]:
         self.requests.append((method, path, query))
-        if (method, path) == ("DELETE", "/v2/messages"):
+        if (method, path) in START_ROUTES:
             key = sorted((k, v) for k, v in query if k not in ("count", "async"))
             if any(a["key"] == key and a["state"] == "IN_PROGRESS" for a in self.actions.values()):
                 return 412, {"error": "an identical bulk action is already in progress"}
@@ -417,18 +421,52 @@ def dlq_op(**kwargs: Any) -> QStashDLQDeleteOperator:
     return QStashDLQDeleteOperator(**kwargs)
 
 
-def test_dlq_retry_keeps_the_first_tries_window(requests_mock: Any, qstash_conn: str) -> None:
-    listing = requests_mock.get(f"{FAKE_BASE_URL}/v2/dlq", json={"messages": []})
+def test_a_killed_dlq_delete_is_retried_by_id_in_the_first_tries_window(
+    actions: Callable[..., FakeActions], monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
+) -> None:
+    fake = actions(pending=N, rate=100)
     store = StateStore()
-    store.set(
-        STATE_KEY,
-        RunRecord(
-            FIRST_START_MS, {"action": "dlq_delete", "filter": dlq_op().plan(FIRST_START_MS).dlq_filter.to_dict()}
-        ).to_json(),
-    )
+    kill_at_first_poll_pause(monkeypatch)
+    with pytest.raises(Killed):
+        dlq_op().execute(context(FIRST_START, store))
+    stored = store.record()
+    assert (stored["task_start_ms"], stored["action_ids"]) == (FIRST_START_MS, ["act-1"])
+    assert stored["plan"]["action"] == "dlq_delete"
+
+    monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
+    before = len(fake.requests)
     summary = dlq_op().execute(context(RETRY_START, store))
-    assert summary["to_date"] == FIRST_START_MS
-    assert dict(parse_qsl(urlsplit(listing.last_request.url).query))["toDate"] == str(FIRST_START_MS)
+    assert fake.requests[before][:2] == ("GET", "/v2/bulkActions/act-1"), "the retry must re-attach before any start"
+    assert len(fake.starts()) == 2  # the first try's start, and the retry's confirming round only
+    assert {to_date_sent(q) for q in fake.starts()} == {FIRST_START_MS}
+    assert (summary["deleted"], summary["to_date"], summary["action_ids"][0]) == (N, FIRST_START_MS, "act-1")
+    assert STATE_KEY not in store.values
+    assert "re-attached by its id" in text(logs)
+
+
+def test_dlq_deferrable_retry_hands_the_trigger_the_stored_ids(actions: Callable[..., FakeActions]) -> None:
+    fake = actions(pending=N, rate=100)
+    store = StateStore()
+    with pytest.raises(TaskDeferred):
+        dlq_op(deferrable=True).execute(context(FIRST_START, store))
+    fake.answer("DELETE", "/v2/dlq/bulk", [("label", "report")])  # the first trigger's start
+    # its error event (past action_timeout, say) carries the action id: stored for the retry
+    with pytest.raises(AirflowException, match="action_timeout"):
+        dlq_op(deferrable=True).execute_complete(
+            context(FIRST_START, store),
+            {"status": "error", "message": "past action_timeout", "action_ids": ["act-1"], "deleted": 0},
+        )
+    assert store.record()["action_ids"] == ["act-1"]
+    with pytest.raises(TaskDeferred) as retried:
+        dlq_op(deferrable=True).execute(context(RETRY_START, store))
+    trigger = retried.value.trigger
+    assert trigger.resume_action_ids == ["act-1"]
+    assert trigger.dlq_filter["to_date"] == FIRST_START_MS
+    assert QStashDLQTrigger(**json.loads(json.dumps(trigger.serialize()[1]))).resume_action_ids == ["act-1"]
+    event = run_trigger(trigger)
+    assert event["status"] == "success" and event["deleted"] == N
+    assert len(fake.starts()) == 2
+    dlq_op(deferrable=True).execute_complete(context(RETRY_START, store), event)
     assert STATE_KEY not in store.values
 
 
