@@ -244,6 +244,8 @@ def main(log_path: str) -> int:
     # The same call as `airflow db migrate`, without starting a second Airflow process.
     from airflow.utils.db import upgradedb
 
+    # The child runs as a script (sys.path[0] is tests/e2e): the repository root makes `tests` importable.
+    sys.path.insert(0, str(RUNNER_SCRIPT.parents[2]))
     from tests.airflow_versions import AIRFLOW_V_3_1_PLUS
 
     upgradedb()
