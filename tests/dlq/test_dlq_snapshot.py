@@ -6,11 +6,17 @@ A DLQ entry's ``createdAt`` is the ORIGINAL message's creation time, so the ``to
 an old message that fails while the run goes on: 150 such entries used to be deleted (or retried) by the
 run. The run now lists the matching ``dlqId``s first and acts on exactly those; the entries that land in
 the DLQ after the listing stay, and the requests are the listing pages plus the action requests.
+
+That listing is the deprecated paging API, which a run uses only on a server without today's DLQ endpoints
+(``/v2/dlq/bulk``, ``/multi``): so these tests run against the emulator's ``legacy`` generation, explicitly.
+On today's API a filter run is async bulk actions, which take their entries when QStash accepts them and
+are confirmed by a round that must select 0 (tests/dlq/test_dlq_todays_api.py, test_dlq_join_emulator.py).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +24,22 @@ import pytest
 import airflow_qstash.wire as wire
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from qstash_emulator import QStashEmulator
+from tests.conftest import TEST_TOKEN
 from tests.dlq import test_dlq_emulator as base
 from tests.dlq.test_dlq_emulator import FILTERS, FROM_MS, N_MATCHING, _entry, run_operator, v2_requests
 
-# the emulator test module's fixtures: its emulator, emptied per test, and its data set
-shared_emulator = base.shared_emulator
+# the emulator test module's fixtures: its emulator, emptied per test, and its data set; the emulator is
+# this module's own, of the legacy generation only (``emu`` asks for ``shared_emulator`` by name)
 emu = base.emu
 data = base.data
+
+
+@pytest.fixture(scope="module")
+def shared_emulator() -> Iterator[QStashEmulator]:
+    """An older server (``legacy``: no ``/bulk`` nor ``/multi`` DLQ routes): the runs use the paging API."""
+    with QStashEmulator(token=TEST_TOKEN, bulk_cancel="legacy") as emu:
+        yield emu
+
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,6 +77,7 @@ def test_delete_leaves_the_entries_that_fail_during_the_run(emu, data, fail_duri
 
     assert emu.dlq_ids() == data.others | fail_during_the_run  # the late failures are all still there
     assert (summary["deleted"], summary["selected"]) == (N_MATCHING, N_MATCHING)
+    assert (summary["mode"], summary["detection_requests"]) == ("paged", 1)  # the 404 on DELETE /v2/dlq/bulk
     pages = math.ceil(N_MATCHING / 100)
     assert (summary["list_requests"], summary["requests"]) == (pages, pages + math.ceil(N_MATCHING / 100))
     assert len(v2_requests(emu, "GET", "/v2/dlq")) == pages
@@ -79,6 +95,7 @@ def test_retry_leaves_the_entries_that_fail_during_the_run(emu, data, fail_durin
 
     assert emu.dlq_ids() == data.others | fail_during_the_run
     assert (summary["retried"], summary["vanished"]) == (N_MATCHING, 0)
+    assert (summary["mode"], summary["detection_requests"]) == ("paged", 1)  # the 404 on POST /v2/dlq/retry/bulk
     new = [m for m in emu.messages("held") if m["messageId"] not in data.held]
     assert {m["url"] for m in new} == data.urls  # none of the late failures was retried
     assert summary["requests"] == 2 * math.ceil(N_MATCHING / 100)
