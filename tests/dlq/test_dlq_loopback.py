@@ -12,6 +12,7 @@ uses first (today's API: ``/v2/dlq/bulk``, ``/v2/dlq/retry/bulk``, the ``GET /v2
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,14 @@ import pytest
 from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashRunIncomplete
 from tests.conftest import TEST_TOKEN
 from tests.hooks.loopback import LoopbackServer, Received, Reply
-from tests.hooks.test_loopback import loopback_connection, run
+from tests.hooks.test_loopback import (
+    DEADLINE_TRANSPORTS,
+    GENEROUS_BOUND,
+    SLOW_BODY,
+    loopback_connection,
+    run,
+    use_deadline_of,
+)
 
 #: Scripted answers before the redirect.
 NOT_FOUND = Reply(404, {"Content-Type": "application/json"}, b'{"error":"not found"}')
@@ -150,6 +158,45 @@ def test_a_dlq_redirect_is_never_followed(monkeypatch, transport, status, case):
     assert not isinstance(info.value, QStashRetryableError)
     assert f"answered {status} redirecting to {server.base_url}/v2/dlq" in message
     assert TEST_TOKEN not in message
+
+
+#: The deadline cases: each path a run can stop on first, today's and the paging fallback's.
+DEADLINE_CASES = [
+    "delete-filter-bulk",
+    "retry-filter-poll",
+    "delete-ids-multi",
+    "retry-one-id",
+    "delete-filter-paged",
+    "retry-ids-paged",
+]
+
+
+@pytest.mark.parametrize("case", DEADLINE_CASES)
+@pytest.mark.parametrize("transport", DEADLINE_TRANSPORTS)
+def test_a_dlq_request_ends_at_its_total_deadline_however_slowly_the_server_trickles(monkeypatch, transport, case):
+    use_deadline_of(monkeypatch, transport)
+    method, kwargs, script = CASES[case]
+    slow = Reply(200, {"Content-Type": "application/json"}, SLOW_BODY, trickle="body", pause=0.2)
+    assert len(slow.body) * slow.pause > 4 * GENEROUS_BOUND  # the trickle outlasts the bound by far
+
+    def respond(received: Received) -> Reply:
+        index = len(server.requests) - 1
+        if index >= len(script):
+            return Reply(500, body=b"unscripted request")
+        reply = script[index][1]
+        return reply if reply is not None else slow
+
+    server = LoopbackServer(respond)
+    with server:
+        conn_id = loopback_connection(monkeypatch, server, timeout=1, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises((QStashAPIError, QStashRunIncomplete)) as info:
+            run_kw("httpx" if transport.startswith("httpx") else transport, conn_id, method, kwargs)
+        elapsed = time.monotonic() - started
+    assert elapsed < GENEROUS_BOUND
+    assert "the attempt's deadline passed" in str(info.value)
+    assert [f"{r.method} {r.target}" for r in server.requests] == [request for request, _ in script]
+    assert server.completed == len(script) - 1  # the client hung up before the slow answer was complete
 
 
 def run_kw(transport: str, conn_id: str, method: str, kwargs: dict[str, Any]) -> object:
