@@ -844,8 +844,8 @@ class DLQRetryRun(DLQRun):
         except QStashAPIError as probe:
             self.requests += 1
             raise self.incomplete(
-                f"POST /v2/dlq/retry answered 404 ({err}) and GET /v2/dlq answered {probe.http_status} too: there "
-                "is no QStash DLQ API at this base URL; check the connection's host"
+                f"POST /v2/dlq/retry answered 404 ({err}) and GET /v2/dlq answered {probe.http_status} too ({probe}): "
+                "there is no QStash DLQ API at this base URL; check the connection's host"
             ) from probe
         self.requests += 1
         self._dlq_api_confirmed = True

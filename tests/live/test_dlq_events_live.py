@@ -190,11 +190,27 @@ def test_dlq_entries_start_one_run_that_retries_exactly_them(events_airflow: Liv
     assert not any("invoice" in json.dumps(p) for p in payloads)
     for log in Path(events_airflow.log_dir).glob("*.log"):
         assert TEST_TOKEN not in log.read_text(errors="replace"), log.name
-    listings = [e for e in emulator.request_log() if (e["method"], e["path"]) == ("GET", "/v2/dlq")]
+    log = emulator.request_log()
+    assert emulator.request_log_dropped() == 0
+    listings = [e for e in log if (e["method"], e["path"]) == ("GET", "/v2/dlq")]
     unfiltered = [e["query"] for e in listings if ("label", "billing") not in e["query"]]
-    # only the watched entries are listed; besides, the repeated run's retry checked once that the DLQ API
-    # is there when its ids answered 404 (the "vanished" rule)
-    assert unfiltered == [[("count", "1")]]
+    # only the watched entries are listed (today's API needs no DLQ listing to tell a 404 apart)
+    assert unfiltered == []
+    # the retries go to today's API: each run's ids to /multi (several ids), never the paging POST /v2/dlq/retry
+    retries = [e for e in log if e["method"] == "POST" and e["path"].startswith("/v2/dlq/retry")]
+    assert not [e for e in retries if e["path"] == "/v2/dlq/retry"], "the paging API was used"
+    multi_queries = [e["query"] for e in retries if e["path"] == "/v2/dlq/retry/multi"]
+    assert all(name == "dlqIds" for query in multi_queries for name, _ in query)
+    multi = [sorted(value for _, value in query) for query in multi_queries]  # sorted lists: each id once
+    # the two announced runs, then the repeated run: its /multi answered 404 (the ids are gone), was told
+    # apart from an older server once by listing bulk actions (the "vanished" rule), and was halved down to
+    # single ids, each answering 404 (vanished)
+    assert multi[:3] == [sorted(first), sorted(second), sorted(first)]
+    assert len(multi) == 4 and len(multi[3]) == 2 and set(multi[3]) < set(first)
+    singles = sorted(e["path"] for e in retries if e["path"] not in ("/v2/dlq/retry/multi", "/v2/dlq/retry"))
+    assert singles == sorted(f"/v2/dlq/retry/{dlq_id}" for dlq_id in first)
+    probes = [e["query"] for e in log if (e["method"], e["path"]) == ("GET", "/v2/bulkActions")]
+    assert probes == [[("count", "1")]]
     print(
         f"\ntime from DLQ entries to a DAG run: {first_seconds:.1f} s (first burst), {second_seconds:.1f} s "
         f"(second); {len(listings)} listings"
