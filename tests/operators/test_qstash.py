@@ -31,6 +31,7 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
 from tests.connections import MISSING, serve_connections
+from tests.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 from tests.task_logs import capture_task_logs
 
 BULK_URL = f"{FAKE_BASE_URL}/v2/messages"
@@ -58,19 +59,7 @@ LIST_FILTERS = {
 }
 DATE_FILTERS = ("from_date", "to_date")
 ALL_TEMPLATED = (*LIST_FILTERS, *DATE_FILTERS, "batch_size", "max_batches", "cancel_all", "action_timeout")
-SUMMARY_KEYS = {
-    "cancelled",
-    "batches",
-    "rounds",
-    "mode",
-    "action_ids",
-    "left",
-    "unconfirmed",
-    "from_date",
-    "to_date",
-    "filters",
-    "duration_seconds",
-}
+SUMMARY_KEYS = BULK_CANCEL_SUMMARY_KEYS
 
 
 # --------------------------------------------------------------------------- helpers

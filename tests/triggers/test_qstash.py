@@ -22,22 +22,11 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.connections import MISSING, serve_connections
+from tests.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
 TO_DATE_MS = 1_717_243_200_123
 FROM_DATE_MS = 1_714_521_600_000
-SUMMARY_KEYS = {
-    "cancelled",
-    "batches",
-    "rounds",
-    "mode",
-    "action_ids",
-    "left",
-    "unconfirmed",
-    "from_date",
-    "to_date",
-    "filters",
-    "duration_seconds",
-}
+SUMMARY_KEYS = BULK_CANCEL_SUMMARY_KEYS
 
 
 def filter_dict(**values: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import QStashEmulator
 from qstash_emulator.faults import FaultConfig, FaultInjector
 from tests.conftest import TEST_TOKEN, connection_json
+from tests.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,19 +41,7 @@ LABEL = "report"
 FROM_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 TO_MS = FROM_MS + 86_400_000 - 1  # the end of that day, inclusive
 N_MATCHING = 1_234
-SUMMARY_KEYS = {
-    "cancelled",
-    "batches",
-    "rounds",
-    "mode",
-    "action_ids",
-    "left",
-    "unconfirmed",
-    "from_date",
-    "to_date",
-    "filters",
-    "duration_seconds",
-}
+SUMMARY_KEYS = BULK_CANCEL_SUMMARY_KEYS
 EVENT_TIMEOUT_S = 30.0
 
 
