@@ -177,6 +177,10 @@ class QStashTransportError(QStashRetryableError):
     """No answer: the connection failed, was dropped, or the attempt's deadline passed."""
 
 
+class DLQEndpointsMissing(QStashAPIError):
+    """The server answered 404 where the 2026-12 DLQ API has an endpoint: an older server; use the paging API."""
+
+
 class QStashActionConflict(QStashAPIError):
     """
     A filter cancel answered 412, or 429 without rate-limit headers: an identical bulk action is
@@ -197,6 +201,7 @@ class QStashRunIncomplete(QStashError):
 
 __all__ = [
     "REDACTED",
+    "DLQEndpointsMissing",
     "QStashAPIError",
     "QStashActionConflict",
     "QStashConnectionError",

@@ -64,7 +64,7 @@ from _common import (
 #: (messages, action rate msgs/s) of part (a)/(b): actions of about 1, 10, 2 and 10 seconds.
 CELLS = ((2_000, 2_000.0), (20_000, 2_000.0), (20_000, 10_000.0), (100_000, 10_000.0))
 POLL_MAXES = (0.5, 2.0, 10.0)
-#: The provider's poll schedule (airflow_qstash.batching): first pause, growth.
+#: The provider's poll schedule (airflow_qstash.runs.bulk_cancel): first pause, growth.
 POLL_INITIAL = 1.0
 POLL_GROWTH = 1.5
 CONN_ID = "qstash_bench_actions"

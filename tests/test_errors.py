@@ -175,6 +175,7 @@ def test_the_exception_tree_is_one_tree():
         "QStashTransportError",
         "QStashActionConflict",
         "QStashRunIncomplete",
+        "DLQEndpointsMissing",
     }
     assert all(issubclass(c, QStashError) for c in ours)
     # one base each, except the input refusal, which is also a ValueError for hook users

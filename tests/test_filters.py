@@ -732,10 +732,9 @@ def test_a_malformed_table_is_refused(specs, fragment):
         FilterTable(*specs, *dates, select_all="all", everything="everything")
 
 
-def test_the_dlq_value_object_sits_with_the_bulk_cancel_one_and_is_still_importable_from_dlq():
-    from airflow_qstash import dlq, filters
+def test_the_dlq_value_object_sits_with_the_bulk_cancel_one():
+    from airflow_qstash import filters
 
-    assert dlq.DLQFilter is filters.DLQFilter
     assert [f.name for f in fields(filters.DLQFilter)] == [*DLQ_FILTERS.names, "select_all"]
 
 

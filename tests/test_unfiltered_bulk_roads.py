@@ -1,7 +1,7 @@
 """
 No road reaches a filterless bulk request without the author's all-flag (#17.1).
 
-Every procedure that builds a bulk :class:`~airflow_qstash.wire.Call` (the wire's builders and the run loops
+Every procedure that builds a bulk :class:`~airflow_qstash.protocol.calls.Call` (the wire's builders and the run loops
 that drive them), fed generated filters, yields a filterless ``DELETE /v2/messages``, ``DELETE /v2/dlq`` or
 ``POST /v2/dlq/retry`` only when the filter carried ``cancel_all``/``delete_all``/``retry_all``, and then
 marked with ``select_all``; every call passes the send-time guard both hooks run. A source scan proves
@@ -21,28 +21,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import airflow_qstash
-from airflow_qstash import wire
-from airflow_qstash.batching import BulkCancelRun
-from airflow_qstash.dlq import DELETE, RETRY, make_run
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import BulkCancelFilter, DLQFilter
-from airflow_qstash.wire import (
-    BULK_CANCEL,
-    DLQ_DELETE,
-    DLQ_RETRY,
+from airflow_qstash.protocol import dlq, endpoints, messages
+from airflow_qstash.protocol.calls import (
     NOT_FILTERS,
     UNFILTERED_ACTS_ON_EVERYTHING,
     Call,
     Sleep,
-    bulk_cancel_requests,
-    bulk_cancel_total,
-    dlq_delete_page,
-    dlq_requests,
-    dlq_retry_page,
     refuse_unfiltered_bulk_call,
-    start_bulk_cancel,
-    start_dlq_action,
 )
+from airflow_qstash.protocol.dlq import dlq_delete_page, dlq_requests, dlq_retry_page, start_dlq_action
+from airflow_qstash.protocol.endpoints import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY
+from airflow_qstash.protocol.messages import bulk_cancel_requests, bulk_cancel_total, start_bulk_cancel
+from airflow_qstash.runs.bulk_cancel import BulkCancelRun
+from airflow_qstash.runs.dlq import DELETE, RETRY, make_run
 
 BASE_URL = "https://qstash.test"
 #: Fixed, recent-enough dates (2026-11-01 .. 2026-11-02 UTC): inside every retention, in the past.
@@ -60,15 +53,15 @@ def _answer(call: Call) -> Any:
         return {"responses": []}
     if call.method == "GET" and call.path == "/v2/dlq":
         return {"messages": []}
-    if call.endpoint in (wire.DLQ_DELETE_BULK, wire.DLQ_RETRY_BULK):
+    if call.endpoint in (endpoints.DLQ_DELETE_BULK, endpoints.DLQ_RETRY_BULK):
         return {"actionId": "act-1"}
-    if call.endpoint == wire.GET_BULK_ACTION:
+    if call.endpoint == endpoints.GET_BULK_ACTION:
         return {"actionId": "act-1", "state": "FINISHED", "total": 0, "processed": 0}
-    if call.endpoint == wire.DLQ_DELETE_MULTI:
+    if call.endpoint == endpoints.DLQ_DELETE_MULTI:
         return {"deleted": 0}
-    if call.endpoint in (wire.DLQ_RETRY_MULTI, wire.DLQ_RETRY_MESSAGE):
+    if call.endpoint in (endpoints.DLQ_RETRY_MULTI, endpoints.DLQ_RETRY_MESSAGE):
         return {"responses": []}
-    if call.endpoint == wire.DLQ_MESSAGE:
+    if call.endpoint == endpoints.DLQ_MESSAGE:
         return None
     raise AssertionError(f"unexpected call {call.method} {call.path}")
 
@@ -188,14 +181,14 @@ def test_dlq_builders_and_the_run_loops_mark_filterless_calls_only_under_delete_
     _check(calls_of(make_run(DELETE, dlq_filter).steps(BASE_URL)), allowed, exact=False)
     _check(calls_of(make_run(RETRY, dlq_filter).steps(BASE_URL)), allowed, exact=False)
     if not dlq_filter.dlq_ids:  # today's API: the bulk action starts carry the flag exactly as the author set it
-        for endpoint in (wire.DLQ_DELETE_BULK, wire.DLQ_RETRY_BULK):
+        for endpoint in (endpoints.DLQ_DELETE_BULK, endpoints.DLQ_RETRY_BULK):
             _check(calls_of(start_dlq_action(endpoint, dlq_requests(dlq_filter, endpoint, BASE_URL)[0])), allowed)
 
 
 def test_a_parameter_list_that_lost_its_flag_is_refused_not_widened():
     """A caller that rebuilds the query (and so drops the flag) gets a refusal, never a wider request."""
     params = list(bulk_cancel_requests(BulkCancelFilter.build(cancel_all=True), None, BASE_URL)[0])
-    with pytest.raises(wire.QStashInputError):
+    with pytest.raises(QStashInputError):
         calls_of(start_bulk_cancel(params))
 
 
@@ -212,20 +205,23 @@ def _bulk_call_sites(tree: ast.AST) -> list[ast.Call]:
 
 
 def test_the_bulk_calls_are_built_only_by_the_checked_builders():
-    """No other module builds a bulk Call, and in wire.py only the builders above do (each passes select_all)."""
+    """No other module builds a bulk Call, and in the protocol only the builders above do (each passes select_all)."""
     package = pathlib.Path(airflow_qstash.__file__).parent
     outside = {
         str(path.relative_to(package))
         for path in package.rglob("*.py")
-        if "emulator" not in path.parts and path.name != "wire.py" and _bulk_call_sites(ast.parse(path.read_text()))
+        if "emulator" not in path.parts
+        and "protocol" not in path.parts
+        and _bulk_call_sites(ast.parse(path.read_text()))
     }
     assert outside == set()
     builders = {
-        name
-        for name, function in inspect.getmembers(wire, inspect.isfunction)
-        if function.__module__ == wire.__name__ and _bulk_call_sites(ast.parse(inspect.getsource(function)))
+        name: function
+        for module in (messages, dlq)
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if function.__module__ == module.__name__ and _bulk_call_sites(ast.parse(inspect.getsource(function)))
     }
-    assert builders == {"start_bulk_cancel", "dlq_delete_page", "dlq_retry_page", "start_dlq_action"}
-    for name in builders:
-        for site in _bulk_call_sites(ast.parse(inspect.getsource(getattr(wire, name)))):
+    assert set(builders) == {"start_bulk_cancel", "dlq_delete_page", "dlq_retry_page", "start_dlq_action"}
+    for name, function in builders.items():
+        for site in _bulk_call_sites(ast.parse(inspect.getsource(function))):
             assert any(keyword.arg == "select_all" for keyword in site.keywords), name

@@ -12,33 +12,32 @@ from urllib.parse import urlencode
 
 import pytest
 
-import airflow_qstash.wire as wire
 from airflow_qstash.config import RetryPolicy
 from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashInputError, QStashRetryableError
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.wire import (
+from airflow_qstash.protocol import calls as protocol_calls
+from airflow_qstash.protocol import messages
+from airflow_qstash.protocol.answers import has_rate_limit_headers, rate_limit_wait, read_answer
+from airflow_qstash.protocol.calls import Call, Effect, Sleep
+from airflow_qstash.protocol.endpoints import (
     BULK_CANCEL,
     CANCEL_MESSAGE,
-    CONFLICT_ATTEMPTS,
     ENDPOINTS,
     GET_BULK_ACTION,
     LIST_BULK_ACTIONS,
     MAX_URL_LENGTH,
+    path_segment,
+)
+from airflow_qstash.protocol.messages import (
+    CONFLICT_ATTEMPTS,
     ActionStarted,
     BatchCancelled,
     BulkAction,
-    Call,
-    Effect,
-    Sleep,
     bulk_cancel_requests,
     bulk_cancel_total,
     filter_key,
     get_bulk_action,
-    has_rate_limit_headers,
     list_bulk_actions,
-    path_segment,
-    rate_limit_wait,
-    read_answer,
     read_bulk_action,
     read_bulk_cancel_answer,
     start_bulk_cancel,
@@ -53,7 +52,7 @@ Reply = Any  # an answer, an exception to throw in, or a callable of the Call gi
 
 
 def drive(
-    procedure: wire.Procedure[Any], replies: Iterable[Reply], effects: list[Effect] | None = None
+    procedure: protocol_calls.Procedure[Any], replies: Iterable[Reply], effects: list[Effect] | None = None
 ) -> tuple[Any, list[Effect]]:
     """
     Run a procedure as a hook would: the next reply for each Call, nothing for a Sleep. Every effect is
@@ -428,7 +427,7 @@ def test_list_bulk_actions_refuses_a_page_size_out_of_range(page_size):
 
 
 def test_list_bulk_actions_is_bounded_by_max_list_pages(monkeypatch):
-    monkeypatch.setattr(wire, "MAX_LIST_PAGES", 3)
+    monkeypatch.setattr(messages, "MAX_LIST_PAGES", 3)
     fresh = iter(range(100))
     with pytest.raises(QStashAPIError, match="did not end within 3 pages"):
         drive(list_bulk_actions(), [lambda call: {"bulkActions": [], "cursor": f"c{next(fresh)}"}] * 10)
@@ -518,7 +517,7 @@ def test_conflict_pauses_back_off_to_the_ceiling_and_come_between_the_starts():
     with pytest.raises(QStashAPIError):
         drive(start_bulk_cancel(PARAMS, max_pause=3.0), replies, effects)
     pauses = sleeps(effects)
-    assert pauses[:3] == [wire.CONFLICT_BACKOFF, min(2 * wire.CONFLICT_BACKOFF, 3.0), 3.0]
+    assert pauses[:3] == [messages.CONFLICT_BACKOFF, min(2 * messages.CONFLICT_BACKOFF, 3.0), 3.0]
     assert max(pauses) == 3.0
     assert len(calls(effects)) == 2 * CONFLICT_ATTEMPTS
     assert len(pauses) == CONFLICT_ATTEMPTS - 1  # no pause after the last start: it would only delay the error

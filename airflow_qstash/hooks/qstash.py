@@ -2,7 +2,7 @@
 ``QStashHook`` (``requests``, for workers) and ``QStashAsyncHook`` (``httpx``, for the triggerer).
 
 Both are thin: the connection is read by :mod:`airflow_qstash.config`, every request is encoded and every
-answer read by :mod:`airflow_qstash.wire`, and multi-request work (paging, joining a running bulk action)
+answer read by :mod:`airflow_qstash.protocol`, and multi-request work (paging, joining a running bulk action)
 is a sans-IO procedure from the wire that :meth:`QStashHook.drive` / :meth:`QStashAsyncHook.drive` run.
 The hooks own only sending: one attempt under one total deadline, no redirects, the shared retry policy.
 """
@@ -23,14 +23,11 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from tenacity import AsyncRetrying, Retrying
 from urllib3.exceptions import ReadTimeoutError
 
-from airflow_qstash import wire
-from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.config import (
     QStashConnectionConfig,
     RetryPolicy,
     localhost_typo_hint,
 )
-from airflow_qstash.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
 from airflow_qstash.exceptions import (
     QStashConnectionError,
     QStashError,
@@ -50,29 +47,21 @@ from airflow_qstash.hooks.transport import (
 )
 from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.inputs import now_ms as read_clock
-from airflow_qstash.wire import (
-    CANCEL_MESSAGE,
-    LIST_QUEUES,
+from airflow_qstash.protocol import answers
+from airflow_qstash.protocol.answers import answer_too_large, decode_body, read_answer
+from airflow_qstash.protocol.calls import Call, Procedure, Sleep, one_call, refuse_unfiltered_bulk_call
+from airflow_qstash.protocol.dlq import DLQPage, dlq_list_params, list_dlq_page
+from airflow_qstash.protocol.dlq import delete_dlq_message as delete_dlq_message_procedure
+from airflow_qstash.protocol.endpoints import CANCEL_MESSAGE, LIST_QUEUES
+from airflow_qstash.protocol.messages import (
     BulkAction,
     BulkCancelAnswer,
-    Call,
-    DLQPage,
-    Procedure,
-    Sleep,
-    answer_too_large,
     bulk_cancel_total,
-    decode_body,
-    dlq_list_params,
     get_bulk_action,
     list_bulk_actions,
-    list_dlq_page,
-    one_call,
-    read_answer,
-    refuse_unfiltered_bulk_call,
 )
-from airflow_qstash.wire import (
-    delete_dlq_message as delete_dlq_message_procedure,
-)
+from airflow_qstash.runs.bulk_cancel import BulkCancelRun
+from airflow_qstash.runs.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
 
 if TYPE_CHECKING:
     import httpx
@@ -293,7 +282,8 @@ class QStashHook(_QStashHookBase):
     def send(self, call: Call, *, policy: RetryPolicy | None = None) -> Any:
         """
         Send one request with the retry policy; return the parsed JSON answer. A filterless bulk request
-        not made with the all-flag is refused first (:func:`~airflow_qstash.wire.refuse_unfiltered_bulk_call`).
+        not made with the all-flag is refused first
+        (:func:`~airflow_qstash.protocol.calls.refuse_unfiltered_bulk_call`).
         """
         config = self.config
         refuse_unfiltered_bulk_call(call, config.base_url)
@@ -309,13 +299,13 @@ class QStashHook(_QStashHookBase):
                         headers=headers,
                         timeout=config.timeout,
                         allow_redirects=False,
-                        stream=True,  # the body is read by read_body, up to wire.MAX_ANSWER_BYTES
+                        stream=True,  # the body is read by read_body, up to answers.MAX_ANSWER_BYTES
                     )
                 except (requests.ConnectionError, requests.Timeout) as err:
                     raise self._no_answer(call, config, err) from err
                 self._answered = True
                 try:
-                    raw = read_body(response, wire.MAX_ANSWER_BYTES)
+                    raw = read_body(response, answers.MAX_ANSWER_BYTES)
                 except AnswerTooLarge as err:
                     raise answer_too_large(call, response.status_code, err.declared) from None
                 except requests.RequestException as err:
@@ -430,7 +420,7 @@ class QStashHook(_QStashHookBase):
     ) -> dict[str, Any]:
         """
         Cancel every message the filter selects, in rounds until a round finds none left: the operator's
-        whole job (:class:`~airflow_qstash.batching.BulkCancelRun`), returning the summary it puts in XCom
+        whole job (:class:`~airflow_qstash.runs.bulk_cancel.BulkCancelRun`), returning the summary it puts in XCom
         (``cancelled``, ``batches``, ``rounds``, ``mode``, ``action_ids``...). The one-request form is
         :meth:`bulk_cancel`.
 
@@ -500,18 +490,18 @@ class QStashHook(_QStashHookBase):
         ``dlq_ids`` go to ``DELETE /v2/dlq/multi`` (one id: ``DELETE /v2/dlq/{dlqId}``); an older server
         without these (404) gets the deprecated paging API: list the ids (``GET /v2/dlq``), then delete
         exactly those (``DELETE /v2/dlq?dlqIds=...``). At most ``max_requests`` requests (polls aside), each
-        bulk action followed at most ``action_timeout`` seconds (see :class:`~airflow_qstash.dlq.DLQDeleteRun`);
+        bulk action followed at most ``action_timeout`` seconds (see :class:`~airflow_qstash.runs.dlq.DLQDeleteRun`);
         return the run's summary (``deleted``, ``mode``, ``action_ids``, ``requests``, ``polls``,
         ``selected``, ``list_requests``, the window, ``filters``).
 
         The filters are :data:`~airflow_qstash.filters.DLQ_FILTERS`, as keywords (``dlq_ids``,
         ``message_ids`` (one), ``urls``, ``url_groups``, ``schedule_ids``, ``queue_names``, ``labels``,
         ``flow_control_keys``, ``caller_ips``, ``response_statuses``, ``from_date``, ``to_date``) or a
-        :class:`~airflow_qstash.dlq.DLQFilter`. Refused before any request (``ValueError``): no filter
+        :class:`~airflow_qstash.runs.dlq.DLQFilter`. Refused before any request (``ValueError``): no filter
         unless ``delete_all=True``, ``dlq_ids`` with other filters, ``hosts``/``paths`` (the DLQ endpoints
         reject them), an unknown filter, a ``batch_size`` outside 1..100.
 
-        :raises ~airflow_qstash.dlq.QStashRunIncomplete: the bound was reached or a request failed for good;
+        :raises ~airflow_qstash.runs.dlq.QStashRunIncomplete: the bound was reached or a request failed for good;
             it carries the summary so far.
         """
         run = _dlq_run(
@@ -544,10 +534,10 @@ class QStashHook(_QStashHookBase):
         ``POST /v2/dlq/retry/bulk`` (a bulk action: counts and action ids, no per-message ids),
         ``POST /v2/dlq/retry/multi`` / ``POST /v2/dlq/retry/{dlqId}`` (the new message ids), or on an older
         server the paging API (``POST /v2/dlq/retry?dlqIds=...``); a 404 for entries that vanished meanwhile
-        is part of the run (see :class:`~airflow_qstash.dlq.DLQRetryRun`). Returns the summary (``retried``,
+        is part of the run (see :class:`~airflow_qstash.runs.dlq.DLQRetryRun`). Returns the summary (``retried``,
         ``message_ids``, ``mode``, ``action_ids``...).
 
-        :param headers: ``Upstash-*`` overrides from :func:`~airflow_qstash.dlq.retry_overrides`, e.g.
+        :param headers: ``Upstash-*`` overrides from :func:`~airflow_qstash.runs.dlq.retry_overrides`, e.g.
             ``retry_overrides(retries=0)``.
         :param retry_all: allow a run with no filter (every entry in the DLQ).
 
@@ -662,7 +652,7 @@ class QStashAsyncHook(_QStashHookBase):
                         )
                         response = await client.send(request, stream=True, follow_redirects=False)
                         try:
-                            raw = await aread_body(response, wire.MAX_ANSWER_BYTES)
+                            raw = await aread_body(response, answers.MAX_ANSWER_BYTES)
                         finally:
                             await response.aclose()
                 except AnswerTooLarge as err:

@@ -2,7 +2,7 @@
 The two transports' plumbing: a ``requests`` session that never follows redirects and holds every attempt
 to one total deadline (through a proxy too), the ``httpx`` client's TLS context built once per process, the
 one proxy decision both transports follow, and reading an answer's body up to
-:data:`~airflow_qstash.wire.MAX_ANSWER_BYTES`.
+:data:`~airflow_qstash.protocol.answers.MAX_ANSWER_BYTES`.
 
 ``requests`` applies its timeout per socket read, so a server that trickles a byte a second would hold a
 worker for ever. :class:`DeadlineAdapter` gives each attempt an absolute deadline: every read (a proxy's
@@ -231,7 +231,7 @@ class AnswerTooLarge(Exception):
 
 
 def _check_declared(headers: Any, limit: int) -> None:
-    from airflow_qstash.wire import declared_length
+    from airflow_qstash.protocol.answers import declared_length
 
     declared = declared_length(headers)
     if declared is not None and declared > limit:

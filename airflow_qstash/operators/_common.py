@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_qstash.hooks.qstash import QStashHook
-    from airflow_qstash.wire import Procedure
+    from airflow_qstash.protocol.calls import Procedure
 
 
 class _StoppableRun(Protocol):

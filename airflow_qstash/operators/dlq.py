@@ -2,7 +2,7 @@
 ``QStashDLQDeleteOperator`` and ``QStashDLQRetryOperator``: delete or retry the QStash dead-letter-queue
 entries that a set of (templated) filters selects, with the bulk-cancel operator's safety model.
 
-Only this module, :mod:`airflow_qstash.dlq`, :mod:`airflow_qstash.filters` and the operators' shared base
+Only this module, :mod:`airflow_qstash.runs.dlq`, :mod:`airflow_qstash.filters` and the operators' shared base
 (no HTTP client) are imported when a DAG file is parsed; the hook and the trigger are imported in ``execute``.
 """
 
@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.dlq import (
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import parse_bool, renders_empty, retry_overrides, shown_overrides
+from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
+from airflow_qstash.runs.dlq import (
     DELETE,
     RETRY,
     SELECT_ALL_FLAGS,
@@ -23,15 +27,11 @@ from airflow_qstash.dlq import (
     read_rendered_dlq_filter,
     refuse_rejected_filters,
 )
-from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import DLQ_FILTERS
-from airflow_qstash.inputs import parse_bool, renders_empty, retry_overrides, shown_overrides
-from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_qstash.dlq_preview import DLQPreview
+    from airflow_qstash.runs.dlq_preview import DLQPreview
 
 
 class _QStashDLQOperator(QStashFilterOperator):
@@ -160,7 +160,8 @@ class _QStashDLQOperator(QStashFilterOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_qstash.hooks.qstash import QStashHook
-        from airflow_qstash.wire import DLQ_DELETE_BULK, DLQ_RETRY_BULK, dlq_requests
+        from airflow_qstash.protocol.dlq import dlq_requests
+        from airflow_qstash.protocol.endpoints import DLQ_DELETE_BULK, DLQ_RETRY_BULK
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         with self._refusing():
@@ -215,8 +216,9 @@ class _QStashDLQOperator(QStashFilterOperator):
         List what the filters select (count, per response status, a bounded sample) and act on nothing: no
         delete or retry is sent and the task state store is not touched.
         """
-        from airflow_qstash.dlq_preview import DLQPreview
-        from airflow_qstash.wire import DLQ_DELETE, DLQ_RETRY, dlq_requests
+        from airflow_qstash.protocol.dlq import dlq_requests
+        from airflow_qstash.protocol.endpoints import DLQ_DELETE, DLQ_RETRY
+        from airflow_qstash.runs.dlq_preview import DLQPreview
 
         run = self.plan(task_start_ms(context))
         with self._refusing():
@@ -262,7 +264,7 @@ class _QStashDLQOperator(QStashFilterOperator):
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         if summary.get("dry_run"):
-            from airflow_qstash.dlq_preview import log_preview
+            from airflow_qstash.runs.dlq_preview import log_preview
 
             log_preview(self.log, summary)
             return summary

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.filters import BULK_CANCEL_FILTERS, BulkCancelFilter, read_rendered_filter
 from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.operators._common import QStashFilterOperator
+from airflow_qstash.runs.bulk_cancel import BulkCancelRun
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -184,7 +184,7 @@ class QStashBulkCancelOperator(QStashFilterOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_qstash.hooks.qstash import QStashHook
-        from airflow_qstash.wire import bulk_cancel_requests
+        from airflow_qstash.protocol.messages import bulk_cancel_requests
 
         hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
         memory = self._open_memory(context)

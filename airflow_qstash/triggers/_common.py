@@ -13,7 +13,7 @@ from airflow_qstash.exceptions import QStashRunIncomplete, redact
 if TYPE_CHECKING:
     from airflow_qstash.config import QStashConnectionConfig
     from airflow_qstash.hooks.qstash import QStashAsyncHook
-    from airflow_qstash.wire import Procedure
+    from airflow_qstash.protocol.calls import Procedure
 
 
 class _Run(Protocol):

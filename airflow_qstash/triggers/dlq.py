@@ -7,10 +7,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_qstash.dlq import DLQRun, make_run
-from airflow_qstash.dlq_preview import DLQPreview
 from airflow_qstash.filters import DLQFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
+from airflow_qstash.runs.dlq import DLQRun, make_run
+from airflow_qstash.runs.dlq_preview import DLQPreview
 from airflow_qstash.triggers._common import drive_to_event
 
 
@@ -19,13 +19,13 @@ class QStashDLQTrigger(BaseTrigger):
     Delete or retry the DLQ entries a filter selects, on the triggerer's event loop: on today's QStash
     an async bulk action followed by id to ``FINISHED`` and a confirming round (``dlq_ids``: ``/multi``);
     on an older server list their ``dlqId`` (``GET /v2/dlq``, 100 a page) and act on exactly those ids
-    (see :class:`~airflow_qstash.dlq.DLQRun`); then fire exactly one event (``status`` ``success`` with the
+    (see :class:`~airflow_qstash.runs.dlq.DLQRun`); then fire exactly one event (``status`` ``success`` with the
     run's summary, or ``error`` with the message and the totals so far). Listed ids (paging only) are held
     in the triggerer's memory, about 130 bytes each. A restarted trigger starting the same bulk action
     again meets "identical filters return the existing action" and follows it.
 
     The filter arrives validated and normalised by the operator (``to_date`` pinned); the trigger does
-    not read templates. It drives the same sans-IO run as the worker (:mod:`airflow_qstash.dlq`) with
+    not read templates. It drives the same sans-IO run as the worker (:mod:`airflow_qstash.runs.dlq`) with
     :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook`. The token is never serialised: only the
     connection id travels, and the retry overrides are ``Upstash-*`` headers only (validated again here).
 
@@ -42,8 +42,8 @@ class QStashDLQTrigger(BaseTrigger):
         the run re-attaches to the last one by id before starting any; the event's ``action_ids`` go back
         to the store.
     :param dry_run: list what the filter selects and act on nothing
-        (:class:`~airflow_qstash.dlq_preview.DLQPreview`); the event carries the preview's summary.
-    :param options: the run's own options, :meth:`~airflow_qstash.dlq.DLQRun.options` (``batch_size`` for
+        (:class:`~airflow_qstash.runs.dlq_preview.DLQPreview`); the event carries the preview's summary.
+    :param options: the run's own options, :meth:`~airflow_qstash.runs.dlq.DLQRun.options` (``batch_size`` for
         a delete, ``headers`` for a retry).
     """
 

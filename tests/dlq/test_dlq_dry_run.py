@@ -16,8 +16,8 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_qstash.dlq_preview import PREVIEW_SAMPLE_SIZE
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+from airflow_qstash.runs.dlq_preview import PREVIEW_SAMPLE_SIZE
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.dlq import (
+from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import DEFAULT_MAX_REQUESTS, DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides
+from airflow_qstash.runs.dlq import (
     DLQDeleteRun,
     DLQFilter,
     DLQRetryRun,
@@ -16,9 +19,6 @@ from airflow_qstash.dlq import (
     make_run,
     read_rendered_dlq_filter,
 )
-from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import DLQ_FILTERS
-from airflow_qstash.inputs import DEFAULT_MAX_REQUESTS, DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides
 
 NOW_MS = 1_795_000_000_000
 MAY_1_MS = 1_714_521_600_000

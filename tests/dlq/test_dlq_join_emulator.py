@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.dlq import build_dlq_filter, make_run
 from airflow_qstash.exceptions import QStashRunIncomplete
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.runs.dlq import build_dlq_filter, make_run
 from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 

@@ -20,11 +20,11 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_qstash.batching import DEFAULT_ACTION_TIMEOUT
-from airflow_qstash.dlq import DLQRetryRun
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import DLQ_FILTERS
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+from airflow_qstash.runs.bulk_cancel import DEFAULT_ACTION_TIMEOUT
+from airflow_qstash.runs.dlq import DLQRetryRun
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ
@@ -496,7 +496,7 @@ FORBIDDEN = (
     "airflow_qstash.hooks",
     "airflow_qstash.triggers",
     "qstash_emulator",
-    "airflow_qstash.wire",
+    "airflow_qstash.protocol",
     "airflow_qstash.config",
 )
 
@@ -519,6 +519,6 @@ def test_parsing_imports_no_http_client_hook_or_trigger(target: str):
         cwd=REPO,
     )
     new = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "airflow_qstash.dlq" in new or "airflow_qstash.operators.dlq" in new
+    assert "airflow_qstash.runs.dlq" in new or "airflow_qstash.operators.dlq" in new
     heavy = [m for m in new if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
     assert heavy == []

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-import airflow_qstash.wire as wire
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+from airflow_qstash.protocol import dlq
 from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.dlq import test_dlq_emulator as base
@@ -66,8 +66,8 @@ def fail_during_the_run(emu: QStashEmulator, monkeypatch: pytest.MonkeyPatch) ->
 
         return wrapped
 
-    monkeypatch.setattr(wire, "dlq_delete_page", before_first_action(wire.dlq_delete_page))
-    monkeypatch.setattr(wire, "dlq_retry_page", before_first_action(wire.dlq_retry_page))
+    monkeypatch.setattr(dlq, "dlq_delete_page", before_first_action(dlq.dlq_delete_page))
+    monkeypatch.setattr(dlq, "dlq_retry_page", before_first_action(dlq.dlq_retry_page))
     return {entry["dlqId"] for entry in late}
 
 
@@ -157,7 +157,7 @@ def test_on_todays_api_the_confirming_round_takes_entries_that_fail_during_an_ac
     others = {entry["dlqId"] for entry in entries} - matching
     late = late_failures()
     starts: list[bool] = []
-    original = wire.start_dlq_action
+    original = dlq.start_dlq_action
 
     def start_then_fail_late(*args: Any, **kwargs: Any) -> Any:
         started = yield from original(*args, **kwargs)
@@ -166,7 +166,7 @@ def test_on_todays_api_the_confirming_round_takes_entries_that_fail_during_an_ac
             emu.add_dlq(late)
         return started
 
-    monkeypatch.setattr(wire, "start_dlq_action", start_then_fail_late)
+    monkeypatch.setattr(dlq, "start_dlq_action", start_then_fail_late)
 
     summary = run_operator(QStashDLQDeleteOperator(task_id="delete", deferrable=deferrable, **FILTERS), deferrable)
 

@@ -13,18 +13,13 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS
-from airflow_qstash.dlq import build_dlq_filter, make_run, retry_overrides
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
 from airflow_qstash.hooks.qstash import QStashHook
+from airflow_qstash.protocol.dlq import read_dlq_action_started, start_dlq_action
+from airflow_qstash.protocol.endpoints import DLQ_MULTI_MAX_IDS, DLQ_RETRY_BULK, MAX_URL_LENGTH
+from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
+from airflow_qstash.runs.dlq import build_dlq_filter, make_run, retry_overrides
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
-from airflow_qstash.wire import (
-    DLQ_MULTI_MAX_IDS,
-    DLQ_RETRY_BULK,
-    MAX_URL_LENGTH,
-    read_dlq_action_started,
-    start_dlq_action,
-)
 from tests.conftest import FAKE_BASE_URL
 from tests.dlq.fake_dlq import FakeDLQ
 
@@ -291,7 +286,7 @@ def test_a_bulk_start_answer_without_an_action_id_is_a_clear_error(answer: Any):
 
 
 def test_a_filterless_bulk_start_is_refused_unless_retry_all():
-    from airflow_qstash.wire import refuse_unfiltered_bulk_call
+    from airflow_qstash.protocol.calls import refuse_unfiltered_bulk_call
 
     call = next(start_dlq_action(DLQ_RETRY_BULK, []))
     with pytest.raises(QStashInputError, match="every DLQ entry"):

@@ -7,16 +7,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from airflow_qstash.dlq import build_dlq_filter
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError
-from airflow_qstash.wire import (
-    DLQ_DELETE,
-    DLQ_MESSAGE,
-    DLQ_RETRY,
-    ENDPOINTS,
-    LIST_DLQ,
-    MAX_URL_LENGTH,
-    Call,
+from airflow_qstash.protocol.calls import Call
+from airflow_qstash.protocol.dlq import (
     DLQDeleted,
     DLQRetried,
     delete_dlq_message,
@@ -29,6 +22,8 @@ from airflow_qstash.wire import (
     read_dlq_page,
     read_dlq_retried,
 )
+from airflow_qstash.protocol.endpoints import DLQ_DELETE, DLQ_MESSAGE, DLQ_RETRY, ENDPOINTS, LIST_DLQ, MAX_URL_LENGTH
+from airflow_qstash.runs.dlq import build_dlq_filter
 
 BASE_URL = "https://qstash.example"
 

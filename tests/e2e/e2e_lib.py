@@ -1,7 +1,7 @@
 """
 Helpers for the end-to-end tests: message builders, request-log readers, run-answer checks.
 
-Two server generations answer a filter cancel (see :mod:`airflow_qstash.batching`): a *batched* one
+Two server generations answer a filter cancel (see :mod:`airflow_qstash.runs.bulk_cancel`): a *batched* one
 (``count`` honoured: every request is a ``DELETE /v2/messages``) and today's hosted QStash, where a round
 is a *bulk action* (one ``DELETE /v2/messages?async=true``, then ``GET /v2/bulkActions/{id}`` until
 ``FINISHED``). :func:`bulk_cancel_queries` reads the first kind of request log, :func:`bulk_action_rounds`

@@ -5,7 +5,7 @@ Both transports behind one test interface.
 path and query). The ``client`` fixture runs the same hook call through :class:`~airflow_qstash.hooks.qstash.
 QStashHook` (requests, mocked by requests-mock) or :class:`~airflow_qstash.hooks.qstash.QStashAsyncHook`
 (httpx, through ``httpx.MockTransport``), so a test written once checks both wires. Every pause either hook
-takes (retry waits and the procedures' :class:`~airflow_qstash.wire.Sleep`) is recorded instead of slept.
+takes (retry waits and the procedures' :class:`~airflow_qstash.protocol.calls.Sleep`) is recorded instead of slept.
 """
 
 from __future__ import annotations

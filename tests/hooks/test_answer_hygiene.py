@@ -1,6 +1,6 @@
 """
 Issue 17 item 6: a 2xx answer the provider cannot read is redacted and cut like an error answer, on both
-hooks and in trigger events; and no answer is read past :data:`~airflow_qstash.wire.MAX_ANSWER_BYTES`.
+hooks and in trigger events; and no answer is read past :data:`~airflow_qstash.protocol.answers.MAX_ANSWER_BYTES`.
 
 Before the fix, ``{answer!r:.200}`` quoted a 2xx body raw into the error (and so into the trigger event
 stored in the metadata database), while the same body with status 400 was redacted; and ``response.text``
@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_qstash import wire
-from airflow_qstash.dlq import build_dlq_filter
 from airflow_qstash.exceptions import QStashAPIError, redact
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
+from airflow_qstash.protocol import answers
+from airflow_qstash.runs.dlq import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN
@@ -156,7 +156,7 @@ def test_a_bulk_cancel_trigger_event_carries_no_token_from_a_2xx_answer(qstash_c
 
 @pytest.mark.parametrize("status", [200, 400, 500])
 def test_an_answer_larger_than_the_cap_is_an_error_that_says_so(client: HookClient, monkeypatch, status):
-    monkeypatch.setattr(wire, "MAX_ANSWER_BYTES", 1_000)
+    monkeypatch.setattr(answers, "MAX_ANSWER_BYTES", 1_000)
     client.server.route("DELETE", "/v2/messages", Answer(status, {"cancelled": 1, "pad": "x" * 2_000}))
     with pytest.raises(QStashAPIError, match="more than the 1,000 bytes this provider reads") as info:
         client.run("bulk_cancel_by_filter", LABELS)
@@ -168,7 +168,7 @@ def test_an_answer_at_the_cap_is_read(client: HookClient, monkeypatch):
     body = json.dumps({"cancelled": 2, "pad": ""})
     body = json.dumps({"cancelled": 2, "pad": "x" * (1_000 - len(body))})
     assert len(body) == 1_000
-    monkeypatch.setattr(wire, "MAX_ANSWER_BYTES", 1_000)
+    monkeypatch.setattr(answers, "MAX_ANSWER_BYTES", 1_000)
     client.server.route("DELETE", "/v2/messages", Answer(200, text=body))
     assert client.run("bulk_cancel_by_filter", LABELS).cancelled == 2
 

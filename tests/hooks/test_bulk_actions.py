@@ -14,7 +14,13 @@ import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRetryableError
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.wire import CONFLICT_ATTEMPTS, CONFLICT_BACKOFF, ActionStarted, BatchCancelled, BulkAction
+from airflow_qstash.protocol.messages import (
+    CONFLICT_ATTEMPTS,
+    CONFLICT_BACKOFF,
+    ActionStarted,
+    BatchCancelled,
+    BulkAction,
+)
 from tests.clock import pin_wall_clock
 from tests.hooks.conftest import Answer, HookClient, Sent
 

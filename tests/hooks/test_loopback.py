@@ -17,7 +17,7 @@ from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QSta
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks import qstash as qstash_hook_module
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
-from airflow_qstash.wire import BatchCancelled
+from airflow_qstash.protocol.messages import BatchCancelled
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import use_connection
 from tests.hooks.loopback import LoopbackServer, Received, Reply

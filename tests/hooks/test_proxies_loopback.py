@@ -8,7 +8,7 @@ pool). A clear-text (``http://``) or loopback base URL never goes through a prox
 environment or the extra say, so no proxy reads ``Authorization: Bearer <token>``; ``.netrc`` never
 replaces the header.
 
-Item 6: an answer whose ``Content-Length`` is over :data:`~airflow_qstash.wire.MAX_ANSWER_BYTES` is refused
+Item 6: an answer whose ``Content-Length`` is over :data:`~airflow_qstash.protocol.answers.MAX_ANSWER_BYTES` is refused
 after its head, and one without a length is cut once the cap is passed; neither is read whole.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash import wire
 from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError
 from airflow_qstash.hooks.transport import default_ssl_context
+from airflow_qstash.protocol import answers
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import use_connection
 from tests.hooks.loopback import LoopbackServer, Reply
@@ -189,22 +189,22 @@ def test_netrc_never_replaces_the_bearer_header(monkeypatch, clean_environment, 
 def test_an_answer_that_declares_more_than_the_cap_is_refused_after_its_head(monkeypatch, transport):
     declared = 10 * 1024**3
     head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n".encode()
-    with StreamingServer(head, bound=4 * wire.MAX_ANSWER_BYTES) as server:
+    with StreamingServer(head, bound=4 * answers.MAX_ANSWER_BYTES) as server:
         conn_id = use_connection(monkeypatch, conn_id="qstash_big", host=server.base_url, max_retries=0, timeout=30)
         started = time.monotonic()
         with pytest.raises(QStashAPIError, match=f"{declared:,} bytes by its Content-Length") as info:
             run(transport, conn_id, "bulk_cancel_by_filter", LABELS)
         elapsed = time.monotonic() - started
     print(f"\n{transport}: Content-Length {declared:,}: refused in {elapsed:.2f} s, server sent {server.sent:,} bytes")
-    assert f"{wire.MAX_ANSWER_BYTES:,} bytes this provider reads" in str(info.value)
+    assert f"{answers.MAX_ANSWER_BYTES:,} bytes this provider reads" in str(info.value)
     assert elapsed < 5
-    assert server.sent < wire.MAX_ANSWER_BYTES
+    assert server.sent < answers.MAX_ANSWER_BYTES
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_an_answer_without_a_length_is_cut_at_the_cap(monkeypatch, transport):
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-    with StreamingServer(head, bound=4 * wire.MAX_ANSWER_BYTES) as server:
+    with StreamingServer(head, bound=4 * answers.MAX_ANSWER_BYTES) as server:
         conn_id = use_connection(monkeypatch, conn_id="qstash_big", host=server.base_url, max_retries=0, timeout=30)
         started = time.monotonic()
         with pytest.raises(
@@ -214,4 +214,4 @@ def test_an_answer_without_a_length_is_cut_at_the_cap(monkeypatch, transport):
         elapsed = time.monotonic() - started
     print(f"\n{transport}: endless body: refused in {elapsed:.2f} s, server sent {server.sent:,} bytes")
     assert info.value.http_status == 200
-    assert server.sent < 2 * wire.MAX_ANSWER_BYTES  # the cap, plus what the socket buffers held
+    assert server.sent < 2 * answers.MAX_ANSWER_BYTES  # the cap, plus what the socket buffers held

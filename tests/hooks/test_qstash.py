@@ -16,7 +16,8 @@ from requests_mock import ANY
 from airflow_qstash.config import DEFAULT_BASE_URL
 from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
 from airflow_qstash.hooks.qstash import QStashHook
-from airflow_qstash.wire import MAX_URL_LENGTH, BatchCancelled
+from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
+from airflow_qstash.protocol.messages import BatchCancelled
 from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 

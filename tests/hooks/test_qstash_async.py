@@ -15,7 +15,8 @@ import airflow_qstash.hooks.qstash as qstash_module
 from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
-from airflow_qstash.wire import MAX_URL_LENGTH, BatchCancelled
+from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
+from airflow_qstash.protocol.messages import BatchCancelled
 from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-from airflow_qstash.wire import BULK_CANCEL, Call
+from airflow_qstash.protocol.calls import Call
+from airflow_qstash.protocol.endpoints import BULK_CANCEL
 from tests.hooks.conftest import Answer
 
 

@@ -13,7 +13,8 @@ import pytest
 import airflow_qstash.hooks.qstash as qstash_module
 from airflow_qstash.config import QStashConnectionConfig, RetryPolicy
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.wire import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY, Call, Endpoint
+from airflow_qstash.protocol.calls import Call
+from airflow_qstash.protocol.endpoints import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY, Endpoint
 from tests.conftest import TEST_TOKEN
 from tests.hooks.conftest import Answer, HookClient
 

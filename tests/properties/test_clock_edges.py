@@ -20,7 +20,7 @@ import pendulum
 import pytest
 
 from airflow_qstash.operators._common import task_start_ms
-from airflow_qstash.wire import rate_limit_wait
+from airflow_qstash.protocol.answers import rate_limit_wait
 from tests.clock import EDGE_INSTANTS, PINNED_NOW, clear_of_midnight, pin_wall_clock
 from tests.test_dag_integrity import parsed  # noqa: F401  (the example DAG folder, parsed once)
 

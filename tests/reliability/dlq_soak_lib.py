@@ -10,7 +10,7 @@ The DLQ fault soak's pieces: seeded dead-letter-queue scenarios, the oracle, the
 * :func:`dlq_oracle`: which entries the filter selects, in plain Python over the generator's own
   records. It uses neither the emulator's query code nor the provider's filter code.
 * :func:`expected_overrides`: the ``Upstash-*`` headers a retried message must carry, stated
-  independently of :func:`airflow_qstash.dlq.retry_overrides`.
+  independently of :func:`airflow_qstash.runs.dlq.retry_overrides`.
 * :func:`run_dlq_sync` / :func:`run_dlq_deferrable`: run a DLQ operator the way Airflow would, re-running
   it (a task retry) when a run legitimately gives up after exhausting its connection retries.
 * :class:`MidRunDeleter`: someone else deleting selected DLQ entries through the API while a run goes on.

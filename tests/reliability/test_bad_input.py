@@ -27,7 +27,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
-from airflow_qstash.wire import MAX_URL_LENGTH
+from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
 from tests.reliability import soak_lib

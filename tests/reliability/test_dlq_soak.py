@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.dlq import MAX_REPORTED_MESSAGE_IDS
+from airflow_qstash.runs.dlq import MAX_REPORTED_MESSAGE_IDS
 from qstash_emulator import FaultConfig, InProcessEmulator, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.reliability.dlq_soak_lib import (

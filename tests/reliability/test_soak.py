@@ -559,7 +559,8 @@ def test_the_triggers_requests_never_swallow_the_triggerers_cancel(fresh_legacy:
     ``QStashAsyncHook.send``, cancelled here at random points of hundreds of requests (3 ms each).
     """
     from airflow_qstash.hooks.qstash import QStashAsyncHook
-    from airflow_qstash.wire import LIST_QUEUES, Call
+    from airflow_qstash.protocol.calls import Call
+    from airflow_qstash.protocol.endpoints import LIST_QUEUES
 
     fresh_legacy.set_faults(FaultConfig(latency_ms=3, seed=5))
     outcomes: dict[str, int] = {"cancelled": 0, "finished first": 0, "kept running": 0}

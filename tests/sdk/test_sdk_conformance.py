@@ -25,7 +25,7 @@ import requests
 
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
-from airflow_qstash.wire import ActionStarted, BatchCancelled
+from airflow_qstash.protocol.messages import ActionStarted, BatchCancelled
 from qstash_emulator import QStashEmulator
 from tests.conftest import connection_json
 from tests.sdk.cases import CASES, NOT_OFFERED, SDK_NAMES, SETUP, After, Case

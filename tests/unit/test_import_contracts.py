@@ -26,10 +26,13 @@ def test_the_declared_contracts_cover_layers_circles_and_both_directions_of_inde
     by_type = {contract["type"]: contract for contract in contracts}
     layers = by_type["layers"]["layers"]
     assert layers[0] == "airflow_qstash.operators" and layers[-1] == "airflow_qstash.exceptions"
-    assert layers.index("airflow_qstash.hooks") < layers.index("airflow_qstash.batching")
-    assert layers.index("airflow_qstash.wire") < layers.index("airflow_qstash.filters")
+    assert layers.index("airflow_qstash.hooks") < layers.index("airflow_qstash.runs | airflow_qstash.durable")
+    assert layers.index("airflow_qstash.runs | airflow_qstash.durable") < layers.index("airflow_qstash.protocol")
+    assert layers.index("airflow_qstash.protocol") < layers.index("airflow_qstash.filters")
     assert layers.index("airflow_qstash.filters") < layers.index("airflow_qstash.inputs")
-    assert "airflow_qstash" in by_type["acyclic_siblings"]["ancestors"]
+    assert {"airflow_qstash", "airflow_qstash.protocol", "airflow_qstash.runs"} <= set(
+        by_type["acyclic_siblings"]["ancestors"]
+    )
     forbidden = {(c["source_modules"][0], c["forbidden_modules"][0]) for c in contracts if c["type"] == "forbidden"}
     assert forbidden == {("airflow_qstash", "qstash_emulator"), ("qstash_emulator", "airflow_qstash")}
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.batching import BulkCancelRun
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.runs.bulk_cancel import BulkCancelRun
 from tests.hooks.conftest import Answer, FakeQStash, HookClient
 from tests.properties.harness import pinned_clock
 

@@ -21,8 +21,8 @@ acts on its ids directly. For N matching entries that is ``ceil(N / 100)`` listi
 of a ``flow_control_keys`` filter, which ``GET /v2/dlq`` does not take, reads the entries matching the
 other filters and keeps those whose ``flowControlKey`` matches) plus ``ceil(N / k)`` deletes or retries,
 ``k`` being ``batch_size`` (delete) or 100 (retry), or fewer ids when their request URL would pass
-:data:`~airflow_qstash.wire.MAX_URL_LENGTH` (4,096 characters: 87 ids of 36 characters on the hosted
-base URL). :meth:`DLQRun.steps` is a sans-IO procedure (see :mod:`airflow_qstash.wire`);
+:data:`~airflow_qstash.protocol.endpoints.MAX_URL_LENGTH` (4,096 characters: 87 ids of 36 characters on the hosted
+base URL). :meth:`DLQRun.steps` is a sans-IO procedure (see :mod:`airflow_qstash.protocol`);
 the hook's ``drive`` sends its calls::
 
     run = DLQDeleteRun(dlq_filter, batch_size=100)
@@ -48,7 +48,6 @@ from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_qstash.batching import MAX_ROUNDS_WITHOUT_PROGRESS, POLL_GROWTH, POLL_INITIAL
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
 from airflow_qstash.filters import DLQFilter, read_rendered_filter
 from airflow_qstash.inputs import (
@@ -59,9 +58,10 @@ from airflow_qstash.inputs import (
     retry_overrides,
     shown_overrides,
 )
+from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS, POLL_GROWTH, POLL_INITIAL
 
 if TYPE_CHECKING:
-    from airflow_qstash.wire import DLQRetried
+    from airflow_qstash.protocol.dlq import DLQRetried
 
 DELETE = "delete"
 RETRY = "retry"
@@ -220,14 +220,14 @@ class DLQRun(ABC):
         The whole run as a sans-IO procedure; returns :meth:`summary`.
 
         Today's API first (:meth:`_action_steps` for a filter, :meth:`_id_steps` for ``dlq_ids``); when the
-        server lacks it (its first request answers 404, see :class:`~airflow_qstash.wire.DLQEndpointsMissing`)
+        server lacks it (its first request answers 404, see :class:`~airflow_qstash.exceptions.DLQEndpointsMissing`)
         the deprecated paging API, detected once per run: ``mode`` in the summary says which.
 
         :param base_url: the connection's base URL (the URL length limit depends on it).
         :param log: a logger for progress lines, or ``None``.
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         """
-        from airflow_qstash.wire import DLQEndpointsMissing
+        from airflow_qstash.exceptions import DLQEndpointsMissing
 
         if self.mode != MODE_PAGED:
             try:
@@ -271,7 +271,7 @@ class DLQRun(ABC):
     # ----------------------------------------------------------------------- today's API: bulk actions
 
     def _bulk_endpoint(self) -> Any:
-        from airflow_qstash.wire import DLQ_DELETE_BULK, DLQ_RETRY_BULK
+        from airflow_qstash.protocol.endpoints import DLQ_DELETE_BULK, DLQ_RETRY_BULK
 
         return DLQ_DELETE_BULK if self.ACTION == DELETE else DLQ_RETRY_BULK
 
@@ -291,11 +291,12 @@ class DLQRun(ABC):
         and entries that fail after it started are left for the next run. What is done is the drop of the
         action's ``total`` from one round to the next (never the ``processed`` the server reports); rounds
         that leave as much as the one before stop the run after
-        :data:`~airflow_qstash.batching.MAX_ROUNDS_WITHOUT_PROGRESS`. "Identical filters submitted while an
+        :data:`~airflow_qstash.runs.bulk_cancel.MAX_ROUNDS_WITHOUT_PROGRESS`. "Identical filters submitted while an
         action is already in-progress return the existing action": a re-run or retried task follows that
         one (the log says "joined" when its ``createdAt`` is before this run started).
         """
-        from airflow_qstash.wire import DLQEndpointsMissing, dlq_requests, start_dlq_action
+        from airflow_qstash.exceptions import DLQEndpointsMissing
+        from airflow_qstash.protocol.dlq import dlq_requests, start_dlq_action
 
         endpoint = self._bulk_endpoint()
         params = dlq_requests(self.dlq_filter, endpoint, base_url)[0]
@@ -362,7 +363,8 @@ class DLQRun(ABC):
         none, or when it cannot be read (logged: the run then starts afresh and meets "identical filters
         return the existing action").
         """
-        from airflow_qstash.wire import DLQActionStarted, get_bulk_action
+        from airflow_qstash.protocol.dlq import DLQActionStarted
+        from airflow_qstash.protocol.messages import get_bulk_action
 
         for action_id in self.resume_action_ids:
             if action_id not in self.action_ids:
@@ -386,7 +388,8 @@ class DLQRun(ABC):
         self, started: Any, poll_interval_max: float, log: Any, *, reattached: bool = False
     ) -> Generator[Any, Any, Any]:
         """Poll one bulk action (``GET /v2/bulkActions/{actionId}``) until ``FINISHED``; return it as last read."""
-        from airflow_qstash.wire import Sleep, get_bulk_action
+        from airflow_qstash.protocol.calls import Sleep
+        from airflow_qstash.protocol.messages import get_bulk_action
 
         joined = started.action_id in self.action_ids or (
             started.created_at is not None and started.created_at < self.started_ms
@@ -452,7 +455,7 @@ class DLQRun(ABC):
         on each listed entry's ``flowControlKey``. An entry without a usable ``dlqId`` (text without a
         comma, which QStash would read as two ids) stops the run: acting on it could act on another.
         """
-        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, list_dlq_page
+        from airflow_qstash.protocol.dlq import DLQ_LIST_UNSUPPORTED, list_dlq_page
 
         if self.dlq_filter.dlq_ids:
             self.selected = len(self.dlq_filter.dlq_ids)
@@ -589,17 +592,13 @@ class DLQDeleteRun(DLQRun):
 
     def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
         """
-        ``DELETE /v2/dlq/multi?dlqIds=...`` (at most :data:`~airflow_qstash.wire.DLQ_MULTI_MAX_IDS` ids a
+        ``DELETE /v2/dlq/multi?dlqIds=...`` (at most :data:`~airflow_qstash.protocol.endpoints.DLQ_MULTI_MAX_IDS` ids a
         part, URLs within bounds; each part counts as a request), or ``DELETE /v2/dlq/{dlqId}`` for one id.
         ``batch_size`` does not apply (it is the paging API's ``count``).
         """
-        from airflow_qstash.wire import (
-            DLQ_DELETE_MULTI,
-            DLQEndpointsMissing,
-            dlq_delete_multi,
-            dlq_delete_one,
-            dlq_multi_requests,
-        )
+        from airflow_qstash.exceptions import DLQEndpointsMissing
+        from airflow_qstash.protocol.dlq import dlq_delete_multi, dlq_delete_one, dlq_multi_requests
+        from airflow_qstash.protocol.endpoints import DLQ_DELETE_MULTI
 
         ids = list(self.dlq_filter.dlq_ids)
         self.selected = len(ids)
@@ -627,7 +626,8 @@ class DLQDeleteRun(DLQRun):
         return int(self.batch_size)
 
     def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        from airflow_qstash.wire import DLQ_DELETE, dlq_delete_page, dlq_id_requests
+        from airflow_qstash.protocol.dlq import dlq_delete_page, dlq_id_requests
+        from airflow_qstash.protocol.endpoints import DLQ_DELETE
 
         ids = yield from self.collect(log)
         for params in dlq_id_requests(ids, DLQ_DELETE, base_url, self._per_request()):
@@ -708,19 +708,14 @@ class DLQRetryRun(DLQRun):
     def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
         """
         ``POST /v2/dlq/retry/multi?dlqIds=...`` with the overrides (at most
-        :data:`~airflow_qstash.wire.DLQ_MULTI_MAX_IDS` ids a part, each part a request), one id to
+        :data:`~airflow_qstash.protocol.endpoints.DLQ_MULTI_MAX_IDS` ids a part, each part a request), one id to
         ``POST /v2/dlq/retry/{dlqId}``; the new message ids are kept. A 404 (some ids gone) halves the part
         until the gone ids are found alone and skipped (``vanished``). The run's first 404 is told apart from
-        an older server with one ``GET /v2/bulkActions`` (see :func:`~airflow_qstash.wire.has_bulk_actions`).
+        an older server with one ``GET /v2/bulkActions`` (see :func:`~airflow_qstash.protocol.dlq.has_bulk_actions`).
         """
-        from airflow_qstash.wire import (
-            DLQ_RETRY_MULTI,
-            DLQEndpointsMissing,
-            dlq_multi_requests,
-            dlq_retry_multi,
-            dlq_retry_one,
-            has_bulk_actions,
-        )
+        from airflow_qstash.exceptions import DLQEndpointsMissing
+        from airflow_qstash.protocol.dlq import dlq_multi_requests, dlq_retry_multi, dlq_retry_one, has_bulk_actions
+        from airflow_qstash.protocol.endpoints import DLQ_RETRY_MULTI
 
         ids = list(self.dlq_filter.dlq_ids)
         self.selected = len(ids)
@@ -771,7 +766,8 @@ class DLQRetryRun(DLQRun):
             raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
 
     def _paged_steps(self, base_url: str, *, log: Any = None) -> Generator[Any, Any, dict[str, Any]]:
-        from airflow_qstash.wire import DLQ_RETRY, dlq_id_requests
+        from airflow_qstash.protocol.dlq import dlq_id_requests
+        from airflow_qstash.protocol.endpoints import DLQ_RETRY
 
         ids = yield from self.collect(log)
         try:
@@ -783,7 +779,7 @@ class DLQRetryRun(DLQRun):
 
     def _pages(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
         """Retry one query, following its cursor; a 404 raises :class:`_NotFound` (after one DLQ API check)."""
-        from airflow_qstash.wire import dlq_retry_page
+        from airflow_qstash.protocol.dlq import dlq_retry_page
 
         cursor: str | None = None
         stalled = 0
@@ -834,7 +830,7 @@ class DLQRetryRun(DLQRun):
         Once per run: a 404 means "vanished" only if the DLQ API is there; ``GET /v2/dlq`` answering 404 as
         well means the base URL is wrong, and every entry would pass as vanished.
         """
-        from airflow_qstash.wire import list_dlq_page
+        from airflow_qstash.protocol.dlq import list_dlq_page
 
         if self._dlq_api_confirmed:
             return

@@ -36,7 +36,7 @@ from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, now_ms, parse_action_timeout, parse_bound, parse_count
 
 if TYPE_CHECKING:
-    from airflow_qstash.wire import ActionStarted, BulkAction
+    from airflow_qstash.protocol.messages import ActionStarted, BulkAction
 
 #: Modes a run reports: which server generation answered.
 MODE_BATCHED = "batched"
@@ -134,13 +134,13 @@ class BulkCancelRun:
         self, base_url: str, *, poll_interval_max: float = 10.0, log: Any = None
     ) -> Generator[Any, Any, dict[str, Any]]:
         """
-        The whole job as a sans-IO procedure (see :mod:`airflow_qstash.wire`); returns :meth:`summary`.
+        The whole job as a sans-IO procedure (see :mod:`airflow_qstash.protocol`); returns :meth:`summary`.
 
         :param base_url: the connection's base URL (the URL length limit depends on it).
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         :param log: a logger for progress lines, or ``None``.
         """
-        from airflow_qstash.wire import ActionStarted, bulk_cancel_requests, start_bulk_cancel
+        from airflow_qstash.protocol.messages import ActionStarted, bulk_cancel_requests, start_bulk_cancel
 
         requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
         yield from self._reattach(poll_interval_max, log)
@@ -217,7 +217,7 @@ class BulkCancelRun:
         a failed read) is logged and the run goes on as a fresh one, which joins a running action by its
         filter.
         """
-        from airflow_qstash.wire import ActionStarted
+        from airflow_qstash.protocol.messages import ActionStarted
 
         for action_id in self.resume_action_ids:
             if action_id not in self.action_ids:
@@ -244,7 +244,8 @@ class BulkCancelRun:
         self, started: ActionStarted, poll_interval_max: float, log: Any, *, reattached: bool = False
     ) -> Generator[Any, Any, BulkAction]:
         """Poll one bulk action until ``FINISHED``; return it as last read."""
-        from airflow_qstash.wire import Sleep, get_bulk_action
+        from airflow_qstash.protocol.calls import Sleep
+        from airflow_qstash.protocol.messages import get_bulk_action
 
         self._set_mode(MODE_BULK_ACTION, log)
         if started.action_id not in self.action_ids:

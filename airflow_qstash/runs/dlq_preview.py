@@ -82,7 +82,7 @@ class DLQPreview:
         """The listing as a sans-IO procedure; returns :meth:`summary` (``poll_interval_max``: unused, no polls)."""
         from airflow_qstash.exceptions import QStashAPIError
         from airflow_qstash.inputs import DLQ_MAX_COUNT
-        from airflow_qstash.wire import DLQ_LIST_UNSUPPORTED, list_dlq_page
+        from airflow_qstash.protocol.dlq import DLQ_LIST_UNSUPPORTED, list_dlq_page
 
         wanted = set(self.dlq_filter.dlq_ids)
         params = [
