@@ -360,3 +360,18 @@ def test_a_plan_must_say_what_the_method_returns():
 
     with pytest.raises(TypeError, match=r"annotate it '-> _Plan\[...\]'"):
         _OnBothTransports(untyped)
+
+
+def test_a_subclass_keeps_its_own_override_of_an_api_method():
+    """Making a transport's methods never replaces a method a subclass (or its subclass) wrote itself."""
+
+    class Mine(QStashHook):
+        def cancel_message(self, message_id: str) -> Any:
+            return f"mine: {message_id}"
+
+    class Below(Mine):
+        pass
+
+    assert Below().cancel_message("m1") == "mine: m1"
+    assert "cancel_message" not in vars(Below)
+    assert inspect.getattr_static(Mine, "cancel_message") is vars(Mine)["cancel_message"]
