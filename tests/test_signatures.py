@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_qstash.filters import BULK_CANCEL_FILTERS
-from airflow_qstash.hooks.qstash import QStashHook
+from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
 #: Keywords of the operator that are not filters.
@@ -31,6 +31,8 @@ OPERATOR_SETTINGS = {
 }
 #: Keywords of ``QStashHook.bulk_cancel`` that are not filters.
 HOOK_SETTINGS = {"count", "cancel_all", "now_ms"}
+#: Keywords of the hooks' whole-job ``cancel_messages`` that are not filters.
+HOOK_JOB_SETTINGS = {"bulk_filter", "cancel_all", "batch_size", "max_batches", "action_timeout", "now_ms"}
 
 
 def keywords(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -62,6 +64,9 @@ def test_the_table_is_not_empty_and_is_what_filters_exports():
     [
         pytest.param(QStashBulkCancelOperator.__init__, OPERATOR_SETTINGS, id="operator"),
         pytest.param(QStashHook.bulk_cancel, HOOK_SETTINGS, id="hook"),
+        pytest.param(QStashAsyncHook.bulk_cancel, HOOK_SETTINGS, id="async-hook"),
+        pytest.param(QStashHook.cancel_messages, HOOK_JOB_SETTINGS, id="hook-job"),
+        pytest.param(QStashAsyncHook.cancel_messages, HOOK_JOB_SETTINGS, id="async-hook-job"),
     ],
 )
 def test_the_filter_keywords_are_exactly_the_declared_filters(function: Callable[..., Any], settings: set[str]):
