@@ -168,7 +168,7 @@ SETTINGS = settings(
 def test_bulk_cancel_builders_and_the_run_loop_mark_filterless_calls_only_under_cancel_all(bulk_filter):
     if bulk_filter is None:
         return
-    allowed = bulk_filter.cancel_all
+    allowed = bulk_filter.select_all
     _check(calls_of(bulk_cancel_total(bulk_filter, None, BASE_URL)), allowed)
     for params in bulk_cancel_requests(bulk_filter, 500, BASE_URL):
         _check(calls_of(start_bulk_cancel(params)), allowed)
