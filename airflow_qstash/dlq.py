@@ -1,7 +1,8 @@
 """
 Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and the loop that the worker
-and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter` (next to
-the bulk-cancel filter; importable from here too).
+and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter`, read by
+:func:`~airflow_qstash.filters.build_dlq_filter` (next to the bulk-cancel filter and its readers;
+importable from here too).
 
 Today's QStash (the 2026-12 API): a filter run is rounds of one async bulk action each
 (``DELETE /v2/dlq/bulk`` / ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED`` and confirmed by a

@@ -7,7 +7,10 @@ Nothing in this module touches the network. Every refusal is a :class:`QStashInp
 The filters of an endpoint are declared once, as a :class:`FilterTable` of :class:`FilterSpec` rows
 (:data:`BULK_CANCEL_FILTERS`, :data:`DLQ_FILTERS`). Everything else is derived from the table: the names
 (``FilterTable.names``), the query parameters, the value object's validation, query, summary and JSON form
-(:class:`FilterValue`), the operator's template fields. What cannot be derived (the explicit keywords of
+(:class:`FilterValue`), the operator's template fields. A table also declares what its callers call the
+flag that allows a request with no filter (``all_flag``: ``cancel_all``; each DLQ action's table in
+:data:`DLQ_ACTION_FILTERS`: ``delete_all``, ``retry_all``), which the refusals say; inside, every value
+object calls it ``select_all``. What cannot be derived (the explicit keywords of
 the hook and the operator, the value object's typed fields) is checked against the table: the value
 object when its class is created, the keywords by ``tests/test_signatures.py``.
 
@@ -21,6 +24,9 @@ Two readers share one value object:
   author listed it in ``optional_filters``, in which case it counts as absent. Lists may also be
   comma-separated text, a JSON array or a Python list repr; other renderings (a generator's repr, a set,
   a dict) are refused naming their type.
+
+Both take the caller's table (default: the value object's own), so a refusal names the flag as the caller
+does. The DLQ's own readers (:func:`build_dlq_filter`, :func:`refuse_rejected_filters`) close the module.
 """
 
 from __future__ import annotations
