@@ -7,7 +7,10 @@ Nothing in this module touches the network. Every refusal is a :class:`QStashInp
 The filters of an endpoint are declared once, as a :class:`FilterTable` of :class:`FilterSpec` rows
 (:data:`BULK_CANCEL_FILTERS`, :data:`DLQ_FILTERS`). Everything else is derived from the table: the names
 (``FilterTable.names``), the query parameters, the value object's validation, query, summary and JSON form
-(:class:`FilterValue`), the operator's template fields. What cannot be derived (the explicit keywords of
+(:class:`FilterValue`), the operator's template fields. A table also declares what its callers call the
+flag that allows a request with no filter (``all_flag``: ``cancel_all``; each DLQ action's table in
+:data:`DLQ_ACTION_FILTERS`: ``delete_all``, ``retry_all``), which the refusals say; inside, every value
+object calls it ``select_all``. What cannot be derived (the explicit keywords of
 the hook and the operator, the value object's typed fields) is checked against the table: the value
 object when its class is created, the keywords by ``tests/test_signatures.py``.
 
@@ -21,6 +24,9 @@ Two readers share one value object:
   author listed it in ``optional_filters``, in which case it counts as absent. Lists may also be
   comma-separated text, a JSON array or a Python list repr; other renderings (a generator's repr, a set,
   a dict) are refused naming their type.
+
+Both take the caller's table (default: the value object's own), so a refusal names the flag as the caller
+does. The DLQ's own readers (:func:`build_dlq_filter`, :func:`refuse_rejected_filters`) close the module.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, fields, replace
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlencode
 
 from airflow_qstash.exceptions import QStashInputError
@@ -49,6 +55,9 @@ from airflow_qstash.inputs import (
 
 FROM_DATE = "from_date"
 TO_DATE = "to_date"
+#: The value objects' name of the flag that allows a request with no filter; a table declares what its
+#: callers call it (:attr:`FilterTable.all_flag`).
+SELECT_ALL = "select_all"
 
 FilterKind = Literal["list", "date"]
 
@@ -82,10 +91,14 @@ class FilterSpec:
 
 class FilterTable:
     """
-    The filters of one endpoint in query order, and the flag that allows selecting everything.
+    The filters of one endpoint in query order, and what the caller calls the flag that allows selecting
+    everything.
+
+    Every value object names that flag ``select_all``; the table declares the name its callers give it
+    (``cancel_all``, ``delete_all``, ``retry_all``), which the readers take and the refusals say.
 
     :param specs: one :class:`FilterSpec` per filter; the date bounds come last.
-    :param select_all: the name of the flag that allows a request with no filter (``cancel_all``).
+    :param all_flag: the caller's name of the flag that allows a request with no filter (``cancel_all``).
     :param everything: what a request with no filter would do, for the refusal message.
     :param kept_ms: how far back (ms before now) the oldest item QStash may still hold was created; a
         ``from_date`` older than that selects everything there is, so it is no filter. ``None``: no limit.
@@ -93,7 +106,7 @@ class FilterTable:
     """
 
     def __init__(
-        self, *specs: FilterSpec, select_all: str, everything: str, kept_ms: int | None = None, kept: str = ""
+        self, *specs: FilterSpec, all_flag: str, everything: str, kept_ms: int | None = None, kept: str = ""
     ) -> None:
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names) or len({spec.param for spec in specs}) != len(specs):
@@ -103,7 +116,7 @@ class FilterTable:
         if sum(spec.ids for spec in specs) > 1 or any(spec.ids and spec.kind != "list" for spec in specs):
             raise ValueError("a filter table has at most one ids filter, and it is a list")
         self.specs: tuple[FilterSpec, ...] = specs
-        self.select_all = select_all
+        self.all_flag = all_flag
         self.everything = everything
         self.kept_ms = kept_ms
         self.kept = kept
@@ -118,6 +131,12 @@ class FilterTable:
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
+
+    def with_all_flag(self, all_flag: str) -> FilterTable:
+        """The same filters under another caller's name of the all-flag (the DLQ's ``delete_all``)."""
+        return FilterTable(
+            *self.specs, all_flag=all_flag, everything=self.everything, kept_ms=self.kept_ms, kept=self.kept
+        )
 
     @property
     def renderers(self) -> dict[str, str]:
@@ -152,14 +171,16 @@ BULK_CANCEL_FILTERS = FilterTable(
     FilterSpec("caller_ips", "callerIp"),
     FilterSpec(FROM_DATE, "fromDate", "date"),
     FilterSpec(TO_DATE, "toDate", "date"),
-    select_all="cancel_all",
+    all_flag="cancel_all",
     everything="QStash would cancel EVERY message in the account",
     kept_ms=MAX_MESSAGE_DELAY_MS,
     kept="no QStash message waits longer than 365 days, its longest delay",
 )
 
 #: ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry``: no ``host``/``path`` (the server rejects them), one
-#: ``messageId``, integer ``responseStatus`` values, and ``dlqIds`` as the exact-ids filter.
+#: ``messageId``, integer ``responseStatus`` values, and ``dlqIds`` as the exact-ids filter. A DLQ filter
+#: built on its own (:meth:`DLQFilter.build`) calls its all-flag ``select_all``; each action's table
+#: (:data:`DLQ_ACTION_FILTERS`) names it as the operator and the hook do.
 DLQ_FILTERS = FilterTable(
     FilterSpec("dlq_ids", "dlqIds", ids=True),
     FilterSpec("message_ids", "messageId", max_values=1),
@@ -173,11 +194,16 @@ DLQ_FILTERS = FilterTable(
     FilterSpec("response_statuses", "responseStatus", item=int),
     FilterSpec(FROM_DATE, "fromDate", "date"),
     FilterSpec(TO_DATE, "toDate", "date"),
-    select_all="select_all",
+    all_flag="select_all",
     everything="QStash would act on EVERY message in the dead-letter queue",
     kept_ms=MAX_DLQ_RETENTION_MS,
     kept="QStash keeps a dead-letter entry at most 92 days, its longest DLQ retention",
 )
+
+DELETE = "delete"
+RETRY = "retry"
+#: The DLQ filters of each action, its all-flag named as the operator's argument and the hook's keyword.
+DLQ_ACTION_FILTERS = {DELETE: DLQ_FILTERS.with_all_flag("delete_all"), RETRY: DLQ_FILTERS.with_all_flag("retry_all")}
 
 # --------------------------------------------------------------------------- the value objects
 
@@ -190,40 +216,35 @@ class FilterValue:
     The normalised filter of one request, driven by the subclass's :class:`FilterTable` (``TABLE``).
 
     A subclass is a frozen dataclass that declares one field per filter of its table, in table order,
-    then the table's ``select_all`` flag: list filters as tuples, dates as Unix milliseconds or ``None``.
+    then ``select_all``: list filters as tuples, dates as Unix milliseconds or ``None``, the flag a bool.
     The declaration is checked against the table when the class is created.
 
     Values within one list filter are ORed, different filters are ANDed. The ids filter selects exactly
     those items and the API ignores every other filter then, so mixing them is refused. A filter that
     selects nothing at all (no filter, ``from_date=0``, a ``to_date`` in the future) would act on *every*
-    item: it is refused unless the ``select_all`` flag is true.
-
-    :param flag_name: what the caller calls the ``select_all`` flag, for the refusals (``delete_all`` or
-        ``retry_all`` for the one ``select_all`` field of a DLQ filter); default the field's own name. It
-        is not stored: the value, its dict and its equality do not depend on it.
+    item: it is refused unless ``select_all`` is true. The readers (:meth:`build`,
+    :func:`read_rendered_filter`) refuse it first, naming the flag as their caller's table does.
     """
 
     TABLE: ClassVar[FilterTable]
 
-    flag_name: InitVar[str | None] = field(default=None, kw_only=True)
     now_ms: InitVar[int | None] = field(default=None, kw_only=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         notes = inspect.get_annotations(cls)
         declared = [name for name, note in notes.items() if "ClassVar" not in str(note)]
-        expected = [*cls.TABLE.names, cls.TABLE.select_all]
+        expected = [*cls.TABLE.names, SELECT_ALL]
         if declared != expected:
             raise TypeError(f"{cls.__name__} must declare the fields {expected} (its TABLE), in order, not {declared}")
 
-    def __post_init__(self, flag_name: str | None, now_ms: int | None) -> None:
+    def __post_init__(self, now_ms: int | None) -> None:
         table = self.TABLE
-        flag = flag_name or table.select_all
         if getattr(self, FROM_DATE) == 0:
             # "Since 1970" selects nothing narrower than no bound, so it must not count as a filter.
             object.__setattr__(self, FROM_DATE, None)
-        if not isinstance(self.everything_allowed, bool):
-            raise QStashInputError(f"{flag} must be True or False, not {self.everything_allowed!r}.")
+        if not isinstance(self.select_all, bool):
+            raise QStashInputError(f"{SELECT_ALL} must be True or False, not {self.select_all!r}.")
         for spec in table.specs:
             value = getattr(self, spec.name)
             if spec.kind == "list":
@@ -246,8 +267,16 @@ class FilterValue:
                     f"{table.ids_name} cannot be combined with {', '.join(others)}: QStash would ignore those "
                     f"filters and act on the ids regardless. Give either {table.ids_name} or filters."
                 )
+        if not self.select_all:
+            self.refuse_selecting_nothing(table, now_ms)
+
+    def refuse_selecting_nothing(self, table: FilterTable, now_ms: int | None) -> None:
+        """
+        Refuse the filter when nothing in it narrows the selection (it would act on everything), naming the
+        all-flag as ``table`` does: the value's own :attr:`TABLE`, or a caller's (an action's) table.
+        """
         selecting = self.selecting_filters(now_ms)
-        if not selecting and not self.everything_allowed:
+        if not selecting:
             ignored = [
                 f"{name} {to_iso(getattr(self, name))} {self._why_no_filter(name)}"
                 for name in self.active_filters()
@@ -259,7 +288,7 @@ class FilterValue:
                 recent = f", a from_date within the last {table.kept_ms // _DAY_MS} days"
             raise QStashInputError(
                 f"No filter given{why}: {table.everything}. Give at least one filter "
-                f"({', '.join(table.names)}){recent}, or set {flag}=True if that is really meant.",
+                f"({', '.join(table.names)}){recent}, or set {table.all_flag}=True if that is really meant.",
                 no_filter=True,
             )
 
@@ -268,14 +297,12 @@ class FilterValue:
             return "is in the future: it selects every message, so it is no filter"
         return f"is older than anything QStash keeps ({self.TABLE.kept}), so it selects everything and is no filter"
 
-    @property
-    def everything_allowed(self) -> Any:
-        """The flag that allows a request with no filter (``cancel_all`` for bulk cancel)."""
-        return getattr(self, self.TABLE.select_all)
+    if TYPE_CHECKING:
+        select_all: bool = False  # each subclass declares it, as its last field
 
     @classmethod
     def build(
-        cls: type[FilterValueT], *, now_ms: int | None = None, flag_name: str | None = None, **values: Any
+        cls: type[FilterValueT], *, now_ms: int | None = None, table: FilterTable | None = None, **values: Any
     ) -> FilterValueT:
         """
         Normalise filter values given in Python (the hook's keywords) and validate them.
@@ -284,12 +311,14 @@ class FilterValue:
             keeps, or a ``to_date`` at or after it, is no filter. ``None`` reads the clock
             (:func:`~airflow_qstash.inputs.now_ms`). The date string ``"now"`` is refused here: it is the
             operator's, which pins it to the task's start.
-        :param flag_name: what the caller calls the ``select_all`` flag, named in the refusals
-            (``delete_all``); default the field's own name.
-        :param values: any of the table's filters, and its ``select_all`` flag (``cancel_all``).
+        :param table: the caller's table of these filters, whose all-flag name it reads and the refusals
+            say (an action's: :data:`DLQ_ACTION_FILTERS`); default the value's own :attr:`TABLE`.
+        :param values: any of the table's filters, and its all-flag by the table's name (``cancel_all``).
         """
-        table = cls.TABLE
-        select_all = values.pop(table.select_all, False)
+        table = _same_filters(cls, table)
+        select_all = values.pop(table.all_flag, False)
+        if not isinstance(select_all, bool):
+            raise QStashInputError(f"{table.all_flag} must be True or False, not {select_all!r}.")
         unknown = sorted(set(values) - set(table.names))
         if unknown:
             raise QStashInputError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
@@ -302,7 +331,7 @@ class FilterValue:
                 normalised[spec.name] = to_unix_ms(
                     values.get(spec.name), spec.name, zero_allowed=spec.name == FROM_DATE
                 )
-        return cls(**normalised, **{table.select_all: select_all}, flag_name=flag_name, now_ms=now_ms)
+        return _checked(cls, normalised, select_all, table, now_ms)
 
     def active_filters(self) -> list[str]:
         """Names of the filters that carry a value, in query order."""
@@ -354,8 +383,13 @@ class FilterValue:
         and normalised the filter against the task's start; judging it again here, against the triggerer's
         clock (a restart days later), could refuse what the task already planned. Only what needs no clock
         is checked: an unknown key is a ``TypeError``, and a payload with no filter at all and no all-flag
-        is refused (it would act on everything).
+        is refused (it would act on everything). A bulk-cancel payload written before the flag was
+        ``select_all`` everywhere carries it as ``cancel_all`` (a trigger deferred across an upgrade): it
+        is read as ``select_all``.
         """
+        legacy = cls.TABLE.all_flag
+        if legacy != SELECT_ALL and legacy in data and SELECT_ALL not in data:
+            data = {**{k: v for k, v in data.items() if k != legacy}, SELECT_ALL: data[legacy]}
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -364,11 +398,11 @@ class FilterValue:
         for name, spec in known.items():
             item = data.get(name, spec.default)
             object.__setattr__(value, name, tuple(item) if isinstance(item, list) else item)
-        if not value.active_filters() and value.everything_allowed is not True:
+        if not value.active_filters() and value.select_all is not True:
             # not a judgement against a clock: a payload that selects nothing at all without the all-flag
             # would act on everything, whoever wrote it
             raise QStashInputError(
-                f"No filter given in the serialised filter and {cls.TABLE.select_all} is not True: "
+                f"No filter given in the serialised filter and {SELECT_ALL} is not True: "
                 f"{cls.TABLE.everything}. Nothing was sent.",
                 no_filter=True,
             )
@@ -385,7 +419,31 @@ class FilterValue:
                 parts.append(f"{name}=[{len(value)} values]")
             else:
                 parts.append(f"{name}={list(value)}")
-        return " ".join(parts) or f"ALL MESSAGES ({self.TABLE.select_all}=True)"
+        return " ".join(parts) or f"ALL MESSAGES ({self.TABLE.all_flag}=True)"
+
+
+def _same_filters(cls: type[FilterValue], table: FilterTable | None) -> FilterTable:
+    """The caller's table for ``cls`` (``None``: its own), refused when it declares other filters."""
+    if table is None:
+        return cls.TABLE
+    if table.specs != cls.TABLE.specs:
+        raise TypeError(f"{cls.__name__} takes the filters of {cls.TABLE.names}, not of {table.names}")
+    return table
+
+
+def _checked(
+    cls: type[FilterValueT], values: Mapping[str, Any], select_all: bool, table: FilterTable, now_ms: int | None
+) -> FilterValueT:
+    """
+    The value of normalised ``values``: built with every check but the one for a filter that selects
+    nothing, which is made with the caller's ``table`` (its all-flag named in the refusal) unless
+    ``select_all``.
+    """
+    value = cls(**values, select_all=True, now_ms=now_ms)
+    if select_all:
+        return value
+    value.refuse_selecting_nothing(table, now_ms)
+    return replace(value, select_all=False, now_ms=now_ms)
 
 
 def _normalised(spec: FilterSpec, item: Any) -> bool:
@@ -412,7 +470,7 @@ class BulkCancelFilter(FilterValue):
     caller_ips: tuple[str, ...] = ()
     from_date: int | None = None
     to_date: int | None = None
-    cancel_all: bool = False
+    select_all: bool = False
 
     def split_message_ids(self, max_query_length: int) -> list[BulkCancelFilter]:
         """
@@ -448,8 +506,8 @@ class BulkCancelFilter(FilterValue):
 class DLQFilter(FilterValue):
     """
     The DLQ entries one delete or retry (``DELETE /v2/dlq``, ``POST /v2/dlq/retry``) selects; the filters
-    are :data:`DLQ_FILTERS`, the rules those of :class:`FilterValue`. ``select_all`` is the operation's
-    ``delete_all`` or ``retry_all`` (pass that name as ``flag_name`` to have the refusals say it).
+    are :data:`DLQ_FILTERS`, the rules those of :class:`FilterValue`. ``select_all`` is the action's
+    ``delete_all`` or ``retry_all`` (its table in :data:`DLQ_ACTION_FILTERS` names it so in the refusals).
     """
 
     TABLE = DLQ_FILTERS
@@ -481,7 +539,7 @@ def read_rendered_filter(
     select_all: Any = False,
     now_ms: int,
     filter_class: type[FilterValueT] = BulkCancelFilter,  # type: ignore[assignment]
-    flag_name: str | None = None,
+    table: FilterTable | None = None,
 ) -> FilterValueT:
     """
     Build a filter from an operator's rendered template fields.
@@ -507,13 +565,13 @@ def read_rendered_filter(
     :param set_by_author: names whose value was not ``None`` before rendering.
     :param templated: names whose raw value was templated (see :func:`is_templated`).
     :param optional: names that may render empty and then count as absent (``optional_filters``).
-    :param select_all: rendered ``cancel_all``: a bool, or the text ``"True"``/``"False"``.
+    :param select_all: the rendered all-flag (``cancel_all``): a bool, or the text ``"True"``/``"False"``.
     :param now_ms: the task's start in Unix milliseconds.
     :param filter_class: the value object to build (:class:`BulkCancelFilter`).
-    :param flag_name: what the operator calls the ``select_all`` flag (``delete_all``), named in the
-        refusals; default the field's own name (``cancel_all``).
+    :param table: the operator's table of those filters, whose all-flag name (``delete_all``) the refusals
+        say; default the value object's own.
     """
-    table = filter_class.TABLE
+    table = _same_filters(filter_class, table)
     set_by_author, templated, optional = set(set_by_author), set(templated), set(optional)
     values: dict[str, Any] = {}
     dropped: list[str] = []
@@ -542,11 +600,10 @@ def read_rendered_filter(
             "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
             "(airflow.timetables.interval) or give an explicit window."
         )
-    flag_name = flag_name or table.select_all
-    flag = {table.select_all: parse_bool(select_all, flag_name)}
+    flag = parse_bool(select_all, table.all_flag)
     if table.ids_name is not None and values[table.ids_name]:
         # an ids run takes no dates: any date is refused
-        return filter_class(**values, **flag, flag_name=flag_name, now_ms=now_ms)
+        return _checked(filter_class, values, flag, table, now_ms)
     pinned = to_date is None or to_date >= now_ms
     if pinned and from_date and from_date > now_ms:
         raise QStashInputError(
@@ -564,14 +621,13 @@ def read_rendered_filter(
     # Built with a bound that selects everything left out, so that it never counts as the one filter
     # that makes an otherwise empty (act-on-everything) filter acceptable; the pin is added afterwards.
     try:
-        value = filter_class(
-            **{**values, TO_DATE: None if pinned else to_date}, **flag, flag_name=flag_name, now_ms=now_ms
-        )
+        value = _checked(filter_class, {**values, TO_DATE: None if pinned else to_date}, flag, table, now_ms)
     except QStashInputError as err:
         if not notes or not err.no_filter:
             raise
         raise QStashInputError(f"{err} Note: {'; '.join(notes)}.", no_filter=True) from None
-    return replace(value, **{TO_DATE: now_ms}, flag_name=flag_name, now_ms=now_ms) if pinned else value
+    pin: dict[str, Any] = {TO_DATE: now_ms}
+    return replace(value, **pin, now_ms=now_ms) if pinned else value
 
 
 def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> QStashInputError:
@@ -588,3 +644,37 @@ def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> QStashIn
         f"{name} should mean 'any'."
     )
     return QStashInputError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)
+
+
+# --------------------------------------------------------------------------- the DLQ's readers
+
+#: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
+REJECTED_BY_DLQ = {
+    "hosts": "host",
+    "paths": "path",
+}
+
+
+def refuse_rejected_filters(given: Iterable[str]) -> None:
+    """Refuse ``hosts``/``paths`` (and their singular spellings) with the reason: the DLQ endpoints reject them."""
+    for name in given:
+        param = REJECTED_BY_DLQ.get(name) or (name if name in REJECTED_BY_DLQ.values() else None)
+        if param is not None:
+            raise QStashInputError(
+                f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so "
+                "this run could not do what it says. Filter by urls (the whole destination URL) instead."
+            )
+
+
+def build_dlq_filter(action: str, *, select_all: Any = False, now_ms: int | None = None, **values: Any) -> DLQFilter:
+    """
+    A DLQ filter from values given in Python (the hook's keywords), see :meth:`FilterValue.build`.
+
+    :param action: ``"delete"`` or ``"retry"``: its table (:data:`DLQ_ACTION_FILTERS`) names the all-flag
+        in a refusal.
+    :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
+    :param now_ms: the instant the window is judged at (Unix ms); the hooks pass their clock's.
+    """
+    refuse_rejected_filters(values)
+    table = DLQ_ACTION_FILTERS.get(action, DLQ_FILTERS)  # another action is refused by its run
+    return DLQFilter.build(now_ms=now_ms, table=table, **{table.all_flag: select_all}, **values)

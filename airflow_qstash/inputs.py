@@ -2,8 +2,9 @@
 Every reader of user input, each once: dates (Unix ms, ISO-8601), list values and their Jinja renderings,
 the templated-or-literal judgement, booleans, counts and bounds, durations, and the DLQ retry overrides.
 
-Nothing here knows about HTTP or the filter tables: a list reader is given the filter's
-:class:`~airflow_qstash.filters.FilterSpec`. Every refusal is a
+Nothing here knows about HTTP or the filter tables: a list reader is given what it needs of a filter as a
+:class:`ListSpec` (the filter tables' :class:`~airflow_qstash.filters.FilterSpec` is one), so the tables
+import the readers and never the other way round. Every refusal is a
 :class:`~airflow_qstash.exceptions.QStashInputError` that says what to change. The clock is read here
 and nowhere else in the provider (:func:`now_ms`).
 """
@@ -18,13 +19,33 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from airflow_qstash.exceptions import QStashInputError
 
-if TYPE_CHECKING:
-    from airflow_qstash.filters import FilterSpec
+
+class ListSpec(Protocol):
+    """
+    What a list reader needs to know of a filter (a :class:`~airflow_qstash.filters.FilterSpec` has it).
+
+    :ivar name: the argument's name, for the refusals.
+    :ivar param: the query parameter, for the refusal of too many values.
+    :ivar item: the type of a value, ``str`` or ``int``.
+    :ivar max_values: the most values taken (``None``: any number).
+    :ivar no_dot_segments: refuse values that are or contain a ``.``/``..`` path segment.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def param(self) -> str: ...
+    @property
+    def item(self) -> type[str] | type[int]: ...
+    @property
+    def max_values(self) -> int | None: ...
+    @property
+    def no_dot_segments(self) -> bool: ...
 
 
 def now_ms() -> int:
@@ -169,11 +190,11 @@ def _parse_iso8601(text: str, name: str) -> dt.datetime:
 # --------------------------------------------------------------------------- list values
 
 
-def _forms(spec: FilterSpec) -> str:
+def _forms(spec: ListSpec) -> str:
     return "a string or a list of strings" if spec.item is str else "a whole number or a list of whole numbers"
 
 
-def _item(spec: FilterSpec, index: int, item: Any) -> Any:
+def _item(spec: ListSpec, index: int, item: Any) -> Any:
     name = spec.name
     if spec.item is int:
         if isinstance(item, str) and item.strip().isascii() and item.strip().isdecimal():
@@ -212,7 +233,7 @@ def _has_dot_segment(text: str) -> bool:
     return False
 
 
-def _items(spec: FilterSpec, values: Iterable[Any]) -> tuple[Any, ...]:
+def _items(spec: ListSpec, values: Iterable[Any]) -> tuple[Any, ...]:
     out: dict[Any, None] = {}  # ordered and O(1) membership: id lists run to tens of thousands
     for index, item in enumerate(values):
         out.setdefault(_item(spec, index, item), None)
@@ -224,7 +245,7 @@ def _items(spec: FilterSpec, values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def read_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
+def read_values(spec: ListSpec, value: Any) -> tuple[Any, ...]:
     """
     Read a list filter given in Python (the hook's keywords).
 
@@ -276,7 +297,7 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> QStashInputError:
+def _refuse_rendering(spec: ListSpec, value: Any, kind: str) -> QStashInputError:
     hint = (
         " End the template with | list (e.g. {{ params.labels | select | list }}): Jinja filters such as "
         "select, reject, map, unique and reverse return a generator, not a list."
@@ -291,7 +312,7 @@ def _refuse_rendering(spec: FilterSpec, value: Any, kind: str) -> QStashInputErr
     )
 
 
-def _read_list_text(spec: FilterSpec, text: str, original: str) -> Any:
+def _read_list_text(spec: ListSpec, text: str, original: str) -> Any:
     """Parse text that looks like a list: JSON first (``["a", null]``), then a Python literal."""
     try:
         return json.loads(text)
@@ -306,7 +327,7 @@ def _read_list_text(spec: FilterSpec, text: str, original: str) -> Any:
         ) from err
 
 
-def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
+def read_rendered_values(spec: ListSpec, value: Any) -> tuple[Any, ...]:
     """
     Read a list filter as the operator has it after rendering; the caller has ruled out an empty value
     (see :func:`renders_empty`).
@@ -349,7 +370,7 @@ def read_rendered_values(spec: FilterSpec, value: Any) -> tuple[Any, ...]:
     return _items(spec, (part.strip() for part in text.split(",") if part.strip()))
 
 
-def _read_quoted_text(spec: FilterSpec, text: str, original: str) -> list[Any]:
+def _read_quoted_text(spec: ListSpec, text: str, original: str) -> list[Any]:
     """
     A quoted rendering: ``"a"`` (``{{ x | tojson }}`` of a string) or ``'a'`` (a Python repr) is the value
     ``a``, not a label with quotes; ``"a", "b"`` is two values. Read like a list's text: JSON first, then a

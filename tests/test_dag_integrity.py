@@ -224,7 +224,7 @@ def test_on_demand_form_window_is_read_from_the_date_fields(parsed: SimpleNamesp
 def test_on_demand_form_with_cancel_all_is_accepted(parsed: SimpleNamespace):
     now_ms = TASK_START.int_timestamp * 1000
     run = _render_on_demand(parsed, cancel_all=True).plan(now_ms=now_ms)
-    assert run.bulk_filter.cancel_all is True
+    assert run.bulk_filter.select_all is True
     assert run.bulk_filter.to_date == now_ms
 
 

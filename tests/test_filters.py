@@ -13,6 +13,7 @@ import pytest
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import (
     BULK_CANCEL_FILTERS,
+    DLQ_ACTION_FILTERS,
     DLQ_FILTERS,
     BulkCancelFilter,
     FilterSpec,
@@ -390,7 +391,7 @@ def test_build_normalises_every_filter():
     assert bulk_filter.from_date == JAN_1_MS
     assert bulk_filter.to_date == JAN_2_MS
     assert bulk_filter.message_ids == ()
-    assert bulk_filter.cancel_all is False
+    assert bulk_filter.select_all is False
     assert bulk_filter.active_filters() == [name for name in BULK_CANCEL_FILTERS.names if name != "message_ids"]
     assert bulk_filter.to_query_params() == [
         ("topicName", "g"),
@@ -432,7 +433,7 @@ def test_build_message_ids_alone():
 
 def test_build_cancel_all_without_filters_is_allowed_and_selects_everything():
     bulk_filter = BulkCancelFilter.build(cancel_all=True)
-    assert bulk_filter.cancel_all is True
+    assert bulk_filter.select_all is True
     assert bulk_filter.active_filters() == []
     assert bulk_filter.to_query_params() == []
     assert "ALL MESSAGES" in bulk_filter.describe()
@@ -515,8 +516,8 @@ def test_cancel_all_does_not_lift_the_other_refusals():
         ({"labels": ("a",), "from_date": 1.5}, "from_date must be Unix milliseconds"),
         ({"labels": ("a",), "to_date": True}, "to_date must be Unix milliseconds"),
         ({"labels": ("a",), "to_date": "1704067200000"}, "to_date must be Unix milliseconds"),
-        ({"cancel_all": "True"}, "cancel_all must be True or False"),
-        ({"cancel_all": 1}, "cancel_all must be True or False"),
+        ({"select_all": "True"}, "select_all must be True or False"),
+        ({"select_all": 1}, "select_all must be True or False"),
     ],
 )
 def test_constructor_validates_normalised_values(kwargs, fragment):
@@ -604,7 +605,7 @@ def test_split_refuses_one_id_longer_than_the_limit():
 )
 def test_to_dict_from_dict_round_trip_through_json(bulk_filter):
     data = bulk_filter.to_dict()
-    assert set(data) == {*BULK_CANCEL_FILTERS.names, "cancel_all"}
+    assert set(data) == {*BULK_CANCEL_FILTERS.names, "select_all"}
     assert all(isinstance(data[name], list) for name in BULK_CANCEL_FILTERS.list_params)
     rebuilt = BulkCancelFilter.from_dict(json.loads(json.dumps(data)))
     assert rebuilt == bulk_filter
@@ -653,14 +654,14 @@ def test_the_bulk_cancel_table_declares_the_spec_names_in_query_order():
         ("to_date", "toDate"),
     ]
     assert BULK_CANCEL_FILTERS.ids_name == "message_ids"
-    assert BULK_CANCEL_FILTERS.select_all == "cancel_all"
+    assert BULK_CANCEL_FILTERS.all_flag == "cancel_all"
     assert {spec.name: spec.param for spec in BULK_CANCEL_FILTERS.specs[:-2]} == BULK_CANCEL_FILTERS.list_params
     assert BULK_CANCEL_FILTERS.date_params == {"from_date": "fromDate", "to_date": "toDate"}
     assert BULK_CANCEL_FILTERS.renderers == dict.fromkeys(BULK_CANCEL_FILTERS.list_params, "json")
 
 
 def test_the_value_object_fields_follow_the_table():
-    assert [f.name for f in fields(BulkCancelFilter)] == [*BULK_CANCEL_FILTERS.names, "cancel_all"]
+    assert [f.name for f in fields(BulkCancelFilter)] == [*BULK_CANCEL_FILTERS.names, "select_all"]
 
 
 def test_a_value_object_whose_fields_drift_from_its_table_is_refused_when_defined():
@@ -670,7 +671,7 @@ def test_a_value_object_whose_fields_drift_from_its_table_is_refused_when_define
         class Drifted(FilterValue):
             TABLE = BULK_CANCEL_FILTERS
             labels: tuple[str, ...] = ()
-            cancel_all: bool = False
+            select_all: bool = False
 
 
 def test_the_dlq_table_has_the_dlq_filters_and_no_host_or_path():
@@ -729,7 +730,7 @@ def test_a_malformed_table_is_refused(specs, fragment):
         )
     )
     with pytest.raises(ValueError, match=fragment):
-        FilterTable(*specs, *dates, select_all="all", everything="everything")
+        FilterTable(*specs, *dates, all_flag="all", everything="everything")
 
 
 def test_the_dlq_value_object_sits_with_the_bulk_cancel_one():
@@ -738,31 +739,50 @@ def test_the_dlq_value_object_sits_with_the_bulk_cancel_one():
     assert [f.name for f in fields(filters.DLQFilter)] == [*DLQ_FILTERS.names, "select_all"]
 
 
-def test_the_caller_names_its_own_select_all_flag_in_the_refusals():
+WIPE_ALL_FILTERS = BULK_CANCEL_FILTERS.with_all_flag("wipe_all")
+
+
+def test_the_callers_table_names_its_all_flag_in_the_refusals():
+    """The flag's name in a refusal is the one the caller's table declares (``all_flag``), read as that
+    keyword; the value object calls it ``select_all`` whatever the caller's name."""
     with pytest.raises(QStashInputError, match=r"set wipe_all=True if that is really meant") as info:
-        BulkCancelFilter.build(flag_name="wipe_all")
-    assert "cancel_all" not in str(info.value)
+        BulkCancelFilter.build(table=WIPE_ALL_FILTERS)
+    assert "cancel_all" not in str(info.value) and "select_all" not in str(info.value)
     with pytest.raises(QStashInputError, match=r"^wipe_all must be True or False, not 'yes'"):
-        BulkCancelFilter.build(labels="a", cancel_all="yes", flag_name="wipe_all")
+        BulkCancelFilter.build(labels="a", wipe_all="yes", table=WIPE_ALL_FILTERS)
+    with pytest.raises(QStashInputError, match=r"Unknown filter\(s\) \['cancel_all'\]"):
+        BulkCancelFilter.build(labels="a", cancel_all=True, table=WIPE_ALL_FILTERS)
+    assert BulkCancelFilter.build(wipe_all=True, table=WIPE_ALL_FILTERS).select_all is True
     with pytest.raises(QStashInputError, match=r"set cancel_all=True"):
-        BulkCancelFilter.build()  # the field's own name by default
+        BulkCancelFilter.build()  # the value object's own table by default
+    with pytest.raises(TypeError, match="takes the filters of"):
+        BulkCancelFilter.build(labels="a", table=DLQ_FILTERS)
 
 
-def test_the_flag_name_is_not_part_of_the_value():
-    named = BulkCancelFilter.build(labels="a", flag_name="wipe_all")
+def test_the_callers_table_is_not_part_of_the_value():
+    named = BulkCancelFilter.build(labels="a", table=WIPE_ALL_FILTERS)
     assert named == BulkCancelFilter.build(labels="a")
-    assert "flag_name" not in named.to_dict()
+    assert named.to_dict() == BulkCancelFilter.build(labels="a").to_dict()
     assert BulkCancelFilter.from_dict(named.to_dict()) == named
 
 
 def test_the_rendered_reader_names_the_callers_flag_also_after_pinning_to_date():
-    read = {"set_by_author": ["labels"], "templated": [], "now_ms": NOW_MS, "flag_name": "wipe_all"}
+    read = {"set_by_author": ["labels"], "templated": [], "now_ms": NOW_MS, "table": WIPE_ALL_FILTERS}
     with pytest.raises(QStashInputError, match=r"set wipe_all=True"):
         read_rendered_filter({"to_date": "2099-01-01"}, **{**read, "set_by_author": ["to_date"]})
     with pytest.raises(QStashInputError, match=r"^wipe_all must be True or False"):
         read_rendered_filter({"labels": "a"}, select_all="maybe", **read)
     pinned = read_rendered_filter({"labels": "a"}, **read)
     assert (pinned.labels, pinned.to_date) == (("a",), NOW_MS)
+
+
+def test_a_bulk_cancel_payload_written_with_cancel_all_is_read_as_select_all():
+    """A trigger deferred before the flag was ``select_all`` everywhere resumes after the upgrade."""
+    value = BulkCancelFilter.build(cancel_all=True, to_date=NOW_MS)
+    old_payload = {**{k: v for k, v in value.to_dict().items() if k != "select_all"}, "cancel_all": True}
+    assert BulkCancelFilter.from_dict(old_payload) == value
+    with pytest.raises(QStashInputError, match="No filter given in the serialised filter"):
+        BulkCancelFilter.from_dict({**old_payload, "to_date": None, "cancel_all": False})
 
 
 # --------------------------------------------------------------------------- bounds that select everything
@@ -919,7 +939,7 @@ def test_everything_optional_and_empty_is_refused_unless_cancel_all(empty):
         optional=BULK_CANCEL_FILTERS.list_params,
         cancel_all=True,
     )
-    assert bulk_filter.cancel_all is True
+    assert bulk_filter.select_all is True
     assert bulk_filter.active_filters() == ["to_date"]
     assert bulk_filter.to_date == NOW_MS
 
@@ -1105,7 +1125,7 @@ def test_from_zero_and_now_with_a_real_filter():
 )
 def test_cancel_all_text_is_parsed(cancel_all, expected):
     bulk_filter = _read({"labels": "a"}, cancel_all=cancel_all)
-    assert bulk_filter.cancel_all is expected
+    assert bulk_filter.select_all is expected
 
 
 def test_cancel_all_text_false_does_not_allow_an_empty_filter():
@@ -1198,7 +1218,9 @@ def test_a_from_date_older_than_anything_kept_is_no_filter_alone(cls, kept_ms, f
 
 def test_the_dlq_refusal_names_the_operation_flag():
     with pytest.raises(QStashInputError, match="set retry_all=True"):
-        DLQFilter.build(from_date="2000-01-01", now_ms=NOW_MS, flag_name="retry_all")
+        DLQFilter.build(from_date="2000-01-01", now_ms=NOW_MS, table=DLQ_ACTION_FILTERS["retry"])
+    assert DLQ_ACTION_FILTERS["delete"].all_flag == "delete_all"
+    assert DLQ_ACTION_FILTERS["retry"].specs == DLQ_FILTERS.specs == DLQ_ACTION_FILTERS["delete"].specs
 
 
 @pytest.mark.parametrize("filter_class", [BulkCancelFilter, DLQFilter])

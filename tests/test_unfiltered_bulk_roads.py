@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import airflow_qstash
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import BulkCancelFilter, DLQFilter
+from airflow_qstash.filters import DELETE, RETRY, BulkCancelFilter, DLQFilter
 from airflow_qstash.protocol import dlq, endpoints, messages
 from airflow_qstash.protocol.calls import (
     NOT_FILTERS,
@@ -35,7 +35,7 @@ from airflow_qstash.protocol.dlq import dlq_delete_page, dlq_requests, dlq_retry
 from airflow_qstash.protocol.endpoints import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY
 from airflow_qstash.protocol.messages import bulk_cancel_requests, bulk_cancel_total, start_bulk_cancel
 from airflow_qstash.runs.bulk_cancel import BulkCancelRun
-from airflow_qstash.runs.dlq import DELETE, RETRY, make_run
+from airflow_qstash.runs.dlq import make_run
 
 BASE_URL = "https://qstash.test"
 #: Fixed, recent-enough dates (2026-11-01 .. 2026-11-02 UTC): inside every retention, in the past.
@@ -161,7 +161,7 @@ SETTINGS = settings(
 def test_bulk_cancel_builders_and_the_run_loop_mark_filterless_calls_only_under_cancel_all(bulk_filter):
     if bulk_filter is None:
         return
-    allowed = bulk_filter.cancel_all
+    allowed = bulk_filter.select_all
     _check(calls_of(bulk_cancel_total(bulk_filter, None, BASE_URL)), allowed)
     for params in bulk_cancel_requests(bulk_filter, 500, BASE_URL):
         _check(calls_of(start_bulk_cancel(params)), allowed)

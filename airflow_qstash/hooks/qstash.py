@@ -47,7 +47,7 @@ from airflow_qstash.exceptions import (
     redact,
     remember_secret,
 )
-from airflow_qstash.filters import BULK_CANCEL_FILTERS, BulkCancelFilter
+from airflow_qstash.filters import BULK_CANCEL_FILTERS, DELETE, RETRY, BulkCancelFilter, DLQFilter, build_dlq_filter
 from airflow_qstash.hooks.transport import (
     AnswerTooLarge,
     aread_body,
@@ -72,7 +72,7 @@ from airflow_qstash.protocol.messages import (
     list_bulk_actions,
 )
 from airflow_qstash.runs.bulk_cancel import BulkCancelRun
-from airflow_qstash.runs.dlq import DELETE, RETRY, DLQFilter, DLQRun, build_dlq_filter, make_run
+from airflow_qstash.runs.dlq import DLQRun, make_run
 
 if TYPE_CHECKING:
     import httpx

@@ -1,9 +1,11 @@
 """
 ``QStashDLQDeleteOperator`` and ``QStashDLQRetryOperator``: delete or retry the QStash dead-letter-queue
-entries that a set of (templated) filters selects, with the bulk-cancel operator's safety model.
+entries that a set of (templated) filters selects, with the bulk-cancel operator's safety model and its
+base's steps (:mod:`airflow_qstash.operators._common`).
 
-Only this module, :mod:`airflow_qstash.runs.dlq`, :mod:`airflow_qstash.filters` and the operators' shared base
-(no HTTP client) are imported when a DAG file is parsed; the hook and the trigger are imported in ``execute``.
+Only this module, :mod:`airflow_qstash.runs.dlq`, :mod:`airflow_qstash.runs.dlq_preview`, :mod:`airflow_qstash.filters`
+and the operators' shared base (no HTTP client) are imported when a DAG file is parsed; the hook, the wire
+and the trigger are imported when the task runs.
 """
 
 from __future__ import annotations
@@ -13,36 +15,34 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import DLQ_FILTERS
-from airflow_qstash.inputs import parse_bool, renders_empty, retry_overrides, shown_overrides
-from airflow_qstash.operators._common import QStashFilterOperator, task_start_ms
-from airflow_qstash.runs.dlq import (
+from airflow_qstash.filters import (
     DELETE,
+    DLQ_ACTION_FILTERS,
+    DLQ_FILTERS,
     RETRY,
-    SELECT_ALL_FLAGS,
-    DLQRetryRun,
-    DLQRun,
-    make_run,
-    read_rendered_dlq_filter,
+    DLQFilter,
     refuse_rejected_filters,
 )
+from airflow_qstash.inputs import parse_bool, retry_overrides, shown_overrides
+from airflow_qstash.operators._common import QStashFilterOperator
+from airflow_qstash.runs.dlq import DLQDeleteRun, DLQRetryRun, DLQRun
+from airflow_qstash.runs.dlq_preview import DLQPreview
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
-
-    from airflow_qstash.runs.dlq_preview import DLQPreview
+    from airflow.providers.common.compat.sdk import BaseTrigger
 
 
 class _QStashDLQOperator(QStashFilterOperator):
     """
-    What both DLQ operators share: the DLQ filters as template fields, reading them after rendering, the
-    bound on requests, deferral, the summary. Subclasses name the action and build its run.
+    What both DLQ operators share: the DLQ filters as template fields, the bound on requests, the dry run
+    (a :class:`~airflow_qstash.runs.dlq_preview.DLQPreview` in place of the run), the trigger, the summary.
+    Subclasses name the action (its filter table) and build its run.
     """
 
     ACTION: ClassVar[str]
-    #: The fields besides the filters that may be named in ``optional_filters``.
-    OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = ()
+    FILTER_CLASS = DLQFilter
+    OPTIONAL_NOUN = "field"
+    ARRIVALS = "entries that land in the DLQ"
 
     template_fields: Sequence[str] = (*DLQ_FILTERS.names, "max_requests", "action_timeout", "dry_run")
     template_fields_renderers = DLQ_FILTERS.renderers
@@ -77,10 +77,14 @@ class _QStashDLQOperator(QStashFilterOperator):
     ) -> None:
         with self._refusing():
             refuse_rejected_filters(kwargs)
-        super().__init__(**kwargs)
-        self.durable = self._read_durable(durable)
+        super().__init__(
+            qstash_conn_id=qstash_conn_id,
+            optional_filters=optional_filters,
+            deferrable=deferrable,
+            durable=durable,
+            **kwargs,
+        )
         self.dry_run = dry_run
-        self.qstash_conn_id = qstash_conn_id
         self.dlq_ids = dlq_ids
         self.message_ids = message_ids
         self.urls = urls
@@ -95,179 +99,81 @@ class _QStashDLQOperator(QStashFilterOperator):
         self.to_date = to_date
         self.max_requests = max_requests
         self.action_timeout = action_timeout
-        self.deferrable = deferrable
+
+    # ----------------------------------------------------------------------- the run
+
+    def _acts(self) -> bool:
+        """A dry run lists what the filters select and acts on nothing (``dry_run``, rendered)."""
         with self._refusing():
-            self.optional_filters = self._read_optional_filters(
-                optional_filters, (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS), noun="field"
-            )
-        self._run: DLQRun | DLQPreview | None = None
-        self._task_start_ms: int | None = None
+            return not parse_bool(self.dry_run, "dry_run")
 
-    # ----------------------------------------------------------------------- reading rendered values
+    def _make_run(self, planned: DLQFilter) -> DLQRun | DLQPreview:
+        run = self._make_action_run(planned)
+        if self._acts():
+            return run
+        return DLQPreview(self.ACTION, run.dlq_filter, max_requests=run.max_requests)
 
-    def _judged_fields(self) -> Sequence[str]:
-        return (*DLQ_FILTERS.names, *self.OPTIONAL_EXTRAS)
+    def _make_action_run(self, planned: DLQFilter) -> DLQRun:
+        """The delete or retry run of the planned filter."""
+        raise NotImplementedError
 
-    def _select_all(self) -> Any:
-        """The rendered ``delete_all``/``retry_all``."""
-        return getattr(self, SELECT_ALL_FLAGS[self.ACTION])
+    def _run_filter(self, run: DLQRun | DLQPreview) -> DLQFilter:
+        return run.dlq_filter
 
-    def _rendered_option(self, name: str) -> Any:
-        """
-        A rendered non-filter value the author may leave unset: ``None`` if unset, or if templated, empty
-        and listed in ``optional_filters``; an empty value otherwise is refused (never silently dropped).
-        """
-        value = getattr(self, name)
-        if name not in self.set_by_author:
-            return None
-        templated = name in self.templated
-        if renders_empty(value, templated=templated):
-            if templated and name in self.optional_filters:
-                return None
-            how = "is templated but rendered empty" if templated else "is empty"
-            raise QStashInputError(
-                f"{name} {how} ({value!r}): give it a value, leave it unset (None), or list '{name}' in "
-                f"optional_filters if an empty {name} should mean 'not given'."
-            )
-        return value
-
-    def plan(self, now_ms: int) -> DLQRun:
-        """Read the rendered fields into a validated run; every refusal happens here, before any request."""
-        with self._refusing():
-            dlq_filter = read_rendered_dlq_filter(
-                self.ACTION,
-                {name: getattr(self, name) for name in DLQ_FILTERS.names},
-                set_by_author=[name for name in self.set_by_author if name in DLQ_FILTERS],
-                templated=[name for name in self.templated if name in DLQ_FILTERS],
-                optional=[name for name in self.optional_filters if name in DLQ_FILTERS],
-                select_all=self._select_all(),
-                now_ms=now_ms,
-            )
-            self._task_start_ms = now_ms
-            return make_run(
-                self.ACTION,
-                dlq_filter,
-                max_requests=self.max_requests,
-                action_timeout=self.action_timeout,
-                **self._run_options(),
-            )
-
-    def _run_options(self) -> dict[str, Any]:
-        """The action's own run options from the rendered fields (``batch_size``, the overrides)."""
-        return {}
-
-    # ----------------------------------------------------------------------- running
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_qstash.hooks.qstash import QStashHook
+    def _refuse_unsendable(self, run: DLQRun | DLQPreview, base_url: str) -> None:
         from airflow_qstash.protocol.dlq import dlq_requests
-        from airflow_qstash.protocol.endpoints import DLQ_DELETE_BULK, DLQ_RETRY_BULK
+        from airflow_qstash.protocol.endpoints import DLQ_DELETE, DLQ_DELETE_BULK, DLQ_RETRY, DLQ_RETRY_BULK
 
-        hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
-        with self._refusing():
-            dry_run = parse_bool(self.dry_run, "dry_run")
-        if dry_run:
-            return self._preview(hook, context)
-        memory = self._open_memory(context)
-        run, resume_ids = self._plan_durably(context, memory)
-        self._run = run
-        with self._refusing():
-            # Read the connection and encode once, so a bad connection or a filter too long for a URL
-            # fails here: before any request, and before deferring.
-            # (the /bulk paths are the longest a filter goes to: if it fits there it fits every road)
-            dlq_requests(
-                run.dlq_filter, DLQ_DELETE_BULK if self.ACTION == DELETE else DLQ_RETRY_BULK, hook.config.base_url
+        if isinstance(run, DLQPreview):
+            endpoint = DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY
+        else:
+            # the /bulk paths are the longest a filter goes to: if it fits there it fits every road
+            endpoint = DLQ_DELETE_BULK if self.ACTION == DELETE else DLQ_RETRY_BULK
+        dlq_requests(run.dlq_filter, endpoint, base_url)
+
+    def _trigger(self, run: DLQRun | DLQPreview, resume_ids: list[str]) -> BaseTrigger:
+        from airflow_qstash.triggers.dlq import QStashDLQTrigger
+
+        if isinstance(run, DLQPreview):
+            return QStashDLQTrigger(
+                action=self.ACTION,
+                qstash_conn_id=self.qstash_conn_id,
+                dlq_filter=run.dlq_filter.to_dict(),
+                max_requests=run.max_requests,
+                dry_run=True,
             )
-        self._log_plan(run)
-        self._remember_plan(memory, run, resume_ids)
-        self._resume(run, resume_ids, memory)
-        if self.deferrable:
-            from airflow_qstash.triggers.dlq import QStashDLQTrigger
+        return QStashDLQTrigger(
+            action=self.ACTION,
+            qstash_conn_id=self.qstash_conn_id,
+            dlq_filter=run.dlq_filter.to_dict(),
+            max_requests=run.max_requests,
+            options=run.options(),
+            resume_action_ids=resume_ids,
+        )
 
-            self.defer(
-                trigger=QStashDLQTrigger(
-                    action=self.ACTION,
-                    qstash_conn_id=self.qstash_conn_id,
-                    dlq_filter=run.dlq_filter.to_dict(),
-                    max_requests=run.max_requests,
-                    options=run.options(),
-                    resume_action_ids=resume_ids,
-                ),
-                method_name="execute_complete",
+    def _log_plan(self, run: DLQRun | DLQPreview) -> None:
+        if isinstance(run, DLQPreview):
+            self.log.info(
+                "QStash DLQ %s DRY RUN of the entries where %s: listing only (GET /v2/dlq, at most %d requests); "
+                "nothing is deleted or retried.",
+                self.ACTION,
+                run.dlq_filter.describe(),
+                run.max_requests,
             )
-        steps = run.steps(hook.config.base_url, log=self.log, poll_interval_max=hook.config.poll_interval_max)
-        summary = self._drive(hook, steps)
-        memory.forget()
-        return self._finish(summary)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """
-        Turn the trigger's event into the same XCom value as the synchronous path, or fail the task; the
-        event's action ids (if any) go to the task state store first, and a success deletes the stored run.
-        """
-        if not event.get("dry_run"):
-            self._complete_durably(context, event)
-        return self._finish(self._event_summary(event, f"DLQ {self.ACTION}"))
-
-    # ----------------------------------------------------------------------- dry run
-
-    def _preview(self, hook: Any, context: Context) -> dict[str, Any]:
-        """
-        List what the filters select (count, per response status, a bounded sample) and act on nothing: no
-        delete or retry is sent and the task state store is not touched.
-        """
-        from airflow_qstash.protocol.dlq import dlq_requests
-        from airflow_qstash.protocol.endpoints import DLQ_DELETE, DLQ_RETRY
-        from airflow_qstash.runs.dlq_preview import DLQPreview
-
-        run = self.plan(task_start_ms(context))
-        with self._refusing():
-            dlq_requests(run.dlq_filter, DLQ_DELETE if self.ACTION == DELETE else DLQ_RETRY, hook.config.base_url)
-        preview = DLQPreview(self.ACTION, run.dlq_filter, max_requests=run.max_requests)
-        self._run = preview
+            return
         self.log.info(
-            "QStash DLQ %s DRY RUN of the entries where %s: listing only (GET /v2/dlq, at most %d requests); "
-            "nothing is deleted or retried.",
+            "QStash DLQ %s of the entries where %s; at most %d requests.",
             self.ACTION,
             run.dlq_filter.describe(),
             run.max_requests,
         )
-        self._log_pinned_to_date(run.dlq_filter.to_date, "entries that land in the DLQ")
-        if self.deferrable:
-            from airflow_qstash.triggers.dlq import QStashDLQTrigger
 
-            self.defer(
-                trigger=QStashDLQTrigger(
-                    action=self.ACTION,
-                    qstash_conn_id=self.qstash_conn_id,
-                    dlq_filter=run.dlq_filter.to_dict(),
-                    max_requests=run.max_requests,
-                    dry_run=True,
-                ),
-                method_name="execute_complete",
-            )
-        return self._finish(self._drive(hook, preview.steps(hook.config.base_url, log=self.log)))
-
-    # ----------------------------------------------------------------------- durable runs
-
-    def _plan_key(self, run: Any) -> dict[str, Any]:
-        return {"action": f"dlq_{self.ACTION}", "filter": run.dlq_filter.to_dict()}
-
-    @staticmethod
-    def _resume(run: Any, resume_ids: list[str], memory: Any) -> None:
-        """
-        Hand the run the stored action ids (a filter run re-attaches to the last by id) and the store (each
-        action's id is stored before its first poll).
-        """
-        run.resume_action_ids = list(resume_ids)
-        run.on_action = memory.add_actions
-
-    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _log_done(self, summary: dict[str, Any]) -> None:
         if summary.get("dry_run"):
             from airflow_qstash.runs.dlq_preview import log_preview
 
             log_preview(self.log, summary)
-            return summary
+            return
         done = "deleted" if self.ACTION == DELETE else "retried"
         self.log.info(
             "QStash DLQ %s done: %d entries %s in %d request(s) (%s).",
@@ -277,16 +183,6 @@ class _QStashDLQOperator(QStashFilterOperator):
             summary["requests"],
             summary.get("filters", ""),
         )
-        return summary
-
-    def _log_plan(self, run: DLQRun) -> None:
-        self.log.info(
-            "QStash DLQ %s of the entries where %s; at most %d requests.",
-            self.ACTION,
-            run.dlq_filter.describe(),
-            run.max_requests,
-        )
-        self._log_pinned_to_date(run.dlq_filter.to_date, "entries that land in the DLQ")
 
 
 class QStashDLQDeleteOperator(_QStashDLQOperator):
@@ -373,6 +269,8 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
     """
 
     ACTION: ClassVar[str] = DELETE
+    FILTERS = DLQ_ACTION_FILTERS[DELETE]
+    RUN_NAME = "DLQ delete"
     template_fields: Sequence[str] = (*_QStashDLQOperator.template_fields, "batch_size", "delete_all")
 
     def __init__(self, *, batch_size: int | str = 100, delete_all: bool | str = False, **kwargs: Any) -> None:
@@ -380,8 +278,10 @@ class QStashDLQDeleteOperator(_QStashDLQOperator):
         self.batch_size = batch_size
         self.delete_all = delete_all
 
-    def _run_options(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size}
+    def _make_action_run(self, planned: DLQFilter) -> DLQDeleteRun:
+        return DLQDeleteRun(
+            planned, max_requests=self.max_requests, action_timeout=self.action_timeout, batch_size=self.batch_size
+        )
 
 
 class QStashDLQRetryOperator(_QStashDLQOperator):
@@ -456,6 +356,8 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
     """
 
     ACTION: ClassVar[str] = RETRY
+    FILTERS = DLQ_ACTION_FILTERS[RETRY]
+    RUN_NAME = "DLQ retry"
     OPTIONAL_EXTRAS: ClassVar[tuple[str, ...]] = (
         "override_retries",
         "override_delay",
@@ -482,15 +384,14 @@ class QStashDLQRetryOperator(_QStashDLQOperator):
         self.override_headers = override_headers
         self.retry_all = retry_all
 
-    def _run_options(self) -> dict[str, Any]:
-        given = {name: self._rendered_option(name) for name in self.OPTIONAL_EXTRAS}
-        overrides = {name.removeprefix("override_"): value for name, value in given.items()}
-        return {"headers": retry_overrides(**overrides, field_prefix="override_")}
+    def _make_action_run(self, planned: DLQFilter) -> DLQRetryRun:
+        given = {name.removeprefix("override_"): self._rendered_extra(name) for name in self.OPTIONAL_EXTRAS}
+        headers = retry_overrides(**given, field_prefix="override_")
+        return DLQRetryRun(planned, max_requests=self.max_requests, action_timeout=self.action_timeout, headers=headers)
 
-    def _log_plan(self, run: DLQRun) -> None:
+    def _log_plan(self, run: DLQRun | DLQPreview) -> None:
         super()._log_plan(run)
-        assert isinstance(run, DLQRetryRun)
-        if run.headers:
+        if isinstance(run, DLQRetryRun) and run.headers:
             self.log.info("Retried messages get these overrides: %s.", shown_overrides(run.headers))
 
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_qstash.filters import BULK_CANCEL_FILTERS, BulkCancelFilter, read_rendered_filter
+from airflow_qstash.filters import BULK_CANCEL_FILTERS, BulkCancelFilter
 from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.operators._common import QStashFilterOperator
 from airflow_qstash.runs.bulk_cancel import BulkCancelRun
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import BaseTrigger
 
 
 class QStashBulkCancelOperator(QStashFilterOperator):
@@ -101,6 +101,11 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         ``duration_seconds``.
     """
 
+    FILTERS = BULK_CANCEL_FILTERS
+    FILTER_CLASS = BulkCancelFilter
+    RUN_NAME = "bulk cancel"
+    ARRIVALS = "messages published"
+
     template_fields: Sequence[str] = (
         *BULK_CANCEL_FILTERS.names,
         "batch_size",
@@ -136,9 +141,13 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.durable = self._read_durable(durable)
-        self.qstash_conn_id = qstash_conn_id
+        super().__init__(
+            qstash_conn_id=qstash_conn_id,
+            optional_filters=optional_filters,
+            deferrable=deferrable,
+            durable=durable,
+            **kwargs,
+        )
         self.message_ids = message_ids
         self.url_groups = url_groups
         self.queue_names = queue_names
@@ -155,82 +164,42 @@ class QStashBulkCancelOperator(QStashFilterOperator):
         self.max_batches = max_batches
         self.cancel_all = cancel_all
         self.action_timeout = action_timeout
-        self.deferrable = deferrable
-        with self._refusing():
-            self.optional_filters = self._read_optional_filters(
-                optional_filters, BULK_CANCEL_FILTERS.names, noun="filter"
-            )
-        self._run: BulkCancelRun | None = None
-        self._task_start_ms: int | None = None
 
-    def _judged_fields(self) -> Sequence[str]:
-        return BULK_CANCEL_FILTERS.names
-
-    def plan(self, now_ms: int) -> BulkCancelRun:
-        """Read the rendered fields into a validated run; every refusal happens here, before any request."""
-        bulk_filter = read_rendered_filter(
-            {name: getattr(self, name) for name in BULK_CANCEL_FILTERS.names},
-            set_by_author=self.set_by_author,
-            templated=self.templated,
-            optional=self.optional_filters,
-            select_all=self.cancel_all,
-            now_ms=now_ms,
-            filter_class=BulkCancelFilter,
-        )
-        self._task_start_ms = now_ms
+    def _make_run(self, planned: BulkCancelFilter) -> BulkCancelRun:
         return BulkCancelRun(
-            bulk_filter, batch_size=self.batch_size, max_batches=self.max_batches, action_timeout=self.action_timeout
+            planned, batch_size=self.batch_size, max_batches=self.max_batches, action_timeout=self.action_timeout
         )
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_qstash.hooks.qstash import QStashHook
+    def _run_filter(self, run: BulkCancelRun) -> BulkCancelFilter:
+        return run.bulk_filter
+
+    def _refuse_unsendable(self, run: BulkCancelRun, base_url: str) -> None:
         from airflow_qstash.protocol.messages import bulk_cancel_requests
 
-        hook = QStashHook(qstash_conn_id=self.qstash_conn_id)
-        memory = self._open_memory(context)
-        with self._refusing():
-            run, resume_ids = self._plan_durably(context, memory)
-            self._run = run
-            # Read the connection and encode once, so a bad connection or a filter too long for a URL
-            # fails here: before any request, and before deferring.
-            bulk_cancel_requests(run.bulk_filter, run.batch_size, hook.config.base_url)
-        self._log_plan(run)
-        self._remember_plan(memory, run, resume_ids)
-        run.resume_action_ids = resume_ids
-        if self.deferrable:
-            from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
+        bulk_cancel_requests(run.bulk_filter, run.batch_size, base_url)
 
-            self.defer(
-                trigger=QStashBulkCancelTrigger(
-                    qstash_conn_id=self.qstash_conn_id,
-                    bulk_filter=run.bulk_filter.to_dict(),
-                    batch_size=run.batch_size,
-                    max_batches=run.max_batches,
-                    action_timeout=run.action_timeout,
-                    resume_action_ids=resume_ids,
-                ),
-                method_name="execute_complete",
-            )
-        config = hook.config
-        run.on_action = memory.add_actions
-        steps = run.steps(config.base_url, poll_interval_max=config.poll_interval_max, log=self.log)
-        summary = self._drive(hook, steps)
-        memory.forget()
-        return self._finish(summary)
+    def _trigger(self, run: BulkCancelRun, resume_ids: list[str]) -> BaseTrigger:
+        from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """
-        Turn the trigger's event into the same XCom value as the synchronous path, or fail the task; the
-        event's action ids go to the task state store first (a retry re-attaches by id), and a success
-        deletes the stored run.
-        """
-        self._complete_durably(context, event)
-        return self._finish(self._event_summary(event, "bulk cancel"))
+        return QStashBulkCancelTrigger(
+            qstash_conn_id=self.qstash_conn_id,
+            bulk_filter=run.bulk_filter.to_dict(),
+            batch_size=run.batch_size,
+            max_batches=run.max_batches,
+            action_timeout=run.action_timeout,
+            resume_action_ids=resume_ids,
+        )
 
-    def _plan_key(self, run: Any) -> dict[str, Any]:
-        return {"action": "bulk_cancel", "filter": run.bulk_filter.to_dict()}
+    def _log_plan(self, run: BulkCancelRun) -> None:
+        self.log.info(
+            "Cancelling QStash messages where %s; at most %d requests (batches of %d where the server honours "
+            "count; a server that runs bulk actions ignores batch_size and each request is one round).",
+            run.bulk_filter.describe(),
+            run.max_batches,
+            run.batch_size,
+        )
 
-    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _log_done(self, summary: dict[str, Any]) -> None:
         if summary.get("mode") == "bulk_action":
             self.log.info(
                 "QStash bulk cancel done: %d message(s) confirmed cancelled in %d round(s) of bulk actions (%s).",
@@ -245,17 +214,6 @@ class QStashBulkCancelOperator(QStashFilterOperator):
                 summary["batches"],
                 summary.get("filters", ""),
             )
-        return summary
-
-    def _log_plan(self, run: BulkCancelRun) -> None:
-        self.log.info(
-            "Cancelling QStash messages where %s; at most %d requests (batches of %d where the server honours "
-            "count; a server that runs bulk actions ignores batch_size and each request is one round).",
-            run.bulk_filter.describe(),
-            run.max_batches,
-            run.batch_size,
-        )
-        self._log_pinned_to_date(run.bulk_filter.to_date, "messages published")
 
 
 __all__ = ["QStashBulkCancelOperator"]

@@ -131,9 +131,9 @@ def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> 
                 f"The DLQ filters encode to {len(urlencode(params))} characters, more than the {room} a request "
                 "URL may carry; use fewer or shorter values."
             )
-        return [FilterQuery.of(params, dlq_filter.everything_allowed)]
+        return [FilterQuery.of(params, dlq_filter.select_all)]
     parts = _split_ids(params, room, DLQ_MAX_COUNT, ids_name or "dlq_ids")
-    return [FilterQuery.of(part, dlq_filter.everything_allowed) for part in parts]
+    return [FilterQuery.of(part, dlq_filter.select_all) for part in parts]
 
 
 def _split_ids(

@@ -70,7 +70,7 @@ def bulk_cancel_requests(
     async_param = [] if bulk_filter.message_ids else [("async", "true")]
     room = MAX_URL_LENGTH - len(base_url) - len(BULK_CANCEL.path) - len("?&count=500&async=true")
     return [
-        FilterQuery.of(part.to_query_params() + count_param + async_param, bulk_filter.everything_allowed)
+        FilterQuery.of(part.to_query_params() + count_param + async_param, bulk_filter.select_all)
         for part in bulk_filter.split_message_ids(room)
     ]
 

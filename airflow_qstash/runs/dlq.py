@@ -1,7 +1,8 @@
 """
 Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and the loop that the worker
-and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter` (next to
-the bulk-cancel filter; importable from here too).
+and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter`, read by
+:func:`~airflow_qstash.filters.build_dlq_filter` (next to the bulk-cancel filter and its readers;
+importable from here too).
 
 Today's QStash (the 2026-12 API): a filter run is rounds of one async bulk action each
 (``DELETE /v2/dlq/bulk`` / ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED`` and confirmed by a
@@ -44,12 +45,12 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import DLQFilter, read_rendered_filter
+from airflow_qstash.filters import DELETE, RETRY, DLQFilter, build_dlq_filter, refuse_rejected_filters
 from airflow_qstash.inputs import (
     DLQ_MAX_COUNT,
     parse_action_timeout,
@@ -63,8 +64,6 @@ from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS, POLL_GR
 if TYPE_CHECKING:
     from airflow_qstash.protocol.dlq import DLQRetried
 
-DELETE = "delete"
-RETRY = "retry"
 #: Which API a run used (the summary's ``mode``): today's async bulk actions (a filter run), today's
 #: ``/multi`` and single-id endpoints (a ``dlq_ids`` run), or the deprecated paging API (an older server).
 MODE_BULK_ACTION = "bulk_action"
@@ -73,71 +72,8 @@ MODE_PAGED = "paged"
 #: The ceiling of the pause between polls of a bulk action when the caller gives none (the connection's
 #: ``poll_interval_max`` default).
 DEFAULT_POLL_INTERVAL_MAX = 10.0
-#: The flag that allows a run with no filter, per action (the value object's ``select_all`` field), named in
-#: the refusals (``flag_name``).
-SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
 #: How many new message ids a retry run reports in its summary; above that only their count.
 MAX_REPORTED_MESSAGE_IDS = 1_000
-#: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
-REJECTED_BY_DLQ = {
-    "hosts": "host",
-    "paths": "path",
-}
-# --------------------------------------------------------------------------- reading the inputs
-
-
-def refuse_rejected_filters(given: Iterable[str]) -> None:
-    """Refuse ``hosts``/``paths`` (and their singular spellings) with the reason: the DLQ endpoints reject them."""
-    for name in given:
-        param = REJECTED_BY_DLQ.get(name) or (name if name in REJECTED_BY_DLQ.values() else None)
-        if param is not None:
-            raise QStashInputError(
-                f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so "
-                "this run could not do what it says. Filter by urls (the whole destination URL) instead."
-            )
-
-
-def build_dlq_filter(action: str, *, select_all: Any = False, now_ms: int | None = None, **values: Any) -> DLQFilter:
-    """
-    A DLQ filter from values given in Python (the hook's keywords), see
-    :meth:`~airflow_qstash.filters.FilterValue.build`.
-
-    :param action: ``"delete"`` or ``"retry"``: names the flag in a refusal.
-    :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
-    :param now_ms: the instant the window is judged at (Unix ms); the hooks pass their clock's.
-    """
-    refuse_rejected_filters(values)
-    return DLQFilter.build(select_all=select_all, flag_name=SELECT_ALL_FLAGS.get(action), now_ms=now_ms, **values)
-
-
-def read_rendered_dlq_filter(
-    action: str,
-    rendered: Mapping[str, Any],
-    *,
-    set_by_author: Iterable[str],
-    templated: Iterable[str],
-    optional: Iterable[str],
-    select_all: Any,
-    now_ms: int,
-) -> DLQFilter:
-    """
-    A DLQ filter from an operator's rendered fields, with the rules of
-    :func:`~airflow_qstash.filters.read_rendered_filter`: literals taken literally, a template that renders
-    empty refused unless optional, ``to_date`` pinned to the task's start, no filter refused unless
-    ``select_all``.
-    """
-    return read_rendered_filter(
-        rendered,
-        set_by_author=set_by_author,
-        templated=templated,
-        optional=optional,
-        select_all=select_all,
-        now_ms=now_ms,
-        filter_class=DLQFilter,
-        flag_name=SELECT_ALL_FLAGS.get(action),
-    )
-
-
 # --------------------------------------------------------------------------- the runs
 
 
@@ -896,6 +832,5 @@ __all__ = [
     "DLQRun",
     "build_dlq_filter",
     "make_run",
-    "read_rendered_dlq_filter",
     "refuse_rejected_filters",
 ]

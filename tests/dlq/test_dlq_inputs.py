@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.filters import DLQ_ACTION_FILTERS, DLQ_FILTERS, DLQFilter, build_dlq_filter, read_rendered_filter
 from airflow_qstash.inputs import DEFAULT_MAX_REQUESTS, DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides
-from airflow_qstash.runs.dlq import (
-    DLQDeleteRun,
-    DLQFilter,
-    DLQRetryRun,
-    build_dlq_filter,
-    make_run,
-    read_rendered_dlq_filter,
-)
+from airflow_qstash.runs.dlq import DLQDeleteRun, DLQRetryRun, make_run
 
 NOW_MS = 1_795_000_000_000
 MAY_1_MS = 1_714_521_600_000
@@ -41,15 +34,16 @@ SPEC_PARAMS = {
 
 
 def rendered(action: str = "delete", select_all: Any = False, optional: tuple[str, ...] = (), **values: Any):
-    """Read values as the operator does after rendering: every given value templated."""
-    return read_rendered_dlq_filter(
-        action,
+    """Read values as the operator does after rendering (with its action's table): every given value templated."""
+    return read_rendered_filter(
         values,
         set_by_author=list(values),
         templated=list(values),
         optional=optional,
         select_all=select_all,
         now_ms=NOW_MS,
+        filter_class=DLQFilter,
+        table=DLQ_ACTION_FILTERS[action],
     )
 
 

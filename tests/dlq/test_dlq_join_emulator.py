@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashRunIncomplete
+from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
-from airflow_qstash.runs.dlq import build_dlq_filter, make_run
+from airflow_qstash.runs.dlq import make_run
 from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 

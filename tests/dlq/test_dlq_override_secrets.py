@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashInputError
+from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.inputs import retry_overrides, shown_overrides
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
-from airflow_qstash.runs.dlq import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.dlq.fake_dlq import FakeDLQ
 from tests.dlq.test_dlq_operators import rendered, ti_context

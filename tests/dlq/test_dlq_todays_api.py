@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
+from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.hooks.qstash import QStashHook
+from airflow_qstash.inputs import retry_overrides
 from airflow_qstash.protocol.dlq import read_dlq_action_started, start_dlq_action
 from airflow_qstash.protocol.endpoints import DLQ_MULTI_MAX_IDS, DLQ_RETRY_BULK, MAX_URL_LENGTH
 from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
-from airflow_qstash.runs.dlq import build_dlq_filter, make_run, retry_overrides
+from airflow_qstash.runs.dlq import make_run
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import FAKE_BASE_URL
 from tests.dlq.fake_dlq import FakeDLQ

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.runs.dlq import build_dlq_filter
+from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.connections import MISSING, serve_connections

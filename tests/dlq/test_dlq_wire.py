@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError
+from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.protocol.calls import Call
 from airflow_qstash.protocol.dlq import (
     DLQDeleted,
@@ -23,7 +24,6 @@ from airflow_qstash.protocol.dlq import (
     read_dlq_retried,
 )
 from airflow_qstash.protocol.endpoints import DLQ_DELETE, DLQ_MESSAGE, DLQ_RETRY, ENDPOINTS, LIST_DLQ, MAX_URL_LENGTH
-from airflow_qstash.runs.dlq import build_dlq_filter
 
 BASE_URL = "https://qstash.example"
 

@@ -17,10 +17,9 @@ import httpx
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, redact
-from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.filters import BulkCancelFilter, build_dlq_filter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.protocol import answers
-from airflow_qstash.runs.dlq import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN

@@ -688,7 +688,7 @@ def test_deferrable_defers_with_the_normalised_filter_and_no_token(qstash, reque
             "caller_ips": [],
             "from_date": MAY_1_MS,
             "to_date": TASK_START_MS,
-            "cancel_all": False,
+            "select_all": False,
         },
         "batch_size": 250,
         "max_batches": 7,
