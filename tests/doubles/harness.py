@@ -367,7 +367,7 @@ def pinned_clock(now_ms: int = NOW_MS) -> Iterator[None]:
 
 @contextlib.contextmanager
 def no_sleep() -> Iterator[list[float]]:
-    """Every pause of either hook (retry waits, polls) recorded instead of slept (as tests/hooks/conftest.py)."""
+    """Every pause of either hook (retry waits, polls) recorded instead of slept (as tests/doubles/fake_qstash.py)."""
     import functools
 
     from tenacity import AsyncRetrying

@@ -1,4 +1,4 @@
-"""The tests' reading of the running Airflow's version (tests/airflow_versions.py)."""
+"""The tests' reading of the running Airflow's version (tests/support/airflow_versions.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from tests import airflow_versions
+from tests.support import airflow_versions
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DAG_FOLDER = REPO / "dags_examples"
 DAG_FILES = sorted(DAG_FOLDER.glob("*.py"))
 SCHEDULED = ("qstash_scheduled_cleanup", "qstash_backfill_cleanup")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = ROOT / "airflow_qstash"
 EMULATOR = ROOT / "emulator" / "qstash_emulator"
 #: The emulator's web stack: none of it belongs in the provider's install_requires.

@@ -20,7 +20,7 @@ import pytest
 from airflow_qstash.connection_fields import BOOLEAN_EXTRAS, NUMERIC_EXTRAS
 from airflow_qstash.filters import BULK_CANCEL_FILTERS, DLQ_FILTERS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 README = REPO / "README.md"
 
@@ -212,7 +212,7 @@ OLD_README_HOMES: dict[str, tuple[str, list[str]]] = {
         [
             "QStashBulkCancelOperator.partial(...).expand(labels=...)",
             "large_tenants",
-            "tests/live/test_celery_live.py",
+            "tests/integration/live/test_celery_live.py",
             "50 mapped cleanups (25 in workers, 25 deferrable)",
             "leaves no process behind",
         ],

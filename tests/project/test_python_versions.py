@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.ui_dates import UI_DATETIME_FORMAT, shown
+from tests.support.ui_dates import UI_DATETIME_FORMAT, shown
 
 # dayjs "MMM DD, YYYY HH:mm": three-letter month, two-digit day, four-digit year, 24-hour two-digit time.
 DAYJS_SHAPE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{2}), (\d{4}) (\d{2}):(\d{2})$")

@@ -7,7 +7,7 @@ Pinned clocks for tests whose expectation would otherwise depend on the wall clo
 * :func:`clear_of_midnight` says how long a test that reads "today" must wait so that no UTC midnight falls
   inside its run: a scheduler that crosses midnight while the test runs adds a run for the day that just ended.
 
-EDGE_INSTANTS are the moments the clock-dependent logic is proven at (tests/properties/test_clock_edges.py).
+EDGE_INSTANTS are the moments the clock-dependent logic is proven at (tests/integration/properties/test_clock_edges.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Test servers for issue 17 item 7 (proxies) and item 6 (the answer size cap), all
 :class:`ForwardProxy` is a tiny HTTP proxy: ``CONNECT host:port`` opens a tunnel to one upstream port on
 127.0.0.1 (whatever host was asked for), any other request is recorded and answered 502. It keeps every
 request head it received, so a test sees exactly what a proxy would have read (a clear-text request's
-``Authorization`` header included). :class:`TLSLoopbackServer` is :class:`~tests.hooks.loopback.
+``Authorization`` header included). :class:`TLSLoopbackServer` is :class:`~tests.support.loopback.
 LoopbackServer` behind TLS with a throw-away certificate for :data:`PROXIED_HOST`. :class:`StreamingServer`
 answers one status line and then sends body bytes as fast as the client reads them, up to a bound.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.hooks.loopback import JOIN_TIMEOUT, READ_LIMIT, READ_TIMEOUT, LoopbackServer
+from tests.support.loopback import JOIN_TIMEOUT, READ_LIMIT, READ_TIMEOUT, LoopbackServer
 
 #: The host name the client asks for through the proxy (never resolved: the proxy maps it to 127.0.0.1).
 PROXIED_HOST = "qstash.proxy.test"

@@ -13,7 +13,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from tests.airflow_versions import AIRFLOW_V_3_1_PLUS
+from tests.support.airflow_versions import AIRFLOW_V_3_1_PLUS
 
 
 class _ListHandler(logging.Handler):

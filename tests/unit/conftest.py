@@ -1,4 +1,5 @@
-"""Fixtures of the DLQ tests: a :class:`~tests.dlq.fake_dlq.FakeDLQ` behind either hook."""
+"""Fixtures of the DLQ unit tests (hooks, runs, operators, triggers): a :class:`~tests.doubles.fake_dlq.FakeDLQ`
+behind either hook."""
 
 from __future__ import annotations
 
@@ -12,12 +13,8 @@ import pytest
 import requests_mock as requests_mock_module
 
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
-from qstash_emulator import QStashEmulator
 from tests.conftest import FAKE_BASE_URL
-from tests.dlq.fake_dlq import FakeDLQ
-
-# The end-to-end suite's session fixtures (a dag.test() child process, its emulator), for test_dlq_dags_e2e.
-from tests.e2e.conftest import dag_runner, e2e_airflow_env, e2e_emulator  # noqa: F401
+from tests.doubles.fake_dlq import FakeDLQ
 
 
 @pytest.fixture
@@ -88,11 +85,3 @@ def call_hook(request: pytest.FixtureRequest, fake: FakeDLQ) -> Callable[..., An
         return asyncio.run(run())
 
     return call_async
-
-
-@pytest.fixture
-def e2e_emu(request: pytest.FixtureRequest) -> QStashEmulator:
-    """The end-to-end session emulator, emptied (messages, DLQ, request log, faults)."""
-    emulator: QStashEmulator = request.getfixturevalue("e2e_emulator")
-    emulator.reset()
-    return emulator

@@ -17,8 +17,8 @@ import pytest
 
 from airflow_qstash import compat
 from airflow_qstash.get_provider_info import get_provider_info
-from tests import airflow_versions
 from tests.conftest import TEST_TOKEN, connection_json
+from tests.support import airflow_versions
 
 
 def test_unknown_name_is_an_attribute_error():
@@ -242,7 +242,7 @@ def test_ui_field_behaviour_is_the_declared_one_in_airflow_2_keys():
 def test_capture_task_logs_sees_an_operators_log_on_this_airflow():
     from airflow.providers.common.compat.sdk import BaseOperator
 
-    from tests.task_logs import capture_task_logs
+    from tests.support.task_logs import capture_task_logs
 
     operator = BaseOperator(task_id="compat_log_probe")
     with capture_task_logs() as entries:

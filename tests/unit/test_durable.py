@@ -33,7 +33,7 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, connection_json
-from tests.task_logs import capture_task_logs
+from tests.support.task_logs import capture_task_logs
 
 FIRST_START = pendulum.datetime(2024, 6, 1, 12, 0, 0, tz="UTC")
 FIRST_START_MS = 1_717_243_200_000

@@ -153,7 +153,7 @@ def test_text_that_resembles_the_token_is_left_alone():
 
 def test_a_connection_error_is_an_input_refusal_of_the_one_tree():
     """One tree, no double inheritance: a connection mistake is an input refusal (a ValueError for hook
-    users); the operators fail the task without retries for it (tests/operators/test_common.py)."""
+    users); the operators fail the task without retries for it (tests/unit/operators/_common/test_shared.py)."""
     error = QStashConnectionError("no token")
     assert isinstance(error, QStashInputError)
     assert isinstance(error, ValueError)

@@ -615,7 +615,7 @@ def test_from_dict_trusts_what_the_operator_planned_whatever_the_clock_says():
     """The trigger's side does not judge again: a filter planned at the task's start (a from_date within the
     365 days QStash keeps messages) is rebuilt as it was on a triggerer that reads a clock two years later,
     where building it anew would be refused as no filter."""
-    from tests.properties.harness import pinned_clock
+    from tests.doubles.harness import pinned_clock
 
     start = 1_793_577_600_000  # 2026-11-02T00:00:00Z, the task's start
     planned = BulkCancelFilter.build(from_date=start - 30 * 86_400_000, now_ms=start)

@@ -21,7 +21,7 @@ from airflow_qstash.config import RetryPolicy
 from airflow_qstash.connection_fields import BOOLEAN_EXTRAS, NUMERIC_EXTRAS, SECRET_TEXT_EXTRAS
 from airflow_qstash.get_provider_info import get_provider_info
 from airflow_qstash.hooks.qstash import QStashHook
-from tests.airflow_versions import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
+from tests.support.airflow_versions import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 
 DIST_NAME = "airflow-provider-qstash"
 
@@ -318,5 +318,5 @@ def test_the_descriptions_airflow_and_pip_show_mention_the_dlq():
     shown = get_provider_info()["description"]
     assert "dead-letter queue (DLQ)" in shown and "delete or retry" in shown and "Cancel pending" in shown
     setup = configparser.ConfigParser()
-    setup.read(pathlib.Path(__file__).resolve().parents[1] / "setup.cfg")
+    setup.read(pathlib.Path(__file__).resolve().parents[2] / "setup.cfg")
     assert "dead-letter queue (DLQ)" in setup["metadata"]["description"]

@@ -41,7 +41,7 @@ import pendulum
 import pytest
 import tomllib
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PAGE = REPO / "docs" / "walkthrough.rst"
 DAG_FILES = {
     "billing_hourly_cleanup": REPO / "docs" / "walkthrough" / "billing_hourly_cleanup.py",

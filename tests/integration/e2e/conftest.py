@@ -6,7 +6,7 @@ End-to-end fixtures: the example DAGs run with ``dag.test()`` in an isolated Air
   variables).
 * ``e2e_emulator`` (session): the QStash emulator in its default ``actions`` mode (today's hosted QStash:
   a filter cancel is a background bulk action), in this process, on a free loopback port.
-* ``dag_runner`` (session): a :class:`~tests.e2e.dag_runner.DagTestRunner` child process whose
+* ``dag_runner`` (session): a :class:`~tests.integration.e2e.dag_runner.DagTestRunner` child process whose
   ``qstash_default`` connection points at that emulator, polling bulk actions at most
   :data:`POLL_INTERVAL_MAX` apart; it migrates the SQLite DB once, as it starts (``upgradedb()``, what
   ``airflow db migrate`` runs). Airflow reads ``AIRFLOW_HOME`` at import and other test modules import it
@@ -28,9 +28,9 @@ import pytest
 
 from qstash_emulator import InProcessEmulator, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.e2e.dag_runner import DagTestRunner
+from tests.integration.e2e.dag_runner import DagTestRunner
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "dags_examples"
 #: The connection's ``poll_interval_max``: short, so that following a bulk action adds little to a run.
 POLL_INTERVAL_MAX = 0.2
@@ -99,3 +99,11 @@ def legacy_emu(e2e_legacy_emulator: QStashEmulator) -> QStashEmulator:
 @pytest.fixture
 def legacy_env(e2e_legacy_emulator: QStashEmulator) -> dict[str, str]:
     return conn_env(e2e_legacy_emulator)
+
+
+@pytest.fixture
+def e2e_emu(request: pytest.FixtureRequest) -> QStashEmulator:
+    """The end-to-end session emulator, emptied (messages, DLQ, request log, faults)."""
+    emulator: QStashEmulator = request.getfixturevalue("e2e_emulator")
+    emulator.reset()
+    return emulator

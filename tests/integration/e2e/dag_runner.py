@@ -146,7 +146,7 @@ def run_dag_test(request: dict[str, Any]) -> dict[str, Any]:
     import pendulum
     from airflow.utils.session import create_session
 
-    from tests.airflow_versions import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+    from tests.support.airflow_versions import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
     try:
         from airflow.dag_processing.dagbag import DagBag
@@ -244,9 +244,9 @@ def main(log_path: str) -> int:
     # The same call as `airflow db migrate`, without starting a second Airflow process.
     from airflow.utils.db import upgradedb
 
-    # The child runs as a script (sys.path[0] is tests/e2e): the repository root makes `tests` importable.
-    sys.path.insert(0, str(RUNNER_SCRIPT.parents[2]))
-    from tests.airflow_versions import AIRFLOW_V_3_1_PLUS
+    # The child runs as a script (sys.path[0] is tests/integration/e2e): the repository root makes `tests` importable.
+    sys.path.insert(0, str(RUNNER_SCRIPT.parents[3]))
+    from tests.support.airflow_versions import AIRFLOW_V_3_1_PLUS
 
     upgradedb()
     if not AIRFLOW_V_3_1_PLUS:

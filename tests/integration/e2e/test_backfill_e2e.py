@@ -13,8 +13,8 @@ import pendulum
 import pytest
 
 from qstash_emulator import QStashEmulator
-from tests.e2e.dag_runner import DagTestRunner
-from tests.e2e.e2e_lib import (
+from tests.integration.e2e.dag_runner import DagTestRunner
+from tests.integration.e2e.e2e_lib import (
     MS,
     assert_bulk_action_run,
     assert_succeeded,

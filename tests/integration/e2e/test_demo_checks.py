@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "demo.py"
 FIRST = "act_" + "1" * 32
 CONFIRM = "act_" + "2" * 32
 

@@ -1,6 +1,6 @@
 """The two DLQ example DAGs end to end: ``dag.test()`` in an isolated Airflow against the emulator's DLQ.
 
-The fixtures are the end-to-end suite's (``tests/e2e/conftest.py``, brought in by ``tests/dlq/conftest.py``):
+The fixtures are the end-to-end suite's (``tests/integration/e2e/conftest.py``):
 one ``dag.test()`` child process and one emulator for the session. The oracle reads the emulator's DLQ and
 message store back.
 """
@@ -15,8 +15,8 @@ import pytest
 
 from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN
-from tests.e2e.dag_runner import DagTestRunner
-from tests.e2e.e2e_lib import only_task
+from tests.integration.e2e.dag_runner import DagTestRunner
+from tests.integration.e2e.e2e_lib import only_task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

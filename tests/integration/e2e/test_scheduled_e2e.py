@@ -15,9 +15,8 @@ import pendulum
 import pytest
 
 from qstash_emulator import QStashEmulator
-from tests.airflow_versions import AIRFLOW_V_3_0_PLUS
-from tests.e2e.dag_runner import DagTestRunner
-from tests.e2e.e2e_lib import (
+from tests.integration.e2e.dag_runner import DagTestRunner
+from tests.integration.e2e.e2e_lib import (
     MS,
     assert_batched_run,
     assert_bulk_action_run,
@@ -31,6 +30,7 @@ from tests.e2e.e2e_lib import (
     spread,
     with_async,
 )
+from tests.support.airflow_versions import AIRFLOW_V_3_0_PLUS
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from qstash_emulator import QStashEmulator
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 
 @pytest.fixture(scope="session")

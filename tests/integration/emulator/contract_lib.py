@@ -20,7 +20,7 @@ from openapi_schema_validator import OAS31Validator
 
 from qstash_emulator import QStashEmulator
 
-SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
+SPEC_DIR = Path(__file__).resolve().parents[2] / "spec"
 SPEC_PATH = SPEC_DIR / "qstash-openapi.yaml"
 OVERLAY_PATH = SPEC_DIR / "qstash-bulk-actions-overlay.yaml"
 SPEC_SERVER = "https://qstash-eu-central-1.upstash.io"

@@ -27,11 +27,11 @@ from qstash_emulator.app import ROUTES
 from qstash_emulator.cli import DEFAULT_PORT, build_parser, counts_main
 from qstash_emulator.query import QueryError, parse_admin_filter, parse_instant
 from qstash_emulator.server import bind_socket
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(120)
 
-EMULATOR_ROOT = Path(__file__).resolve().parents[2] / "emulator"
+EMULATOR_ROOT = Path(__file__).resolve().parents[3] / "emulator"
 
 
 def ms(text: str) -> int:

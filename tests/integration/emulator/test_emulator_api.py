@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from qstash_emulator import QStashEmulator
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)
 

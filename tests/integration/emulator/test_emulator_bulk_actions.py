@@ -15,7 +15,7 @@ from qstash_emulator.bulk_cancel import SAME_FILTER_IN_PROGRESS, STILL_IN_PROGRE
 from qstash_emulator.faults import FaultInjector
 from qstash_emulator.query import parse_bulk_cancel_query
 from qstash_emulator.store import MessageStore
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from qstash_emulator import QStashEmulator
-from tests.emulator.emulator_testlib import Api
+from tests.integration.emulator.emulator_testlib import Api
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -34,7 +34,7 @@ from openapi_core.validation.request.exceptions import SecurityValidationError
 from openapi_schema_validator import OAS31Validator
 
 from qstash_emulator import FaultConfig, QStashEmulator
-from tests.emulator.contract_lib import (
+from tests.integration.emulator.contract_lib import (
     OVERLAY_PATH,
     SPEC_PATH,
     apply_overlay,
@@ -44,7 +44,7 @@ from tests.emulator.contract_lib import (
     load_yaml,
     request_is_valid,
 )
-from tests.emulator.emulator_testlib import TOKEN
+from tests.integration.emulator.emulator_testlib import TOKEN
 
 pytestmark = [
     pytest.mark.timeout(120),

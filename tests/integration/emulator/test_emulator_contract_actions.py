@@ -19,7 +19,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIResponse
 
 from qstash_emulator import FaultConfig, QStashEmulator
-from tests.emulator.contract_lib import (
+from tests.integration.emulator.contract_lib import (
     OVERLAY_PATH,
     SPEC_PATH,
     apply_overlay,
@@ -28,7 +28,7 @@ from tests.emulator.contract_lib import (
     load_yaml,
     request_is_valid,
 )
-from tests.emulator.emulator_testlib import TOKEN
+from tests.integration.emulator.emulator_testlib import TOKEN
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -12,7 +12,7 @@ from qstash_emulator import FaultConfig, QStashEmulator
 from qstash_emulator.dlq import DeadLetterStore
 from qstash_emulator.query import parse_dlq_query
 from qstash_emulator.store import MessageStore
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,7 @@ import requests
 
 from qstash_emulator import FaultConfig, QStashEmulator
 from qstash_emulator.faults import FaultInjector
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(60)
 

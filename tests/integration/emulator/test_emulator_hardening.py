@@ -18,7 +18,7 @@ from qstash_emulator.state import (
     entry_size,
     redact_query,
 )
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,7 +16,7 @@ from qstash_emulator.server import READY_PREFIX, bind_socket
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 #: The emulator's own distribution: its children get only this on their path (it needs nothing of the provider).
 EMULATOR_ROOT = REPO_ROOT / "emulator"
 

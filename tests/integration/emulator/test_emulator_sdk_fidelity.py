@@ -18,7 +18,7 @@ from qstash_emulator.actions import DLQ_DELETE_KIND, DLQ_RETRY_KIND
 from qstash_emulator.headers import MAX_DELAY_MS, parse_delay
 from qstash_emulator.query import QueryError
 from qstash_emulator.request_body import parse_ids_body
-from tests.emulator.emulator_testlib import TOKEN, Api
+from tests.integration.emulator.emulator_testlib import TOKEN, Api
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -3,7 +3,7 @@ Driving the Airflow UI in headless Chromium (Debian's, through Playwright) for t
 a DAG's Trigger form, check its sections, enter a date-time param through its picker, submit and wait for
 the task's success.
 
-The ``browser`` and ``page`` fixtures that launch Chromium are in ``tests/live/conftest.py``.
+The ``browser`` and ``page`` fixtures that launch Chromium are in ``tests/integration/live/conftest.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from playwright import sync_api
 
-from tests.ui_dates import shown
+from tests.support.ui_dates import shown
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

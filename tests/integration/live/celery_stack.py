@@ -3,10 +3,11 @@ A scaled-out Airflow on one machine: CeleryExecutor, a Redis broker, PostgreSQL,
 and several triggerers, for the live Celery test and ``bench/bench_fanout.py``.
 
 :class:`CeleryAirflow` starts, in order, a throw-away PostgreSQL cluster and Redis server
-(:mod:`tests.live.services`), then a :class:`~tests.live.airflow_runtime.LiveAirflow` on them: API
-server, scheduler, DAG processor, ``triggerers`` triggerers and ``workers`` ``airflow celery worker``
-processes. Every process names itself through ``[core] hostname_callable``
-(:mod:`tests.live.hostname`): ``worker-1``, ``worker-2``, ``triggerer-1``, ... so task instances show
+(:mod:`tests.integration.live.services`), then a
+:class:`~tests.integration.live.airflow_runtime.LiveAirflow` on them: API server, scheduler, DAG
+processor, ``triggerers`` triggerers and ``workers`` ``airflow celery worker`` processes. Every process names
+itself through ``[core] hostname_callable``
+(:mod:`tests.integration.live.hostname`): ``worker-1``, ``worker-2``, ``triggerer-1``, ... so task instances show
 which worker ran them and triggers which triggerer holds them. :meth:`CeleryAirflow.stop` stops
 Airflow, then Redis, then PostgreSQL; :meth:`CeleryAirflow.leftover_processes` lists anything of any
 of them still alive (should be nothing).
@@ -27,9 +28,9 @@ from types import TracebackType
 
 import psutil
 
-from tests.live.airflow_runtime import REPO_ROOT, AirflowError, Component, LiveAirflow, tail
-from tests.live.hostname import HOSTNAME_ENV
-from tests.live.services import PostgresCluster, RedisServer
+from tests.integration.live.airflow_runtime import REPO_ROOT, AirflowError, Component, LiveAirflow, tail
+from tests.integration.live.hostname import HOSTNAME_ENV
+from tests.integration.live.services import PostgresCluster, RedisServer
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def celery_settings(layout: CeleryLayout, broker_url: str, database_url: str) ->
     slots = layout.workers * layout.worker_concurrency
     return {
         "PYTHONPATH": str(REPO_ROOT),  # for the hostname callable
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.live.hostname.from_env",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.integration.live.hostname.from_env",
         "AIRFLOW__CORE__PARALLELISM": str(slots),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(max(64, slots)),
         "AIRFLOW__CELERY__BROKER_URL": broker_url,

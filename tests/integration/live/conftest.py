@@ -1,12 +1,12 @@
 """
 Fixtures of the live suite: one real Airflow 3 per session, pointed at an in-process QStash emulator.
 
-``live_airflow`` (session) starts the emulator and Airflow (see :mod:`tests.live.airflow_runtime`),
+``live_airflow`` (session) starts the emulator and Airflow (see :mod:`tests.integration.live.airflow_runtime`),
 with ``qstash_default`` = the emulator; the Airflow processes reach the emulator's thread in this pytest
 process over loopback. Every test starts from an empty emulator with no faults (``emulator`` resets
 it). When a test fails, the end of each component's log and of the newest task logs is attached to its
 report; everything is under the session's temporary directory (printed in the header). ``browser`` and
-``page`` give the UI tests headless Chromium (see :mod:`tests.live.browser`).
+``page`` give the UI tests headless Chromium (see :mod:`tests.integration.live.browser`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.live.airflow_runtime import AirflowAPI, LiveAirflow
-from tests.live.celery_stack import CeleryAirflow
+from tests.integration.live.airflow_runtime import AirflowAPI, LiveAirflow
+from tests.integration.live.celery_stack import CeleryAirflow
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +80,10 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's, through Playwright; see :mod:`tests.live.browser`), one per test module."""
+    """Headless Chromium (Debian's, through Playwright; see :mod:`tests.integration.live.browser`), one per module."""
     from playwright import sync_api
 
-    from tests.live.browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.integration.live.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} not installed (make chromium)")

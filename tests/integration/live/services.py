@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from tests.live.airflow_runtime import free_port, tail
+from tests.integration.live.airflow_runtime import free_port, tail
 
 REDIS_INSTALL = "apt-get install -y --no-install-recommends redis-server"
 POSTGRES_INSTALL = "apt-get install -y --no-install-recommends postgresql"

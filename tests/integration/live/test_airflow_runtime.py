@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.live.airflow_runtime import AirflowAPI, AirflowError
+from tests.integration.live.airflow_runtime import AirflowAPI, AirflowError
 
 LOCKED = {
     "detail": "Database is locked. Backfill creation is not supported on SQLite under concurrent access. "

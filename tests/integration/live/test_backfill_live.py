@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.clock import clear_of_midnight
+from tests.support.clock import clear_of_midnight
 
 #: The longest this test runs once it has read "today" (its two waits, 90 s and 300 s, and some slack).
 RUN_TIME = timedelta(seconds=420)

@@ -1,6 +1,6 @@
 """
 The mapped fan-out on a scaled-out Airflow: CeleryExecutor with a Redis broker and PostgreSQL, two Celery
-workers and two triggerers (:mod:`tests.live.celery_stack`), all started and stopped by this module.
+workers and two triggerers (:mod:`tests.integration.live.celery_stack`), all started and stopped by this module.
 
 One run of ``qstash_mapped_fanout`` cleans up 50 tenants at once, one mapped task per label: 25 in the
 workers (``cancel_tenant``), 25 deferred to the triggerers (``cancel_large_tenant``). While triggers
@@ -33,8 +33,8 @@ import pytest
 
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.live.airflow_runtime import TERMINAL_RUN_STATES, AirflowAPI
-from tests.live.celery_stack import CeleryAirflow, CeleryLayout
+from tests.integration.live.airflow_runtime import TERMINAL_RUN_STATES, AirflowAPI
+from tests.integration.live.celery_stack import CeleryAirflow, CeleryLayout
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.live.airflow_runtime import COMPONENT_ARGS, REPO_ROOT, VENV_BIN, AirflowAPI, LiveAirflow
+from tests.integration.live.airflow_runtime import COMPONENT_ARGS, REPO_ROOT, VENV_BIN, AirflowAPI, LiveAirflow
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(600)]
 

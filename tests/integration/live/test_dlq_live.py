@@ -30,7 +30,7 @@ import pytest
 from playwright import sync_api
 
 from tests.conftest import TEST_TOKEN
-from tests.live.browser import (
+from tests.integration.live.browser import (
     assert_form_run,
     open_collapsed_section,
     open_trigger_form,

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.live.airflow_runtime import LiveAirflow
+from tests.integration.live.airflow_runtime import LiveAirflow
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(600)]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.e2e_lib import assert_bulk_action_run, poll_lines, with_async
+from tests.integration.e2e.e2e_lib import assert_bulk_action_run, poll_lines, with_async
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.timeout(300)]
 

@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 import redis
 
-from tests.live.services import PostgresCluster, RedisServer
+from tests.integration.live.services import PostgresCluster, RedisServer
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright import sync_api
 
-from tests.live.browser import (
+from tests.integration.live.browser import (
     assert_form_run,
     open_collapsed_section,
     open_trigger_form,

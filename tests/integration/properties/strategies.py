@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from airflow_qstash.connection_fields import NUMERIC_EXTRAS
 from airflow_qstash.filters import DLQ_FILTERS, BulkCancelFilter
-from tests.properties.harness import DAY_MS, NOW_MS
+from tests.doubles.harness import DAY_MS, NOW_MS
 
 #: A random secret per example (the connection's token, a credential in an override header).
 secrets = st.text(string.ascii_letters + string.digits, min_size=20, max_size=32).map(lambda s: f"sk_{s}")

@@ -1,5 +1,5 @@
 """
-The clock-dependent logic, run at pinned edge instants (tests/clock.py EDGE_INSTANTS): year, month and day
+The clock-dependent logic, run at pinned edge instants (tests/support/clock.py EDGE_INSTANTS): year, month and day
 ends, a day 1-9, the EU and US DST switches, a leap day. Nothing here reads the wall clock.
 
 * the scheduled example DAGs' windows (daily cleanup, backfill, weekly DLQ cleanup) rendered from their
@@ -21,8 +21,8 @@ import pytest
 
 from airflow_qstash.operators._common import task_start_ms
 from airflow_qstash.protocol.answers import rate_limit_wait
-from tests.clock import EDGE_INSTANTS, PINNED_NOW, clear_of_midnight, pin_wall_clock
-from tests.test_dag_integrity import parsed  # noqa: F401  (the example DAG folder, parsed once)
+from tests.project.test_dag_integrity import parsed  # noqa: F401  (the example DAG folder, parsed once)
+from tests.support.clock import EDGE_INSTANTS, PINNED_NOW, clear_of_midnight, pin_wall_clock
 
 EDGES = [pytest.param(moment, id=moment.isoformat()) for moment in EDGE_INSTANTS]
 SCHEDULED = {

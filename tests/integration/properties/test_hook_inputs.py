@@ -2,7 +2,7 @@
 Properties of the hooks over generated inputs (issue #17.11): for any connection host and extras, any
 filter values, ids and retry overrides, on either transport, a call is EITHER refused before any request OR
 sends requests no wider than the author's filters, and no text it produces holds the token (or a credential
-given in an override header). See tests/properties/harness.py for the transport double and the checks.
+given in an override header). See tests/doubles/harness.py for the transport double and the checks.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.inputs import retry_overrides
-from tests.properties import strategies as s
-from tests.properties.harness import (
+from tests.doubles.harness import (
     Answer,
     FakeQStash,
     captured_logs,
@@ -31,6 +30,7 @@ from tests.properties.harness import (
     set_env,
     wire,
 )
+from tests.integration.properties import strategies as s
 
 CONN_ID = "qstash_prop"
 QUICK = {"max_retries": 1, "backoff_initial": 0, "backoff_max": 0, "timeout": 5}

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.properties.harness import (
+from tests.doubles.harness import (
     Answer,
     FakeQStash,
     Request,
@@ -26,7 +26,7 @@ from tests.properties.harness import (
     set_env,
     wire,
 )
-from tests.properties.test_operator_inputs import OPERATORS, run_task
+from tests.integration.properties.test_operator_inputs import OPERATORS, run_task
 
 CONN_ID = "qstash_prop_op"  # the operator runner's connection
 #: What one bulk action does with its snapshot: cancel it all, some of it, or none; and what it reports.

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
-from tests.properties import strategies as s
-from tests.properties.harness import (
+from tests.doubles.harness import (
     NOW_MS,
     FakeQStash,
     captured_logs,
@@ -37,6 +36,7 @@ from tests.properties.harness import (
     set_env,
     wire,
 )
+from tests.integration.properties import strategies as s
 
 CONN_ID = "qstash_prop_op"
 TASK_START = pendulum.from_timestamp(NOW_MS / 1000, tz="UTC")

@@ -32,7 +32,7 @@ from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetry
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from qstash_emulator import FaultConfig, InProcessEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.reliability.soak_lib import ACTION_RATE, SYNC_WAIT, TASK_START_MS, conn_env, gave_up, ti_context
+from tests.integration.reliability.soak_lib import ACTION_RATE, SYNC_WAIT, TASK_START_MS, conn_env, gave_up, ti_context
 
 pytestmark = pytest.mark.slow
 

@@ -37,7 +37,7 @@ from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from qstash_emulator import FaultConfig, QStashEmulator
-from tests.reliability.soak_lib import (
+from tests.integration.reliability.soak_lib import (
     ARTIFACTS,
     CALLER_IPS,
     DAY_MS,

@@ -34,7 +34,7 @@ from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SOAK_FIGURES = ARTIFACTS / "soak-figures.json"
 BAD_INPUT_FIGURES = ARTIFACTS / "bad-input-figures.json"

@@ -30,8 +30,8 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
-from tests.reliability import soak_lib
-from tests.reliability.soak_lib import TASK_START, TASK_START_MS, first_event
+from tests.integration.reliability import soak_lib
+from tests.integration.reliability.soak_lib import TASK_START, TASK_START_MS, first_event
 
 FAST = {"max_retries": 2, "backoff_initial": 0, "backoff_max": 0, "timeout": 5}
 MAY_1 = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)

@@ -26,7 +26,7 @@ import pytest
 from airflow_qstash.runs.dlq import MAX_REPORTED_MESSAGE_IDS
 from qstash_emulator import FaultConfig, InProcessEmulator, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.reliability.dlq_soak_lib import (
+from tests.integration.reliability.dlq_soak_lib import (
     ACTIONS,
     DELETE,
     DONE_KEY,
@@ -43,7 +43,7 @@ from tests.reliability.dlq_soak_lib import (
     read_outcome,
     request_kind,
 )
-from tests.reliability.soak_lib import (
+from tests.integration.reliability.soak_lib import (
     SCARCE_MAX_TASK_RUNS,
     SCARCE_RETRIES,
     SOAK_RETRIES,

@@ -32,10 +32,10 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json, find_secret
-from tests.reliability.soak_lib import MODES, SOAK_RETRIES, TASK_START_MS, soak_emulator, ti_context
-from tests.task_logs import capture_task_logs
+from tests.integration.reliability.soak_lib import MODES, SOAK_RETRIES, TASK_START_MS, soak_emulator, ti_context
+from tests.support.task_logs import capture_task_logs
 
-CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+CONFTEST = Path(__file__).resolve().parents[2] / "conftest.py"
 
 # --------------------------------------------------------------------------- the scan itself
 

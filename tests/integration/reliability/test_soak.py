@@ -39,8 +39,8 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.reliability import soak_lib
-from tests.reliability.soak_lib import (
+from tests.integration.reliability import soak_lib
+from tests.integration.reliability.soak_lib import (
     MODES,
     SCARCE_RETRIES,
     SOAK_RETRIES,

@@ -1,10 +1,10 @@
 """The official QStash SDKs (qstash 3.4.0 from PyPI, @upstash/qstash 2.12.0 from npm) and the provider's
 own hook, as clients of the emulator in both generations: every message and DLQ operation they offer
-(:mod:`tests.sdk.cases`), each asserting the exact effect on the store.
+(:mod:`tests.integration.sdk.cases`), each asserting the exact effect on the store.
 
 The JavaScript side runs in ONE node process per generation (``js/run_cases.mjs`` gets every case on
 stdin and prints every result); ``make sdk-js`` (part of ``make test``) installs its locked
-dependencies with ``npm ci --prefix tests/sdk/js``. The run writes the README table (operation x SDK
+dependencies with ``npm ci --prefix tests/integration/sdk/js``. The run writes the README table (operation x SDK
 x generation) to ``test-artifacts/sdk-conformance.md``.
 """
 
@@ -28,14 +28,14 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.protocol.messages import ActionStarted, BatchCancelled
 from qstash_emulator import QStashEmulator
 from tests.conftest import connection_json
-from tests.sdk.cases import CASES, NOT_OFFERED, SDK_NAMES, SETUP, After, Case
+from tests.integration.sdk.cases import CASES, NOT_OFFERED, SDK_NAMES, SETUP, After, Case
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 TOKEN = "sdk-conformance-token"
 GENERATIONS = ("legacy", "actions")
 JS_DIR = Path(__file__).parent / "js"
-ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "sdk-conformance.md"
+ARTIFACT = Path(__file__).resolve().parents[3] / "test-artifacts" / "sdk-conformance.md"
 
 #: Outcome of every (case id, generation): "pass" or "fail: ...".
 OUTCOMES: dict[tuple[str, str], str] = {}

@@ -28,7 +28,7 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL
-from tests.task_logs import capture_task_logs
+from tests.support.task_logs import capture_task_logs
 
 TASK_START = pendulum.datetime(2024, 6, 1, tz="UTC")
 #: (reported processed, really cancelled) of an action that found ``total``.

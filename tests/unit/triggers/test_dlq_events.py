@@ -3,7 +3,7 @@ QStashDLQEventTrigger: one event per new batch (all its ids, split above the bou
 runs, a repeat after a restart, rate limits and bad answers fire nothing, bounded listing and memory, no
 token or body in an event; ``announced_dlq_ids`` and the example DAG's task act on exactly what was announced.
 
-The trigger's loop runs over httpx against :class:`~tests.dlq.fake_dlq.FakeDLQ`; its pauses are recorded
+The trigger's loop runs over httpx against :class:`~tests.doubles.fake_dlq.FakeDLQ`; its pauses are recorded
 (``_sleep`` replaced), and the loop is stopped after a given number of polls.
 """
 
@@ -22,10 +22,10 @@ import pytest
 from airflow_qstash.triggers import dlq_events
 from airflow_qstash.triggers.dlq_events import QStashDLQEventTrigger, announced_dlq_ids
 from tests.conftest import TEST_TOKEN
-from tests.connections import MISSING, serve_connections
-from tests.dlq.fake_dlq import FakeDLQ
+from tests.doubles.fake_dlq import FakeDLQ
+from tests.support.connections import MISSING, serve_connections
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RATE_LIMITED = (429, {"error": "too many requests"}, {"Retry-After": "7"})
 
 
@@ -381,7 +381,7 @@ def test_a_trigger_event_without_a_list_of_ids_is_refused(payload: Any):
 
 
 def _example_task() -> Any:
-    from tests.test_dag_integrity import DAG_FOLDER, DagBag
+    from tests.project.test_dag_integrity import DAG_FOLDER, DagBag
 
     dagbag = DagBag(dag_folder=str(DAG_FOLDER / "qstash_dlq_events.py"))
     assert dagbag.import_errors == {}

@@ -2,7 +2,7 @@
 // stdin: {"baseUrl", "token", "cases": [{"id", "setup": {"messages", "dlq", "groups"}, "call": "<JS arrow fn>"}]}
 // stdout: a JSON list of {"id", "result", "error", "after": {"messages", "dlq", "actions"}}.
 // Each case: reset the emulator, set the store up (admin API), run the SDK call, wait for bulk actions,
-// read the store back. The Python test (tests/sdk/test_sdk_conformance.py) asserts on the results.
+// read the store back. The Python test (tests/integration/sdk/test_sdk_conformance.py) asserts on the results.
 import { Client } from "@upstash/qstash";
 
 const chunks = [];

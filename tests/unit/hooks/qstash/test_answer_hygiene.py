@@ -24,8 +24,8 @@ from airflow_qstash.runs.dlq import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN
-from tests.hooks.conftest import Answer, HookClient, use_connection
-from tests.hooks.test_token_hygiene import SECRET, assert_no_piece
+from tests.doubles.fake_qstash import Answer, HookClient, use_connection
+from tests.unit.hooks.qstash.test_token_hygiene import SECRET, assert_no_piece
 
 LABELS = BulkCancelFilter.build(labels="a")
 MANGLED = f"{SECRET[:10]}\n{SECRET[10:]}"

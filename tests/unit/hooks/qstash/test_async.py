@@ -17,8 +17,8 @@ from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
 from airflow_qstash.protocol.messages import BatchCancelled
-from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
+from tests.support.clock import pin_wall_clock
 
 JAN_1_MS = 1_704_067_200_000
 JAN_2_MS = JAN_1_MS + 86_400_000

@@ -21,8 +21,8 @@ from airflow_qstash.protocol.messages import (
     BatchCancelled,
     BulkAction,
 )
-from tests.clock import pin_wall_clock
-from tests.hooks.conftest import Answer, HookClient, Sent
+from tests.doubles.fake_qstash import Answer, HookClient, Sent
+from tests.support.clock import pin_wall_clock
 
 BULK = "/v2/messages"
 ACTIONS = "/v2/bulkActions"

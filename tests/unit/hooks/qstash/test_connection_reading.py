@@ -16,8 +16,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_qstash.config import NUMERIC_EXTRAS
 from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
-from tests.connections import raw_qstash_connection, serve_connections
-from tests.hooks.conftest import Answer, HookClient, use_connection
+from tests.doubles.fake_qstash import Answer, HookClient, use_connection
+from tests.support.connections import raw_qstash_connection, serve_connections
 
 LABELS = BulkCancelFilter.build(labels="a")
 

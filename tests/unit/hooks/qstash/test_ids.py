@@ -13,7 +13,7 @@ import pytest
 
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.hooks.qstash import QStashHook
-from tests.hooks.conftest import Answer
+from tests.doubles.fake_qstash import Answer
 
 #: Ids that would reach another path (``/v2/messages/``, ``/v2/``, the bulk endpoint) or no id at all.
 COLLAPSING_IDS = [".", "..", " . ", "./.", "a/..", "%2e%2e", ".%2E", "../x", "a\\..", "%2E"]

@@ -6,7 +6,7 @@ import warnings
 
 from airflow_qstash.protocol.calls import Call
 from airflow_qstash.protocol.endpoints import BULK_CANCEL
-from tests.hooks.conftest import Answer
+from tests.doubles.fake_qstash import Answer
 
 
 def test_a_retried_request_emits_no_warning(client):

@@ -18,8 +18,8 @@ from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QSt
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
 from airflow_qstash.protocol.messages import BatchCancelled
-from tests.clock import pin_wall_clock
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
+from tests.support.clock import pin_wall_clock
 
 URL = f"{FAKE_BASE_URL}/v2/messages"
 JAN_1_MS = 1_704_067_200_000

@@ -20,7 +20,7 @@ import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
-from tests.hooks.conftest import Answer, HookClient, use_connection
+from tests.doubles.fake_qstash import Answer, HookClient, use_connection
 
 SECRET = "Zq7Xv9Kw2Jm4Rt8Yp3Lb6Nd1Hc5Gf0Ws"
 #: Another credential a server may echo after an auth scheme.

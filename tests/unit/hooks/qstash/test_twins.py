@@ -15,8 +15,8 @@ from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.runs.bulk_cancel import BulkCancelRun
-from tests.hooks.conftest import Answer, FakeQStash, HookClient
-from tests.properties.harness import pinned_clock
+from tests.doubles.fake_qstash import Answer, FakeQStash, HookClient
+from tests.doubles.harness import pinned_clock
 
 #: What only one transport has, and why: Airflow's connection form and Test button call the sync hook's
 #: class methods; each transport closes its own client; the sync hook's ``config`` is a property, the

@@ -16,7 +16,7 @@ from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.protocol.calls import Call
 from airflow_qstash.protocol.endpoints import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY, Endpoint
 from tests.conftest import TEST_TOKEN
-from tests.hooks.conftest import Answer, HookClient
+from tests.doubles.fake_qstash import Answer, HookClient
 
 FILTERLESS_CALLS = [
     pytest.param(Call(BULK_CANCEL), id="bulk-cancel"),

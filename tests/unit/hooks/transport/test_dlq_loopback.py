@@ -19,8 +19,8 @@ import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashRunIncomplete
 from tests.conftest import TEST_TOKEN
-from tests.hooks.loopback import LoopbackServer, Received, Reply
-from tests.hooks.test_loopback import (
+from tests.support.loopback import LoopbackServer, Received, Reply
+from tests.unit.hooks.transport.test_loopback import (
     DEADLINE_TRANSPORTS,
     GENEROUS_BOUND,
     SLOW_BODY,
@@ -200,7 +200,7 @@ def test_a_dlq_request_ends_at_its_total_deadline_however_slowly_the_server_tric
 
 
 def run_kw(transport: str, conn_id: str, method: str, kwargs: dict[str, Any]) -> object:
-    """:func:`tests.hooks.test_loopback.run` with keyword arguments."""
+    """:func:`tests.unit.hooks.transport.test_loopback.run` with keyword arguments."""
     import asyncio
 
     from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook

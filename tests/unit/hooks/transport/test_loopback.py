@@ -19,8 +19,8 @@ from airflow_qstash.hooks import qstash as qstash_hook_module
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.protocol.messages import BatchCancelled
 from tests.conftest import TEST_TOKEN
-from tests.hooks.conftest import use_connection
-from tests.hooks.loopback import LoopbackServer, Received, Reply
+from tests.doubles.fake_qstash import use_connection
+from tests.support.loopback import LoopbackServer, Received, Reply
 
 TRANSPORTS = ["requests", "httpx"]
 #: The deadline tests also run the async hook with Python 3.10's deadline (the async-timeout package, the

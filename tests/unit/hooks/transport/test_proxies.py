@@ -25,16 +25,16 @@ from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError
 from airflow_qstash.hooks.transport import default_ssl_context
 from airflow_qstash.protocol import answers
 from tests.conftest import TEST_TOKEN
-from tests.hooks.conftest import use_connection
-from tests.hooks.loopback import LoopbackServer, Reply
-from tests.hooks.proxy_servers import (
+from tests.doubles.fake_qstash import use_connection
+from tests.support.loopback import LoopbackServer, Reply
+from tests.support.proxy_servers import (
     PROXIED_HOST,
     ForwardProxy,
     StreamingServer,
     TLSLoopbackServer,
     write_certificate,
 )
-from tests.hooks.test_loopback import LABELS, TRANSPORTS, run
+from tests.unit.hooks.transport.test_loopback import LABELS, TRANSPORTS, run
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from airflow_qstash.config import QStashConnectionConfig, read_proxy
 from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError, redact
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.hooks.transport import new_session, proxy_for
-from tests.hooks.conftest import use_connection
+from tests.doubles.fake_qstash import use_connection
 
 PROXY_PASSWORD = "Pr0xyPassw0rd-9f8e7d6c"
 PROXY = f"http://corp:{PROXY_PASSWORD}@proxy.corp.example:3128"

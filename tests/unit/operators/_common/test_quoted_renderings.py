@@ -13,7 +13,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
-from tests.operators.test_qstash import (  # noqa: F401
+from tests.unit.operators.qstash.test_operator import (  # noqa: F401
     ENVIRONMENTS,
     make_op,
     native_op,

@@ -1,7 +1,7 @@
 """QStashDLQDeleteOperator and QStashDLQRetryOperator without a metadata DB: construction, rendering,
 refusals before any request (sync and deferrable), the pinned window, the loop, deferral and the summary.
 
-HTTP goes to :class:`~tests.dlq.fake_dlq.FakeDLQ` through requests-mock (the ``sync_fake`` fixture).
+HTTP goes to :class:`~tests.doubles.fake_dlq.FakeDLQ` through requests-mock (the ``sync_fake`` fixture).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from airflow_qstash.runs.bulk_cancel import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.runs.dlq import DLQRetryRun
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
-from tests.dlq.fake_dlq import FakeDLQ
-from tests.task_logs import capture_task_logs
+from tests.doubles.fake_dlq import FakeDLQ
+from tests.support.task_logs import capture_task_logs
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 TASK_START = pendulum.datetime(2026, 11, 2, 3, 0, 0, 250000, tz="UTC")
 TASK_START_MS = 1_793_588_400_250
 WEEK_START = pendulum.datetime(2026, 10, 26, 3, tz="UTC")

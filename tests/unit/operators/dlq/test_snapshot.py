@@ -10,7 +10,7 @@ the DLQ after the listing stay, and the requests are the listing pages plus the 
 That listing is the deprecated paging API, which a run uses only on a server without today's DLQ endpoints
 (``/v2/dlq/bulk``, ``/multi``): so these tests run against the emulator's ``legacy`` generation, explicitly.
 On today's API a filter run is async bulk actions, which take their entries when QStash accepts them and
-are confirmed by a round that must select 0 (tests/dlq/test_dlq_todays_api.py, test_dlq_join_emulator.py).
+are confirmed by a round that must select 0 (tests/unit/runs/dlq/test_todays_api.py, test_dlq_join_emulator.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetry
 from airflow_qstash.protocol import dlq
 from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.dlq import test_dlq_emulator as base
-from tests.dlq.test_dlq_emulator import FILTERS, FROM_MS, N_MATCHING, _entry, run_operator, v2_requests
+from tests.unit.operators.dlq import test_emulator as base
+from tests.unit.operators.dlq.test_emulator import FILTERS, FROM_MS, N_MATCHING, _entry, run_operator, v2_requests
 
 # the emulator test module's fixtures: its emulator, emptied per test, and its data set; the emulator is
 # this module's own, of the legacy generation only (``emu`` asks for ``shared_emulator`` by name)

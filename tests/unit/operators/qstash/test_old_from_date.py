@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from tests.operators.test_qstash import make_op, no_deferral, qstash, rendered, ti_context  # noqa: F401
+from tests.unit.operators.qstash.test_operator import make_op, no_deferral, qstash, rendered, ti_context  # noqa: F401
 
-# The task starts 2024-06-01T12:00:00.123Z (tests.operators.test_qstash.TASK_START).
+# The task starts 2024-06-01T12:00:00.123Z (tests.unit.operators.qstash.test_operator.TASK_START).
 RECENT_MS = 1_704_067_200_000  # 2024-01-01: inside the last 365 days
 
 

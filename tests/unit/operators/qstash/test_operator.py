@@ -30,9 +30,9 @@ from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
-from tests.connections import MISSING, serve_connections
-from tests.summary_keys import BULK_CANCEL_SUMMARY_KEYS
-from tests.task_logs import capture_task_logs
+from tests.support.connections import MISSING, serve_connections
+from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
+from tests.support.task_logs import capture_task_logs
 
 BULK_URL = f"{FAKE_BASE_URL}/v2/messages"
 
@@ -786,7 +786,7 @@ def test_deferrable_defaults_to_operators_default_deferrable(tmp_path: Path, set
     probe = subprocess.run(
         [sys.executable, "-c", DEFAULT_DEFERRABLE_PROBE],
         env=env,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[4],
         capture_output=True,
         text=True,
         timeout=60,

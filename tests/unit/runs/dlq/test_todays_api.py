@@ -21,7 +21,7 @@ from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.runs.dlq import build_dlq_filter, make_run, retry_overrides
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import FAKE_BASE_URL
-from tests.dlq.fake_dlq import FakeDLQ
+from tests.doubles.fake_dlq import FakeDLQ
 
 
 class ListLog:
@@ -301,8 +301,8 @@ def test_the_operator_follows_the_bulk_action_and_its_log_shows_the_action_id_an
     sync_fake: FakeDLQ, action: str
 ):
     from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
-    from tests.dlq.test_dlq_operators import TASK_START_MS, ti_context
-    from tests.task_logs import capture_task_logs
+    from tests.support.task_logs import capture_task_logs
+    from tests.unit.operators.dlq.test_operators import TASK_START_MS, ti_context
 
     sync_fake.legacy = False
     sync_fake.add(7, "a")

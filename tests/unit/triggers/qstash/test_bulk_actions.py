@@ -24,7 +24,7 @@ from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import QStashEmulator
 from qstash_emulator.faults import FaultConfig
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.task_logs import capture_task_logs
+from tests.support.task_logs import capture_task_logs
 
 pytestmark = pytest.mark.timeout(120)
 

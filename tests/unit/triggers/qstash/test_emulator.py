@@ -32,7 +32,7 @@ from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import QStashEmulator
 from qstash_emulator.faults import FaultConfig, FaultInjector
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.summary_keys import BULK_CANCEL_SUMMARY_KEYS
+from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -134,7 +134,7 @@ def assert_final_state(emu: QStashEmulator, matching: set[str], others: set[str]
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[QStashEmulator]:
     # The 2026-08 server generation, which honours count: these tests check the batched loop request by
-    # request. tests/triggers/test_bulk_actions.py runs the trigger against today's bulk-action server.
+    # request. tests/unit/triggers/qstash/test_bulk_actions.py runs the trigger against today's bulk-action server.
     with QStashEmulator(token=TEST_TOKEN, bulk_cancel="legacy") as emu:
         yield emu
 

@@ -21,8 +21,8 @@ from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.connections import MISSING, serve_connections
-from tests.summary_keys import BULK_CANCEL_SUMMARY_KEYS
+from tests.support.connections import MISSING, serve_connections
+from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
 TO_DATE_MS = 1_717_243_200_123
 FROM_DATE_MS = 1_714_521_600_000
