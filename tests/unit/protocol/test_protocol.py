@@ -454,17 +454,6 @@ def test_a_cancel_by_ids_is_not_conflict_aware():
     assert calls(effects)[0].conflict_aware is False
 
 
-def test_a_conflict_joins_the_running_action_with_our_filter():
-    got, effects = drive(
-        start_bulk_cancel(PARAMS),
-        [conflict(), {"bulkActions": [action("other", filter={"label": ["b"]}), action("ours")]}],
-    )
-    assert got == ActionStarted("ours", joined=True)
-    assert [c.endpoint for c in calls(effects)] == [BULK_CANCEL, LIST_BULK_ACTIONS]
-    assert ("state", "IN_PROGRESS") in calls(effects)[1].params
-    assert sleeps(effects) == []
-
-
 def test_a_finished_action_is_joined_only_when_asked_and_recent_enough():
     listing = {
         "bulkActions": [

@@ -70,14 +70,6 @@ def test_the_dlq_operators_read_a_quoted_rendering_the_same_way(qstash, requests
     assert requests_mock.call_count == 0
 
 
-@pytest.mark.parametrize("template", ["{{ params.one | tojson }}", "{{ params.one }}"])
-def test_a_rendering_of_none_or_null_counts_as_empty_and_is_dropped_when_optional(qstash, requests_mock, template):
-    qstash(0)
-    op = rendered(make_op(labels=template, queue_names="q", optional_filters=["labels"]), params={"one": None})
-    op.execute(ti_context())
-    assert [k for k, _ in sent_query(requests_mock) if k == "label"] == []
-
-
 @pytest.mark.parametrize(
     ("build", "labels"),
     [
