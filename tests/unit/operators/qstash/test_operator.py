@@ -1,7 +1,8 @@
 """QStashBulkCancelOperator without a metadata DB: rendering, the batch loop, refusals and deferral.
 
-HTTP is mocked with requests-mock; :class:`FakeQStash` keeps a count of pending messages and answers
-each ``DELETE /v2/messages`` with ``cancelled = min(pending, count)``, as QStash does.
+HTTP is mocked with requests-mock; :class:`FakeQStash` (:class:`tests.doubles.pending_messages.PendingMessages`,
+the trigger tests' server too) keeps a count of pending messages and answers each ``DELETE /v2/messages``
+with ``cancelled = min(pending, count)``, as QStash does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
+from tests.doubles.pending_messages import PendingMessages as FakeQStash
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 from tests.support.task_logs import capture_task_logs
@@ -69,41 +71,9 @@ def query_of(request: Any) -> list[tuple[str, str]]:
     """
     The filter and count of a recorded request, case preserved (requests-mock's ``qs`` lowercases values).
 
-    The ``async=true`` flag of the bulk-action protocol is left out: tests/hooks checks the wire.
+    The ``async=true`` flag of the bulk-action protocol is left out: tests/unit/hooks checks the wire.
     """
     return [(k, v) for k, v in parse_qsl(urlsplit(request.url).query, keep_blank_values=True) if k != "async"]
-
-
-class FakeQStash:
-    """
-    A stateful ``DELETE /v2/messages``: each call cancels ``min(pending, count)``.
-
-    ``intercept(call_number, fake)`` may answer a call instead: return ``(status, json_body)`` (after
-    changing ``fake.pending`` if that call should cancel some before failing), or ``None`` to answer
-    normally.
-    """
-
-    def __init__(
-        self, pending: int, intercept: Callable[[int, FakeQStash], tuple[int, dict[str, Any]] | None] | None = None
-    ):
-        self.pending = pending
-        self.intercept = intercept
-        self.calls = 0
-        self.cancelled_answers: list[int] = []
-
-    def __call__(self, request: Any, context: Any) -> dict[str, Any]:
-        self.calls += 1
-        if self.intercept is not None:
-            answer = self.intercept(self.calls, self)
-            if answer is not None:
-                context.status_code, body = answer
-                return body
-        count = int(dict(query_of(request))["count"])
-        cancelled = min(self.pending, count)
-        self.pending -= cancelled
-        self.cancelled_answers.append(cancelled)
-        context.status_code = 200
-        return {"cancelled": cancelled}
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import importlib
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
+from tests.doubles.pending_messages import PendingMessages as FakeQStash
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
@@ -43,29 +43,6 @@ def make_trigger(**kwargs: Any) -> QStashBulkCancelTrigger:
     return QStashBulkCancelTrigger(**kwargs)
 
 
-class FakeQStash:
-    """An async-transport QStash: each ``DELETE /v2/messages`` cancels ``min(pending, count)``."""
-
-    def __init__(self, pending: int, status: int = 200, body: dict[str, Any] | None = None):
-        self.pending = pending
-        self.status = status
-        self.body = body
-        self.requests: list[httpx.Request] = []
-
-    def queries(self) -> list[list[tuple[str, str]]]:
-        return [parse_qsl(request.url.query.decode()) for request in self.requests]
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.status != 200:
-            return httpx.Response(self.status, json=self.body)
-        assert (request.method, request.url.path) == ("DELETE", "/v2/messages")
-        count = int(dict(parse_qsl(request.url.query.decode()))["count"])
-        cancelled = min(self.pending, count)
-        self.pending -= cancelled
-        return httpx.Response(200, json={"cancelled": cancelled})
-
-
 @pytest.fixture
 def mock_qstash(qstash_conn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeQStash]:
     """Route the async hook's client to a :class:`FakeQStash`; returns a factory."""
@@ -78,7 +55,7 @@ def mock_qstash(qstash_conn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[.
             if self._client is None:
                 config = await self.get_config()  # the real connection is still read
                 self._client = httpx.AsyncClient(
-                    transport=httpx.MockTransport(fake), base_url=config.base_url, headers=config.headers
+                    transport=httpx.MockTransport(fake.httpx_handler), base_url=config.base_url, headers=config.headers
                 )
                 clients.append(self._client)
             return self._client
