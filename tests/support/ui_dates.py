@@ -2,7 +2,8 @@
 How the Airflow 3 UI writes a date-time in the Trigger form's date-time fields, for the browser tests.
 
 The UI formats with dayjs ``"MMM DD, YYYY HH:mm"``: the day of the month always has two digits
-(``Dec 05, 2026 04:00``), never ``Dec 5``. Kept outside ``tests/live`` so its unit test runs in ``make unit``.
+(``Dec 05, 2026 04:00``), never ``Dec 5``. Kept outside ``tests/integration/live`` so its test
+(``tests/project/test_ui_dates.py``) runs in ``make unit``.
 """
 
 from __future__ import annotations
