@@ -8,13 +8,13 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import requests_mock as requests_mock_module
 
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from tests.conftest import FAKE_BASE_URL
 from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.transports import route_async_hook
 
 
 @pytest.fixture
@@ -37,20 +37,12 @@ def sync_fake(fake: FakeDLQ, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
 def async_fake(fake: FakeDLQ, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDLQ]:
     """The fake behind the httpx hook (the connection is still read); pauses do not sleep."""
 
-    async def get_client(self: QStashAsyncHook) -> httpx.AsyncClient:
-        if self._client is None:
-            config = await self.get_config()
-            self._client = httpx.AsyncClient(
-                transport=httpx.MockTransport(fake.httpx_handler), base_url=config.base_url, headers=config.headers
-            )
-        return self._client
-
+    route_async_hook(monkeypatch, fake.httpx_handler)
     real_sleep = asyncio.sleep
 
     async def no_sleep(seconds: float, *args: Any) -> Any:
         return await real_sleep(0, *args)
 
-    monkeypatch.setattr(QStashAsyncHook, "_get_client", get_client)
     monkeypatch.setattr("airflow_qstash.hooks.qstash.asyncio.sleep", no_sleep)
     yield fake
 

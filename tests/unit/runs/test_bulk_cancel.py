@@ -23,11 +23,12 @@ import pytest
 import requests_mock as requests_mock_module
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL
+from tests.doubles.transports import route_async_hook
 from tests.support.task_logs import capture_task_logs
 
 TASK_START = pendulum.datetime(2024, 6, 1, tz="UTC")
@@ -83,20 +84,12 @@ def run_sync(server: ActionServer, requests_mock: Any, monkeypatch: pytest.Monke
 
 
 def run_deferred(server: ActionServer, requests_mock: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
-    async def get_client(self: QStashAsyncHook) -> httpx.AsyncClient:
-        if self._client is None:
-            config = await self.get_config()
-            self._client = httpx.AsyncClient(
-                transport=httpx.MockTransport(server.httpx_handler), base_url=config.base_url, headers=config.headers
-            )
-        return self._client
-
+    route_async_hook(monkeypatch, server.httpx_handler)
     real_sleep = asyncio.sleep
 
     async def no_sleep(seconds: float, *args: Any) -> Any:
         return await real_sleep(0, *args)
 
-    monkeypatch.setattr(QStashAsyncHook, "_get_client", get_client)
     monkeypatch.setattr("airflow_qstash.hooks.qstash.asyncio.sleep", no_sleep)
     task = QStashBulkCancelOperator(task_id="cancel", labels="a", from_date=0, deferrable=True, **kwargs)
     context = {"ti": SimpleNamespace(start_date=TASK_START)}

@@ -18,13 +18,13 @@ import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, redact
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.protocol import answers
 from airflow_qstash.runs.dlq import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_qstash import Answer, HookClient, use_connection
+from tests.doubles.transports import route_async_hook
 from tests.unit.hooks.qstash.test_token_hygiene import SECRET, assert_no_piece
 
 LABELS = BulkCancelFilter.build(labels="a")
@@ -104,14 +104,7 @@ def test_redact_quotes_any_value_and_cuts_it_after_redacting():
 
 
 def _run_trigger(trigger: Any, handler: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    async def get_client(self: QStashAsyncHook) -> httpx.AsyncClient:
-        config = await self.get_config()
-        self._client = httpx.AsyncClient(
-            transport=httpx.MockTransport(handler), base_url=config.base_url, headers=config.headers
-        )
-        return self._client
-
-    monkeypatch.setattr(QStashAsyncHook, "_get_client", get_client)
+    route_async_hook(monkeypatch, handler)
 
     async def drain() -> list[Any]:
         return [event async for event in trigger.run()]

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.hooks.qstash import QStashAsyncHook
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.doubles.pending_messages import PendingMessages as FakeQStash
+from tests.doubles.transports import route_async_hook
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
@@ -50,17 +50,7 @@ def mock_qstash(qstash_conn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 
     def install(pending: int = 0, **kwargs: Any) -> FakeQStash:
         fake = FakeQStash(pending, **kwargs)
-
-        async def get_client(self: QStashAsyncHook) -> httpx.AsyncClient:
-            if self._client is None:
-                config = await self.get_config()  # the real connection is still read
-                self._client = httpx.AsyncClient(
-                    transport=httpx.MockTransport(fake.httpx_handler), base_url=config.base_url, headers=config.headers
-                )
-                clients.append(self._client)
-            return self._client
-
-        monkeypatch.setattr(QStashAsyncHook, "_get_client", get_client)
+        route_async_hook(monkeypatch, fake.httpx_handler, clients)  # the real connection is still read
         return fake
 
     install.clients = clients  # type: ignore[attr-defined]
