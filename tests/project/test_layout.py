@@ -166,3 +166,23 @@ def test_every_test_folder_is_a_package():
     ]
     missing = [str(path.relative_to(ROOT)) for path in folders if not (path / "__init__.py").is_file()]
     assert not missing, f"test folders without __init__.py: {missing}"
+
+
+def test_no_layer_imports_another_layers_tests():
+    """Unit tests need no integration module (a server process would creep into ``make unit``) and the reverse;
+    both may use the serverless ``project/`` checks (the example DAGs' DagBag); ``support/`` and ``doubles/``
+    import no layer at all, so every layer can use them."""
+    allowed = {
+        "unit": ("tests.unit", "tests.project", "tests.support", "tests.doubles", "tests.conftest"),
+        "integration": ("tests.integration", "tests.project", "tests.support", "tests.doubles", "tests.conftest"),
+        "support": ("tests.support", "tests.conftest"),
+        "doubles": ("tests.doubles", "tests.support", "tests.conftest"),
+    }
+    crossings = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for layer, prefixes in allowed.items()
+        for path in (TESTS / layer).rglob("*.py")
+        for name in imported_modules(path)
+        if (name == "tests" or name.startswith("tests.")) and not name.startswith(prefixes)
+    ]
+    assert not crossings, crossings
