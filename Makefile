@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 # vermin: the shipped code (both distributions) and the example DAGs run on Python 3.10, the declared minimum;
-# CI has only 3.11, so this checker is the proof (tests/test_python_versions.py runs the same command)
+# CI has only 3.11, so this checker is the proof (tests/project/test_python_versions.py runs the same command)
 VERMIN_ARGS := --no-tips --violations --eval-annotations -t=3.10- airflow_qstash emulator/qstash_emulator dags_examples
 
 lint: setup
@@ -65,11 +65,11 @@ unit: setup
 matrix: setup
 	$(BIN)/python scripts/matrix.py test
 
-# The official JavaScript SDK (@upstash/qstash, locked in tests/sdk/js/package-lock.json) for the SDK
+# The official JavaScript SDK (@upstash/qstash, locked in tests/integration/sdk/js/package-lock.json) for the SDK
 # conformance test, installed with the machine's node and npm.
 sdk-js:
-	@command -v npm >/dev/null || { echo "node and npm are needed for tests/sdk (e.g. apt-get install nodejs npm)"; exit 1; }
-	npm ci --prefix tests/sdk/js --no-audit --no-fund
+	@command -v npm >/dev/null || { echo "node and npm are needed for tests/integration/sdk (e.g. apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tests/integration/sdk/js --no-audit --no-fund
 
 test: setup chromium live-services sdk-js lint typecheck docs
 	$(BIN)/python -m pytest -q
@@ -79,4 +79,4 @@ bench: setup
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-af* .airflow_home build dist docs/_build docs/_static/*.png *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/sdk/js/node_modules
+	rm -rf $(VENV) .venv-af* .airflow_home build dist docs/_build docs/_static/*.png *.egg-info .pytest_cache .mypy_cache .ruff_cache tests/integration/sdk/js/node_modules

@@ -12,7 +12,7 @@ flag that allows a request with no filter (``all_flag``: ``cancel_all``; each DL
 :data:`DLQ_ACTION_FILTERS`: ``delete_all``, ``retry_all``), which the refusals say; inside, every value
 object calls it ``select_all``. What cannot be derived (the explicit keywords of
 the hook and the operator, the value object's typed fields) is checked against the table: the value
-object when its class is created, the keywords by ``tests/test_signatures.py``.
+object when its class is created, the keywords by ``tests/project/test_signatures.py``.
 
 Two readers share one value object:
 

@@ -6,7 +6,8 @@ Run from the repository root (needs Debian's ``redis-server`` and ``postgresql``
     python bench/bench_fanout.py --repeats 3 --messages 1000 --batch-size 100 --latency-ms 100
     python bench/bench_fanout.py --bulk-cancel actions   # today's hosted QStash: one bulk action per round
 
-Starts the deployment of ``tests/live/test_celery_live.py`` (:class:`tests.live.celery_stack.CeleryAirflow`:
+Starts the deployment of ``tests/integration/live/test_celery_live.py``
+(:class:`tests.integration.live.celery_stack.CeleryAirflow`:
 PostgreSQL, Redis, API server, scheduler, DAG processor, 2 Celery workers of 4 slots, 2 triggerers) and
 the QStash emulator in a child process, which adds ``--latency-ms`` to every request so a round trip
 resembles one to QStash. ``--bulk-cancel legacy`` (default) emulates a server that honours ``count``, so
@@ -53,8 +54,8 @@ from _common import (
 )
 
 from tests.conftest import connection_json
-from tests.live.airflow_runtime import AirflowAPI
-from tests.live.celery_stack import CeleryAirflow, CeleryLayout
+from tests.integration.live.airflow_runtime import AirflowAPI
+from tests.integration.live.celery_stack import CeleryAirflow, CeleryLayout
 
 MAPPED = "qstash_mapped_fanout"
 ONE_TASK = "qstash_on_demand_cancel"

@@ -6,7 +6,7 @@ column each; the bad-input figures follow in a table of their own (refusals come
 
 Run from the repository root::
 
-    python bench/soak_report.py            # run tests/reliability/test_soak.py + test_bad_input.py, print the table
+    python bench/soak_report.py            # run the soak and bad-input tests, print the table
     python bench/soak_report.py --no-run   # only print the table from the last run's test-artifacts/*.json
 
 The figures are written by the tests themselves (``test-artifacts/soak-figures.json`` and
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 SOAK = ARTIFACTS / "soak-figures.json"
 BAD_INPUT = ARTIFACTS / "bad-input-figures.json"
-TESTS = ["tests/reliability/test_soak.py", "tests/reliability/test_bad_input.py"]
+TESTS = ["tests/integration/reliability/test_soak.py", "tests/integration/reliability/test_bad_input.py"]
 FAULT_NAMES = {
     "429": "429 burst limit",
     "429_daily": "429 daily limit",

@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from qstash_emulator import InProcessEmulator  # noqa: E402
-from tests.live.airflow_runtime import LiveAirflow, free_port  # noqa: E402
+from tests.integration.live.airflow_runtime import LiveAirflow, free_port  # noqa: E402
 
 TOKEN = "local-emulator-token"
 #: The connection's ``poll_interval_max`` (seconds): short, so a run's log shows progress often.

@@ -43,12 +43,12 @@ def qstash_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 
 SLOW_MARKERS = frozenset({"e2e", "airflow_live", "soak"})
 SLOW_PATHS = (
-    "tests/e2e/",
-    "tests/live/",
-    "tests/emulator/",
-    "tests/hooks/test_loopback.py",
-    "tests/dlq/test_dlq_loopback.py",
-    "tests/test_packaging.py",
+    "tests/integration/e2e/",
+    "tests/integration/live/",
+    "tests/integration/emulator/",
+    "tests/unit/hooks/transport/test_loopback.py",
+    "tests/unit/hooks/transport/test_dlq_loopback.py",
+    "tests/project/test_packaging.py",
 )
 #: Fixtures that start the emulator or an Airflow child process.
 SLOW_FIXTURES = frozenset(
@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # Every test's report is scanned for TEST_TOKEN: the output and log records captured in each phase, what
 # the test itself read back through capsys/capfd (which never reaches the report), and the failure text.
 # A hit fails the test and the token is redacted from what pytest then prints.
-# tests/reliability/test_secrets.py proves the scan catches each kind of leak (with pytester).
+# tests/integration/reliability/test_secrets.py proves the scan catches each kind of leak (with pytester).
 
 pytest_plugins = ["pytester"]
 

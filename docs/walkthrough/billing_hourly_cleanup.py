@@ -4,7 +4,7 @@ The walkthrough's own DAG (docs/walkthrough.rst): every hour, cancel the pending
 
 ``CronDataIntervalTimetable`` gives each run the hour before it as its data interval, so
 ``{{ data_interval_start }}``..``{{ data_interval_end }}`` is that hour (both bounds inclusive). The
-walkthrough runs it with ``airflow dags test`` against the local emulator; tests/docs/test_walkthrough.py
+walkthrough runs it with ``airflow dags test`` against the local emulator; tests/integration/docs/test_walkthrough.py
 runs the page's commands and this file, so the page cannot drift from what works.
 """
 

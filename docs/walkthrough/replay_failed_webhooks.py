@@ -3,7 +3,7 @@ The walkthrough's DLQ replay (docs/walkthrough.rst): retry the dead-letter-queue
 ``webhooks`` whose last delivery got a 500 or a 503, and leave the others (a 404 will not get better by
 retrying). QStash publishes each selected entry again and removes it from the DLQ.
 
-Triggered by hand (``schedule=None``); tests/docs/test_walkthrough.py runs it against the emulator.
+Triggered by hand (``schedule=None``); tests/integration/docs/test_walkthrough.py runs it against the emulator.
 """
 
 from __future__ import annotations

@@ -27,13 +27,14 @@ import requests_mock as requests_mock_lib
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_qstash.durable import STATE_KEY, RunMemory, RunRecord
-from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
+from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, connection_json
-from tests.task_logs import capture_task_logs
+from tests.doubles.transports import route_async_hook
+from tests.support.task_logs import capture_task_logs
 
 FIRST_START = pendulum.datetime(2024, 6, 1, 12, 0, 0, tz="UTC")
 FIRST_START_MS = 1_717_243_200_000
@@ -151,15 +152,7 @@ def actions(requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[...
             status, body = fake.answer(request.method, request.url.path, parse_qsl(request.url.query.decode()))
             return httpx.Response(status, json=body)
 
-        async def get_client(self: QStashAsyncHook) -> httpx.AsyncClient:
-            if self._client is None:
-                config = await self.get_config()
-                self._client = httpx.AsyncClient(
-                    transport=httpx.MockTransport(async_answer), base_url=config.base_url, headers=config.headers
-                )
-            return self._client
-
-        monkeypatch.setattr(QStashAsyncHook, "_get_client", get_client)
+        route_async_hook(monkeypatch, async_answer)
         return fake
 
     return install

@@ -1,3 +1,3 @@
-"""The two-transport test client of tests/hooks/conftest.py, for the unit tests of the hooks module."""
+"""The two-transport test client of tests/doubles/fake_qstash.py, for the unit tests of the hooks module."""
 
-from tests.hooks.conftest import client, fake_qstash, sleeps  # noqa: F401  (fixtures)
+from tests.doubles.fake_qstash import client, fake_qstash, sleeps  # noqa: F401  (fixtures)
