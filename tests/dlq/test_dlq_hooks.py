@@ -14,7 +14,7 @@ import pytest
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
 from airflow_qstash.inputs import retry_overrides
 from airflow_qstash.protocol.dlq import DLQPage
-from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
+from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.runs.dlq import build_dlq_filter
 from tests.conftest import TEST_TOKEN
 from tests.dlq.fake_dlq import FakeDLQ
