@@ -15,6 +15,7 @@ import pytest
 from airflow_qstash.config import RetryPolicy
 from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashInputError, QStashRetryableError
 from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.inputs import has_dot_segment
 from airflow_qstash.protocol import calls as protocol_calls
 from airflow_qstash.protocol import messages
 from airflow_qstash.protocol.answers import has_rate_limit_headers, rate_limit_wait, read_answer
@@ -295,6 +296,28 @@ def test_a_long_id_list_is_split_under_the_url_limit_without_async():
 def test_a_bad_count_is_refused_while_encoding(count):
     with pytest.raises(QStashInputError, match="count"):
         bulk_cancel_requests(BulkCancelFilter.build(labels="a"), count, BASE_URL)
+
+
+@pytest.mark.parametrize(
+    ("value", "dotted"),
+    [
+        *[(".", True), ("..", True), ("a/..", True), ("a\\.", True), ("%2e%2E", True), ("a/%2E/b", True)],
+        *[("a.b", False), ("...", False), ("msg_1", False), ("a/b", False), ("%2e%2e%2e", False)],
+    ],
+)
+def test_one_dot_segment_judgement_for_path_ids_and_filter_values(value, dotted):
+    """A path id and a filter value (``message_ids``) are judged by the same :func:`has_dot_segment`."""
+    assert has_dot_segment(value) is dotted
+    path_refused = filter_refused = False
+    try:
+        path_segment(value, "message_id")
+    except QStashInputError:
+        path_refused = True
+    try:
+        BulkCancelFilter.build(message_ids=[value])
+    except QStashInputError as err:
+        filter_refused = "dot segment" in str(err)
+    assert path_refused is filter_refused is dotted
 
 
 # --------------------------------------------------------------------------- the one id splitter
