@@ -318,9 +318,9 @@ def dlq_retry_one(dlq_id: str, headers: Iterable[tuple[str, str]] = ()) -> Proce
 
 
 def dlq_delete_one(dlq_id: str) -> Procedure[int]:
-    """``DELETE /v2/dlq/{dlqId}``: 1 when deleted, 0 when the entry was already gone (404)."""
+    """``DELETE /v2/dlq/{dlqId}`` (:func:`delete_dlq_message`): 1 when deleted, 0 when already gone (404)."""
     try:
-        yield Call(DLQ_MESSAGE, path_id=dlq_id)
+        yield from delete_dlq_message(dlq_id)
     except QStashAPIError as err:
         if err.http_status == 404:
             return 0

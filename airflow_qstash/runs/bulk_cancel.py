@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_qstash.exceptions import QStashAPIError, QStashRunIncomplete
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.inputs import parse_bound, parse_count
-from airflow_qstash.runs.common import ActionRun, Progress
+from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX, ActionRun, Progress
 from airflow_qstash.runs.join import JOIN_CLOCK_SKEW_MS, resume_action_id, start_or_join
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class BulkCancelRun(ActionRun):
     # ----------------------------------------------------------------------- the procedure
 
     def steps(
-        self, base_url: str, *, poll_interval_max: float = 10.0, log: Any = None
+        self, base_url: str, *, poll_interval_max: float = DEFAULT_POLL_INTERVAL_MAX, log: Any = None
     ) -> Generator[Any, Any, dict[str, Any]]:
         """
         The whole job as a sans-IO procedure (see :mod:`airflow_qstash.protocol`); returns :meth:`summary`.

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from airflow_qstash.filters import BulkCancelFilter, DLQFilter
     from airflow_qstash.protocol.messages import BulkAction
 
+#: The ceiling of the pause between polls of a bulk action (and between conflicting starts) when the caller
+#: gives none: the connection's ``poll_interval_max`` default.
+DEFAULT_POLL_INTERVAL_MAX = 10.0
 #: The first pause between polls of a bulk action; it grows by :data:`POLL_GROWTH` up to the ceiling.
 POLL_INITIAL = 1.0
 POLL_GROWTH = 1.5

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete, redact
 from airflow_qstash.filters import DLQFilter, read_rendered_filter
 from airflow_qstash.inputs import DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides, shown_overrides
-from airflow_qstash.runs.common import ActionRun, Progress, Run
+from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX, ActionRun, Progress, Run
 from airflow_qstash.runs.join import joined_by_server, resume_action_id
 
 if TYPE_CHECKING:
@@ -66,9 +66,6 @@ RETRY = "retry"
 MODE_BULK_ACTION = "bulk_action"
 MODE_MULTI = "multi"
 MODE_PAGED = "paged"
-#: The ceiling of the pause between polls of a bulk action when the caller gives none (the connection's
-#: ``poll_interval_max`` default).
-DEFAULT_POLL_INTERVAL_MAX = 10.0
 #: The flag that allows a run with no filter, per action (the value object's ``select_all`` field), named in
 #: the refusals (``flag_name``).
 SELECT_ALL_FLAGS = {DELETE: "delete_all", RETRY: "retry_all"}
@@ -867,22 +864,3 @@ def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
     if action == RETRY:
         return DLQRetryRun(dlq_filter, **options)
     raise QStashInputError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
-
-
-__all__ = [
-    "DEFAULT_POLL_INTERVAL_MAX",
-    "DELETE",
-    "MAX_REPORTED_MESSAGE_IDS",
-    "MODE_BULK_ACTION",
-    "MODE_MULTI",
-    "MODE_PAGED",
-    "RETRY",
-    "DLQDeleteRun",
-    "DLQFilter",
-    "DLQRetryRun",
-    "DLQRun",
-    "build_dlq_filter",
-    "make_run",
-    "read_rendered_dlq_filter",
-    "refuse_rejected_filters",
-]

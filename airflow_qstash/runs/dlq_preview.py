@@ -172,6 +172,3 @@ def log_preview(log: Any, summary: dict[str, Any]) -> None:
         )
     if summary["selected"] > len(summary["sample"]):
         log.info("(a sample of %d of the %d selected entries)", len(summary["sample"]), summary["selected"])
-
-
-__all__ = ["PREVIEW_SAMPLE_SIZE", "DLQPreview", "log_preview"]

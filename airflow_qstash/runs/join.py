@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError
+from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX
 
 if TYPE_CHECKING:
     from airflow_qstash.protocol.calls import Procedure
@@ -52,7 +53,7 @@ def resume_action_id(resume_action_ids: Iterable[str], action_ids: list[str]) ->
 def start_or_join(
     params: list[tuple[str, str]],
     *,
-    max_pause: float = 10.0,
+    max_pause: float = DEFAULT_POLL_INTERVAL_MAX,
     exclude: Iterable[str] = (),
     not_before_ms: int | None = None,
 ) -> Procedure[BulkCancelAnswer]:
