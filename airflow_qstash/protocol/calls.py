@@ -175,7 +175,7 @@ def split_ids(
         if fixed + item - 1 > limit:
             raise QStashInputError(
                 f"{what or name} value {value[:40]!r}... is too long to send: a request URL carries at most "
-                f"{limit} characters. Give the real id."
+                f"{limit} characters, and no QStash id is that long. Check the value."
             )
         if chunk and (length + item > limit or (max_ids is not None and len(chunk) >= max_ids)):
             parts.append([*chunk, *params])
@@ -206,9 +206,9 @@ def filter_requests(
     """
     query = value.to_query_params()
     ids_name = value.TABLE.ids_name
-    ids: tuple[str, ...] = getattr(value, ids_name) if ids_name else ()
-    if ids and ids_name:
-        ids_param = value.TABLE[ids_name].param
+    ids_param = value.TABLE[ids_name].param if ids_name else None
+    ids = [item for name, item in query if name == ids_param]
+    if ids_param and ids:
         others = [pair for pair in query if pair[0] != ids_param]
         parts = split_ids(ids_param, ids, [*others, *params], base_url, path, max_ids, reserve=reserve, what=ids_name)
         return [FilterQuery.of(part, value.everything_allowed) for part in parts]
