@@ -367,3 +367,12 @@ def test_the_summary_basics_are_the_same_for_every_run():
         )
         assert summary["filters"] == "labels=['a']"
         assert 0 <= summary["duration_seconds"] < 60
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["bulk_cancel", "dlq_delete", "dlq_retry"])
+def test_every_run_reads_its_start_from_the_one_wall_clock_reader(index: int, monkeypatch: pytest.MonkeyPatch):
+    """``started_ms`` (what may be joined) comes from :func:`airflow_qstash.inputs.now_ms`, which tests pin."""
+    from tests.clock import pin_wall_clock
+
+    now = pin_wall_clock(monkeypatch)
+    assert _runs()[index].started_ms == int(now * 1000)
