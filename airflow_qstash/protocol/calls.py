@@ -33,7 +33,7 @@ class Call:
     :param params: query parameters, in order.
     :param path_id: the id for an endpoint with ``{id}`` in its path.
     :param conflict_aware: a filter cancel: a 412, or a 429 without rate-limit headers, means an identical
-        bulk action is running (:class:`QStashActionConflict`), not "slow down".
+        bulk action is running (:class:`~airflow_qstash.exceptions.QStashActionConflict`), not "slow down".
     :param headers: extra request headers (never the token: the driver adds that).
     :param select_all: the DAG author's ``cancel_all``/``delete_all``/``retry_all`` was true, so this call
         may carry no filter. Without it a filterless bulk call is refused when sent

@@ -10,7 +10,7 @@ finds nothing (a finished action is always followed by one: it catches messages 
 or an action that reports them processed and left them). On a bulk action server ``cancelled`` counts the
 messages confirmed gone: the drop of the matching ``total`` from one action to the next, not the
 ``processed`` the server reports; rounds that leave as much as the round before (the same non-zero
-``total`` again) stop the run after :data:`MAX_ROUNDS_WITHOUT_PROGRESS` of them.
+``total`` again) stop the run after :data:`~.common.MAX_ROUNDS_WITHOUT_PROGRESS` of them.
 
 :meth:`BulkCancelRun.steps` is a sans-IO procedure: the hook's ``drive`` sends its calls and takes its
 pauses::
