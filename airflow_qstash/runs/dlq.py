@@ -203,8 +203,9 @@ class DLQRun(ActionRun, DLQListing):
     """
 
     ACTION: ClassVar[str]
-    #: The summary key of the main count (``deleted``/``retried``).
+    #: The summary key of the main count (``deleted``/``retried``), and the action as a doing.
     DONE_KEY: ClassVar[str]
+    ACTING: ClassVar[str]
 
     dlq_filter: DLQFilter
     max_requests: Any = None
@@ -490,6 +491,25 @@ class DLQRun(ActionRun, DLQListing):
             )
         return ids.keys()
 
+    def _judge_page(self, progress: Progress, sent: str | None, answered: str, acted: int) -> None:
+        """
+        A paging answer that acted on nothing and handed back the cursor it was sent stalls; after
+        :data:`~airflow_qstash.runs.common.MAX_ROUNDS_WITHOUT_PROGRESS` in a row the run stops, naming
+        what may be left.
+        """
+        progress.note(answered != sent or acted > 0)
+        if progress.stuck:
+            raise self.incomplete(
+                f"QStash answered the same cursor {redact(str(sent), limit=60)!r} {progress.stalled + 1} times in a "
+                f"row without {self.ACTING}: no progress; {self.left} of the {self.selected} "
+                "selected entries may be left"
+            )
+
+    @property
+    def left(self) -> int:
+        """Selected entries not known to be done (nor gone)."""
+        return self.selected - self.done
+
     def _progress(self, log: Any, in_request: int, cursor: str | None) -> None:
         if log is not None:
             log.info(
@@ -552,6 +572,7 @@ class DLQDeleteRun(DLQRun):
 
     ACTION: ClassVar[str] = DELETE
     DONE_KEY: ClassVar[str] = "deleted"
+    ACTING: ClassVar[str] = "deleting"
 
     batch_size: Any = DLQ_MAX_COUNT
     deleted: int = 0
@@ -624,14 +645,7 @@ class DLQDeleteRun(DLQRun):
                 self._progress(log, answer.deleted, answer.cursor)
                 if answer.cursor is None:
                     break
-                progress.note(answer.cursor != cursor or answer.deleted > 0)
-                if progress.stuck:
-                    raise self.incomplete(
-                        f"QStash answered the same cursor {redact(str(cursor), limit=60)!r} {progress.stalled + 1} "
-                        "times in a row without deleting: "
-                        f"no progress; {self.selected - self.deleted} of the {self.selected} selected entries may be "
-                        "left"
-                    )
+                self._judge_page(progress, cursor, answer.cursor, answer.deleted)
                 cursor = answer.cursor
         return self.summary()
 
@@ -656,6 +670,7 @@ class DLQRetryRun(DLQRun):
 
     ACTION: ClassVar[str] = RETRY
     DONE_KEY: ClassVar[str] = "retried"
+    ACTING: ClassVar[str] = "retrying"
 
     headers: tuple[tuple[str, str], ...] = ()
     retried: int = 0
@@ -682,6 +697,10 @@ class DLQRetryRun(DLQRun):
 
     def _reset_detection(self) -> None:
         self.not_found_answers = 0
+
+    @property
+    def left(self) -> int:
+        return self.selected - self.retried - self.vanished
 
     def options(self) -> dict[str, Any]:
         return {"headers": [list(pair) for pair in self.headers], "action_timeout": self.action_timeout}
@@ -776,14 +795,7 @@ class DLQRetryRun(DLQRun):
             self._progress(log, len(answer.message_ids), answer.cursor)
             if answer.cursor is None:
                 return
-            progress.note(answer.cursor != cursor or bool(answer.message_ids))
-            if progress.stuck:
-                raise self.incomplete(
-                    f"QStash answered the same cursor {redact(str(cursor), limit=60)!r} {progress.stalled + 1} "
-                    "times in a row without retrying: no "
-                    f"progress; {self.selected - self.retried - self.vanished} of the {self.selected} selected "
-                    "entries may be left"
-                )
+            self._judge_page(progress, cursor, answer.cursor, len(answer.message_ids))
             cursor = answer.cursor
 
     def _retry_ids(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
