@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Generator, Iterable, Iterator,
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete, redact
+from airflow_qstash.exceptions import DLQEndpointsMissing, QStashAPIError, QStashInputError, QStashRunIncomplete, redact
 from airflow_qstash.filters import DLQFilter, read_rendered_filter
 from airflow_qstash.inputs import DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides, shown_overrides
 from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX, ActionRun, Progress, Run
@@ -233,6 +233,25 @@ class DLQRun(ActionRun, DLQListing):
     def _before_request(self, doing: str = "with entries possibly left") -> None:
         self.check_before_request(self.requests, self.max_requests, "max_requests", doing)
 
+    def _send(
+        self, procedure: Generator[Any, Any, Any], what: str = "request", doing: str = "with entries possibly left"
+    ) -> Generator[Any, Any, Any]:
+        """
+        One counted request within the bound: its answer, or the run stopped as incomplete naming ``what``
+        failed. A 404 that tells an older server (:class:`~airflow_qstash.exceptions.DLQEndpointsMissing`)
+        is counted and passed on: the run falls back to paging.
+        """
+        self._before_request(doing)
+        try:
+            answer = yield from procedure
+        except DLQEndpointsMissing:
+            self.requests += 1
+            raise
+        except QStashAPIError as err:
+            raise self.incomplete(f"{what} {self.requests + 1} failed: {err}") from err
+        self.requests += 1
+        return answer
+
     @abstractmethod
     def options(self) -> dict[str, Any]:
         """The run's own options as JSON-safe values, for :func:`make_run` (the trigger rebuilds the run)."""
@@ -251,8 +270,6 @@ class DLQRun(ActionRun, DLQListing):
         :param log: a logger for progress lines, or ``None``.
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
-
         if self.mode != MODE_PAGED:
             try:
                 if self.dlq_filter.dlq_ids:
@@ -319,7 +336,6 @@ class DLQRun(ActionRun, DLQListing):
         action is already in-progress return the existing action": a re-run or retried task follows that
         one (the log says "joined" when its ``createdAt`` is before this run started).
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
         from airflow_qstash.protocol.dlq import dlq_requests, start_dlq_action
 
         endpoint = self._bulk_endpoint()
@@ -334,15 +350,11 @@ class DLQRun(ActionRun, DLQListing):
             if resumed.total == 0:
                 return
         while True:
-            self._before_request("before starting the next bulk action")
-            try:
-                started = yield from start_dlq_action(endpoint, params, self._action_headers())
-            except DLQEndpointsMissing:
-                self.requests += 1
-                raise
-            except QStashAPIError as err:
-                raise self.incomplete(f"bulk action request {self.requests + 1} failed: {err}") from err
-            self.requests += 1
+            started = yield from self._send(
+                start_dlq_action(endpoint, params, self._action_headers()),
+                "bulk action request",
+                "before starting the next bulk action",
+            )
             if self.mode is None and log is not None:
                 log.info(
                     "This QStash runs DLQ %ss as background bulk actions: each round is one bulk action over "
@@ -597,7 +609,6 @@ class DLQDeleteRun(DLQRun):
         part, URLs within bounds; each part counts as a request), or ``DELETE /v2/dlq/{dlqId}`` for one id.
         ``batch_size`` does not apply (it is the paging API's ``count``).
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
         from airflow_qstash.protocol.dlq import dlq_delete_multi, dlq_delete_one, dlq_id_requests
         from airflow_qstash.protocol.endpoints import DLQ_DELETE_MULTI
 
@@ -607,18 +618,7 @@ class DLQDeleteRun(DLQRun):
             [[("dlqIds", ids[0])]] if len(ids) == 1 else dlq_id_requests(ids, DLQ_DELETE_MULTI, base_url)
         )
         for part in parts:
-            self._before_request()
-            try:
-                if len(ids) == 1:
-                    count = yield from dlq_delete_one(part[0][1])
-                else:
-                    count = yield from dlq_delete_multi(part)
-            except DLQEndpointsMissing:
-                self.requests += 1
-                raise
-            except QStashAPIError as err:
-                raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
-            self.requests += 1
+            count = yield from self._send(dlq_delete_one(part[0][1]) if len(ids) == 1 else dlq_delete_multi(part))
             self.mode = MODE_MULTI
             self.deleted += count
             self._progress(log, count, None)
@@ -635,12 +635,7 @@ class DLQDeleteRun(DLQRun):
             cursor: str | None = None
             progress = Progress()
             while True:
-                self._before_request()
-                try:
-                    answer = yield from dlq_delete_page(params, cursor, self.batch_size)
-                except QStashAPIError as err:
-                    raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
-                self.requests += 1
+                answer = yield from self._send(dlq_delete_page(params, cursor, self.batch_size))
                 self.deleted += answer.deleted
                 self._progress(log, answer.deleted, answer.cursor)
                 if answer.cursor is None:
@@ -714,7 +709,6 @@ class DLQRetryRun(DLQRun):
         an older server with one ``GET /v2/bulkActions``
         (see :func:`~airflow_qstash.protocol.dlq.has_bulk_actions`).
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
         from airflow_qstash.protocol.dlq import dlq_id_requests, dlq_retry_multi, dlq_retry_one, has_bulk_actions
         from airflow_qstash.protocol.endpoints import DLQ_RETRY_MULTI
 
