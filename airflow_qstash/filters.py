@@ -35,7 +35,6 @@ import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlencode
 
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.inputs import (
@@ -471,35 +470,6 @@ class BulkCancelFilter(FilterValue):
     from_date: int | None = None
     to_date: int | None = None
     select_all: bool = False
-
-    def split_message_ids(self, max_query_length: int) -> list[BulkCancelFilter]:
-        """
-        Split a ``message_ids`` filter so that no encoded query exceeds ``max_query_length`` characters.
-
-        Only ids can be split: each part cancels a disjoint set, so the cancelled counts add up. Other
-        filters are ANDed and cannot be split; one that does not fit is refused.
-        """
-        if len(urlencode(self.to_query_params())) <= max_query_length:
-            return [self]
-        if not self.message_ids:
-            raise QStashInputError(
-                f"The filters encode to {len(urlencode(self.to_query_params()))} characters, more than the "
-                f"{max_query_length} a request URL may carry; use fewer or shorter values."
-            )
-        parts: list[BulkCancelFilter] = []
-        chunk: list[str] = []
-        length = 0
-        for message_id in self.message_ids:
-            item = len(urlencode([("messageIds", message_id)])) + 1
-            if item > max_query_length:
-                raise QStashInputError(f"message id {message_id[:40]!r}... is too long to send.")
-            if chunk and length + item > max_query_length:
-                parts.append(BulkCancelFilter(message_ids=tuple(chunk)))
-                chunk, length = [], 0
-            chunk.append(message_id)
-            length += item
-        parts.append(BulkCancelFilter(message_ids=tuple(chunk)))
-        return parts
 
 
 @dataclass(frozen=True)

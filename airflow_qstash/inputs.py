@@ -216,7 +216,7 @@ def _item(spec: ListSpec, index: int, item: Any) -> Any:
             f"{name}[{index}]={item!r} contains a comma: QStash splits filter values on commas, so it "
             "would match each part (a wider cancel). Pass the parts as separate values if that is meant."
         )
-    if spec.no_dot_segments and _has_dot_segment(item):
+    if spec.no_dot_segments and has_dot_segment(item):
         raise QStashInputError(
             f"{name}[{index}]={item!r} is or contains a dot segment ('.' or '..'): no QStash id looks like "
             "that, and in a path URL normalisation removes it, so the request would reach another endpoint. "
@@ -225,8 +225,13 @@ def _item(spec: ListSpec, index: int, item: Any) -> Any:
     return item
 
 
-def _has_dot_segment(text: str) -> bool:
-    """Whether ``text`` (or its percent-decoded form) has a ``.`` or ``..`` segment behind ``/`` or ``\\``."""
+def has_dot_segment(text: str) -> bool:
+    """
+    Whether ``text`` (or its percent-decoded form) is or contains a ``.`` or ``..`` segment (behind ``/``
+    or ``\\``, white space around it ignored): URL normalisation removes such a segment, so an id with one
+    would reach another path. The one judgement, for filter values and for path ids
+    (:func:`~airflow_qstash.protocol.endpoints.path_segment`).
+    """
     for candidate in (text, unquote(text)):
         if any(segment.strip() in (".", "..") for segment in candidate.replace("\\", "/").split("/")):
             return True

@@ -61,12 +61,11 @@ from _common import (
     use_connection,
 )
 
+from airflow_qstash.runs.common import POLL_GROWTH, POLL_INITIAL  # the provider's poll schedule, not a copy
+
 #: (messages, action rate msgs/s) of part (a)/(b): actions of about 1, 10, 2 and 10 seconds.
 CELLS = ((2_000, 2_000.0), (20_000, 2_000.0), (20_000, 10_000.0), (100_000, 10_000.0))
 POLL_MAXES = (0.5, 2.0, 10.0)
-#: The provider's poll schedule (airflow_qstash.runs.bulk_cancel): first pause, growth.
-POLL_INITIAL = 1.0
-POLL_GROWTH = 1.5
 CONN_ID = "qstash_bench_actions"
 FROM_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z, part (c)
 TO_MS = FROM_MS + 86_400_000 - 1

@@ -64,14 +64,8 @@ from airflow_qstash.protocol.calls import Call, Procedure, Sleep, one_call, refu
 from airflow_qstash.protocol.dlq import DLQPage, dlq_list_params, list_dlq_page
 from airflow_qstash.protocol.dlq import delete_dlq_message as delete_dlq_message_procedure
 from airflow_qstash.protocol.endpoints import CANCEL_MESSAGE, LIST_QUEUES
-from airflow_qstash.protocol.messages import (
-    BulkAction,
-    BulkCancelAnswer,
-    bulk_cancel_total,
-    get_bulk_action,
-    list_bulk_actions,
-)
-from airflow_qstash.runs.bulk_cancel import BulkCancelRun
+from airflow_qstash.protocol.messages import BulkAction, BulkCancelAnswer, get_bulk_action, list_bulk_actions
+from airflow_qstash.runs.bulk_cancel import BulkCancelRun, bulk_cancel_total
 from airflow_qstash.runs.dlq import DLQRun, make_run
 
 if TYPE_CHECKING:

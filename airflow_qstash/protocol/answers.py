@@ -1,4 +1,4 @@
-"""How an answer is read: rate-limit waits, size limits, decoding, the JSON and its error text."""
+"""How an answer is read: rate-limit waits, size limits, decoding, the JSON and its error text, counts."""
 
 from __future__ import annotations
 
@@ -169,7 +169,8 @@ def read_answer(
     raise QStashAPIError(message + hint.get(status, ""), http_status=status, api_error=api_error)
 
 
-def _count(answer: Any, key: str, what: str) -> int:
+def read_count(answer: Any, key: str, what: str) -> int:
+    """The count ``key`` of a JSON answer (a whole number >= 0), or a clear error naming ``what`` answered."""
     value = answer.get(key) if isinstance(answer, dict) else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise QStashAPIError(f"QStash's {what} answer has no valid {key!r} count: {redact(answer, limit=QUOTED_CHARS)}")
@@ -178,4 +179,4 @@ def _count(answer: Any, key: str, what: str) -> int:
 
 def read_cancelled(answer: Any) -> int:
     """The ``cancelled`` count of a synchronous bulk cancel's JSON answer."""
-    return _count(answer, "cancelled", "bulk cancel")
+    return read_count(answer, "cancelled", "bulk cancel")

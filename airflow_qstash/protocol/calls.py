@@ -1,6 +1,8 @@
 """
-The effects a sans-IO procedure yields (:class:`Call`: send this; :class:`Sleep`: pause this long) and the
-last refusal before the network (:func:`refuse_unfiltered_bulk_call`).
+What one request carries and the effects a sans-IO procedure yields (:class:`Call`: send this;
+:class:`Sleep`: pause this long); the query of a filter as one request or as id lists split to fit the
+URL (:func:`filter_requests`, :func:`split_ids`: the one splitter); and the last refusal before the
+network (:func:`refuse_unfiltered_bulk_call`).
 
 Nothing here sends a request: :mod:`airflow_qstash.hooks.qstash` drives the same generator with
 ``requests`` on a worker and with ``httpx`` in the triggerer, so every wire decision exists once.
@@ -8,13 +10,14 @@ Nothing here sends a request: :mod:`airflow_qstash.hooks.qstash` drives the same
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.protocol.endpoints import Endpoint
+from airflow_qstash.filters import FilterValue
+from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH, Endpoint
 
 _T = TypeVar("_T")
 
@@ -30,7 +33,7 @@ class Call:
     :param params: query parameters, in order.
     :param path_id: the id for an endpoint with ``{id}`` in its path.
     :param conflict_aware: a filter cancel: a 412, or a 429 without rate-limit headers, means an identical
-        bulk action is running (:class:`QStashActionConflict`), not "slow down".
+        bulk action is running (:class:`~airflow_qstash.exceptions.QStashActionConflict`), not "slow down".
     :param headers: extra request headers (never the token: the driver adds that).
     :param select_all: the DAG author's ``cancel_all``/``delete_all``/``retry_all`` was true, so this call
         may carry no filter. Without it a filterless bulk call is refused when sent
@@ -127,8 +130,96 @@ class FilterQuery(list[tuple[str, str]]):
         return query
 
 
-def _select_all(params: Iterable[tuple[str, str]]) -> bool:
+def selects_all(params: Iterable[tuple[str, str]]) -> bool:
+    """Whether a query was built with the author's all-flag (a :class:`FilterQuery` that says so)."""
     return getattr(params, "select_all", False) is True
+
+
+# --------------------------------------------------------------------------- fitting the URL
+
+
+def url_length(base_url: str, path: str, params: Sequence[tuple[str, str]]) -> int:
+    """The length of the URL a request sends: ``base_url`` + ``path`` + ``?`` + the encoded query."""
+    return len(base_url) + len(path) + (1 + len(urlencode(params)) if params else 0)
+
+
+def split_ids(
+    name: str,
+    ids: Iterable[str],
+    params: Sequence[tuple[str, str]],
+    base_url: str,
+    path: str,
+    max_ids: int | None = None,
+    *,
+    reserve: int = 0,
+    what: str | None = None,
+) -> list[list[tuple[str, str]]]:
+    """
+    The one id splitter: the query of each request that carries ``ids`` as repeated ``name`` parameters, in
+    order, followed by ``params``; each part has at most ``max_ids`` ids (``None``: no count limit) and a
+    URL (measured as sent, see :func:`url_length`) of at most :data:`MAX_URL_LENGTH` - ``reserve``
+    characters (``reserve``: what the caller appends later, a cursor). Each part selects a disjoint set of
+    ids, so their counts add up. No ids, no parts.
+
+    :param what: the name a refusal gives the ids (``message_ids``); ``name`` when not given.
+    :raises QStashInputError: one id is too long for a URL on its own.
+    """
+    limit = MAX_URL_LENGTH - reserve
+    tail = urlencode(params)
+    fixed = len(base_url) + len(path) + 1 + (len(tail) + 1 if tail else 0)  # "?" and "&" before the params
+    parts: list[list[tuple[str, str]]] = []
+    chunk: list[tuple[str, str]] = []
+    length = fixed - 1  # n ids take their encoded lengths plus n - 1 "&"
+    for value in ids:
+        item = len(urlencode([(name, value)])) + 1
+        if fixed + item - 1 > limit:
+            raise QStashInputError(
+                f"{what or name} value {value[:40]!r}... is too long to send: a request URL carries at most "
+                f"{limit} characters, and no QStash id is that long. Check the value."
+            )
+        if chunk and (length + item > limit or (max_ids is not None and len(chunk) >= max_ids)):
+            parts.append([*chunk, *params])
+            chunk, length = [], fixed - 1
+        chunk.append((name, value))
+        length += item
+    if chunk:
+        parts.append([*chunk, *params])
+    return parts
+
+
+def filter_requests(
+    value: FilterValue,
+    base_url: str,
+    path: str,
+    params: Sequence[tuple[str, str]] = (),
+    max_ids: int | None = None,
+    *,
+    reserve: int = 0,
+) -> list[FilterQuery]:
+    """
+    The query of each request one filter needs, in the spec's names, followed by ``params``, each marked
+    with the author's all-flag (:class:`FilterQuery`).
+
+    A filter goes out as one query; one whose URL would pass :data:`MAX_URL_LENGTH` - ``reserve`` is
+    refused (its filters are ANDed and cannot be split). An id list (the table's ``ids`` filter, which
+    QStash takes alone) is split by :func:`split_ids`.
+    """
+    query = value.to_query_params()
+    ids_name = value.TABLE.ids_name
+    ids_param = value.TABLE[ids_name].param if ids_name else None
+    ids = [item for name, item in query if name == ids_param]
+    if ids_param and ids:
+        others = [pair for pair in query if pair[0] != ids_param]
+        parts = split_ids(ids_param, ids, [*others, *params], base_url, path, max_ids, reserve=reserve, what=ids_name)
+        return [FilterQuery.of(part, value.select_all) for part in parts]
+    whole = [*query, *params]
+    length = url_length(base_url, path, whole)
+    if length > MAX_URL_LENGTH - reserve:
+        raise QStashInputError(
+            f"The filters make a request URL of {length} characters, more than the {MAX_URL_LENGTH - reserve} "
+            "one may carry; use fewer or shorter values."
+        )
+    return [FilterQuery.of(whole, value.select_all)]
 
 
 @dataclass(frozen=True)

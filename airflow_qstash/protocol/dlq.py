@@ -1,30 +1,32 @@
-"""The dead-letter queue's requests and answers: the paging API and the 2026-12 API."""
+"""
+The dead-letter queue's requests and answers: the deprecated paging API (list, delete, retry a page) and
+the 2026-12 API (``/bulk`` actions, ``/multi`` id lists, single ids). Id lists are split by the one
+splitter (:func:`~airflow_qstash.protocol.calls.split_ids`); the loops over pages and rounds are
+:mod:`airflow_qstash.runs.dlq`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from airflow_qstash.exceptions import DLQEndpointsMissing, QStashAPIError, QStashInputError, redact
 from airflow_qstash.filters import FilterValue
 from airflow_qstash.inputs import DLQ_MAX_COUNT, parse_count
-from airflow_qstash.protocol.answers import QUOTED_CHARS, _count
-from airflow_qstash.protocol.calls import Call, FilterQuery, Procedure, _select_all
+from airflow_qstash.protocol.answers import QUOTED_CHARS, read_count
+from airflow_qstash.protocol.calls import Call, FilterQuery, Procedure, filter_requests, selects_all, split_ids
 from airflow_qstash.protocol.endpoints import (
     DLQ_DELETE,
     DLQ_DELETE_BULK,
     DLQ_DELETE_MULTI,
     DLQ_MESSAGE,
-    DLQ_MULTI_MAX_IDS,
     DLQ_RETRY,
     DLQ_RETRY_BULK,
     DLQ_RETRY_MESSAGE,
     DLQ_RETRY_MULTI,
     LIST_BULK_ACTIONS,
     LIST_DLQ,
-    MAX_URL_LENGTH,
     Endpoint,
 )
 
@@ -38,6 +40,9 @@ from airflow_qstash.protocol.endpoints import (
 
 #: Filters ``GET /v2/dlq`` does not take (its spec lists neither).
 DLQ_LIST_UNSUPPORTED = ("dlqIds", "flowControlKey")
+#: The characters a DLQ request's URL keeps free for what the paging loop appends (``count`` and a
+#: ``cursor`` of up to 200 characters) when its query is split to fit.
+DLQ_URL_RESERVE = len("&count=100&cursor=") + 200
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def _dlq_cursor(answer: Any, what: str) -> str | None:
 
 def read_dlq_deleted(answer: Any) -> DLQDeleted:
     """A ``DELETE /v2/dlq`` answer ``{"cursor", "deleted"}``; anything else is a clear error."""
-    return DLQDeleted(_count(answer, "deleted", "DLQ delete"), _dlq_cursor(answer, "DLQ delete"))
+    return DLQDeleted(read_count(answer, "deleted", "DLQ delete"), _dlq_cursor(answer, "DLQ delete"))
 
 
 def read_dlq_retried(answer: Any) -> DLQRetried:
@@ -112,60 +117,31 @@ def read_dlq_page(answer: Any) -> DLQPage:
     return DLQPage(tuple(messages), _dlq_cursor(answer, "DLQ list"))
 
 
-def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> list[list[tuple[str, str]]]:
+def dlq_requests(dlq_filter: FilterValue, endpoint: Endpoint, base_url: str) -> list[FilterQuery]:
     """
     The query of each request one DLQ delete or retry needs, in the spec's names (no ``count`` or
-    ``cursor``: the loop adds those).
+    ``cursor``: the loop adds those, and :data:`DLQ_URL_RESERVE` keeps room for them).
 
-    A filter goes out as one query. An id list (``dlqIds``) is split into parts of at most
-    :data:`DLQ_MAX_COUNT` ids, each short enough that no URL exceeds :data:`MAX_URL_LENGTH`; each part
-    selects a disjoint set, so their counts add up. A filter that does not fit one URL is refused.
+    A filter goes out as one query; one that does not fit one URL is refused. An id list (``dlqIds``) is
+    split into parts of at most :data:`~airflow_qstash.inputs.DLQ_MAX_COUNT` ids, each short enough that
+    no URL exceeds :data:`~airflow_qstash.protocol.endpoints.MAX_URL_LENGTH`; each part selects a
+    disjoint set, so their counts add up.
     """
-    params = dlq_filter.to_query_params()
-    ids_name = dlq_filter.TABLE.ids_name
-    ids_param = dlq_filter.TABLE[ids_name].param if ids_name else None
-    room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
-    if not ids_param or not any(name == ids_param for name, _ in params):
-        if len(urlencode(params)) > room:
-            raise QStashInputError(
-                f"The DLQ filters encode to {len(urlencode(params))} characters, more than the {room} a request "
-                "URL may carry; use fewer or shorter values."
-            )
-        return [FilterQuery.of(params, dlq_filter.select_all)]
-    parts = _split_ids(params, room, DLQ_MAX_COUNT, ids_name or "dlq_ids")
-    return [FilterQuery.of(part, dlq_filter.select_all) for part in parts]
-
-
-def _split_ids(
-    params: Iterable[tuple[str, str]], room: int, per_request: int, what: str
-) -> Iterator[list[tuple[str, str]]]:
-    """Id parameters in parts of at most ``per_request`` ids, each at most ``room`` characters encoded."""
-    chunk: list[tuple[str, str]] = []
-    length = 0
-    for name, value in params:
-        item = len(urlencode([(name, value)])) + 1
-        if item > room:
-            raise QStashInputError(f"{what} value {value[:40]!r}... is too long to send.")
-        if chunk and (length + item > room or len(chunk) >= per_request):
-            yield chunk
-            chunk, length = [], 0
-        chunk.append((name, value))
-        length += item
-    if chunk:
-        yield chunk
+    return filter_requests(dlq_filter, base_url, endpoint.path, (), DLQ_MAX_COUNT, reserve=DLQ_URL_RESERVE)
 
 
 def dlq_id_requests(
     dlq_ids: Iterable[str], endpoint: Endpoint, base_url: str, per_request: int = DLQ_MAX_COUNT
-) -> Iterator[list[tuple[str, str]]]:
+) -> list[list[tuple[str, str]]]:
     """
     The query of each request that acts on exactly these DLQ ids (``dlqIds``, which makes QStash ignore
-    every other filter), one part at a time: at most ``per_request`` (1..100) ids, short enough that no URL
-    exceeds :data:`MAX_URL_LENGTH`. No ids, no requests.
+    every other filter; also the ``/multi`` requests): at most ``per_request`` (1..100) ids a part, short
+    enough that no URL exceeds :data:`~airflow_qstash.protocol.endpoints.MAX_URL_LENGTH`. No ids, no requests.
     """
     per_request = parse_count(per_request, "per_request", maximum=DLQ_MAX_COUNT)
-    room = MAX_URL_LENGTH - len(base_url) - len(endpoint.path) - len("?&count=100&cursor=") - 200
-    return _split_ids((("dlqIds", dlq_id) for dlq_id in dlq_ids), room, per_request, "dlq_ids")
+    return split_ids(
+        "dlqIds", dlq_ids, (), base_url, endpoint.path, per_request, reserve=DLQ_URL_RESERVE, what="dlq_ids"
+    )
 
 
 def dlq_list_params(dlq_filter: FilterValue) -> list[tuple[str, str]]:
@@ -193,7 +169,7 @@ def dlq_delete_page(
     params: Iterable[tuple[str, str]], cursor: str | None = None, count: int | None = DLQ_MAX_COUNT
 ) -> Procedure[DLQDeleted]:
     """One ``DELETE /v2/dlq`` with these filter parameters, the page size and the cursor of the last answer."""
-    return read_dlq_deleted((yield Call(DLQ_DELETE, _paged(params, cursor, count), select_all=_select_all(params))))
+    return read_dlq_deleted((yield Call(DLQ_DELETE, _paged(params, cursor, count), select_all=selects_all(params))))
 
 
 def dlq_retry_page(
@@ -204,7 +180,7 @@ def dlq_retry_page(
     ``headers`` are the ``Upstash-*`` overrides of the retried messages' settings. A 404 (some selected
     entries vanished meanwhile) is raised as a :class:`QStashAPIError` for the caller to handle.
     """
-    call = Call(DLQ_RETRY, _paged(params, cursor, None), headers=tuple(headers), select_all=_select_all(params))
+    call = Call(DLQ_RETRY, _paged(params, cursor, None), headers=tuple(headers), select_all=selects_all(params))
     return read_dlq_retried((yield call))
 
 
@@ -240,9 +216,10 @@ def delete_dlq_message(dlq_id: str) -> Procedure[None]:
 #   ``count`` and ``cursor`` are not sent (ids go to ``/multi``).
 # * ASSUMED (``/multi`` request): ids as repeated ``dlqIds`` query parameters (the Sync Bulk page's name;
 #   the emulator also reads a JSON body ``{"dlqIds": [...]}``, the Workflow twin's example) and at most
-#   :data:`DLQ_MULTI_MAX_IDS` ids a request, each request's URL within :data:`MAX_URL_LENGTH`; a server
-#   that reads only a body answers 400 ("dlqIds required") and the run fails naming it: ``/multi`` takes
-#   no filter, so it can never act wider than its ids.
+#   :data:`~airflow_qstash.inputs.DLQ_MAX_COUNT` ids a request, each request's URL within
+#   :data:`~airflow_qstash.protocol.endpoints.MAX_URL_LENGTH`; a server that reads only a body answers 400
+#   ("dlqIds required") and the run fails naming it: ``/multi`` takes no filter, so it can never act wider
+#   than its ids.
 # * ASSUMED (``/multi`` answers): delete ``{"deleted": n}``; retry ``{"responses": [{"messageId"}]}``
 #   (as the Sync Bulk answers, without a cursor; one is followed if sent) and a 404 when some ids are gone.
 # * ASSUMED (single id): ``DELETE /v2/dlq/{dlqId}`` (any 2xx, body ignored) and ``POST /v2/dlq/retry/{dlqId}``
@@ -292,7 +269,7 @@ def start_dlq_action(
     """
     if endpoint not in (DLQ_DELETE_BULK, DLQ_RETRY_BULK):
         raise QStashInputError(f"{endpoint.method} {endpoint.path} does not start a DLQ bulk action.")
-    call = Call(endpoint, tuple(params), headers=tuple(headers), select_all=_select_all(params))
+    call = Call(endpoint, tuple(params), headers=tuple(headers), select_all=selects_all(params))
     try:
         answer = yield call
     except QStashAPIError as err:
@@ -300,11 +277,6 @@ def start_dlq_action(
             raise _endpoints_missing(err, f"{endpoint.method} {endpoint.path}") from err
         raise
     return read_dlq_action_started(answer)
-
-
-def dlq_multi_requests(dlq_ids: Iterable[str], endpoint: Endpoint, base_url: str) -> Iterator[list[tuple[str, str]]]:
-    """The query of each ``/multi`` request for these ids: :data:`DLQ_MULTI_MAX_IDS` a part, URLs within bounds."""
-    return dlq_id_requests(dlq_ids, endpoint, base_url, DLQ_MULTI_MAX_IDS)
 
 
 def dlq_delete_multi(params: Iterable[tuple[str, str]]) -> Procedure[int]:
@@ -321,7 +293,7 @@ def dlq_delete_multi(params: Iterable[tuple[str, str]]) -> Procedure[int]:
         if err.http_status == 404:
             raise _endpoints_missing(err, "DELETE /v2/dlq/multi") from err
         raise
-    return _count(answer, "deleted", "DLQ multi delete")
+    return read_count(answer, "deleted", "DLQ multi delete")
 
 
 def dlq_retry_multi(
@@ -346,9 +318,9 @@ def dlq_retry_one(dlq_id: str, headers: Iterable[tuple[str, str]] = ()) -> Proce
 
 
 def dlq_delete_one(dlq_id: str) -> Procedure[int]:
-    """``DELETE /v2/dlq/{dlqId}``: 1 when deleted, 0 when the entry was already gone (404)."""
+    """``DELETE /v2/dlq/{dlqId}`` (:func:`delete_dlq_message`): 1 when deleted, 0 when already gone (404)."""
     try:
-        yield Call(DLQ_MESSAGE, path_id=dlq_id)
+        yield from delete_dlq_message(dlq_id)
     except QStashAPIError as err:
         if err.http_status == 404:
             return 0

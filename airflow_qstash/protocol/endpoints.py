@@ -1,18 +1,20 @@
 """
-Every QStash endpoint the provider calls, declared once, and the one check that keeps an id inside its
-path segment.
+Every QStash endpoint the provider calls, declared once; the longest URL sent; the states of a bulk
+action; and the check that keeps an id inside its path segment (the dot-segment judgement is
+:func:`~airflow_qstash.inputs.has_dot_segment`, shared with the filter readers).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.inputs import DLQ_MAX_COUNT
+from airflow_qstash.inputs import has_dot_segment
 
-#: The longest request URL sent; longer ``message_ids`` lists are split across requests.
+#: The longest request URL sent; longer id lists are split across requests
+#: (:func:`~airflow_qstash.protocol.calls.split_ids`).
 MAX_URL_LENGTH = 4096
 
 
@@ -54,8 +56,6 @@ DLQ_DELETE_MULTI = Endpoint("DELETE", "/v2/dlq/multi")
 DLQ_RETRY_MULTI = Endpoint("POST", "/v2/dlq/retry/multi")
 #: Single ID (the delete is :data:`DLQ_MESSAGE`).
 DLQ_RETRY_MESSAGE = Endpoint("POST", "/v2/dlq/retry/{id}", "dlq_id")
-#: ASSUMED: the most ids one ``/multi`` request carries (the Sync Bulk ``count`` maximum; unpublished).
-DLQ_MULTI_MAX_IDS = DLQ_MAX_COUNT
 
 ENDPOINTS: dict[str, Endpoint] = {
     "bulk_cancel": BULK_CANCEL,
@@ -94,12 +94,9 @@ def path_segment(value: Any, name: str) -> str:
             "(for messages: the bulk cancel, which cancels every message). Give the id."
         )
     text = value.strip()
-    decoded = unquote(text)
-    for candidate in (text, decoded):
-        segments = candidate.replace("\\", "/").split("/")
-        if any(segment.strip() in (".", "..") for segment in segments):
-            raise QStashInputError(
-                f"{name}={value!r} is or contains a dot segment ('.' or '..'), which URL normalisation "
-                "removes: the request would reach another path. Give the real id."
-            )
+    if has_dot_segment(text):
+        raise QStashInputError(
+            f"{name}={value!r} is or contains a dot segment ('.' or '..'), which URL normalisation "
+            "removes: the request would reach another path. Give the real id."
+        )
     return quote(text, safe="")

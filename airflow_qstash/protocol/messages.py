@@ -1,4 +1,8 @@
-"""Messages: the bulk cancel's requests and answers, and the bulk actions that run a filter cancel."""
+"""
+Messages: the bulk cancel's requests and its one-request start, and the bulk actions that run a filter
+cancel (listing, reading one, comparing filters). What to do when a start meets a running action (join
+it, or try again) is run logic: :mod:`airflow_qstash.runs.join`.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashInputError, redact
+from airflow_qstash.exceptions import QStashAPIError, QStashInputError, redact
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.inputs import parse_count
-from airflow_qstash.protocol.answers import QUOTED_CHARS, _count, read_cancelled
-from airflow_qstash.protocol.calls import Call, FilterQuery, Procedure, Sleep, _select_all
+from airflow_qstash.protocol.answers import QUOTED_CHARS, read_cancelled, read_count
+from airflow_qstash.protocol.calls import NOT_FILTERS, Call, FilterQuery, Procedure, filter_requests, selects_all
 from airflow_qstash.protocol.endpoints import (
     ACTION_STATES,
     BULK_CANCEL,
     FINISHED,
     GET_BULK_ACTION,
-    IN_PROGRESS,
     LIST_BULK_ACTIONS,
-    MAX_URL_LENGTH,
 )
 
 # --------------------------------------------------------------------------- bulk cancel
@@ -56,35 +58,30 @@ def read_bulk_cancel_answer(answer: Any) -> BulkCancelAnswer:
     )
 
 
-def bulk_cancel_requests(
-    bulk_filter: BulkCancelFilter, count: int | None, base_url: str
-) -> list[list[tuple[str, str]]]:
+def bulk_cancel_requests(bulk_filter: BulkCancelFilter, count: int | None, base_url: str) -> list[FilterQuery]:
     """
     The query of each ``DELETE /v2/messages`` request one bulk cancel needs, in the spec's names.
 
-    Usually one; a long ``message_ids`` list is split so no URL exceeds :data:`MAX_URL_LENGTH`. A filter
-    cancel asks for a background bulk action (``async=true``) and still sends ``count``, which a server of
-    the 2026-08 generation honours and today's hosted QStash ignores.
+    Usually one; a long ``message_ids`` list is split (:func:`~airflow_qstash.protocol.calls.split_ids`) so
+    no URL exceeds :data:`~airflow_qstash.protocol.endpoints.MAX_URL_LENGTH`. A filter cancel asks for a
+    background bulk action (``async=true``) and still sends ``count``, which a server of the 2026-08
+    generation honours and today's hosted QStash ignores.
     """
     count_param = [] if count is None else [("count", str(parse_count(count)))]
     async_param = [] if bulk_filter.message_ids else [("async", "true")]
-    room = MAX_URL_LENGTH - len(base_url) - len(BULK_CANCEL.path) - len("?&count=500&async=true")
-    return [
-        FilterQuery.of(part.to_query_params() + count_param + async_param, bulk_filter.select_all)
-        for part in bulk_filter.split_message_ids(room)
-    ]
+    return filter_requests(bulk_filter, base_url, BULK_CANCEL.path, [*count_param, *async_param])
 
 
 def filter_key(params: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """
     A comparable form of a filter: parameter name → sorted values, from query parameters or from a bulk
-    action's ``filter`` object (values split on commas, as QStash reads them). ``count`` and ``async``
-    are not part of a filter.
+    action's ``filter`` object (values split on commas, as QStash reads them). ``count``, ``async`` and
+    ``cursor`` (:data:`~airflow_qstash.protocol.calls.NOT_FILTERS`) are not part of a filter.
     """
     items: Iterable[tuple[str, Any]] = params.items() if isinstance(params, Mapping) else params
     out: dict[str, list[str]] = {}
     for name, value in items:
-        if name in ("count", "async", "cursor"):
+        if name in NOT_FILTERS:
             continue
         values = value if isinstance(value, list | tuple) else [value]
         for item in values:
@@ -126,8 +123,8 @@ def read_bulk_action(answer: Any) -> BulkAction:
     return BulkAction(
         action_id=answer["actionId"],
         state=state,
-        total=_count(answer, "total", "bulk action"),
-        processed=_count(answer, "processed", "bulk action"),
+        total=read_count(answer, "total", "bulk action"),
+        processed=read_count(answer, "processed", "bulk action"),
         created_at=answer.get("createdAt") if isinstance(answer.get("createdAt"), int) else None,
         completed_at=answer.get("completedAt") if isinstance(answer.get("completedAt"), int) else None,
         filter=filter_key(raw_filter),
@@ -136,17 +133,18 @@ def read_bulk_action(answer: Any) -> BulkAction:
 
 #: The most pages one listing reads (1000 actions a page: far more than 7 days of actions).
 MAX_LIST_PAGES = 10_000
+#: The most bulk actions one ``GET /v2/bulkActions`` page lists.
+MAX_LIST_PAGE_SIZE = 1000
 
 
-def list_bulk_actions(state: str | None = None, *, page_size: int = 1000) -> Procedure[list[BulkAction]]:
+def list_bulk_actions(state: str | None = None, *, page_size: int = MAX_LIST_PAGE_SIZE) -> Procedure[list[BulkAction]]:
     """
     Every bulk action (of ``state``): pages until no ``cursor`` comes back; a page may be short or empty
     before the end (QStash filters by state per page). Bounded by :data:`MAX_LIST_PAGES`.
     """
     if state is not None and state not in ACTION_STATES:
         raise QStashInputError(f"state must be one of {', '.join(ACTION_STATES)} or None, not {state!r}.")
-    if not 1 <= page_size <= 1000:
-        raise QStashInputError(f"page_size must be from 1 to 1000, not {page_size!r}.")
+    page_size = parse_count(page_size, "page_size", maximum=MAX_LIST_PAGE_SIZE)
     actions: list[BulkAction] = []
     cursor: str | None = None
     seen: set[str] = set()
@@ -177,93 +175,13 @@ def get_bulk_action(action_id: str) -> Procedure[BulkAction]:
     return read_bulk_action((yield Call(GET_BULK_ACTION, path_id=action_id)))
 
 
-#: How often a conflicting start (412 / 429 without rate-limit headers) is retried when no matching
-#: action can be found, and the pauses between tries (seconds, doubling up to the poll ceiling).
-CONFLICT_ATTEMPTS = 8
-CONFLICT_BACKOFF = 1.0
-
-
-def start_bulk_cancel(
-    params: list[tuple[str, str]],
-    *,
-    max_pause: float = 10.0,
-    exclude: Iterable[str] = (),
-    not_before_ms: int | None = None,
-) -> Procedure[BulkCancelAnswer]:
+def start_bulk_cancel(params: list[tuple[str, str]]) -> Procedure[BulkCancelAnswer]:
     """
-    Send one bulk cancel with these query parameters and read its answer.
-
-    When the server says an identical cancel is already running (412, or a 429 without rate-limit
-    headers, e.g. after the one-minute wait of a cancel sent without ``async``), the bulk actions are
-    listed and the one with our filter is joined (``joined``): the ``IN_PROGRESS`` one, or else, since a
-    small action may finish before the listing, the newest ``FINISHED`` one created at or after
-    ``not_before_ms`` that is not in ``exclude`` (the actions this run already followed). If none is found
-    the start is tried again after a pause, at most :data:`CONFLICT_ATTEMPTS` times. A task never fails
-    only because the server's wait ran out.
-
-    :param params: the query, from :func:`bulk_cancel_requests`.
-    :param max_pause: the ceiling of the pause between tries, in seconds.
-    :param exclude: action ids never to join.
-    :param not_before_ms: the earliest ``createdAt`` (Unix ms) of a finished action that may be joined;
-        ``None`` joins only running actions.
+    Send one bulk cancel with these query parameters (from :func:`bulk_cancel_requests`) and read its
+    answer. A filter cancel is conflict-aware: a 412, or a 429 without rate-limit headers, raises
+    :class:`~airflow_qstash.exceptions.QStashActionConflict` (an identical cancel is already running);
+    :func:`airflow_qstash.runs.join.start_or_join` decides what to do then.
     """
     is_filter_cancel = not any(name == "messageIds" for name, _ in params)
-    ours = filter_key(params)
-    excluded = set(exclude)
-    pause = min(CONFLICT_BACKOFF, max_pause)
-    last: QStashActionConflict | None = None
-    for attempt in range(CONFLICT_ATTEMPTS):
-        if attempt:
-            yield Sleep(pause)
-            pause = min(pause * 2, max_pause)
-        try:
-            call = Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel, select_all=_select_all(params))
-            return read_bulk_cancel_answer((yield call))
-        except QStashActionConflict as err:
-            last = err
-        # A 429 without rate-limit headers: our start was accepted and its action runs or already ran, so the
-        # newest action with our filter is ours. A 412 started nothing: only a running action with our filter
-        # may be followed; a finished one may be an earlier run's, whose zero would end this run with
-        # messages left, so the start is tried again instead.
-        finished_since = not_before_ms if last.http_status == 429 else None
-        actions = yield from list_bulk_actions(None if finished_since is not None else IN_PROGRESS)
-        joinable = joinable_action(actions, ours, excluded, finished_since)
-        if joinable is not None:
-            return ActionStarted(joinable.action_id, joined=True)
-    raise QStashAPIError(
-        f"{last} — tried {CONFLICT_ATTEMPTS} times and found no bulk action with this filter to follow; "
-        "run the task again later.",
-        http_status=last.http_status if last else None,
-        api_error=last.api_error if last else None,
-    )
-
-
-def joinable_action(
-    actions: Iterable[BulkAction], ours: Mapping[str, tuple[str, ...]], exclude: set[str], not_before_ms: int | None
-) -> BulkAction | None:
-    """The running action with our filter, else the newest finished one that may be ours (see above)."""
-    mine = [action for action in actions if action.filter == ours and action.action_id not in exclude]
-    running = [action for action in mine if not action.finished]
-    if running:
-        return running[0]
-    if not_before_ms is None:
-        return None
-    recent = [a for a in mine if a.created_at is not None and a.created_at >= not_before_ms]
-    return max(recent, key=lambda action: action.created_at or 0, default=None)
-
-
-def bulk_cancel_total(bulk_filter: BulkCancelFilter, count: int | None, base_url: str) -> Procedure[BulkCancelAnswer]:
-    """
-    One bulk cancel as the hook's ``bulk_cancel`` makes it: the ids split into as many synchronous requests
-    as the URL length needs (their counts added), or one filter cancel.
-    """
-    requests = bulk_cancel_requests(bulk_filter, count, base_url)
-    total = 0
-    for params in requests:
-        answer = yield from start_bulk_cancel(params)
-        if isinstance(answer, ActionStarted):
-            if len(requests) != 1:
-                raise QStashAPIError("QStash answered a split message_ids cancel with a bulk action.")
-            return answer
-        total += answer.cancelled
-    return BatchCancelled(total)
+    call = Call(BULK_CANCEL, tuple(params), conflict_aware=is_filter_cancel, select_all=selects_all(params))
+    return read_bulk_cancel_answer((yield call))

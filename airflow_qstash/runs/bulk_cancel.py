@@ -10,7 +10,7 @@ finds nothing (a finished action is always followed by one: it catches messages 
 or an action that reports them processed and left them). On a bulk action server ``cancelled`` counts the
 messages confirmed gone: the drop of the matching ``total`` from one action to the next, not the
 ``processed`` the server reports; rounds that leave as much as the round before (the same non-zero
-``total`` again) stop the run after :data:`MAX_ROUNDS_WITHOUT_PROGRESS` of them.
+``total`` again) stop the run after :data:`~.common.MAX_ROUNDS_WITHOUT_PROGRESS` of them.
 
 :meth:`BulkCancelRun.steps` is a sans-IO procedure: the hook's ``drive`` sends its calls and takes its
 pauses::
@@ -20,41 +20,35 @@ pauses::
 
 It stops with :class:`QStashRunIncomplete` when ``max_batches`` is spent (messages may remain; a retry
 continues), when an action is not finished within ``action_timeout``, when rounds stop shrinking what is
-left, when a request fails for good, or when ``stop()`` is called (the task was killed).
+left, when a request fails for good, or when ``stop()`` is called (the task was killed). The stop flag, the
+bounded poll and the judgement on what is left are shared with the DLQ runs (:mod:`.common`); when to
+join a running action is :mod:`.join`. :func:`bulk_cancel_total` is the one-pass cancel of the hook's
+``bulk_cancel``.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_qstash.exceptions import QStashAPIError, QStashRunIncomplete
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, now_ms, parse_action_timeout, parse_bound, parse_count
+from airflow_qstash.inputs import parse_bound, parse_count
+from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX, ActionRun, Progress
+from airflow_qstash.runs.join import JOIN_CLOCK_SKEW_MS, resume_action_id, start_or_join
 
 if TYPE_CHECKING:
-    from airflow_qstash.protocol.messages import ActionStarted, BulkAction
+    from airflow_qstash.protocol.calls import Procedure
+    from airflow_qstash.protocol.messages import ActionStarted, BulkAction, BulkCancelAnswer
 
 #: Modes a run reports: which server generation answered.
 MODE_BATCHED = "batched"
 MODE_BULK_ACTION = "bulk_action"
-#: The first pause between polls of a bulk action; it grows by :data:`POLL_GROWTH` up to the ceiling.
-POLL_INITIAL = 1.0
-POLL_GROWTH = 1.5
-#: A finished bulk action with our filter, created at most this long before the run started (server and
-#: worker clocks differ), may be the one whose start answer was lost, and is joined.
-JOIN_CLOCK_SKEW_MS = 5 * 60 * 1000
-#: How many rounds in a row may leave as much as the round before (a bulk action finds the same non-zero
-#: ``total`` again; a DLQ page acts on nothing while the cursor stays) before a run stops as incomplete.
-#: Declared once, for the bulk-cancel and the DLQ runs.
-MAX_ROUNDS_WITHOUT_PROGRESS = 3
 
 
 @dataclass
-class BulkCancelRun:
+class BulkCancelRun(ActionRun):
     """
     Counters and the stop decision of one bulk-cancel job; it keeps totals, never message lists.
 
@@ -62,44 +56,31 @@ class BulkCancelRun:
     :param batch_size: messages per request (QStash's ``count``), 1..500; a bulk-action server ignores it.
     :param max_batches: the most rounds: on a server that honours ``count``, requests (each part of a long
         id list split to fit URLs counts); on today's hosted QStash, bulk actions followed. ``None``:
-        :data:`DEFAULT_MAX_REQUESTS`.
-    :param action_timeout: the longest one bulk action is followed, in seconds.
-    :param clock: the monotonic clock (tests replace it).
+        :data:`~airflow_qstash.inputs.DEFAULT_MAX_REQUESTS`.
+
+    The keywords of :class:`~airflow_qstash.runs.common.ActionRun` (``action_timeout``,
+    ``resume_action_ids``, ``on_action``, ``clock``) apply.
     """
 
     bulk_filter: BulkCancelFilter
     batch_size: Any
     max_batches: Any = None
-    action_timeout: Any = DEFAULT_ACTION_TIMEOUT
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     #: Messages confirmed gone (batched: the synchronous counts; bulk actions: the drop of ``total``).
     cancelled: int = 0
     #: Requests sent (batches, or bulk actions started or joined).
     batches: int = 0
-    rounds: int = 0
-    polls: int = 0
     #: What the last round selected: a batch's count, or the bulk actions' ``total``; 0 ends the run.
     last_selected: int | None = None
     #: What the last bulk action reported processed and no later round has confirmed gone yet.
     unconfirmed: int = 0
-    #: Rounds in a row that left as much as the round before.
-    stalled: int = 0
     mode: str | None = None
-    action_ids: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    started_ms: int = field(default_factory=now_ms)
-    #: Bulk actions an earlier try of this task started (from the task state store): the run re-attaches to
-    #: the last one by id before it starts any, and never joins any of them by filter again.
-    resume_action_ids: list[str] = field(default_factory=list)
-    #: Called with each bulk action's id before its first poll (the operator stores it), or ``None``.
-    on_action: Callable[[str], None] | None = field(default=None, repr=False)
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _action_total: int | None = field(default=None, repr=False)
+    #: What the bulk actions found left, round by round.
+    progress: Progress = field(default_factory=Progress, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.batch_size = parse_count(self.batch_size, "batch_size")
         self.max_batches = parse_bound(self.max_batches, "max_batches")
-        self.action_timeout = parse_action_timeout(self.action_timeout)
 
     @property
     def finished(self) -> bool:
@@ -109,29 +90,19 @@ class BulkCancelRun:
     @property
     def left(self) -> int | None:
         """Messages still matching at the last bulk action (its ``total``), ``None`` if not known."""
-        return self._action_total
+        return self.progress.left
 
     def wants_more(self) -> bool:
         """Whether to start another round; raises :class:`QStashRunIncomplete` when it must not but should."""
         if self.finished:
             return False
-        self._check_stop()
-        if self.max_batches is not None and self.batches >= self.max_batches:
-            raise self.incomplete(f"max_batches={self.max_batches} reached and the last round still found some")
+        self.check_before_request(self.batches, self.max_batches, "max_batches", "and the last round still found some")
         return True
-
-    def _check_stop(self) -> None:
-        if self._stop.is_set():
-            raise self.incomplete("stopped on request (task killed)")
-
-    def stop(self) -> None:
-        """Ask the loop to stop before its next request (thread-safe; ``on_kill`` calls it)."""
-        self._stop.set()
 
     # ----------------------------------------------------------------------- the procedure
 
     def steps(
-        self, base_url: str, *, poll_interval_max: float = 10.0, log: Any = None
+        self, base_url: str, *, poll_interval_max: float = DEFAULT_POLL_INTERVAL_MAX, log: Any = None
     ) -> Generator[Any, Any, dict[str, Any]]:
         """
         The whole job as a sans-IO procedure (see :mod:`airflow_qstash.protocol`); returns :meth:`summary`.
@@ -140,7 +111,7 @@ class BulkCancelRun:
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         :param log: a logger for progress lines, or ``None``.
         """
-        from airflow_qstash.protocol.messages import ActionStarted, bulk_cancel_requests, start_bulk_cancel
+        from airflow_qstash.protocol.messages import ActionStarted, bulk_cancel_requests
 
         requests = bulk_cancel_requests(self.bulk_filter, self.batch_size, base_url)
         yield from self._reattach(poll_interval_max, log)
@@ -148,11 +119,9 @@ class BulkCancelRun:
             batch_cancelled = 0
             actions: list[BulkAction] = []
             for params in requests:  # one, or a long id list split to fit URLs: each counts as a request
-                if self.max_batches is not None and self.batches >= self.max_batches:
-                    raise self.incomplete(f"max_batches={self.max_batches} reached in the middle of an id list")
-                self._check_stop()
+                self.check_before_request(self.batches, self.max_batches, "max_batches", "in the middle of an id list")
                 try:
-                    answer = yield from start_bulk_cancel(
+                    answer = yield from start_or_join(
                         params,
                         max_pause=poll_interval_max,
                         exclude=self.action_ids,
@@ -184,19 +153,15 @@ class BulkCancelRun:
             return
         total = sum(action.total for action in actions)
         processed = sum(action.processed for action in actions)
-        previous = self._action_total
-        if previous is not None:
-            self.cancelled += max(0, previous - total)
-            self.stalled = self.stalled + 1 if total > 0 and total >= previous else 0
-        self._action_total = total
+        self.cancelled += self.progress.record_left(total)
         self.unconfirmed = processed if total > 0 else 0
         self.last_selected = total + batch_cancelled
         if log is not None:
             log.info(*self.progress_line(actions))
-        if self.stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+        if self.progress.stuck:
             raise self.incomplete(
-                f"{self.stalled + 1} bulk actions in a row found {total} matching message(s) and left them (each "
-                f"reported {processed} processed, yet the next found as many): no progress; {total} message(s) "
+                f"{self.progress.stalled + 1} bulk actions in a row found {total} matching message(s) and left them "
+                f"(each reported {processed} processed, yet the next found as many): no progress; {total} message(s) "
                 "left"
             )
 
@@ -219,13 +184,10 @@ class BulkCancelRun:
         """
         from airflow_qstash.protocol.messages import ActionStarted
 
-        for action_id in self.resume_action_ids:
-            if action_id not in self.action_ids:
-                self.action_ids.append(action_id)
-        if not self.resume_action_ids:
+        action_id = resume_action_id(self.resume_action_ids, self.action_ids)
+        if action_id is None:
             return
-        action_id = self.resume_action_ids[-1]
-        self._check_stop()
+        self.check_stop()
         try:
             action = yield from self._follow(ActionStarted(action_id), poll_interval_max, log, reattached=True)
         except QStashAPIError as err:
@@ -244,14 +206,8 @@ class BulkCancelRun:
         self, started: ActionStarted, poll_interval_max: float, log: Any, *, reattached: bool = False
     ) -> Generator[Any, Any, BulkAction]:
         """Poll one bulk action until ``FINISHED``; return it as last read."""
-        from airflow_qstash.protocol.calls import Sleep
-        from airflow_qstash.protocol.messages import get_bulk_action
-
         self._set_mode(MODE_BULK_ACTION, log)
-        if started.action_id not in self.action_ids:
-            self.action_ids.append(started.action_id)
-        if self.on_action is not None:
-            self.on_action(started.action_id)
+        self.note_action(started.action_id)
         if log is not None:
             how = "started"
             if reattached:
@@ -259,32 +215,19 @@ class BulkCancelRun:
             elif started.joined:
                 how = "already running with this filter: joined"
             log.info("Round %d: bulk action %s %s; following it.", self.rounds + 1, started.action_id, how)
-        began = self.clock()
-        pause = min(POLL_INITIAL, poll_interval_max)
-        while True:
-            action: BulkAction = yield from get_bulk_action(started.action_id)
-            self.polls += 1
-            elapsed = self.clock() - began
+
+        def on_poll(action: BulkAction, elapsed: float) -> None:
             if log is not None:
                 log.info(*self.poll_line(action, elapsed))
-            if action.finished:
-                return action
-            self._check_stop()
-            if elapsed + pause > self.action_timeout:
-                raise self.incomplete(
-                    f"bulk action {action.action_id} still IN_PROGRESS ({action.processed} of {action.total}) "
-                    f"after {elapsed:.0f} s, past action_timeout={self.action_timeout:g} s; it goes on in QStash, "
-                    "and running the task again joins it"
-                )
-            yield Sleep(pause)
-            pause = min(pause * POLL_GROWTH, poll_interval_max)
+
+        return (yield from self.poll_action(started.action_id, poll_interval_max, on_poll))
 
     # ----------------------------------------------------------------------- reporting
 
     @property
     def rate(self) -> float:
         """Messages cancelled per second so far."""
-        return self.cancelled / max(time.monotonic() - self.started, 1e-9)
+        return self.per_second(self.cancelled)
 
     def progress_line(self, actions: list[BulkAction] | None = None) -> tuple[Any, ...]:
         """A %-style log line and its arguments for the round just recorded: a batch, or bulk actions."""
@@ -347,12 +290,9 @@ class BulkCancelRun:
             "rounds": self.rounds,
             "mode": self.mode or MODE_BATCHED,
             "action_ids": list(self.action_ids),
-            "left": self._action_total,
+            "left": self.left,
             "unconfirmed": self.unconfirmed,
-            "from_date": self.bulk_filter.from_date,
-            "to_date": self.bulk_filter.to_date,
-            "filters": self.bulk_filter.describe(),
-            "duration_seconds": round(time.monotonic() - self.started, 3),
+            **self.window_summary(self.bulk_filter),
         }
 
     def done_text(self) -> str:
@@ -370,8 +310,8 @@ class BulkCancelRun:
             so_far = f"So far {self.done_text()}"
             if self.unconfirmed:
                 so_far += f"; the last action reports {self.unconfirmed} more processed, not yet confirmed gone"
-            if self._action_total:
-                so_far += f"; {self._action_total} message(s) matched at the last round"
+            if self.left:
+                so_far += f"; {self.left} message(s) matched at the last round"
         else:
             so_far = f"Cancelled {self.done_text()} so far"
         return QStashRunIncomplete(
@@ -379,3 +319,23 @@ class BulkCancelRun:
             "(already-cancelled messages are gone).",
             self.summary(),
         )
+
+
+def bulk_cancel_total(bulk_filter: BulkCancelFilter, count: int | None, base_url: str) -> Procedure[BulkCancelAnswer]:
+    """
+    One bulk cancel as the hook's ``bulk_cancel`` makes it, in one pass (no rounds): the ids split into as
+    many synchronous requests as the URL length needs (their counts added), or one filter cancel, which
+    joins an identical running one (:func:`~airflow_qstash.runs.join.start_or_join`).
+    """
+    from airflow_qstash.protocol.messages import ActionStarted, BatchCancelled, bulk_cancel_requests
+
+    requests = bulk_cancel_requests(bulk_filter, count, base_url)
+    total = 0
+    for params in requests:
+        answer = yield from start_or_join(params)
+        if isinstance(answer, ActionStarted):
+            if len(requests) != 1:
+                raise QStashAPIError("QStash answered a split message_ids cancel with a bulk action.")
+            return answer
+        total += answer.cancelled
+    return BatchCancelled(total)

@@ -35,50 +35,96 @@ The first 404 of a run is checked with one ``GET /v2/dlq``, so a base URL withou
 of passing as "all vanished".
 
 It ends: every request (listing included) counts against ``max_requests`` (default
-:data:`DEFAULT_MAX_REQUESTS`), a listing cursor seen twice stops the run, and repeated 404s are bounded.
+:data:`~airflow_qstash.inputs.DEFAULT_MAX_REQUESTS`), a listing cursor seen twice stops the run, and
+repeated 404s are bounded. The stop flag, the request bound, the bounded poll of a bulk action and the
+judgement on what is left are shared with the bulk cancel (:mod:`.common`); the listing of the selected
+entries (:class:`DLQListing`) with the dry run (:mod:`.dlq_preview`).
 
 Nothing here imports an HTTP client: the operator module imports this one at DAG parse time.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Generator, Iterable
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import DELETE, RETRY, DLQFilter, build_dlq_filter, refuse_rejected_filters
-from airflow_qstash.inputs import (
-    DLQ_MAX_COUNT,
-    parse_action_timeout,
-    parse_bound,
-    parse_count,
-    retry_overrides,
-    shown_overrides,
-)
-from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS, POLL_GROWTH, POLL_INITIAL
+from airflow_qstash.exceptions import DLQEndpointsMissing, QStashAPIError, QStashInputError, QStashRunIncomplete, redact
+from airflow_qstash.filters import DELETE, RETRY, DLQFilter
+from airflow_qstash.inputs import DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides, shown_overrides
+from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX, ActionRun, Progress, Run
+from airflow_qstash.runs.join import joined_by_server, resume_action_id
 
 if TYPE_CHECKING:
-    from airflow_qstash.protocol.dlq import DLQRetried
+    from airflow_qstash.protocol.dlq import DLQActionStarted, DLQPage, DLQRetried
+    from airflow_qstash.protocol.messages import BulkAction
 
 #: Which API a run used (the summary's ``mode``): today's async bulk actions (a filter run), today's
 #: ``/multi`` and single-id endpoints (a ``dlq_ids`` run), or the deprecated paging API (an older server).
 MODE_BULK_ACTION = "bulk_action"
 MODE_MULTI = "multi"
 MODE_PAGED = "paged"
-#: The ceiling of the pause between polls of a bulk action when the caller gives none (the connection's
-#: ``poll_interval_max`` default).
-DEFAULT_POLL_INTERVAL_MAX = 10.0
 #: How many new message ids a retry run reports in its summary; above that only their count.
 MAX_REPORTED_MESSAGE_IDS = 1_000
+
+
+# --------------------------------------------------------------------------- the listing
+
+
+class DLQListing(Run):
+    """
+    The listing a DLQ run (:meth:`DLQRun.collect`) and its dry run (:class:`~.dlq_preview.DLQPreview`)
+    read: ``GET /v2/dlq`` pages of 100 with the filters the listing takes, following the cursor; each page
+    counts against ``max_requests``, and a cursor seen twice stops the run. ``flowControlKey``, which the
+    listing does not take, is matched on each listed entry (:meth:`listed`).
+    """
+
+    dlq_filter: DLQFilter
+    max_requests: int
+    requests: int
+    list_requests: int
+
+    def list_pages(self, on_page: Callable[[DLQPage], bool], doing: Callable[[], str]) -> Generator[Any, Any, None]:
+        """
+        Read the pages until the cursor ends or ``on_page`` (given each page) returns true; ``doing`` says,
+        when the bound is spent, what the run was doing.
+        """
+        from airflow_qstash.protocol.dlq import DLQ_LIST_UNSUPPORTED, list_dlq_page
+
+        params = [
+            (name, value) for name, value in self.dlq_filter.to_query_params() if name not in DLQ_LIST_UNSUPPORTED
+        ]
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            self.check_before_request(self.requests, self.max_requests, "max_requests", doing())
+            try:
+                page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
+            except QStashAPIError as err:
+                raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
+            self.requests += 1
+            self.list_requests += 1
+            if on_page(page) or page.cursor is None:
+                return
+            if page.cursor in seen:
+                raise self.incomplete(
+                    f"GET /v2/dlq answered the cursor {redact(page.cursor, limit=60)!r} twice while listing"
+                )
+            seen.add(page.cursor)
+            cursor = page.cursor
+
+    def listed(self, page: DLQPage) -> Iterator[dict[str, Any]]:
+        """The entries of a page that the filter selects (``flow_control_keys`` matched here)."""
+        keys = set(self.dlq_filter.flow_control_keys)
+        return (entry for entry in page.messages if not keys or entry.get("flowControlKey") in keys)
+
+
 # --------------------------------------------------------------------------- the runs
 
 
 @dataclass
-class DLQRun(ABC):
+class DLQRun(ActionRun, DLQListing):
     """
     Counters and the stop decision of one DLQ delete or retry run. A filter run keeps the ``dlqId`` of
     every entry it selected when it started (:meth:`collect`): about 130 bytes each (a 36-character id as
@@ -89,11 +135,15 @@ class DLQRun(ABC):
     :param dlq_filter: what the run selects.
     :param max_requests: the most requests (every request counts: the listing pages, the parts a long id
         list is split into, and the ones sent again after a 404).
+
+    The keywords of :class:`~airflow_qstash.runs.common.ActionRun` (``action_timeout``,
+    ``resume_action_ids``, ``on_action``, ``clock``) apply.
     """
 
     ACTION: ClassVar[str]
-    #: The summary key of the main count (``deleted``/``retried``).
+    #: The summary key of the main count (``deleted``/``retried``), and the action as a doing.
     DONE_KEY: ClassVar[str]
+    ACTING: ClassVar[str]
 
     dlq_filter: DLQFilter
     max_requests: Any = None
@@ -102,48 +152,43 @@ class DLQRun(ABC):
     selected: int = 0
     #: ``GET /v2/dlq`` pages read to collect them.
     list_requests: int = 0
-    #: The longest one bulk action is followed, in seconds (``None``: the bulk cancel's default).
-    action_timeout: Any = None
     #: Which API the run used: :data:`MODE_BULK_ACTION`, :data:`MODE_MULTI` or :data:`MODE_PAGED`.
     mode: str | None = None
-    #: The bulk actions followed (started or joined), in order.
-    action_ids: list[str] = field(default_factory=list)
-    #: Bulk actions followed to ``FINISHED``, and the ``GET /v2/bulkActions/{id}`` polls (bounded by
-    #: ``action_timeout``, not counted in ``requests``).
-    rounds: int = 0
-    polls: int = 0
     #: Requests that found an older server (404 on today's endpoints) before the run fell back to paging.
     detection_requests: int = 0
-    started: float = field(default_factory=time.monotonic)
-    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    #: Bulk actions an earlier try of this task started (from the task state store): a filter run
-    #: re-attaches to the last one by id before it starts any.
-    resume_action_ids: list[str] = field(default_factory=list)
-    #: Called with each bulk action's id before its first poll (the operator stores it), or ``None``.
-    on_action: Callable[[str], None] | None = field(default=None, repr=False)
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.dlq_filter, DLQFilter):
             raise QStashInputError(f"dlq_filter must be a DLQFilter, not {type(self.dlq_filter).__name__}.")
         self.max_requests = parse_bound(self.max_requests, "max_requests")
-        self.action_timeout = parse_action_timeout(self.action_timeout)
+        super().__post_init__()
 
     @property
     @abstractmethod
     def done(self) -> int:
         """Entries deleted or retried so far."""
 
-    def stop(self) -> None:
-        """Ask the run to stop before its next request (thread-safe; ``on_kill`` calls it)."""
-        self._stop.set()
+    def _before_request(self, doing: str = "with entries possibly left") -> None:
+        self.check_before_request(self.requests, self.max_requests, "max_requests", doing)
 
-    def _before_request(self, doing: str = "") -> None:
-        if self._stop.is_set():
-            raise self.incomplete("stopped on request (task killed)")
-        if self.requests >= self.max_requests:
-            raise self.incomplete(f"max_requests={self.max_requests} reached {doing or 'with entries possibly left'}")
+    def _send(
+        self, procedure: Generator[Any, Any, Any], what: str = "request", doing: str = "with entries possibly left"
+    ) -> Generator[Any, Any, Any]:
+        """
+        One counted request within the bound: its answer, or the run stopped as incomplete naming ``what``
+        failed. A 404 that tells an older server (:class:`~airflow_qstash.exceptions.DLQEndpointsMissing`)
+        is counted and passed on: the run falls back to paging.
+        """
+        self._before_request(doing)
+        try:
+            answer = yield from procedure
+        except DLQEndpointsMissing:
+            self.requests += 1
+            raise
+        except QStashAPIError as err:
+            raise self.incomplete(f"{what} {self.requests + 1} failed: {err}") from err
+        self.requests += 1
+        return answer
 
     @abstractmethod
     def options(self) -> dict[str, Any]:
@@ -163,8 +208,6 @@ class DLQRun(ABC):
         :param log: a logger for progress lines, or ``None``.
         :param poll_interval_max: the ceiling of the pause between polls of a bulk action, in seconds.
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
-
         if self.mode != MODE_PAGED:
             try:
                 if self.dlq_filter.dlq_ids:
@@ -189,7 +232,7 @@ class DLQRun(ABC):
                     )
         return (yield from self._paged_steps(base_url, log=log))
 
-    def _reset_detection(self) -> None:  # noqa: B027 -- a hook with nothing to do for a delete
+    def _reset_detection(self) -> None:  # a hook with nothing to do for a delete
         """Forget what the detecting requests counted (a retry's 404 counters)."""
 
     @abstractmethod
@@ -227,34 +270,29 @@ class DLQRun(ABC):
         and entries that fail after it started are left for the next run. What is done is the drop of the
         action's ``total`` from one round to the next (never the ``processed`` the server reports); rounds
         that leave as much as the one before stop the run after
-        :data:`~airflow_qstash.runs.bulk_cancel.MAX_ROUNDS_WITHOUT_PROGRESS`. "Identical filters submitted while an
+        :data:`~airflow_qstash.runs.common.MAX_ROUNDS_WITHOUT_PROGRESS`. "Identical filters submitted while an
         action is already in-progress return the existing action": a re-run or retried task follows that
         one (the log says "joined" when its ``createdAt`` is before this run started).
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
         from airflow_qstash.protocol.dlq import dlq_requests, start_dlq_action
 
         endpoint = self._bulk_endpoint()
         params = dlq_requests(self.dlq_filter, endpoint, base_url)[0]
-        previous: int | None = None
-        stalled = 0
+        progress = Progress()
         resumed = yield from self._reattach(poll_interval_max, log)
         if resumed is not None:
             self.mode = MODE_BULK_ACTION
             self.rounds += 1
-            self.selected = previous = resumed.total
+            self.selected = resumed.total
+            progress.record_left(resumed.total)
             if resumed.total == 0:
                 return
         while True:
-            self._before_request("before starting the next bulk action")
-            try:
-                started = yield from start_dlq_action(endpoint, params, self._action_headers())
-            except DLQEndpointsMissing:
-                self.requests += 1
-                raise
-            except QStashAPIError as err:
-                raise self.incomplete(f"bulk action request {self.requests + 1} failed: {err}") from err
-            self.requests += 1
+            started = yield from self._send(
+                start_dlq_action(endpoint, params, self._action_headers()),
+                "bulk action request",
+                "before starting the next bulk action",
+            )
             if self.mode is None and log is not None:
                 log.info(
                     "This QStash runs DLQ %ss as background bulk actions: each round is one bulk action over "
@@ -266,12 +304,9 @@ class DLQRun(ABC):
             action = yield from self._follow(started, poll_interval_max, log)
             self.rounds += 1
             total = action.total
-            if previous is None:
+            if progress.left is None:
                 self.selected = total
-            else:
-                self._add_done(max(0, previous - total))
-                stalled = stalled + 1 if total > 0 and total >= previous else 0
-            previous = total
+            self._add_done(progress.record_left(total))
             if log is not None:
                 log.info(
                     "DLQ %s round %d: bulk action %s FINISHED, %d matching at its start, %d reported processed "
@@ -286,13 +321,13 @@ class DLQRun(ABC):
                 )
             if total == 0:
                 return
-            if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
+            if progress.stuck:
                 raise self.incomplete(
-                    f"{stalled + 1} bulk actions in a row found {total} matching entr"
+                    f"{progress.stalled + 1} bulk actions in a row found {total} matching entr"
                     f"{'y' if total == 1 else 'ies'} and left them (no progress)"
                 )
 
-    def _reattach(self, poll_interval_max: float, log: Any) -> Generator[Any, Any, Any]:
+    def _reattach(self, poll_interval_max: float, log: Any) -> Generator[Any, Any, BulkAction | None]:
         """
         Re-attach to the last bulk action an earlier try started (:attr:`resume_action_ids`), by id, and
         follow it to ``FINISHED`` as this run's first round (no start is sent for it); ``None`` when there is
@@ -302,12 +337,9 @@ class DLQRun(ABC):
         from airflow_qstash.protocol.dlq import DLQActionStarted
         from airflow_qstash.protocol.messages import get_bulk_action
 
-        for action_id in self.resume_action_ids:
-            if action_id not in self.action_ids:
-                self.action_ids.append(action_id)
-        if not self.resume_action_ids:
+        action_id = resume_action_id(self.resume_action_ids, self.action_ids)
+        if action_id is None:
             return None
-        action_id = self.resume_action_ids[-1]
         try:
             yield from get_bulk_action(action_id)
         except QStashAPIError as err:
@@ -321,19 +353,11 @@ class DLQRun(ABC):
         return (yield from self._follow(DLQActionStarted(action_id), poll_interval_max, log, reattached=True))
 
     def _follow(
-        self, started: Any, poll_interval_max: float, log: Any, *, reattached: bool = False
-    ) -> Generator[Any, Any, Any]:
+        self, started: DLQActionStarted, poll_interval_max: float, log: Any, *, reattached: bool = False
+    ) -> Generator[Any, Any, BulkAction]:
         """Poll one bulk action (``GET /v2/bulkActions/{actionId}``) until ``FINISHED``; return it as last read."""
-        from airflow_qstash.protocol.calls import Sleep
-        from airflow_qstash.protocol.messages import get_bulk_action
-
-        joined = started.action_id in self.action_ids or (
-            started.created_at is not None and started.created_at < self.started_ms
-        )
-        if started.action_id not in self.action_ids:
-            self.action_ids.append(started.action_id)
-        if self.on_action is not None:
-            self.on_action(started.action_id)
+        joined = joined_by_server(started.action_id, started.created_at, self.action_ids, self.started_ms)
+        self.note_action(started.action_id)
         if log is not None:
             how = "started (QStash returns an identical running action under its own id)"
             if reattached:
@@ -347,15 +371,8 @@ class DLQRun(ABC):
                 started.action_id,
                 how,
             )
-        began = self.clock()
-        pause = min(POLL_INITIAL, poll_interval_max)
-        while True:
-            try:
-                action = yield from get_bulk_action(started.action_id)
-            except QStashAPIError as err:
-                raise self.incomplete(f"reading bulk action {started.action_id} failed: {err}") from err
-            self.polls += 1
-            elapsed = self.clock() - began
+
+        def on_poll(action: BulkAction, elapsed: float) -> None:
             if log is not None:
                 log.info(
                     "DLQ %s bulk action %s: %s, %d of %d processed (%.0f s).",
@@ -366,18 +383,15 @@ class DLQRun(ABC):
                     action.total,
                     elapsed,
                 )
-            if action.finished:
-                return action
-            if self._stop.is_set():
-                raise self.incomplete("stopped on request (task killed); the bulk action goes on in QStash")
-            if elapsed + pause > self.action_timeout:
-                raise self.incomplete(
-                    f"bulk action {action.action_id} still {action.state} ({action.processed} of {action.total}) "
-                    f"after {elapsed:.0f} s, past action_timeout={self.action_timeout:g} s; it goes on in QStash, "
-                    "and running the task again joins it"
+
+        try:
+            return (
+                yield from self.poll_action(
+                    started.action_id, poll_interval_max, on_poll, stop_note="; the bulk action goes on in QStash"
                 )
-            yield Sleep(pause)
-            pause = min(pause * POLL_GROWTH, poll_interval_max)
+            )
+        except QStashAPIError as err:
+            raise self.incomplete(f"reading bulk action {started.action_id} failed: {err}") from err
 
     #: How many ids one action request carries (the delete's ``batch_size``; 100 for a retry).
     def _per_request(self) -> int:
@@ -391,46 +405,30 @@ class DLQRun(ABC):
         on each listed entry's ``flowControlKey``. An entry without a usable ``dlqId`` (text without a
         comma, which QStash would read as two ids) stops the run: acting on it could act on another.
         """
-        from airflow_qstash.protocol.dlq import DLQ_LIST_UNSUPPORTED, list_dlq_page
-
         if self.dlq_filter.dlq_ids:
             self.selected = len(self.dlq_filter.dlq_ids)
             return self.dlq_filter.dlq_ids
-        params = [
-            (name, value) for name, value in self.dlq_filter.to_query_params() if name not in DLQ_LIST_UNSUPPORTED
-        ]
-        keys = set(self.dlq_filter.flow_control_keys)
         ids: dict[str, None] = {}
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            self._before_request(
+
+        def on_page(page: DLQPage) -> bool:
+            for entry in self.listed(page):
+                dlq_id = entry.get("dlqId")
+                if not isinstance(dlq_id, str) or not dlq_id.strip() or "," in dlq_id:
+                    raise self.incomplete(
+                        f"GET /v2/dlq listed an entry without a usable dlqId ({redact(str(dlq_id), limit=60)!r}); "
+                        "nothing was acted on"
+                    )
+                ids[dlq_id] = None
+            return False
+
+        def doing() -> str:
+            return (
                 f"while listing the entries to act on ({len(ids)} listed in {self.list_requests} request(s), nothing "
                 f"acted on yet; a run needs a listing request per 100 selected entries plus its action requests: "
                 "raise max_requests, or narrow the filters)"
             )
-            try:
-                page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
-            except QStashAPIError as err:
-                raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
-            self.requests += 1
-            self.list_requests += 1
-            for entry in page.messages:
-                if keys and entry.get("flowControlKey") not in keys:
-                    continue
-                dlq_id = entry.get("dlqId")
-                if not isinstance(dlq_id, str) or not dlq_id.strip() or "," in dlq_id:
-                    raise self.incomplete(
-                        f"GET /v2/dlq listed an entry without a usable dlqId ({str(dlq_id)[:60]!r}); nothing "
-                        "was acted on"
-                    )
-                ids[dlq_id] = None
-            if page.cursor is None:
-                break
-            if page.cursor in seen:
-                raise self.incomplete(f"GET /v2/dlq answered the cursor {page.cursor[:60]!r} twice while listing")
-            seen.add(page.cursor)
-            cursor = page.cursor
+
+        yield from self.list_pages(on_page, doing)
         self.selected = len(ids)
         if log is not None:
             log.info(
@@ -442,6 +440,25 @@ class DLQRun(ABC):
                 self.list_requests,
             )
         return ids.keys()
+
+    def _judge_page(self, progress: Progress, sent: str | None, answered: str, acted: int) -> None:
+        """
+        A paging answer that acted on nothing and handed back the cursor it was sent stalls; after
+        :data:`~airflow_qstash.runs.common.MAX_ROUNDS_WITHOUT_PROGRESS` in a row the run stops, naming
+        what may be left.
+        """
+        progress.note(answered != sent or acted > 0)
+        if progress.stuck:
+            raise self.incomplete(
+                f"QStash answered the same cursor {redact(str(sent), limit=60)!r} {progress.stalled + 1} times in a "
+                f"row without {self.ACTING}: no progress; {self.left} of the {self.selected} "
+                "selected entries may be left"
+            )
+
+    @property
+    def left(self) -> int:
+        """Selected entries not known to be done (nor gone)."""
+        return self.selected - self.done
 
     def _progress(self, log: Any, in_request: int, cursor: str | None) -> None:
         if log is not None:
@@ -460,7 +477,7 @@ class DLQRun(ABC):
     @property
     def rate(self) -> float:
         """Entries per second so far."""
-        return self.done / max(time.monotonic() - self.started, 1e-9)
+        return self.per_second(self.done)
 
     def summary(self) -> dict[str, Any]:
         """
@@ -473,10 +490,7 @@ class DLQRun(ABC):
             "requests": self.requests,
             "selected": self.selected,
             "list_requests": self.list_requests,
-            "from_date": self.dlq_filter.from_date,
-            "to_date": self.dlq_filter.to_date,
-            "filters": self.dlq_filter.describe(),
-            "duration_seconds": round(time.monotonic() - self.started, 3),
+            **self.window_summary(self.dlq_filter),
             "mode": self.mode,
             "action_ids": list(self.action_ids),
             "rounds": self.rounds,
@@ -508,6 +522,7 @@ class DLQDeleteRun(DLQRun):
 
     ACTION: ClassVar[str] = DELETE
     DONE_KEY: ClassVar[str] = "deleted"
+    ACTING: ClassVar[str] = "deleting"
 
     batch_size: Any = DLQ_MAX_COUNT
     deleted: int = 0
@@ -528,32 +543,20 @@ class DLQDeleteRun(DLQRun):
 
     def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
         """
-        ``DELETE /v2/dlq/multi?dlqIds=...`` (at most :data:`~airflow_qstash.protocol.endpoints.DLQ_MULTI_MAX_IDS` ids a
+        ``DELETE /v2/dlq/multi?dlqIds=...`` (at most :data:`~airflow_qstash.inputs.DLQ_MAX_COUNT` ids a
         part, URLs within bounds; each part counts as a request), or ``DELETE /v2/dlq/{dlqId}`` for one id.
         ``batch_size`` does not apply (it is the paging API's ``count``).
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
-        from airflow_qstash.protocol.dlq import dlq_delete_multi, dlq_delete_one, dlq_multi_requests
+        from airflow_qstash.protocol.dlq import dlq_delete_multi, dlq_delete_one, dlq_id_requests
         from airflow_qstash.protocol.endpoints import DLQ_DELETE_MULTI
 
         ids = list(self.dlq_filter.dlq_ids)
         self.selected = len(ids)
         parts: Iterable[list[tuple[str, str]]] = (
-            [[("dlqIds", ids[0])]] if len(ids) == 1 else dlq_multi_requests(ids, DLQ_DELETE_MULTI, base_url)
+            [[("dlqIds", ids[0])]] if len(ids) == 1 else dlq_id_requests(ids, DLQ_DELETE_MULTI, base_url)
         )
         for part in parts:
-            self._before_request()
-            try:
-                if len(ids) == 1:
-                    count = yield from dlq_delete_one(part[0][1])
-                else:
-                    count = yield from dlq_delete_multi(part)
-            except DLQEndpointsMissing:
-                self.requests += 1
-                raise
-            except QStashAPIError as err:
-                raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
-            self.requests += 1
+            count = yield from self._send(dlq_delete_one(part[0][1]) if len(ids) == 1 else dlq_delete_multi(part))
             self.mode = MODE_MULTI
             self.deleted += count
             self._progress(log, count, None)
@@ -568,25 +571,14 @@ class DLQDeleteRun(DLQRun):
         ids = yield from self.collect(log)
         for params in dlq_id_requests(ids, DLQ_DELETE, base_url, self._per_request()):
             cursor: str | None = None
-            stalled = 0
+            progress = Progress()
             while True:
-                self._before_request()
-                try:
-                    answer = yield from dlq_delete_page(params, cursor, self.batch_size)
-                except QStashAPIError as err:
-                    raise self.incomplete(f"request {self.requests + 1} failed: {err}") from err
-                self.requests += 1
+                answer = yield from self._send(dlq_delete_page(params, cursor, self.batch_size))
                 self.deleted += answer.deleted
                 self._progress(log, answer.deleted, answer.cursor)
                 if answer.cursor is None:
                     break
-                stalled = stalled + 1 if answer.cursor == cursor and answer.deleted == 0 else 0
-                if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
-                    raise self.incomplete(
-                        f"QStash answered the same cursor {cursor!r} {stalled + 1} times in a row without deleting: "
-                        f"no progress; {self.selected - self.deleted} of the {self.selected} selected entries may be "
-                        "left"
-                    )
+                self._judge_page(progress, cursor, answer.cursor, answer.deleted)
                 cursor = answer.cursor
         return self.summary()
 
@@ -611,6 +603,7 @@ class DLQRetryRun(DLQRun):
 
     ACTION: ClassVar[str] = RETRY
     DONE_KEY: ClassVar[str] = "retried"
+    ACTING: ClassVar[str] = "retrying"
 
     headers: tuple[tuple[str, str], ...] = ()
     retried: int = 0
@@ -638,25 +631,29 @@ class DLQRetryRun(DLQRun):
     def _reset_detection(self) -> None:
         self.not_found_answers = 0
 
+    @property
+    def left(self) -> int:
+        return self.selected - self.retried - self.vanished
+
     def options(self) -> dict[str, Any]:
         return {"headers": [list(pair) for pair in self.headers], "action_timeout": self.action_timeout}
 
     def _id_steps(self, base_url: str, log: Any) -> Generator[Any, Any, None]:
         """
         ``POST /v2/dlq/retry/multi?dlqIds=...`` with the overrides (at most
-        :data:`~airflow_qstash.protocol.endpoints.DLQ_MULTI_MAX_IDS` ids a part, each part a request), one id to
+        :data:`~airflow_qstash.inputs.DLQ_MAX_COUNT` ids a part, each part a request), one id to
         ``POST /v2/dlq/retry/{dlqId}``; the new message ids are kept. A 404 (some ids gone) halves the part
         until the gone ids are found alone and skipped (``vanished``). The run's first 404 is told apart from
-        an older server with one ``GET /v2/bulkActions`` (see :func:`~airflow_qstash.protocol.dlq.has_bulk_actions`).
+        an older server with one ``GET /v2/bulkActions``
+        (see :func:`~airflow_qstash.protocol.dlq.has_bulk_actions`).
         """
-        from airflow_qstash.exceptions import DLQEndpointsMissing
-        from airflow_qstash.protocol.dlq import dlq_multi_requests, dlq_retry_multi, dlq_retry_one, has_bulk_actions
+        from airflow_qstash.protocol.dlq import dlq_id_requests, dlq_retry_multi, dlq_retry_one, has_bulk_actions
         from airflow_qstash.protocol.endpoints import DLQ_RETRY_MULTI
 
         ids = list(self.dlq_filter.dlq_ids)
         self.selected = len(ids)
         try:
-            for params in dlq_multi_requests(ids, DLQ_RETRY_MULTI, base_url):
+            for params in dlq_id_requests(ids, DLQ_RETRY_MULTI, base_url):
                 pending = [params]
                 while pending:
                     part = pending.pop()
@@ -683,13 +680,7 @@ class DLQRetryRun(DLQRun):
                         elif self.mode is None:
                             yield from self._confirm_dlq_api(err)
                         self.mode = MODE_MULTI
-                        if len(part) == 1:
-                            self.vanished += 1
-                            if log is not None:
-                                log.info("DLQ entry %s is no longer in the DLQ (404); skipped.", part[0][1])
-                            continue
-                        middle = len(part) // 2
-                        pending += [part[middle:], part[:middle]]
+                        pending += self._split_or_skip(part, log)
                         continue
                     self.requests += 1
                     self.mode = MODE_MULTI
@@ -718,7 +709,7 @@ class DLQRetryRun(DLQRun):
         from airflow_qstash.protocol.dlq import dlq_retry_page
 
         cursor: str | None = None
-        stalled = 0
+        progress = Progress()
         while True:
             self._before_request()
             try:
@@ -736,13 +727,7 @@ class DLQRetryRun(DLQRun):
             self._progress(log, len(answer.message_ids), answer.cursor)
             if answer.cursor is None:
                 return
-            stalled = stalled + 1 if answer.cursor == cursor and not answer.message_ids else 0
-            if stalled >= MAX_ROUNDS_WITHOUT_PROGRESS:
-                raise self.incomplete(
-                    f"QStash answered the same cursor {cursor!r} {stalled + 1} times in a row without retrying: no "
-                    f"progress; {self.selected - self.retried - self.vanished} of the {self.selected} selected "
-                    "entries may be left"
-                )
+            self._judge_page(progress, cursor, answer.cursor, len(answer.message_ids))
             cursor = answer.cursor
 
     def _retry_ids(self, params: list[tuple[str, str]], log: Any) -> Generator[Any, Any, None]:
@@ -753,13 +738,20 @@ class DLQRetryRun(DLQRun):
             try:
                 yield from self._pages(part, log)
             except _NotFound:
-                if len(part) == 1:
-                    self.vanished += 1
-                    if log is not None:
-                        log.info("DLQ entry %s is no longer in the DLQ (404); skipped.", part[0][1])
-                    continue
-                middle = len(part) // 2
-                pending += [part[middle:], part[:middle]]
+                pending += self._split_or_skip(part, log)
+
+    def _split_or_skip(self, part: list[tuple[str, str]], log: Any) -> list[list[tuple[str, str]]]:
+        """
+        After a 404 on ``part``: its halves to try next (the first half last, so it is popped first), or, for
+        one id, nothing: that entry is gone (counted in ``vanished``) and skipped.
+        """
+        if len(part) > 1:
+            middle = len(part) // 2
+            return [part[middle:], part[:middle]]
+        self.vanished += 1
+        if log is not None:
+            log.info("DLQ entry %s is no longer in the DLQ (404); skipped.", part[0][1])
+        return []
 
     def _confirm_dlq_api(self, err: Exception) -> Generator[Any, Any, None]:
         """
@@ -816,21 +808,3 @@ def make_run(action: str, dlq_filter: DLQFilter, **options: Any) -> DLQRun:
     if action == RETRY:
         return DLQRetryRun(dlq_filter, **options)
     raise QStashInputError(f"action must be {DELETE!r} or {RETRY!r}, not {action!r}.")
-
-
-__all__ = [
-    "DEFAULT_POLL_INTERVAL_MAX",
-    "DELETE",
-    "MAX_REPORTED_MESSAGE_IDS",
-    "MODE_BULK_ACTION",
-    "MODE_MULTI",
-    "MODE_PAGED",
-    "RETRY",
-    "DLQDeleteRun",
-    "DLQFilter",
-    "DLQRetryRun",
-    "DLQRun",
-    "build_dlq_filter",
-    "make_run",
-    "refuse_rejected_filters",
-]

@@ -8,23 +8,25 @@ filters and reports the count, the count per ``responseStatus`` and a sample of 
 ``DELETE`` or ``POST`` is sent. Every page counts against ``max_requests``, a cursor seen twice stops it,
 and so it ends. A ``dlq_ids`` run lists the DLQ and keeps the entries with those ids (``GET /v2/dlq``
 takes no ``dlqIds``), stopping as soon as all are found; ``flow_control_keys`` is matched on each
-listed entry, as the real run does.
+listed entry, as the real run does: the listing is the run's own (:class:`~.dlq.DLQListing`).
 
 Nothing here imports an HTTP client: the operator module imports this one at DAG parse time.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_qstash.exceptions import QStashRunIncomplete
+from airflow_qstash.exceptions import QStashRunIncomplete, redact
 from airflow_qstash.filters import DLQFilter
 from airflow_qstash.inputs import parse_bound
+from airflow_qstash.runs.dlq import DELETE, DLQListing
+
+if TYPE_CHECKING:
+    from airflow_qstash.protocol.dlq import DLQPage
 
 #: The most entries a dry run shows (ids, URLs); the counts cover every selected entry.
 PREVIEW_SAMPLE_SIZE = 20
@@ -35,8 +37,6 @@ MAX_STATUS_KEYS = 100
 
 
 def _text(value: Any) -> str | None:
-    from airflow_qstash.exceptions import redact
-
     if value is None:
         return None
     return redact(value if isinstance(value, str) else str(value), limit=PREVIEW_TEXT_LIMIT)
@@ -49,7 +49,7 @@ def _status(value: Any) -> str:
 
 
 @dataclass
-class DLQPreview:
+class DLQPreview(DLQListing):
     """
     A dry run of a DLQ delete or retry: what the filters select now, nothing acted on.
 
@@ -66,47 +66,20 @@ class DLQPreview:
     selected: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.max_requests = parse_bound(self.max_requests, "max_requests")
-
-    def stop(self) -> None:
-        """Stop before the next request (thread-safe; ``on_kill`` calls it)."""
-        self._stop.set()
 
     def steps(
         self, base_url: str = "", *, log: Any = None, poll_interval_max: float = 0.0
     ) -> Generator[Any, Any, dict[str, Any]]:
         """The listing as a sans-IO procedure; returns :meth:`summary` (``poll_interval_max``: unused, no polls)."""
-        from airflow_qstash.exceptions import QStashAPIError
-        from airflow_qstash.inputs import DLQ_MAX_COUNT
-        from airflow_qstash.protocol.dlq import DLQ_LIST_UNSUPPORTED, list_dlq_page
-
         wanted = set(self.dlq_filter.dlq_ids)
-        params = [
-            (name, value) for name, value in self.dlq_filter.to_query_params() if name not in DLQ_LIST_UNSUPPORTED
-        ]
-        keys = set(self.dlq_filter.flow_control_keys)
-        cursor: str | None = None
-        seen_cursors: set[str] = set()
         seen_ids: set[str] = set()
-        while True:
-            if self._stop.is_set():
-                raise self.incomplete("stopped on request (task killed)")
-            if self.requests >= self.max_requests:
-                raise self.incomplete(f"max_requests={self.max_requests} reached while listing")
-            try:
-                page = yield from list_dlq_page(params, cursor, DLQ_MAX_COUNT)
-            except QStashAPIError as err:
-                raise self.incomplete(f"listing request {self.list_requests + 1} failed: {err}") from err
-            self.requests += 1
-            self.list_requests += 1
-            for entry in page.messages:
+
+        def on_page(page: DLQPage) -> bool:
+            for entry in self.listed(page):
                 dlq_id = entry.get("dlqId")
-                if keys and entry.get("flowControlKey") not in keys:
-                    continue
                 if wanted and dlq_id not in wanted:
                     continue
                 if isinstance(dlq_id, str):
@@ -114,12 +87,9 @@ class DLQPreview:
                         continue
                     seen_ids.add(dlq_id)
                 self._count(entry)
-            if page.cursor is None or (wanted and wanted <= seen_ids):
-                break
-            if page.cursor in seen_cursors:
-                raise self.incomplete("GET /v2/dlq answered the same cursor twice while listing")
-            seen_cursors.add(page.cursor)
-            cursor = page.cursor
+            return bool(wanted) and wanted <= seen_ids
+
+        yield from self.list_pages(on_page, lambda: "while listing")
         summary = self.summary()
         if wanted:
             summary["not_found"] = len(wanted - seen_ids)
@@ -152,7 +122,7 @@ class DLQPreview:
         ``requests``/``list_requests``, the window (Unix ms), ``filters``, ``duration_seconds``; and the
         action's own count (``deleted``/``retried``) as 0: nothing was acted on.
         """
-        done_key = "deleted" if self.action == "delete" else "retried"
+        done_key = "deleted" if self.action == DELETE else "retried"
         return {
             "dry_run": True,
             "action": self.action,
@@ -163,10 +133,7 @@ class DLQPreview:
             "sample_limit": PREVIEW_SAMPLE_SIZE,
             "requests": self.requests,
             "list_requests": self.list_requests,
-            "from_date": self.dlq_filter.from_date,
-            "to_date": self.dlq_filter.to_date,
-            "filters": self.dlq_filter.describe(),
-            "duration_seconds": round(time.monotonic() - self.started, 3),
+            **self.window_summary(self.dlq_filter),
         }
 
     def incomplete(self, reason: str) -> QStashRunIncomplete:
@@ -205,6 +172,3 @@ def log_preview(log: Any, summary: dict[str, Any]) -> None:
         )
     if summary["selected"] > len(summary["sample"]):
         log.info("(a sample of %d of the %d selected entries)", len(summary["sample"]), summary["selected"])
-
-
-__all__ = ["PREVIEW_SAMPLE_SIZE", "DLQPreview", "log_preview"]

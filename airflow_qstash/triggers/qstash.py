@@ -18,7 +18,7 @@ class QStashBulkCancelTrigger(BaseTrigger):
     """
     Cancel in rounds until a round finds nothing left (a batch that cancels 0, or a bulk action whose
     ``total`` is 0), on the triggerer's event loop, then fire one event. Rounds that leave as much as the
-    one before stop the run after :data:`~airflow_qstash.runs.bulk_cancel.MAX_ROUNDS_WITHOUT_PROGRESS` (an
+    one before stop the run after :data:`~airflow_qstash.runs.common.MAX_ROUNDS_WITHOUT_PROGRESS` (an
     ``error`` event naming what is left).
 
     A round is a batch on a server that honours ``count``, or a bulk action followed to ``FINISHED`` with

@@ -34,6 +34,9 @@ def test_the_declared_contracts_cover_layers_circles_and_both_directions_of_inde
     assert {"airflow_qstash", "airflow_qstash.protocol", "airflow_qstash.runs"} <= set(
         by_type["acyclic_siblings"]["ancestors"]
     )
+    independent = {tuple(c["modules"]) for c in contracts if c["type"] == "independence"}
+    assert ("airflow_qstash.runs.bulk_cancel", "airflow_qstash.runs.dlq") in independent
+    assert ("airflow_qstash.protocol.messages", "airflow_qstash.protocol.dlq") in independent
     forbidden = {(c["source_modules"][0], c["forbidden_modules"][0]) for c in contracts if c["type"] == "forbidden"}
     assert forbidden == {("airflow_qstash", "qstash_emulator"), ("qstash_emulator", "airflow_qstash")}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, fields
-from urllib.parse import urlencode
 
 import pendulum
 import pytest
@@ -530,50 +529,6 @@ def test_filter_is_immutable():
     bulk_filter = BulkCancelFilter.build(labels="a")
     with pytest.raises(AttributeError):
         bulk_filter.labels = ()  # type: ignore[misc]
-
-
-# --------------------------------------------------------------------------- split_message_ids
-
-
-def _ids(n, width=28):
-    return [f"msg_{i:0{width}d}" for i in range(n)]
-
-
-def test_split_keeps_a_fitting_filter_whole():
-    bulk_filter = BulkCancelFilter.build(message_ids=_ids(3))
-    assert bulk_filter.split_message_ids(10_000) == [bulk_filter]
-    exact = len(urlencode(bulk_filter.to_query_params()))
-    assert bulk_filter.split_message_ids(exact) == [bulk_filter]
-    assert len(bulk_filter.split_message_ids(exact - 1)) == 2
-
-
-@pytest.mark.parametrize("limit", [200, 1000, 3900])
-def test_split_long_id_list_into_disjoint_parts_that_fit(limit):
-    ids = _ids(2000)
-    parts = BulkCancelFilter.build(message_ids=ids).split_message_ids(limit)
-    assert len(parts) > 1
-    for part in parts:
-        assert part.active_filters() == ["message_ids"]
-        assert 0 < len(urlencode(part.to_query_params())) <= limit
-    assert [message_id for part in parts for message_id in part.message_ids] == ids
-
-
-def test_split_counts_percent_encoding():
-    ids = [f"ü/{i:04d}&" for i in range(300)]  # each id grows from 8 to 16 characters when encoded
-    parts = BulkCancelFilter.build(message_ids=ids).split_message_ids(500)
-    assert all(len(urlencode(part.to_query_params())) <= 500 for part in parts)
-    assert [message_id for part in parts for message_id in part.message_ids] == ids
-
-
-def test_split_refuses_other_filters_that_do_not_fit():
-    bulk_filter = BulkCancelFilter.build(labels=[f"label-{i}" for i in range(100)])
-    with pytest.raises(QStashInputError, match="more than the 100"):
-        bulk_filter.split_message_ids(100)
-
-
-def test_split_refuses_one_id_longer_than_the_limit():
-    with pytest.raises(QStashInputError, match="too long"):
-        BulkCancelFilter.build(message_ids=["short", "x" * 200]).split_message_ids(100)
 
 
 # --------------------------------------------------------------------------- to_dict / from_dict

@@ -15,10 +15,11 @@ import pytest
 from airflow_qstash.config import RetryPolicy
 from airflow_qstash.exceptions import QStashActionConflict, QStashAPIError, QStashInputError, QStashRetryableError
 from airflow_qstash.filters import BulkCancelFilter
+from airflow_qstash.inputs import has_dot_segment
 from airflow_qstash.protocol import calls as protocol_calls
 from airflow_qstash.protocol import messages
 from airflow_qstash.protocol.answers import has_rate_limit_headers, rate_limit_wait, read_answer
-from airflow_qstash.protocol.calls import Call, Effect, Sleep
+from airflow_qstash.protocol.calls import Call, Effect, Sleep, filter_requests, split_ids
 from airflow_qstash.protocol.endpoints import (
     BULK_CANCEL,
     CANCEL_MESSAGE,
@@ -29,12 +30,10 @@ from airflow_qstash.protocol.endpoints import (
     path_segment,
 )
 from airflow_qstash.protocol.messages import (
-    CONFLICT_ATTEMPTS,
     ActionStarted,
     BatchCancelled,
     BulkAction,
     bulk_cancel_requests,
-    bulk_cancel_total,
     filter_key,
     get_bulk_action,
     list_bulk_actions,
@@ -42,6 +41,7 @@ from airflow_qstash.protocol.messages import (
     read_bulk_cancel_answer,
     start_bulk_cancel,
 )
+from airflow_qstash.runs.bulk_cancel import bulk_cancel_total
 
 BASE_URL = "https://qstash.test"
 POLICY = RetryPolicy()
@@ -296,6 +296,101 @@ def test_a_bad_count_is_refused_while_encoding(count):
         bulk_cancel_requests(BulkCancelFilter.build(labels="a"), count, BASE_URL)
 
 
+@pytest.mark.parametrize(
+    ("value", "dotted"),
+    [
+        *[(".", True), ("..", True), ("a/..", True), ("a\\.", True), ("%2e%2E", True), ("a/%2E/b", True)],
+        *[("a.b", False), ("...", False), ("msg_1", False), ("a/b", False), ("%2e%2e%2e", False)],
+    ],
+)
+def test_one_dot_segment_judgement_for_path_ids_and_filter_values(value, dotted):
+    """A path id and a filter value (``message_ids``) are judged by the same :func:`has_dot_segment`."""
+    assert has_dot_segment(value) is dotted
+    path_refused = filter_refused = False
+    try:
+        path_segment(value, "message_id")
+    except QStashInputError:
+        path_refused = True
+    try:
+        BulkCancelFilter.build(message_ids=[value])
+    except QStashInputError as err:
+        filter_refused = "dot segment" in str(err)
+    assert path_refused is filter_refused is dotted
+
+
+# --------------------------------------------------------------------------- the one id splitter
+
+
+def _ids(n, width=28):
+    return [f"msg_{i:0{width}d}" for i in range(n)]
+
+
+def _url(path, part):
+    return f"{BASE_URL}{path}?{urlencode(part)}"
+
+
+def test_split_ids_measures_the_url_as_sent_to_the_character():
+    ids = _ids(3)
+    exact = len(_url("/v2/messages", [("messageIds", i) for i in ids] + [("count", "500")]))
+    fits = split_ids("messageIds", ids, [("count", "500")], BASE_URL, "/v2/messages", reserve=MAX_URL_LENGTH - exact)
+    assert fits == [[*(("messageIds", i) for i in ids), ("count", "500")]]
+    parts = split_ids(
+        "messageIds", ids, [("count", "500")], BASE_URL, "/v2/messages", reserve=MAX_URL_LENGTH - exact + 1
+    )
+    assert len(parts) == 2
+
+
+@pytest.mark.parametrize("reserve", [0, 1000, 3700])
+def test_split_ids_makes_disjoint_parts_in_order_that_fit_with_the_params(reserve):
+    ids = _ids(2000)
+    params = [("count", "100"), ("async", "true")]
+    parts = split_ids("messageIds", ids, params, BASE_URL, "/v2/messages", reserve=reserve)
+    assert len(parts) > 1
+    for part in parts:
+        assert part[-2:] == params
+        assert len(_url("/v2/messages", part)) <= MAX_URL_LENGTH - reserve
+    assert [value for part in parts for name, value in part if name == "messageIds"] == ids
+
+
+def test_split_ids_counts_percent_encoding():
+    ids = [f"ü/{i:04d}&" for i in range(300)]  # each id grows from 8 to 16 characters when encoded
+    parts = split_ids("messageIds", ids, (), BASE_URL, "/v2/messages", reserve=MAX_URL_LENGTH - 500)
+    assert all(len(_url("/v2/messages", part)) <= 500 for part in parts)
+    assert [value for part in parts for _, value in part] == ids
+
+
+def test_split_ids_keeps_at_most_max_ids_a_part_and_no_ids_make_no_parts():
+    assert [len(part) for part in split_ids("dlqIds", [f"d{i}" for i in range(25)], (), BASE_URL, "/v2/dlq", 10)] == [
+        10,
+        10,
+        5,
+    ]
+    assert split_ids("dlqIds", [], (), BASE_URL, "/v2/dlq", 10) == []
+
+
+def test_split_ids_refuses_one_id_longer_than_a_url_naming_the_argument():
+    with pytest.raises(QStashInputError, match=r"message_ids value .xxx.*too long"):
+        split_ids("messageIds", ["short", "x" * 5000], (), BASE_URL, "/v2/messages", what="message_ids")
+
+
+def test_filter_requests_refuses_filters_that_do_not_fit_one_url():
+    bulk_filter = BulkCancelFilter.build(labels=[f"label-{i}-" + "y" * 40 for i in range(100)])
+    with pytest.raises(QStashInputError, match="more than the 4096"):
+        filter_requests(bulk_filter, BASE_URL, "/v2/messages")
+
+
+def test_both_callers_use_the_one_splitter():
+    """The bulk cancel's message ids and the DLQ's ids are split by :func:`split_ids`, nowhere else."""
+    from airflow_qstash.protocol import dlq
+
+    assert "split_message_ids" not in vars(BulkCancelFilter)
+    assert not hasattr(dlq, "_split_ids") and not hasattr(dlq, "dlq_multi_requests")
+    ids = _ids(1500)
+    assert bulk_cancel_requests(BulkCancelFilter.build(message_ids=ids), 500, BASE_URL) == split_ids(
+        "messageIds", ids, [("count", "500")], BASE_URL, BULK_CANCEL.path
+    )
+
+
 # --------------------------------------------------------------------------- comparing filters
 
 
@@ -454,62 +549,12 @@ def test_a_cancel_by_ids_is_not_conflict_aware():
     assert calls(effects)[0].conflict_aware is False
 
 
-def test_a_finished_action_is_joined_only_when_asked_and_recent_enough():
-    listing = {
-        "bulkActions": [
-            action("old", "FINISHED", createdAt=900),
-            action("recent", "FINISHED", createdAt=1_100),
-            action("newest", "FINISHED", createdAt=1_200),
-            action("excluded", "FINISHED", createdAt=1_300),
-        ]
-    }
-    # a 429 without rate-limit headers: our start was accepted, so the newest finished action is ours
-    got, effects = drive(start_bulk_cancel(PARAMS, not_before_ms=1_000, exclude=["excluded"]), [conflict(429), listing])
-    assert got == ActionStarted("newest", joined=True)
-    assert ("state", "IN_PROGRESS") not in calls(effects)[1].params  # finished ones are listed too
-    # without not_before_ms a finished action is never joined: the start is tried again
-    got, effects = drive(start_bulk_cancel(PARAMS), [conflict(429), listing, {"actionId": "fresh"}])
-    assert got == ActionStarted("fresh")
-
-
-def test_a_412_joins_only_a_running_action_never_a_finished_one():
-    """A 412 started nothing: a finished action with our filter may be an earlier run's, whose zero would
-    end this run with messages left."""
-    listing = {"bulkActions": [action("earlier-run", "FINISHED", createdAt=1_200)]}
-    got, effects = drive(
-        start_bulk_cancel(PARAMS, not_before_ms=1_000), [conflict(412), listing, {"actionId": "fresh"}]
-    )
-    assert got == ActionStarted("fresh")
-    assert ("state", "IN_PROGRESS") in calls(effects)[1].params
-
-
-def test_a_running_action_is_preferred_over_a_finished_one():
-    listing = {"bulkActions": [action("done", "FINISHED", createdAt=2_000), action("running", createdAt=1_500)]}
-    got, _ = drive(start_bulk_cancel(PARAMS, not_before_ms=1_000), [conflict(), listing])
-    assert got == ActionStarted("running", joined=True)
-
-
-def test_conflicts_with_nothing_to_join_are_tried_a_bounded_number_of_times():
-    replies: list[Reply] = []
-    for _ in range(CONFLICT_ATTEMPTS):
-        replies += [conflict(429), {"bulkActions": []}]
-    with pytest.raises(QStashAPIError, match=f"tried {CONFLICT_ATTEMPTS} times") as info:
-        drive(start_bulk_cancel(PARAMS, max_pause=3.0), replies)
-    assert info.value.http_status == 429
-
-
-def test_conflict_pauses_back_off_to_the_ceiling_and_come_between_the_starts():
-    replies: list[Reply] = []
-    for _ in range(CONFLICT_ATTEMPTS):
-        replies += [conflict(), {"bulkActions": []}]
+def test_the_one_request_start_raises_a_conflict_for_the_run_to_judge():
+    """The protocol sends one start and reads its answer; joining a running action is the run's policy."""
     effects: list[Effect] = []
-    with pytest.raises(QStashAPIError):
-        drive(start_bulk_cancel(PARAMS, max_pause=3.0), replies, effects)
-    pauses = sleeps(effects)
-    assert pauses[:3] == [messages.CONFLICT_BACKOFF, min(2 * messages.CONFLICT_BACKOFF, 3.0), 3.0]
-    assert max(pauses) == 3.0
-    assert len(calls(effects)) == 2 * CONFLICT_ATTEMPTS
-    assert len(pauses) == CONFLICT_ATTEMPTS - 1  # no pause after the last start: it would only delay the error
+    with pytest.raises(QStashActionConflict):
+        drive(start_bulk_cancel(PARAMS), [conflict()], effects)
+    assert [c.endpoint for c in calls(effects)] == [BULK_CANCEL]
 
 
 def test_bulk_cancel_total_adds_the_counts_of_a_split_id_list():

@@ -25,7 +25,7 @@ from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
-from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
+from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL
 from tests.doubles.transports import route_async_hook

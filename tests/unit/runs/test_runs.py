@@ -33,8 +33,8 @@ from airflow_qstash.protocol.calls import (
 )
 from airflow_qstash.protocol.dlq import dlq_delete_page, dlq_requests, dlq_retry_page, start_dlq_action
 from airflow_qstash.protocol.endpoints import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY
-from airflow_qstash.protocol.messages import bulk_cancel_requests, bulk_cancel_total, start_bulk_cancel
-from airflow_qstash.runs.bulk_cancel import BulkCancelRun
+from airflow_qstash.protocol.messages import bulk_cancel_requests, start_bulk_cancel
+from airflow_qstash.runs.bulk_cancel import BulkCancelRun, bulk_cancel_total
 from airflow_qstash.runs.dlq import make_run
 
 BASE_URL = "https://qstash.test"

@@ -14,13 +14,8 @@ import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRetryableError
 from airflow_qstash.filters import BulkCancelFilter
-from airflow_qstash.protocol.messages import (
-    CONFLICT_ATTEMPTS,
-    CONFLICT_BACKOFF,
-    ActionStarted,
-    BatchCancelled,
-    BulkAction,
-)
+from airflow_qstash.protocol.messages import ActionStarted, BatchCancelled, BulkAction
+from airflow_qstash.runs.join import CONFLICT_ATTEMPTS, CONFLICT_BACKOFF
 from tests.doubles.fake_qstash import Answer, HookClient, Sent
 from tests.support.clock import pin_wall_clock
 

@@ -15,7 +15,7 @@ from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRu
 from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.inputs import retry_overrides
 from airflow_qstash.protocol.dlq import DLQPage
-from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
+from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_dlq import FakeDLQ
 

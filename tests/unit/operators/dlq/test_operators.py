@@ -22,8 +22,8 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.filters import DLQ_FILTERS
+from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
-from airflow_qstash.runs.bulk_cancel import DEFAULT_ACTION_TIMEOUT
 from airflow_qstash.runs.dlq import DLQRetryRun
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN

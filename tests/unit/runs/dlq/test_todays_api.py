@@ -16,10 +16,10 @@ import pytest
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
 from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.hooks.qstash import QStashHook
-from airflow_qstash.inputs import retry_overrides
+from airflow_qstash.inputs import DLQ_MAX_COUNT, retry_overrides
 from airflow_qstash.protocol.dlq import read_dlq_action_started, start_dlq_action
-from airflow_qstash.protocol.endpoints import DLQ_MULTI_MAX_IDS, DLQ_RETRY_BULK, MAX_URL_LENGTH
-from airflow_qstash.runs.bulk_cancel import MAX_ROUNDS_WITHOUT_PROGRESS
+from airflow_qstash.protocol.endpoints import DLQ_RETRY_BULK, MAX_URL_LENGTH
+from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.runs.dlq import make_run
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import FAKE_BASE_URL
@@ -164,7 +164,7 @@ def test_an_id_list_goes_to_multi_split_to_fit_each_part_counted(call_hook, toda
     today.add(3, "b")
     summary = call_hook("dlq_delete", dlq_ids=sorted(today.ids("a")), batch_size=5)
     parts = seen(today, "DELETE", "/v2/dlq/multi")
-    assert [len(p) for p in parts] == [DLQ_MULTI_MAX_IDS, DLQ_MULTI_MAX_IDS, 50]
+    assert [len(p) for p in parts] == [DLQ_MAX_COUNT, DLQ_MAX_COUNT, 50]
     assert all(name == "dlqIds" for part in parts for name, _ in part)
     assert (summary["mode"], summary["deleted"], summary["requests"]) == ("multi", 250, 3)
     assert today.ids() == today.ids("b")
