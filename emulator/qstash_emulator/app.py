@@ -43,7 +43,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -91,6 +91,9 @@ from qstash_emulator.web import (
 )
 from qstash_emulator.web import emulator_state as _state
 from qstash_emulator.web import store_call as _store_call
+
+#: The status logged for a request whose client closed the connection before it was read (nginx's 499).
+CLIENT_CLOSED_REQUEST = 499
 
 #: Names allowed for queues and URL groups (as QStash: alphanumerics, ``-``, ``_``, ``.``).
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -683,6 +686,10 @@ class EmulatorApp(Starlette):
         scope[LOG_ENTRY_SCOPE_KEY] = entry
         try:
             await self._serve_v2(scope, receive, send, logging_send, record, state, decision, authorized)
+        except ClientDisconnect:
+            # The client went away before its request was read (e.g. a killed triggerer): nothing was done
+            # and nobody is there to answer. Logged as nginx's 499, never a 500 with a traceback.
+            entry["status"] = CLIENT_CLOSED_REQUEST
         finally:
             record()
 

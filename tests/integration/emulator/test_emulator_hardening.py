@@ -210,3 +210,32 @@ def test_a_request_log_bound_must_be_a_positive_integer(bound: dict) -> None:
 def test_redact_query_keeps_the_filters_it_does_not_recognise_as_secrets() -> None:
     query = [("label", "a"), ("qstash_token", "t"), ("queueName", "q")]
     assert redact_query(query, "zzz") == [("label", "a"), ("qstash_token", REDACTED), ("queueName", "q")]
+
+
+# -- a client that goes away before its request is read ---------------------------------------------
+
+
+def test_a_client_that_closes_before_its_body_is_read_is_logged_499_and_nothing_is_cancelled(
+    emu: QStashEmulator,
+) -> None:
+    """A killed triggerer drops its connection mid-request: the emulator logs 499 (no 500, no traceback) and
+    the request, never read whole, acts on nothing."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    ids = emu.add_messages([{"url": "https://example.com/a", "label": "x"} for _ in range(3)])
+    url = urlsplit(emu.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as conn:
+        conn.sendall(
+            b"DELETE /v2/messages?label=x HTTP/1.1\r\nHost: emulator\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            + b'{"messageIds": ['
+        )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not [e for e in emu.request_log() if e.get("method") == "DELETE"]:
+        time.sleep(0.02)
+    deletes = [entry for entry in emu.request_log() if entry.get("method") == "DELETE"]
+    assert [entry["status"] for entry in deletes] == [499]
+    assert set(ids) <= emu.held_ids()
