@@ -81,18 +81,29 @@ Script = Answer | Drop | Callable[[Sent], "Answer | Drop"]
 class FakeQStash:
     """
     Scripted answers per ``(method, path)``: given in order, the last one repeated. A request to an
-    unscripted route gets 404, so a stray request fails the test that made it.
+    unscripted route gets 404, so a stray request fails the test that made it. With a ``budget``, every
+    request past it gets a 500 and sets ``overflow``: a loop that does not end shows instead of hanging.
     """
 
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], list[Script]] = {}
         self.sent: list[Sent] = []
+        self.budget: int | None = None
+        self.overflow = False
 
     def route(self, method: str, path: str, *answers: Script) -> None:
         self._routes[(method, path)] = list(answers)
 
     def handle(self, sent: Sent) -> Answer | Drop:
+        """Record ``sent`` and answer it."""
         self.sent.append(sent)
+        if self.budget is not None and len(self.sent) > self.budget:
+            self.overflow = True
+            return Answer(500, {"error": "the test's request budget is spent"})
+        return self.respond(sent)
+
+    def respond(self, sent: Sent) -> Answer | Drop:
+        """The answer to one recorded request: its route's script (a route set may answer otherwise)."""
         answers = self._routes.get((sent.method, sent.path))
         if not answers:
             return Answer(404, {"error": f"unscripted route {sent.method} {sent.path}"})
@@ -319,8 +330,7 @@ class FakeDLQ(FakeQStash):
     def ids(self, label: str | None = None) -> set[str]:
         return {e["dlqId"] for e in self.entries if label is None or e["label"] == label}
 
-    def handle(self, sent: Sent) -> Answer | Drop:
-        self.sent.append(sent)
+    def respond(self, sent: Sent) -> Answer | Drop:
         status, body, headers = self.answer(sent.method, sent.path, sent.query, sent.headers)
         return Answer(status, text="", headers=headers) if body == "" else Answer(status, body, headers=headers)
 
@@ -476,6 +486,50 @@ class FakeDLQ(FakeQStash):
     def _remove(self, page: list[dict[str, Any]]) -> None:
         gone = {e["dlqId"] for e in page}
         self.entries = [e for e in self.entries if e["dlqId"] not in gone]
+
+
+# --------------------------------------------------------------------------- every route at once, in rounds
+
+
+class Rounds(FakeQStash):
+    """
+    Every route the property tests reach, answered like QStash with batches (``{"cancelled": n}``,
+    ``{"deleted": n}``, ``{"responses": [...]}``): the first bulk request of each route acts on ``first``
+    items, later ones on none, so a correct loop ends after its confirming round; ``GET /v2/dlq`` lists
+    nothing, ``GET /v2/queues`` none, a single-id ``DELETE`` succeeds. ``hostile`` answers (in order, one per
+    request, before all of these) carry a secret in 2xx and error bodies. More than 200 requests fail the
+    example: an unbounded loop.
+    """
+
+    def __init__(self, first: int = 2, hostile: list[Answer] | None = None) -> None:
+        super().__init__()
+        self.first = first
+        self.hostile = list(hostile or [])
+        #: requests so far per path (any method), this one's number among them
+        self._rounds: dict[str, int] = {}
+        self._round = 0
+        self.route("DELETE", "/v2/messages", lambda sent: Answer(200, {"cancelled": self._acts_on()}))
+        self.route("DELETE", "/v2/dlq", lambda sent: Answer(200, {"deleted": self._acts_on()}))
+        self.route("POST", "/v2/dlq/retry", self._retry)
+        self.route("GET", "/v2/dlq", Answer(200, {"messages": []}))
+        self.route("GET", "/v2/queues", Answer(200, []))
+
+    def _acts_on(self) -> int:
+        return self.first if self._round == 0 else 0
+
+    def _retry(self, sent: Sent) -> Answer:
+        return Answer(201, {"responses": [{"messageId": f"msg_{self._round}_{i}"} for i in range(self._acts_on())]})
+
+    def respond(self, sent: Sent) -> Answer | Drop:
+        if len(self.sent) > 200:
+            raise AssertionError("more than 200 requests: an unbounded loop")
+        if self.hostile:
+            return self.hostile.pop(0)
+        self._round = self._rounds.get(sent.path, 0)
+        self._rounds[sent.path] = self._round + 1
+        if sent.method == "DELETE" and sent.path.startswith(("/v2/messages/", "/v2/dlq/")):
+            return Answer(200, text="")
+        return super().respond(sent)
 
 
 def use_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "qstash_custom", **kwargs: Any) -> str:
