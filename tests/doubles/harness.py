@@ -1,10 +1,13 @@
 """
 The transport double and the checks the input properties share (a plain module, importable by tests).
 
-:class:`Wire` replaces the lowest layer of both transports for the length of one example: every request the
-sync hook (requests) or the async hook (httpx) would put on the network is recorded and answered by a small
-scripted QStash instead; a socket ``connect`` fails the example. Nothing above that layer is touched, so the
-base URL, the encoding, the retries, the loops and the redaction run as they do in production.
+:func:`wire` replaces the lowest layer of both transports for the length of one example: every request the
+sync hook (requests) or the async hook (httpx) would put on the network is answered by the scripted fake
+(:class:`~tests.doubles.fake_qstash.FakeQStash`, usually its :class:`~tests.doubles.fake_qstash.Rounds`)
+instead; a socket ``connect`` fails the example. Nothing above that layer is touched, so the hooks build their
+own clients (base URL, proxies, timeouts), and the encoding, the retries, the loops and the redaction run as
+they do in production: this is why the property tests do not reach the fake through ``route_async_hook``,
+which replaces the async hook's client.
 
 The checks are the invariants of issue #17.11:
 
@@ -26,7 +29,7 @@ import os
 import socket
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -34,6 +37,7 @@ import httpx
 import requests_mock
 
 from airflow_qstash.filters import DLQ_FILTERS, BulkCancelFilter
+from tests.doubles.fake_qstash import FakeQStash, Sent
 
 #: The wall clock every property runs at (2026-12-31T23:59:59.5Z): pinned, so no example depends on the day.
 NOW_MS = 1_798_761_599_500
@@ -59,7 +63,12 @@ class Request:
     path: str
     query: tuple[tuple[str, str], ...]
     headers: Mapping[str, str]
-    body: bytes
+
+    @classmethod
+    def of(cls, sent: Sent) -> Request:
+        parts = urlsplit(sent.url)
+        query = tuple(parse_qsl(sent.query, keep_blank_values=True))
+        return cls(sent.method, f"{parts.scheme}://{parts.netloc}", sent.path, query, sent.headers)
 
     @property
     def kind(self) -> str | None:
@@ -67,54 +76,9 @@ class Request:
         return BULK_PATHS.get((self.method, self.path))
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: Any = None
-    text: str | None = None
-
-    @property
-    def content(self) -> bytes:
-        return (self.text if self.text is not None else json.dumps(self.body if self.body is not None else {})).encode()
-
-
-@dataclass
-class FakeQStash:
-    """
-    Answers like QStash with batches (``{"cancelled": n}``, ``{"deleted": n}``, ``{"responses": [...]}``):
-    the first bulk request of each kind acts on ``first`` items, later ones on none, so a correct loop ends
-    after its confirming round. ``hostile`` answers (in order, one per request, before the normal ones) carry
-    ``secret`` in 2xx and error bodies.
-    """
-
-    first: int = 2
-    hostile: list[Answer] = field(default_factory=list)
-    sent: list[Request] = field(default_factory=list)
-    _rounds: dict[str, int] = field(default_factory=dict)
-
-    def answer(self, request: Request) -> Answer:
-        self.sent.append(request)
-        if len(self.sent) > 200:
-            raise AssertionError("more than 200 requests: an unbounded loop")
-        if self.hostile:
-            return self.hostile.pop(0)
-        route = (request.method, request.path)
-        n = self._rounds.get(request.path, 0)
-        self._rounds[request.path] = n + 1
-        left = self.first if n == 0 else 0
-        if route == ("DELETE", "/v2/messages"):
-            return Answer(200, {"cancelled": left})
-        if route == ("DELETE", "/v2/dlq"):
-            return Answer(200, {"deleted": left})
-        if route == ("POST", "/v2/dlq/retry"):
-            return Answer(201, {"responses": [{"messageId": f"msg_{n}_{i}"} for i in range(left)]})
-        if route == ("GET", "/v2/dlq"):
-            return Answer(200, {"messages": []})
-        if route == ("GET", "/v2/queues"):
-            return Answer(200, [])
-        if request.method == "DELETE" and request.path.startswith(("/v2/messages/", "/v2/dlq/")):
-            return Answer(200, text="")
-        return Answer(404, {"error": f"not scripted: {request.method} {request.path}"})
+def requests_to(server: FakeQStash) -> list[Request]:
+    """What ``server`` received, as :class:`Request` s."""
+    return [Request.of(sent) for sent in server.sent]
 
 
 class NetworkUsed(AssertionError):
@@ -125,33 +89,10 @@ class NetworkUsed(AssertionError):
 def wire(server: FakeQStash) -> Iterator[FakeQStash]:
     """Route both transports to ``server`` (and fail any other socket use) for the block."""
 
-    def sync_answer(request: Any, context: Any) -> bytes:
-        parts = urlsplit(request.url)
-        sent = Request(
-            request.method,
-            f"{parts.scheme}://{parts.netloc}",
-            parts.path,
-            tuple(parse_qsl(parts.query, keep_blank_values=True)),
-            {k.lower(): v for k, v in request.headers.items()},
-            request.body if isinstance(request.body, bytes) else (request.body or "").encode(),
-        )
-        answer = server.answer(sent)
-        context.status_code = answer.status
-        return answer.content
-
     async def async_answer(self: Any, request: httpx.Request) -> httpx.Response:
-        raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
-        origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
-        sent = Request(
-            request.method,
-            origin,
-            urlsplit(raw_path).path,
-            tuple(parse_qsl(query, keep_blank_values=True)),
-            {k.lower(): v for k, v in request.headers.items()},
-            await request.aread(),
-        )
-        answer = server.answer(sent)
-        return httpx.Response(answer.status, content=answer.content, request=request)
+        response = server.httpx_handler(request)
+        response.request = request
+        return response
 
     def no_socket(self: Any, address: Any) -> None:
         raise NetworkUsed(f"a socket connect({address!r}) passed the transport double")
@@ -161,7 +102,7 @@ def wire(server: FakeQStash) -> Iterator[FakeQStash]:
     patches.setattr(socket.socket, "connect", no_socket)
     try:
         with requests_mock.Mocker() as mock:
-            mock.register_uri(requests_mock.ANY, requests_mock.ANY, content=sync_answer)
+            mock.register_uri(requests_mock.ANY, requests_mock.ANY, content=server.requests_callback)
             yield server
     finally:
         patches.undo()

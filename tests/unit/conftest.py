@@ -1,4 +1,4 @@
-"""Fixtures of the DLQ unit tests (hooks, runs, operators, triggers): a :class:`~tests.doubles.fake_dlq.FakeDLQ`
+"""Fixtures of the DLQ unit tests (hooks, runs, operators, triggers): a :class:`~tests.doubles.fake_qstash.FakeDLQ`
 behind either hook."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import requests_mock as requests_mock_module
 
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from tests.conftest import FAKE_BASE_URL
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.doubles.transports import route_async_hook
 
 
@@ -28,7 +28,7 @@ def sync_fake(fake: FakeDLQ, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
     """The fake behind the requests hook (every route under the base URL); retries and pauses do not sleep."""
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
     requests_mock.register_uri(
-        requests_mock_module.ANY, re.compile(re.escape(FAKE_BASE_URL) + "/"), text=fake.requests_callback
+        requests_mock_module.ANY, re.compile(re.escape(FAKE_BASE_URL) + "/"), content=fake.requests_callback
     )
     return fake
 

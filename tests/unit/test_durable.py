@@ -1,8 +1,8 @@
 """Durable runs: the task state store keeps the window and the bulk action ids, a retry re-attaches by id.
 
 A :class:`StateStore` double stands in for Airflow 3.3's ``context["task_state_store"]`` (values go
-through JSON as the real one stores them). :class:`FakeActions` is a bulk-action QStash (today's hosted
-generation) behind both transports: requests-mock for the worker's hook, ``httpx.MockTransport`` for the
+through JSON as the real one stores them). The scripted fake's :class:`BulkActions` is a bulk-action QStash
+(today's hosted generation) behind both transports: requests-mock for the worker's hook, ``httpx.MockTransport`` for the
 triggerer's. A first try is "killed" mid-poll (an exception that is not an ``Exception`` raised from the
 pause between polls, as a SIGKILL stops the process there); a new operator instance with a later task
 start is the retry. These tests need no Airflow 3.3: the store arrives through the context, so the
@@ -12,18 +12,13 @@ version matrix (2.11-3.2) runs them as well, and the no-op test asserts the one 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pendulum
 import pytest
-import requests_mock as requests_mock_lib
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_qstash.durable import STATE_KEY, RunMemory, RunRecord
@@ -32,8 +27,8 @@ from airflow_qstash.operators.dlq import QStashDLQDeleteOperator
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
-from tests.conftest import FAKE_BASE_URL, connection_json
-from tests.doubles.transports import route_async_hook
+from tests.conftest import connection_json
+from tests.doubles.fake_qstash import BulkActions, Sent
 from tests.support.task_logs import capture_task_logs
 
 FIRST_START = pendulum.datetime(2024, 6, 1, 12, 0, 0, tz="UTC")
@@ -76,83 +71,15 @@ class StateStore:
         return json.loads(self.values[STATE_KEY])
 
 
-#: The requests that start a bulk action: a filter cancel, a DLQ filter delete.
-START_ROUTES = {("DELETE", "/v2/messages"), ("DELETE", "/v2/dlq/bulk")}
-
-
-class FakeActions:
-    """
-    ``DELETE /v2/messages?async=true`` starts a bulk action over the ``pending`` messages (or answers 412
-    while one with the same filter runs); ``GET /v2/bulkActions/{id}`` advances it by ``rate`` a poll and
-    cancels what it processed. Every request is recorded as ``(method, path, query)``.
-    """
-
-    def __init__(self, pending: int, rate: int = 100) -> None:
-        self.pending = pending
-        self.rate = rate
-        self.actions: dict[str, dict[str, Any]] = {}
-        self.requests: list[tuple[str, str, list[tuple[str, str]]]] = []
-        self._ids = itertools.count(1)
-
-    def starts(self) -> list[list[tuple[str, str]]]:
-        return [query for method, path, query in self.requests if (method, path) in START_ROUTES]
-
-    def answer(self, method: str, path: str, query: list[tuple[str, str]]) -> tuple[int, Any]:
-        self.requests.append((method, path, query))
-        if (method, path) in START_ROUTES:
-            key = sorted((k, v) for k, v in query if k not in ("count", "async"))
-            if any(a["key"] == key and a["state"] == "IN_PROGRESS" for a in self.actions.values()):
-                return 412, {"error": "an identical bulk action is already in progress"}
-            action_id = f"act-{next(self._ids)}"
-            self.actions[action_id] = {
-                "key": key,
-                "state": "IN_PROGRESS" if self.pending else "FINISHED",
-                "total": self.pending,
-                "processed": 0,
-                "createdAt": FIRST_START_MS,
-            }
-            return 202, {"actionId": action_id}
-        match = re.fullmatch(r"/v2/bulkActions/([^/]+)", path)
-        if method == "GET" and match and match.group(1) in self.actions:
-            action = self.actions[match.group(1)]
-            if action["state"] == "IN_PROGRESS":
-                step = min(self.rate, action["total"] - action["processed"])
-                action["processed"] += step
-                self.pending -= step
-                if action["processed"] >= action["total"]:
-                    action["state"] = "FINISHED"
-            return 200, {
-                "actionId": match.group(1),
-                "state": action["state"],
-                "total": action["total"],
-                "processed": action["processed"],
-                "createdAt": action["createdAt"],
-                "filter": {},
-            }
-        return 404, {"error": "not found"}
-
-
 @pytest.fixture
-def actions(requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeActions]:
-    """Install a :class:`FakeActions` behind ``qstash_default`` on both transports; pauses do not sleep."""
+def actions(requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., BulkActions]:
+    """Serve a :class:`BulkActions` behind ``qstash_default`` on both transports; pauses do not sleep."""
     monkeypatch.setenv("AIRFLOW_CONN_QSTASH_DEFAULT", connection_json(poll_interval_max=0.01))
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
 
-    def install(pending: int = N, rate: int = 100) -> FakeActions:
-        fake = FakeActions(pending, rate)
-
-        def sync_answer(request: Any, context: Any) -> Any:
-            url = urlsplit(request.url)
-            context.status_code, body = fake.answer(request.method, url.path, parse_qsl(url.query))
-            return body
-
-        requests_mock.register_uri(requests_mock_lib.ANY, re.compile(re.escape(FAKE_BASE_URL) + ".*"), json=sync_answer)
-
-        def async_answer(request: httpx.Request) -> httpx.Response:
-            status, body = fake.answer(request.method, request.url.path, parse_qsl(request.url.query.decode()))
-            return httpx.Response(status, json=body)
-
-        route_async_hook(monkeypatch, async_answer)
+    def install(pending: int = N, rate: int = 100) -> BulkActions:
+        fake = BulkActions(pending, rate=rate, created_at=FIRST_START_MS)
+        fake.serve(requests_mock, monkeypatch)
         return fake
 
     return install
@@ -190,6 +117,10 @@ def kill_at_first_poll_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(pause))
 
 
+def request_line(sent: Sent) -> tuple[str, str]:
+    return sent.method, sent.path
+
+
 def to_date_sent(query: list[tuple[str, str]]) -> int:
     return int(dict(query)["toDate"])
 
@@ -198,7 +129,7 @@ def to_date_sent(query: list[tuple[str, str]]) -> int:
 
 
 def test_a_killed_try_stores_window_and_action_before_its_first_poll_and_the_retry_reattaches_by_id(
-    actions: Callable[..., FakeActions], monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
 ) -> None:
     fake = actions(pending=N, rate=100)
     store = StateStore()
@@ -212,19 +143,21 @@ def test_a_killed_try_stores_window_and_action_before_its_first_poll_and_the_ret
     assert stored["plan"]["filter"]["from_date"] == FROM_MS
     assert stored["action_ids"] == ["act-1"]
     # stored before the first poll: the action id was written before any GET of it
-    first_get = next(i for i, r in enumerate(fake.requests) if r[0] == "GET")
-    assert first_get == 1 and len(fake.requests) == 2  # the start, then the one poll the kill interrupted
+    first_get = next(i for i, sent in enumerate(fake.sent) if sent.method == "GET")
+    assert first_get == 1 and len(fake.sent) == 2  # the start, then the one poll the kill interrupted
 
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
-    before = len(fake.requests)
+    before = len(fake.sent)
     summary = cancel_op().execute(context(RETRY_START, store))
 
-    retry_requests = fake.requests[before:]
-    assert retry_requests[0][:2] == ("GET", "/v2/bulkActions/act-1"), "the retry must re-attach before any start"
-    assert len(fake.starts()) == 2  # the first try's start, and the retry's confirming round only
-    assert [q for q in fake.starts() if ("async", "true") in q] == fake.starts()
-    assert {to_date_sent(q) for q in fake.starts()} == {FIRST_START_MS}, "the first try's window is kept"
-    assert summary["cancelled"] == N and fake.pending == 0
+    retry_requests = fake.sent[before:]
+    assert request_line(retry_requests[0]) == ("GET", "/v2/bulkActions/act-1"), (
+        "the retry must re-attach before any start"
+    )
+    assert len(fake.starts) == 2  # the first try's start, and the retry's confirming round only
+    assert [q for q in fake.starts if ("async", "true") in q] == fake.starts
+    assert {to_date_sent(q) for q in fake.starts} == {FIRST_START_MS}, "the first try's window is kept"
+    assert summary["cancelled"] == N and fake.left == 0
     assert summary["to_date"] == FIRST_START_MS
     assert summary["action_ids"][0] == "act-1"
     assert STATE_KEY not in store.values, "the stored run is deleted when the run succeeds"
@@ -233,7 +166,7 @@ def test_a_killed_try_stores_window_and_action_before_its_first_poll_and_the_ret
 
 
 def test_without_the_store_the_retry_repins_to_its_own_start_and_joins_by_filter(
-    actions: Callable[..., FakeActions], monkeypatch: pytest.MonkeyPatch
+    actions: Callable[..., BulkActions], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The behaviour durable fixes, shown: no store, so the retry widens the window and cannot re-attach."""
     fake = actions(pending=N, rate=100)
@@ -242,11 +175,11 @@ def test_without_the_store_the_retry_repins_to_its_own_start_and_joins_by_filter
         cancel_op().execute(context(FIRST_START, None))
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
     cancel_op().execute(context(RETRY_START, None))
-    assert to_date_sent(fake.starts()[1]) == RETRY_START_MS
+    assert to_date_sent(fake.starts[1]) == RETRY_START_MS
 
 
 def test_a_finished_stored_action_is_followed_as_the_first_round_and_only_the_confirming_start_is_sent(
-    actions: Callable[..., FakeActions], monkeypatch: pytest.MonkeyPatch
+    actions: Callable[..., BulkActions], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = actions(pending=N, rate=N)
     store = StateStore()
@@ -255,16 +188,16 @@ def test_a_finished_stored_action_is_followed_as_the_first_round_and_only_the_co
     with pytest.raises(Killed):
         cancel_op().execute(context(FIRST_START, store))
     fake.rate = N
-    fake.answer("GET", "/v2/bulkActions/act-1", [])  # the action finishes while no try runs
+    fake.request("GET", "/v2/bulkActions/act-1")  # the action finishes while no try runs
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
     summary = cancel_op().execute(context(RETRY_START, store))
-    assert len(fake.starts()) == 2
+    assert len(fake.starts) == 2
     assert summary["cancelled"] == N
     assert summary["rounds"] == 2
 
 
 def test_an_action_the_server_no_longer_knows_falls_back_to_a_fresh_run(
-    actions: Callable[..., FakeActions], logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], logs: list[dict[str, Any]]
 ) -> None:
     fake = actions(pending=N, rate=N)
     store = StateStore()
@@ -274,9 +207,9 @@ def test_an_action_the_server_no_longer_knows_falls_back_to_a_fresh_run(
     )
     summary = cancel_op().execute(context(RETRY_START, store))
     assert summary["cancelled"] == N
-    assert fake.requests[0][:2] == ("GET", "/v2/bulkActions/gone-1")
+    assert request_line(fake.sent[0]) == ("GET", "/v2/bulkActions/gone-1")
     assert "could not be read" in text(logs)
-    assert {to_date_sent(q) for q in fake.starts()} == {FIRST_START_MS}
+    assert {to_date_sent(q) for q in fake.starts} == {FIRST_START_MS}
 
 
 def plan_filter() -> dict[str, Any]:
@@ -285,41 +218,41 @@ def plan_filter() -> dict[str, Any]:
 
 
 def test_a_stored_run_with_another_plan_is_replaced_and_the_try_plans_from_its_own_start(
-    actions: Callable[..., FakeActions], logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], logs: list[dict[str, Any]]
 ) -> None:
     fake = actions(pending=N, rate=N)
     store = StateStore()
     other = {**plan_filter(), "labels": ["other"]}
     store.set(STATE_KEY, RunRecord(FIRST_START_MS, {"action": "bulk_cancel", "filter": other}, ["act-9"]).to_json())
     cancel_op().execute(context(RETRY_START, store))
-    assert all(r[1] != "/v2/bulkActions/act-9" for r in fake.requests)
-    assert to_date_sent(fake.starts()[0]) == RETRY_START_MS
+    assert all(sent.path != "/v2/bulkActions/act-9" for sent in fake.sent)
+    assert to_date_sent(fake.starts[0]) == RETRY_START_MS
     assert "another plan" in text(logs)
 
 
 @pytest.mark.parametrize("value", [{"version": 99}, "text", {"version": 1, "task_start_ms": "x"}])
 def test_an_unreadable_stored_value_is_ignored_with_a_warning(
-    actions: Callable[..., FakeActions], logs: list[dict[str, Any]], value: Any
+    actions: Callable[..., BulkActions], logs: list[dict[str, Any]], value: Any
 ) -> None:
     fake = actions(pending=N, rate=N)
     store = StateStore()
     store.values[STATE_KEY] = json.dumps(value)
     summary = cancel_op().execute(context(RETRY_START, store))
     assert summary["cancelled"] == N
-    assert to_date_sent(fake.starts()[0]) == RETRY_START_MS
+    assert to_date_sent(fake.starts[0]) == RETRY_START_MS
     assert "cannot read" in text(logs)
 
 
-def test_a_failed_run_keeps_its_record_for_the_retry(actions: Callable[..., FakeActions]) -> None:
+def test_a_failed_run_keeps_its_record_for_the_retry(actions: Callable[..., BulkActions]) -> None:
     fake = actions(pending=N, rate=0)
     store = StateStore()
     with pytest.raises(AirflowException, match="action_timeout"):
         cancel_op(action_timeout=0.000001).execute(context(FIRST_START, store))
     assert store.record()["action_ids"] == ["act-1"]
-    assert len(fake.starts()) == 1
+    assert len(fake.starts) == 1
 
 
-def test_durable_false_never_touches_the_store(actions: Callable[..., FakeActions]) -> None:
+def test_durable_false_never_touches_the_store(actions: Callable[..., BulkActions]) -> None:
     actions(pending=N, rate=N)
     store = StateStore()
     cancel_op(durable=False).execute(context(FIRST_START, store))
@@ -327,7 +260,7 @@ def test_durable_false_never_touches_the_store(actions: Callable[..., FakeAction
 
 
 def test_without_a_task_state_store_durable_is_a_noop_with_one_log_line(
-    actions: Callable[..., FakeActions], logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], logs: list[dict[str, Any]]
 ) -> None:
     actions(pending=N, rate=N)
     summary = cancel_op().execute(context(FIRST_START, None))
@@ -356,13 +289,13 @@ def run_trigger(trigger: Any) -> dict[str, Any]:
 
 
 def test_deferrable_stores_the_window_before_deferring_and_the_retry_hands_the_trigger_the_stored_ids(
-    actions: Callable[..., FakeActions], logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], logs: list[dict[str, Any]]
 ) -> None:
     fake = actions(pending=N, rate=100)
     store = StateStore()
     with pytest.raises(TaskDeferred) as deferred:
         cancel_op(deferrable=True).execute(context(FIRST_START, store))
-    assert fake.requests == []
+    assert fake.sent == []
     stored = store.record()
     assert (stored["task_start_ms"], stored["action_ids"]) == (FIRST_START_MS, [])
     trigger = deferred.value.trigger
@@ -383,11 +316,11 @@ def test_deferrable_stores_the_window_before_deferring_and_the_retry_hands_the_t
     assert retry_trigger.resume_action_ids == ["act-1"]
     assert retry_trigger.bulk_filter["to_date"] == FIRST_START_MS
     assert QStashBulkCancelTrigger(**retry_trigger.serialize()[1]).resume_action_ids == ["act-1"]
-    before = len(fake.requests)
+    before = len(fake.sent)
     event = run_trigger(retry_trigger)
-    assert fake.requests[before][:2] == ("GET", "/v2/bulkActions/act-1")
+    assert request_line(fake.sent[before]) == ("GET", "/v2/bulkActions/act-1")
     assert event["status"] == "success" and event["cancelled"] == N
-    assert len(fake.starts()) == 2  # the first start, and the retry's confirming round
+    assert len(fake.starts) == 2  # the first start, and the retry's confirming round
     summary = cancel_op(deferrable=True).execute_complete(context(RETRY_START, store), event)
     assert summary["cancelled"] == N
     assert STATE_KEY not in store.values
@@ -395,7 +328,7 @@ def test_deferrable_stores_the_window_before_deferring_and_the_retry_hands_the_t
 
 
 def test_deferrable_without_a_store_logs_the_one_line_and_defers_without_ids(
-    actions: Callable[..., FakeActions], logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], logs: list[dict[str, Any]]
 ) -> None:
     actions()
     with pytest.raises(TaskDeferred) as deferred:
@@ -415,7 +348,7 @@ def dlq_op(**kwargs: Any) -> QStashDLQDeleteOperator:
 
 
 def test_a_killed_dlq_delete_is_retried_by_id_in_the_first_tries_window(
-    actions: Callable[..., FakeActions], monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
+    actions: Callable[..., BulkActions], monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
 ) -> None:
     fake = actions(pending=N, rate=100)
     store = StateStore()
@@ -427,22 +360,24 @@ def test_a_killed_dlq_delete_is_retried_by_id_in_the_first_tries_window(
     assert stored["plan"]["action"] == "dlq_delete"
 
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
-    before = len(fake.requests)
+    before = len(fake.sent)
     summary = dlq_op().execute(context(RETRY_START, store))
-    assert fake.requests[before][:2] == ("GET", "/v2/bulkActions/act-1"), "the retry must re-attach before any start"
-    assert len(fake.starts()) == 2  # the first try's start, and the retry's confirming round only
-    assert {to_date_sent(q) for q in fake.starts()} == {FIRST_START_MS}
+    assert request_line(fake.sent[before]) == ("GET", "/v2/bulkActions/act-1"), (
+        "the retry must re-attach before any start"
+    )
+    assert len(fake.starts) == 2  # the first try's start, and the retry's confirming round only
+    assert {to_date_sent(q) for q in fake.starts} == {FIRST_START_MS}
     assert (summary["deleted"], summary["to_date"], summary["action_ids"][0]) == (N, FIRST_START_MS, "act-1")
     assert STATE_KEY not in store.values
     assert "re-attached by its id" in text(logs)
 
 
-def test_dlq_deferrable_retry_hands_the_trigger_the_stored_ids(actions: Callable[..., FakeActions]) -> None:
+def test_dlq_deferrable_retry_hands_the_trigger_the_stored_ids(actions: Callable[..., BulkActions]) -> None:
     fake = actions(pending=N, rate=100)
     store = StateStore()
     with pytest.raises(TaskDeferred):
         dlq_op(deferrable=True).execute(context(FIRST_START, store))
-    fake.answer("DELETE", "/v2/dlq/bulk", [("label", "report")])  # the first trigger's start
+    fake.request("DELETE", "/v2/dlq/bulk", "label=report")  # the first trigger's start
     # its error event (past action_timeout, say) carries the action id: stored for the retry
     with pytest.raises(AirflowException, match="action_timeout"):
         dlq_op(deferrable=True).execute_complete(
@@ -458,7 +393,7 @@ def test_dlq_deferrable_retry_hands_the_trigger_the_stored_ids(actions: Callable
     assert QStashDLQTrigger(**json.loads(json.dumps(trigger.serialize()[1]))).resume_action_ids == ["act-1"]
     event = run_trigger(trigger)
     assert event["status"] == "success" and event["deleted"] == N
-    assert len(fake.starts()) == 2
+    assert len(fake.starts) == 2
     dlq_op(deferrable=True).execute_complete(context(RETRY_START, store), event)
     assert STATE_KEY not in store.values
 

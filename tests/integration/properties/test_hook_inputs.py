@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.inputs import retry_overrides
+from tests.doubles.fake_qstash import Answer, FakeQStash, Rounds
 from tests.doubles.harness import (
-    Answer,
-    FakeQStash,
     captured_logs,
     check_selection,
     check_texts,
@@ -26,6 +25,7 @@ from tests.doubles.harness import (
     exception_texts,
     no_sleep,
     pinned_clock,
+    requests_to,
     run_async,
     set_env,
     wire,
@@ -168,7 +168,7 @@ def test_an_extra_or_a_token_in_the_wrong_field_is_refused_without_echoing_it(ca
 def check_hook_call(call: dict[str, Any]) -> None:
     connection = {"conn_type": "qstash", "host": call["host"], "password": call["token"], "extra": call["extra"]}
     undo = set_env(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    server = FakeQStash(first=call["first"], hostile=list(call["hostile"]))
+    server = Rounds(first=call["first"], hostile=list(call["hostile"]))
     try:
         with pinned_clock(), no_sleep(), wire(server), captured_logs() as logs:
             result, error = run_call(call, server)
@@ -192,10 +192,10 @@ def check_hook_call(call: dict[str, Any]) -> None:
         spec.name: spec.param for spec in table.specs if spec.name in kwargs and was_set(spec.name, kwargs[spec.name])
     }
     single = (SINGLE[operation], kwargs["ident"]) if operation in SINGLE else None
-    origin = server.sent[0].origin
+    origin = requests_to(server)[0].origin
     assert "@" not in origin and " " not in origin, f"the base URL kept userinfo or white space: {origin}"
     check_selection(
-        server.sent,
+        requests_to(server),
         origin=origin,
         set_filters=set_filters,
         all_flag=bool(kwargs.get(ALL_FLAGS.get(operation, ""), False)),
@@ -203,7 +203,7 @@ def check_hook_call(call: dict[str, Any]) -> None:
     )
     if operation == "dlq_retry":
         # An override the author gave is sent as given, on every retry request (never dropped).
-        for request in server.sent:
+        for request in requests_to(server):
             if request.kind is not None:
                 for name, value in call["overrides"].items():
                     assert request.headers.get(name.lower()) == value.strip() or not value.strip(), (

@@ -10,16 +10,14 @@ with an error; and it ends within a bounded number of requests.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.doubles.fake_qstash import Answer, BulkActions, FakeQStash, Sent
 from tests.doubles.harness import (
-    Answer,
-    FakeQStash,
-    Request,
     captured_logs,
     no_sleep,
     pinned_clock,
@@ -34,41 +32,18 @@ BEHAVIOURS = ("honest", "part", "none")
 REPORTS = ("total", "went", "zero")
 
 
-@dataclass
-class ActionServer(FakeQStash):
+def action_server(left: int, script: list[tuple[str, str]]) -> BulkActions:
     """Today's hosted QStash with ``left`` messages matching the filter, whose actions follow ``script``."""
 
-    left: int = 0
-    script: list[tuple[str, str]] = field(default_factory=list)
-    actions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    overflow: bool = False
+    def outcome(start: int, total: int) -> tuple[int, int]:
+        behaviour, report = script.pop(0) if script else ("honest", "total")
+        went = {"honest": total, "part": total // 2, "none": 0}[behaviour]
+        return {"total": total, "went": went, "zero": 0}[report], went
 
-    def answer(self, request: Request) -> Answer:
-        self.sent.append(request)
-        if len(self.sent) > 300:
-            self.overflow = True
-            return Answer(500, {"error": "the test's request budget is spent"})
-        if (request.method, request.path) == ("DELETE", "/v2/messages"):
-            behaviour, report = self.script.pop(0) if self.script else ("honest", "total")
-            total = self.left
-            went = {"honest": total, "part": total // 2, "none": 0}[behaviour]
-            self.left -= went
-            processed = {"total": total, "went": went, "zero": 0}[report]
-            action_id = f"act_{len(self.actions)}"
-            self.actions[action_id] = {
-                "actionId": action_id,
-                "state": "FINISHED",
-                "total": total,
-                "processed": processed,
-                "filter": {"label": ["a"]},
-            }
-            return Answer(202, {"actionId": action_id})
-        if request.method == "GET" and request.path.startswith("/v2/bulkActions/"):
-            action = self.actions.get(request.path.rsplit("/", 1)[1])
-            return Answer(200, action) if action else Answer(404, {"error": "no such action"})
-        if (request.method, request.path) == ("GET", "/v2/bulkActions"):
-            return Answer(200, {"bulkActions": []})
-        return Answer(404, {"error": f"not scripted: {request.method} {request.path}"})
+    server = BulkActions(left, outcome=outcome)
+    server.route("GET", "/v2/bulkActions", Answer(200, {"bulkActions": []}))
+    server.budget = 300
+    return server
 
 
 @given(
@@ -86,7 +61,7 @@ def test_a_bulk_cancel_ends_on_what_is_left_whatever_the_server_reports(
         "extra": {"max_retries": 1, "backoff_initial": 0, "backoff_max": 0, "timeout": 5},
     }
     undo = set_env(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    server = ActionServer(left=left, script=list(script))
+    server = action_server(left, list(script))
     case = {"kind": "cancel", "kwargs": {"labels": "a"}, "context": {}, "deferrable": deferrable}
     assert OPERATORS["cancel"]
     try:
@@ -105,21 +80,14 @@ DLQ_PAGES = ("honest", "stuck")
 
 
 @dataclass
-class DLQServer(FakeQStash):
-    """A DLQ of ``left`` matching entries whose delete pages follow ``script``, its last page for ever."""
+class DLQPages:
+    """``DELETE /v2/dlq`` over ``left`` matching entries, each page as ``script`` says, its last page for ever."""
 
-    left: int = 0
-    script: list[str] = field(default_factory=list)
-    overflow: bool = False
+    left: int
+    script: list[str]
 
-    def answer(self, request: Request) -> Answer:
-        self.sent.append(request)
-        if len(self.sent) > 300:
-            self.overflow = True
-            return Answer(500, {"error": "the test's request budget is spent"})
-        if (request.method, request.path) != ("DELETE", "/v2/dlq"):
-            return Answer(404, {"error": f"not scripted: {request.method} {request.path}"})
-        count = int(dict(request.query).get("count", "100"))
+    def __call__(self, sent: Sent) -> Answer:
+        count = int(dict(parse_qsl(sent.query)).get("count", "100"))
         page = self.script.pop(0) if len(self.script) > 1 else (self.script or ["honest"])[0]  # the last repeats
         if page == "stuck":
             return Answer(200, {"deleted": 0, "cursor": "stuck-cursor"})
@@ -143,14 +111,16 @@ def test_a_dlq_delete_that_makes_no_progress_stops_soon_and_never_claims_success
         "extra": {"max_retries": 1, "backoff_initial": 0, "backoff_max": 0, "timeout": 5},
     }
     undo = set_env(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    server = DLQServer(left=left, script=list(script))
+    server, dlq = FakeQStash(), DLQPages(left, list(script))
+    server.route("DELETE", "/v2/dlq", dlq)
+    server.budget = 300
     case = {"kind": "dlq_delete", "kwargs": {"labels": "a", "batch_size": 10}, "context": {}, "deferrable": deferrable}
     try:
         with pinned_clock(), no_sleep(), wire(server), captured_logs():
             xcom, _, error = run_task(case)
     finally:
         undo()
-    assert not server.overflow, f"the run did not stop: {len(server.sent)} requests, {server.left} left"
+    assert not server.overflow, f"the run did not stop: {len(server.sent)} requests, {dlq.left} left"
     if error is None:
-        assert server.left == 0, f"the run succeeded with {server.left} selected entries left: {xcom}"
+        assert dlq.left == 0, f"the run succeeded with {dlq.left} selected entries left: {xcom}"
         assert xcom["deleted"] == left, xcom

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from tests.doubles.fake_qstash import Rounds
 from tests.doubles.harness import (
     NOW_MS,
-    FakeQStash,
     captured_logs,
     check_selection,
     check_texts,
@@ -33,6 +33,7 @@ from tests.doubles.harness import (
     exception_texts,
     no_sleep,
     pinned_clock,
+    requests_to,
     set_env,
     wire,
 )
@@ -188,7 +189,7 @@ def check_task(case: dict[str, Any]) -> None:
         "extra": {"max_retries": 1, "backoff_initial": 0, "backoff_max": 0, "timeout": 5},
     }
     undo = set_env(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    server = FakeQStash(first=case["first"])
+    server = Rounds(first=case["first"])
     try:
         with pinned_clock(), no_sleep(), wire(server), captured_logs() as logs:
             xcom, events, error = run_task(case)
@@ -211,15 +212,17 @@ def check_task(case: dict[str, Any]) -> None:
         if wanted is None:
             continue
         set_filters[name] = field["param"]
-        for request in server.sent:
+        for request in requests_to(server):
             if request.kind is not None:
                 sent = {v.strip() for k, v in request.query if k == field["param"]}
                 assert sent == set(wanted), (
                     f"{name}: the author meant {sorted(set(wanted))}, {request.method} {request.path} sent "
                     f"{sorted(sent)} (form {field['form']})"
                 )
-    check_selection(server.sent, origin="https://qstash.test", set_filters=set_filters, all_flag=case["all_flag"])
+    check_selection(
+        requests_to(server), origin="https://qstash.test", set_filters=set_filters, all_flag=case["all_flag"]
+    )
     if case["kind"] == "dlq_retry":
-        for request in server.sent:
+        for request in requests_to(server):
             retries = request.headers.get("upstash-retries")
             assert retries is None or 0 <= int(retries) <= 1000, f"Upstash-Retries {retries} was sent"

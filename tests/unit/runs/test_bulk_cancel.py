@@ -10,81 +10,37 @@ what matches now; the script says what the action reports ``processed`` and how 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import pendulum
 import pytest
-import requests_mock as requests_mock_module
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
-from tests.conftest import FAKE_BASE_URL
-from tests.doubles.transports import route_async_hook
+from tests.doubles.fake_qstash import BulkActions, Outcome
 from tests.support.task_logs import capture_task_logs
 
 TASK_START = pendulum.datetime(2024, 6, 1, tz="UTC")
-#: (reported processed, really cancelled) of an action that found ``total``.
-Script = Callable[[int, int], tuple[int, int]]
 
 
-class ActionServer:
-    """A bulk-action QStash over ``left`` matching messages; every action is FINISHED at its first poll."""
-
-    def __init__(self, left: int, script: Script):
-        self.left = left
-        self.script = script
-        self.actions: dict[str, dict[str, Any]] = {}
-        self.starts = 0
-
-    def answer(self, method: str, path: str) -> tuple[int, Any]:
-        if (method, path) == ("DELETE", "/v2/messages"):
-            self.starts += 1
-            total = self.left
-            processed, cancelled = self.script(self.starts, total)
-            self.left -= cancelled
-            action_id = f"act-{self.starts}"
-            self.actions[action_id] = {
-                "actionId": action_id,
-                "state": "FINISHED",
-                "total": total,
-                "processed": processed,
-                "createdAt": 1,
-            }
-            return 200, {"actionId": action_id}
-        match = re.fullmatch(r"/v2/bulkActions/(.+)", path)
-        if method == "GET" and match and match.group(1) in self.actions:
-            return 200, self.actions[match.group(1)]
-        return 404, {"error": f"no route {method} {path}"}
-
-    def requests_callback(self, request: Any, context: Any) -> str:
-        context.status_code, body = self.answer(request.method, urlsplit(request.url).path)  # .path is lowercased
-        return json.dumps(body)
-
-    def httpx_handler(self, request: httpx.Request) -> httpx.Response:
-        status, body = self.answer(request.method, request.url.path)
-        return httpx.Response(status, json=body)
+def action_server(left: int, outcome: Outcome) -> BulkActions:
+    """A bulk-action QStash over ``left`` matching messages; every action is FINISHED at its start."""
+    return BulkActions(left, outcome=outcome, start_status=200)
 
 
-def run_sync(server: ActionServer, requests_mock: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
+def run_sync(server: BulkActions, requests_mock: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
-    requests_mock.register_uri(
-        requests_mock_module.ANY, re.compile(re.escape(FAKE_BASE_URL) + "/"), text=server.requests_callback
-    )
+    server.serve(requests_mock, monkeypatch)
     task = QStashBulkCancelOperator(task_id="cancel", labels="a", from_date=0, deferrable=False, **kwargs)
     return task.execute({"ti": SimpleNamespace(start_date=TASK_START)})
 
 
-def run_deferred(server: ActionServer, requests_mock: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
-    route_async_hook(monkeypatch, server.httpx_handler)
+def run_deferred(server: BulkActions, requests_mock: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
+    server.serve(requests_mock, monkeypatch)
     real_sleep = asyncio.sleep
 
     async def no_sleep(seconds: float, *args: Any) -> Any:
@@ -109,7 +65,7 @@ PATHS = [pytest.param(run_sync, id="sync"), pytest.param(run_deferred, id="defer
 
 @pytest.fixture
 def run(request: pytest.FixtureRequest, qstash_conn: str, requests_mock: Any, monkeypatch: pytest.MonkeyPatch):
-    def go(server: ActionServer, **kwargs: Any) -> Any:
+    def go(server: BulkActions, **kwargs: Any) -> Any:
         return request.param(server, requests_mock, monkeypatch, **kwargs)
 
     return go
@@ -129,11 +85,11 @@ def rendered(entries: list[Any]) -> str:
 @pytest.mark.parametrize("run", PATHS, indirect=True)
 def test_a_finished_action_that_reports_zero_processed_is_followed_by_a_confirming_round(run: Any):
     """total=3, processed=0 used to end the job as a success after one start: processed decided the end."""
-    server = ActionServer(3, lambda start, total: (0, total))  # the count lags; the messages go
+    server = action_server(3, lambda start, total: (0, total))  # the count lags; the messages go
 
     result = run(server)
 
-    assert server.starts == 2 and server.left == 0
+    assert len(server.starts) == 2 and server.left == 0
     assert (result["cancelled"], result["batches"], result["rounds"]) == (3, 2, 2)
     assert (result["left"], result["unconfirmed"]) == (0, 0)
 
@@ -141,13 +97,13 @@ def test_a_finished_action_that_reports_zero_processed_is_followed_by_a_confirmi
 @pytest.mark.parametrize("run", PATHS, indirect=True)
 def test_an_action_that_did_nothing_is_not_a_success(run: Any):
     """An action that finds 3, processes 0 and cancels 0, every time: the run must not say done."""
-    server = ActionServer(3, lambda start, total: (0, 0))
+    server = action_server(3, lambda start, total: (0, 0))
 
     with pytest.raises(AirflowException) as err:
         run(server)
 
     assert server.left == 3
-    assert server.starts == MAX_ROUNDS_WITHOUT_PROGRESS + 1
+    assert len(server.starts) == MAX_ROUNDS_WITHOUT_PROGRESS + 1
     assert "3 message(s) left" in str(err.value)
 
 
@@ -157,13 +113,13 @@ def test_an_action_that_did_nothing_is_not_a_success(run: Any):
 @pytest.mark.parametrize("run", PATHS, indirect=True)
 def test_a_message_that_cannot_be_cancelled_stops_the_run_after_a_few_rounds(run: Any):
     """Every action reports processed == total == 1 and nothing goes: "cancelled 12" in 12 s, before."""
-    server = ActionServer(1, lambda start, total: (total, 0))
+    server = action_server(1, lambda start, total: (total, 0))
 
     with pytest.raises(AirflowException) as err:
         run(server, max_batches=50)
 
     message = str(err.value)
-    assert server.starts == MAX_ROUNDS_WITHOUT_PROGRESS + 1  # not 50
+    assert len(server.starts) == MAX_ROUNDS_WITHOUT_PROGRESS + 1  # not 50
     assert "no progress" in message and "1 message(s) left" in message
     for action_id in server.actions:
         assert action_id in message
@@ -174,7 +130,7 @@ def test_a_message_that_cannot_be_cancelled_stops_the_run_after_a_few_rounds(run
 @pytest.mark.parametrize("run", PATHS, indirect=True)
 def test_cancelled_counts_what_went_not_what_the_server_says_it_processed(run: Any):
     """Each action reports all it found processed but cancels 70 %: the count is the drop of total."""
-    server = ActionServer(10, lambda start, total: (total, (total * 7) // 10 or total))
+    server = action_server(10, lambda start, total: (total, (total * 7) // 10 or total))
 
     result = run(server)
 
@@ -186,11 +142,11 @@ def test_cancelled_counts_what_went_not_what_the_server_says_it_processed(run: A
 @pytest.mark.parametrize("run", PATHS, indirect=True)
 def test_shrinking_rounds_are_progress_however_many(run: Any):
     """One message goes per action: slow, but every round leaves less, so the run is not stopped."""
-    server = ActionServer(6, lambda start, total: (total, min(total, 1)))
+    server = action_server(6, lambda start, total: (total, min(total, 1)))
 
     result = run(server)
 
-    assert (result["cancelled"], server.starts, server.left) == (6, 7, 0)
+    assert (result["cancelled"], len(server.starts), server.left) == (6, 7, 0)
 
 
 # --------------------------------------------------------------------------- #21.5: the log speaks of rounds
@@ -198,7 +154,7 @@ def test_shrinking_rounds_are_progress_however_many(run: Any):
 
 @pytest.mark.parametrize("run", PATHS, indirect=True)
 def test_a_bulk_action_server_logs_rounds_and_actions_not_batches(run: Any):
-    server = ActionServer(54, lambda start, total: (total, total))
+    server = action_server(54, lambda start, total: (total, total))
 
     with capture_task_logs() as entries:
         result = run(server, batch_size=500)

@@ -11,7 +11,7 @@ import pytest
 from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.support.connections import MISSING, serve_connections
 
 TO_DATE_MS = 1_793_588_400_250

@@ -3,7 +3,7 @@ QStashDLQEventTrigger: one event per new batch (all its ids, split above the bou
 runs, a repeat after a restart, rate limits and bad answers fire nothing, bounded listing and memory, no
 token or body in an event; ``announced_dlq_ids`` and the example DAG's task act on exactly what was announced.
 
-The trigger's loop runs over httpx against :class:`~tests.doubles.fake_dlq.FakeDLQ`; its pauses are recorded
+The trigger's loop runs over httpx against :class:`~tests.doubles.fake_qstash.FakeDLQ`; its pauses are recorded
 (``_sleep`` replaced), and the loop is stopped after a given number of polls.
 """
 
@@ -22,7 +22,7 @@ import pytest
 from airflow_qstash.triggers import dlq_events
 from airflow_qstash.triggers.dlq_events import QStashDLQEventTrigger, announced_dlq_ids
 from tests.conftest import TEST_TOKEN
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.support.connections import MISSING, serve_connections
 
 REPO = Path(__file__).resolve().parents[3]

@@ -18,48 +18,28 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.protocol.endpoints import MAX_URL_LENGTH
 from airflow_qstash.protocol.messages import BatchCancelled
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN, connection_json
+from tests.doubles.fake_qstash import Answer, AsyncClient, Drop, FakeQStash, Script
 from tests.support.clock import pin_wall_clock
 
 JAN_1_MS = 1_704_067_200_000
 JAN_2_MS = JAN_1_MS + 86_400_000
 
 
-class Server:
-    """A scripted MockTransport handler: answers (responses or exceptions) in order, the last one repeated."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request):
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer(request) if callable(answer) else answer
-
-    @property
-    def queries(self):
-        return [urlsplit(str(request.url)).query for request in self.requests]
+def scripted(*answers: Script) -> FakeQStash:
+    """The scripted fake with ``answers`` (in order, the last one repeated) on ``DELETE /v2/messages``."""
+    fake = FakeQStash()
+    fake.route("DELETE", "/v2/messages", *answers)
+    return fake
 
 
-async def _cancel(server, bulk_filter, count=None, conn_id="qstash_default"):
-    hook = QStashAsyncHook(conn_id)
-    config = await hook.get_config()
-    hook._client = httpx.AsyncClient(
-        transport=httpx.MockTransport(server),
-        base_url=config.base_url,
-        headers=config.headers,
-        timeout=config.timeout,
-    )
-    try:
-        return await hook.bulk_cancel_by_filter(bulk_filter, count)
-    finally:
-        await hook.aclose()
+def cancel(fake: FakeQStash, bulk_filter, count=None, conn_id="qstash_default"):
+    """``QStashAsyncHook.bulk_cancel_by_filter`` against ``fake`` (pauses as the ``waits`` fixture makes them)."""
+    return AsyncClient(fake, []).run("bulk_cancel_by_filter", bulk_filter, count, conn_id=conn_id)
 
 
-def cancel(server, bulk_filter, count=None, conn_id="qstash_default"):
-    return asyncio.run(_cancel(server, bulk_filter, count, conn_id))
+def queries(fake: FakeQStash) -> list[str]:
+    """Each request's raw query string."""
+    return [sent.query for sent in fake.sent]
 
 
 @pytest.fixture
@@ -75,7 +55,7 @@ def waits(monkeypatch):
 
 
 def ok(cancelled):
-    return httpx.Response(200, json={"cancelled": cancelled})
+    return Answer(200, {"cancelled": cancelled})
 
 
 LABELS_FILTER = BulkCancelFilter.build(labels="a")
@@ -114,24 +94,24 @@ def test_same_query_as_the_sync_hook(qstash_conn, requests_mock, name):
     sync_request = requests_mock.last_request
     sync_query = urlsplit(sync_request.url).query
 
-    server = Server(ok(1))
-    assert cancel(server, bulk_filter, count) == BatchCancelled(1)
-    assert len(server.requests) == 1
-    request = server.requests[0]
-    assert server.queries == [sync_query]
-    assert str(request.url) == sync_request.url
+    fake = scripted(ok(1))
+    assert cancel(fake, bulk_filter, count) == BatchCancelled(1)
+    assert len(fake.sent) == 1
+    request = fake.sent[0]
+    assert queries(fake) == [sync_query]
+    assert request.url == sync_request.url
     assert request.method == "DELETE" == sync_request.method
-    assert request.url.path == "/v2/messages"
-    assert request.headers["Authorization"] == f"Bearer {TEST_TOKEN}"
-    assert request.headers["User-Agent"] == "airflow-provider-qstash"
+    assert request.path == "/v2/messages"
+    assert request.headers["authorization"] == f"Bearer {TEST_TOKEN}"
+    assert request.headers["user-agent"] == "airflow-provider-qstash"
 
 
 def test_exact_query(qstash_conn):
-    server = Server(ok(3))
+    fake = scripted(ok(3))
     bulk_filter = BulkCancelFilter.build(labels=["a", "B"], queue_names="q", from_date=JAN_1_MS, to_date=JAN_2_MS)
-    assert cancel(server, bulk_filter, 10) == BatchCancelled(3)
-    assert server.queries == [f"queueName=q&label=a&label=B&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&count=10&async=true"]
-    assert str(server.requests[0].url).startswith(f"{FAKE_BASE_URL}/v2/messages?")
+    assert cancel(fake, bulk_filter, 10) == BatchCancelled(3)
+    assert queries(fake) == [f"queueName=q&label=a&label=B&fromDate={JAN_1_MS}&toDate={JAN_2_MS}&count=10&async=true"]
+    assert fake.sent[0].url.startswith(f"{FAKE_BASE_URL}/v2/messages?")
 
 
 @pytest.mark.parametrize("base_url", [FAKE_BASE_URL, "https://" + ".".join(["prefix" * 10] * 4) + ".test"])
@@ -140,8 +120,8 @@ def test_long_message_id_list_is_split_like_the_sync_hook(monkeypatch, requests_
     ids = [f"msg_{i:028d}" for i in range(2000)]
     bulk_filter = BulkCancelFilter.build(message_ids=ids)
 
-    def answer(request):
-        return ok(len(parse_qs(urlsplit(str(request.url)).query)["messageIds"]))
+    def answer(sent):
+        return ok(len(parse_qs(sent.query)["messageIds"]))
 
     requests_mock.delete(
         f"{base_url}/v2/messages",
@@ -150,29 +130,29 @@ def test_long_message_id_list_is_split_like_the_sync_hook(monkeypatch, requests_
     assert QStashHook("qstash_split").bulk_cancel_by_filter(bulk_filter, 500) == BatchCancelled(len(ids))
     sync_urls = [request.url for request in requests_mock.request_history]
 
-    server = Server(answer)
-    assert cancel(server, bulk_filter, 500, conn_id="qstash_split") == BatchCancelled(len(ids))
-    urls = [str(request.url) for request in server.requests]
+    fake = scripted(answer)
+    assert cancel(fake, bulk_filter, 500, conn_id="qstash_split") == BatchCancelled(len(ids))
+    urls = [sent.url for sent in fake.sent]
     assert len(urls) > 1
     assert urls == sync_urls
     assert all(len(url) <= MAX_URL_LENGTH for url in urls)
-    sent = [value for query in server.queries for value in parse_qs(query)["messageIds"]]
+    sent = [value for query in queries(fake) for value in parse_qs(query)["messageIds"]]
     assert sent == ids
 
 
 def test_a_bad_count_sends_nothing(qstash_conn):
-    server = Server(ok(1))
+    fake = scripted(ok(1))
     with pytest.raises(QStashInputError, match="count"):
-        cancel(server, LABELS_FILTER, 0)
-    assert server.requests == []
+        cancel(fake, LABELS_FILTER, 0)
+    assert fake.sent == []
 
 
 def test_a_broken_connection_sends_nothing(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_QSTASH_BROKEN", connection_json(token=None))
-    server = Server(ok(1))
+    fake = scripted(ok(1))
     with pytest.raises(QStashConnectionError, match="qstash_broken"):
-        cancel(server, LABELS_FILTER, conn_id="qstash_broken")
-    assert server.requests == []
+        cancel(fake, LABELS_FILTER, conn_id="qstash_broken")
+    assert fake.sent == []
 
 
 def test_the_real_client_carries_base_url_auth_and_timeout(monkeypatch):
@@ -213,37 +193,37 @@ def test_429_waits_for_the_burst_reset(qstash_conn, waits, with_remaining, monke
     headers = {"Burst-RateLimit-Reset": str(reset)}
     if with_remaining:
         headers["Burst-RateLimit-Remaining"] = "0"
-    server = Server(httpx.Response(429, headers=headers, json={"error": "slow down"}), ok(5))
-    assert cancel(server, LABELS_FILTER) == BatchCancelled(5)
-    assert len(server.requests) == 2
+    fake = scripted(Answer(429, {"error": "slow down"}, headers=headers), ok(5))
+    assert cancel(fake, LABELS_FILTER) == BatchCancelled(5)
+    assert len(fake.sent) == 2
     assert len(waits) == 1
     assert reset - now <= waits[0] <= reset - now + 0.1  # the header's wait (+ up to 0.1 s jitter)
 
 
 def test_429_with_retry_after(qstash_conn, waits):
-    server = Server(httpx.Response(429, headers={"Retry-After": "2"}), ok(1))
-    assert cancel(server, LABELS_FILTER) == BatchCancelled(1)
-    assert len(server.requests) == 2
+    fake = scripted(Answer(429, headers={"Retry-After": "2"}), ok(1))
+    assert cancel(fake, LABELS_FILTER) == BatchCancelled(1)
+    assert len(fake.sent) == 2
     assert len(waits) == 1
     assert 2.0 <= waits[0] <= 2.11
 
 
 def test_429_with_a_far_daily_reset_fails_at_once(qstash_conn, waits):
     headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": str(int(time.time()) + 6 * 3600)}
-    server = Server(httpx.Response(429, headers=headers, json={"error": "daily quota exceeded"}), ok(1))
+    fake = scripted(Answer(429, {"error": "daily quota exceeded"}, headers=headers), ok(1))
     with pytest.raises(QStashAPIError) as info:
-        cancel(server, LABELS_FILTER)
+        cancel(fake, LABELS_FILTER)
     assert "429" in str(info.value)
     assert "max_rate_limit_wait" in str(info.value)
-    assert len(server.requests) == 1
+    assert len(fake.sent) == 1
     assert waits == []
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_then_200_is_retried(qstash_conn, waits, status):
-    server = Server(httpx.Response(status, json={"error": "busy"}), ok(2))
-    assert cancel(server, LABELS_FILTER) == BatchCancelled(2)
-    assert len(server.requests) == 2
+    fake = scripted(Answer(status, {"error": "busy"}), ok(2))
+    assert cancel(fake, LABELS_FILTER) == BatchCancelled(2)
+    assert len(fake.sent) == 2
     assert len(waits) == 1
 
 
@@ -258,27 +238,27 @@ def test_5xx_then_200_is_retried(qstash_conn, waits, status):
     ids=lambda error: type(error).__name__,
 )
 def test_network_errors_then_200_are_retried(qstash_conn, waits, error):
-    server = Server(error, error, ok(9))
-    assert cancel(server, LABELS_FILTER) == BatchCancelled(9)
-    assert len(server.requests) == 3
+    fake = scripted(Drop(error), Drop(error), ok(9))
+    assert cancel(fake, LABELS_FILTER) == BatchCancelled(9)
+    assert len(fake.sent) == 3
     assert len(waits) == 2
 
 
 @pytest.mark.parametrize(
     ("answer", "fragment"),
     [
-        (httpx.Response(503, json={"error": "service unavailable"}), "503: service unavailable"),
-        (httpx.ConnectError("connection refused"), "ConnectError"),
+        (Answer(503, {"error": "service unavailable"}), "503: service unavailable"),
+        (Drop(httpx.ConnectError("connection refused")), "ConnectError"),
     ],
 )
 def test_retries_exhausted(qstash_conn, waits, answer, fragment):
-    server = Server(answer)
+    fake = scripted(answer)
     with pytest.raises(QStashAPIError) as info:
-        cancel(server, LABELS_FILTER)
+        cancel(fake, LABELS_FILTER)
     # qstash_conn has max_retries=3
     assert fragment in str(info.value)
     assert "gave up after 4 attempts" in str(info.value)
-    assert len(server.requests) == 4
+    assert len(fake.sent) == 4
     assert len(waits) == 3
 
 
@@ -287,9 +267,9 @@ def test_retries_exhausted(qstash_conn, waits, answer, fragment):
     [(401, "invalid token", "Check the token"), (400, "invalid fromDate", ""), (403, "forbidden", "")],
 )
 def test_client_errors_fail_fast(qstash_conn, waits, status, error, hint):
-    server = Server(httpx.Response(status, json={"error": error}), ok(1))
+    fake = scripted(Answer(status, {"error": error}), ok(1))
     with pytest.raises(QStashAPIError) as info:
-        cancel(server, LABELS_FILTER)
+        cancel(fake, LABELS_FILTER)
     message = str(info.value)
     assert str(status) in message
     assert error in message
@@ -297,20 +277,20 @@ def test_client_errors_fail_fast(qstash_conn, waits, status, error, hint):
     assert TEST_TOKEN not in message
     assert info.value.http_status == status
     assert info.value.api_error == error
-    assert len(server.requests) == 1
+    assert len(fake.sent) == 1
     assert waits == []
 
 
 @pytest.mark.parametrize(
     ("response", "fragment"),
     [
-        (httpx.Response(200, text="<html>ok</html>"), "not JSON"),
-        (httpx.Response(200, json={"deleted": 3}), "cancelled"),
-        (httpx.Response(200, text=""), "cancelled"),
+        (Answer(200, text="<html>ok</html>"), "not JSON"),
+        (Answer(200, {"deleted": 3}), "cancelled"),
+        (Answer(200, text=""), "cancelled"),
     ],
 )
 def test_200_without_a_valid_count_is_an_error(qstash_conn, waits, response, fragment):
-    server = Server(response)
+    fake = scripted(response)
     with pytest.raises(QStashAPIError, match=fragment):
-        cancel(server, LABELS_FILTER)
-    assert len(server.requests) == 1
+        cancel(fake, LABELS_FILTER)
+    assert len(fake.sent) == 1

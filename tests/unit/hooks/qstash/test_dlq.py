@@ -17,7 +17,7 @@ from airflow_qstash.inputs import retry_overrides
 from airflow_qstash.protocol.dlq import DLQPage
 from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from tests.conftest import TEST_TOKEN
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 
 
 def dlq_requests(fake: FakeDLQ, method: str, path: str = "/v2/dlq") -> list[list[tuple[str, str]]]:

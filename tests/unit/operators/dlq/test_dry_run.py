@@ -1,7 +1,7 @@
 """The DLQ operators' dry run: list what the filters select (count, per status, a bounded sample), act on nothing.
 
 Both paths: the worker (requests hook, ``sync_fake``) and the triggerer (httpx hook, ``async_fake``) against
-the same :class:`~tests.doubles.fake_dlq.FakeDLQ`; each test checks the fake's entries and request log, not
+the same :class:`~tests.doubles.fake_qstash.FakeDLQ`; each test checks the fake's entries and request log, not
 only the XCom.
 """
 
@@ -20,7 +20,7 @@ from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetry
 from airflow_qstash.runs.dlq_preview import PREVIEW_SAMPLE_SIZE
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.support.task_logs import capture_task_logs
 
 TASK_START = pendulum.datetime(2026, 11, 2, 1, 0, 0, tz="UTC")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.unit.operators.dlq.test_operators import OPERATORS, defer_calls, rendered, ti_context  # noqa: F401
 
 # The operators' task start is 2026-11-02T03:00:00.250Z: 2026-07-01 is 124 days before it (> 92).

@@ -1,7 +1,7 @@
 """QStashDLQDeleteOperator and QStashDLQRetryOperator without a metadata DB: construction, rendering,
 refusals before any request (sync and deferrable), the pinned window, the loop, deferral and the summary.
 
-HTTP goes to :class:`~tests.doubles.fake_dlq.FakeDLQ` through requests-mock (the ``sync_fake`` fixture).
+HTTP goes to :class:`~tests.doubles.fake_qstash.FakeDLQ` through requests-mock (the ``sync_fake`` fixture).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetry
 from airflow_qstash.runs.dlq import DLQRetryRun
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.support.task_logs import capture_task_logs
 
 REPO = Path(__file__).resolve().parents[4]

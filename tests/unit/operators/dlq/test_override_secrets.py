@@ -18,7 +18,7 @@ from airflow_qstash.filters import build_dlq_filter
 from airflow_qstash.inputs import retry_overrides, shown_overrides
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 from tests.support.task_logs import capture_task_logs
 from tests.unit.operators.dlq.test_operators import rendered, ti_context
 

@@ -1,7 +1,7 @@
 """QStashBulkCancelOperator without a metadata DB: rendering, the batch loop, refusals and deferral.
 
-HTTP is mocked with requests-mock; :class:`FakeQStash` (:class:`tests.doubles.pending_messages.PendingMessages`,
-the trigger tests' server too) keeps a count of pending messages and answers each ``DELETE /v2/messages``
+HTTP is mocked with requests-mock; :class:`~tests.doubles.fake_qstash.PendingMessages` (the trigger tests' server
+too) keeps a count of pending messages and answers each ``DELETE /v2/messages``
 with ``cancelled = min(pending, count)``, as QStash does.
 """
 
@@ -31,7 +31,7 @@ from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
-from tests.doubles.pending_messages import PendingMessages as FakeQStash
+from tests.doubles.fake_qstash import PendingMessages
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 from tests.support.task_logs import capture_task_logs
@@ -77,13 +77,13 @@ def query_of(request: Any) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def qstash(qstash_conn: str, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeQStash]:
-    """Install a :class:`FakeQStash` behind the ``qstash_default`` connection; retries do not sleep."""
+def qstash(qstash_conn: str, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., PendingMessages]:
+    """Install a :class:`PendingMessages` behind the ``qstash_default`` connection; retries do not sleep."""
     monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
 
-    def install(pending: int = 0, intercept: Any = None) -> FakeQStash:
-        fake = FakeQStash(pending, intercept)
-        requests_mock.delete(BULK_URL, json=fake)
+    def install(pending: int = 0, intercept: Any = None) -> PendingMessages:
+        fake = PendingMessages(pending, intercept)
+        requests_mock.delete(BULK_URL, content=fake.requests_callback)
         return fake
 
     return install
@@ -555,7 +555,7 @@ def test_max_batches_not_reached_succeeds(qstash, requests_mock):
 
 
 def test_partial_failure_then_success_finishes_with_the_acknowledged_totals(qstash, requests_mock):
-    def fail_second_call_after_cancelling_some(call: int, fake: FakeQStash) -> tuple[int, dict[str, Any]] | None:
+    def fail_second_call_after_cancelling_some(call: int, fake: PendingMessages) -> tuple[int, dict[str, Any]] | None:
         if call == 2:
             fake.pending -= 30  # QStash cancelled some of the batch, then failed
             return 500, {"error": "failed to cancel"}
@@ -573,7 +573,7 @@ def test_partial_failure_then_success_finishes_with_the_acknowledged_totals(qsta
 
 
 def test_a_batch_that_keeps_failing_fails_the_task_with_the_running_total(qstash, requests_mock):
-    def fail_from_third_call(call: int, fake: FakeQStash) -> tuple[int, dict[str, Any]] | None:
+    def fail_from_third_call(call: int, fake: PendingMessages) -> tuple[int, dict[str, Any]] | None:
         return (500, {"error": "failed to cancel"}) if call >= 3 else None
 
     fake = qstash(1000, fail_from_third_call)
@@ -599,7 +599,7 @@ def test_a_client_error_is_not_retried_and_fails_with_the_status(qstash, request
 def test_on_kill_between_batches_stops_the_loop(qstash, requests_mock):
     op = make_op(labels="a", batch_size=100)
 
-    def kill_after_second_call(call: int, fake: FakeQStash) -> None:
+    def kill_after_second_call(call: int, fake: PendingMessages) -> None:
         if call == 2:
             op.on_kill()  # the batch in flight still finishes
         return None
@@ -816,7 +816,7 @@ def test_token_is_sent_but_never_logged_returned_or_raised(qstash, requests_mock
 # --------------------------------------------------------------------------- refusals skip Airflow's retries
 
 
-def test_a_refusal_fails_the_task_without_retries_and_sends_nothing(qstash: Callable[..., FakeQStash]) -> None:
+def test_a_refusal_fails_the_task_without_retries_and_sends_nothing(qstash: Callable[..., PendingMessages]) -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
     fake = qstash(pending=10)
@@ -850,7 +850,7 @@ def test_other_undefined_template_variables_are_not_relabelled() -> None:
 
 
 def test_deferrable_checks_the_connection_and_url_length_before_deferring(
-    qstash: Callable[..., FakeQStash], monkeypatch: pytest.MonkeyPatch
+    qstash: Callable[..., PendingMessages], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 

@@ -23,7 +23,7 @@ from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.runs.dlq import make_run
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import FAKE_BASE_URL
-from tests.doubles.fake_dlq import FakeDLQ
+from tests.doubles.fake_qstash import FakeDLQ
 
 
 class ListLog:
@@ -102,7 +102,7 @@ def test_progress_is_polled_and_logged_with_the_action_id(today: FakeDLQ, sync_f
 def test_a_rerun_meets_the_running_action_with_identical_filters_and_follows_it(call_hook, today: FakeDLQ):
     today.add(8, "a")
     # an earlier try's action with the same filter, still running on the server (created long ago)
-    status, body, _ = today.answer("DELETE", f"{FAKE_BASE_URL}/v2/dlq/bulk?label=a", {})
+    status, body, _ = today.answer("DELETE", "/v2/dlq/bulk", "label=a", {})
     assert status == 202
     today.seen.clear()
     summary = call_hook("dlq_delete", labels="a")
@@ -112,7 +112,7 @@ def test_a_rerun_meets_the_running_action_with_identical_filters_and_follows_it(
 
 def test_a_rerun_logs_that_it_joined(today: FakeDLQ, sync_fake: FakeDLQ):
     today.add(4, "a")
-    _, body, _ = today.answer("DELETE", f"{FAKE_BASE_URL}/v2/dlq/bulk?label=a", {})
+    _, body, _ = today.answer("DELETE", "/v2/dlq/bulk", "label=a", {})
     today.actions[body["actionId"]]["createdAt"] -= 60_000  # the earlier try started it a minute ago
     log = ListLog()
     run = make_run("delete", build_dlq_filter("delete", labels="a"))

@@ -19,7 +19,7 @@ import pytest
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.doubles.pending_messages import PendingMessages as FakeQStash
+from tests.doubles.fake_qstash import PendingMessages
 from tests.doubles.transports import route_async_hook
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
@@ -44,12 +44,12 @@ def make_trigger(**kwargs: Any) -> QStashBulkCancelTrigger:
 
 
 @pytest.fixture
-def mock_qstash(qstash_conn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeQStash]:
-    """Route the async hook's client to a :class:`FakeQStash`; returns a factory."""
+def mock_qstash(qstash_conn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., PendingMessages]:
+    """Route the async hook's client to a :class:`PendingMessages`; returns a factory."""
     clients: list[httpx.AsyncClient] = []
 
-    def install(pending: int = 0, **kwargs: Any) -> FakeQStash:
-        fake = FakeQStash(pending, **kwargs)
+    def install(pending: int = 0, **kwargs: Any) -> PendingMessages:
+        fake = PendingMessages(pending, **kwargs)
         route_async_hook(monkeypatch, fake.httpx_handler, clients)  # the real connection is still read
         return fake
 
@@ -130,7 +130,7 @@ def test_run_cancels_until_zero_and_fires_one_success_event(mock_qstash, pending
     assert payload["batches"] == expected_batches
     assert (payload["from_date"], payload["to_date"]) == (FROM_DATE_MS, TO_DATE_MS)
     assert fake.pending == 0
-    assert len(fake.requests) == expected_batches
+    assert len(fake.sent) == expected_batches
     for query in fake.queries():
         assert sorted(query) == sorted(
             [
@@ -146,9 +146,9 @@ def test_run_cancels_until_zero_and_fires_one_success_event(mock_qstash, pending
 def test_run_sends_the_connection_token_and_closes_its_client(mock_qstash):
     fake = mock_qstash(3)
     collect(make_trigger())
-    assert fake.requests
-    assert all(r.headers["Authorization"] == f"Bearer {TEST_TOKEN}" for r in fake.requests)
-    assert all(TEST_TOKEN not in str(r.url) for r in fake.requests)
+    assert fake.sent
+    assert all(sent.headers["authorization"] == f"Bearer {TEST_TOKEN}" for sent in fake.sent)
+    assert all(TEST_TOKEN not in sent.url for sent in fake.sent)
     assert mock_qstash.clients and all(client.is_closed for client in mock_qstash.clients)
 
 
@@ -162,7 +162,7 @@ def test_run_api_error_fires_one_error_event_naming_the_status(mock_qstash):
     assert "401" in payload["message"]
     assert "invalid token" in payload["message"]
     assert (payload["cancelled"], payload["batches"]) == (0, 0)
-    assert len(fake.requests) == 1  # a 401 is not retried
+    assert len(fake.sent) == 1  # a 401 is not retried
     assert TEST_TOKEN not in json.dumps(payload)
 
 
@@ -173,7 +173,7 @@ def test_run_server_error_is_retried_then_fires_an_error_event(mock_qstash):
     assert len(events) == 1
     assert events[0].payload["status"] == "error"
     assert "500" in events[0].payload["message"]
-    assert len(fake.requests) == 4  # first attempt + max_retries=3 from the test connection
+    assert len(fake.sent) == 4  # first attempt + max_retries=3 from the test connection
 
 
 def test_run_max_batches_reached_fires_an_error_event_with_the_running_total(mock_qstash):
@@ -186,7 +186,7 @@ def test_run_max_batches_reached_fires_an_error_event_with_the_running_total(moc
     assert "max_batches=3 reached" in payload["message"]
     assert "Cancelled 300 message(s) in 3 batch(es)" in payload["message"]
     assert (payload["cancelled"], payload["batches"]) == (300, 3)
-    assert len(fake.requests) == 3
+    assert len(fake.sent) == 3
     assert fake.pending == 700
 
 
