@@ -1,5 +1,5 @@
-"""What a filtered bulk request selects: the filters declared once, their value objects, every accepted input
-form and every safety refusal.
+"""What a filtered bulk request selects: the filter tables and their value objects, with every safety refusal
+of a filter as a whole.
 
 Nothing in this module touches the network. Every refusal is a :class:`QStashInputError` (a
 ``ValueError``) raised before the first request, with a message that says what to change.
@@ -14,19 +14,19 @@ object calls it ``select_all``. What cannot be derived (the explicit keywords of
 the hook and the operator, the value object's typed fields) is checked against the table: the value
 object when its class is created, the keywords by ``tests/project/test_signatures.py``.
 
-Two readers share one value object:
+Reading a single value (a date, a list, a rendering) is :mod:`airflow_qstash.inputs`'s job. Two readers end
+in one value object, through :meth:`FilterValue.checked`:
 
 * :meth:`FilterValue.build` reads values given in Python (the hook's keywords): ``None`` is "no such
   filter", a single value is a one-element list, dates are datetimes, ISO-8601 strings or epoch
   milliseconds. A value that is given but empty (``""``, ``[]``) is refused, never dropped.
-* :func:`read_rendered_filter` reads the operator's values after Airflow rendered them. An untemplated
-  (literal) value is taken literally; a templated one that renders empty is refused unless the DAG
-  author listed it in ``optional_filters``, in which case it counts as absent. Lists may also be
-  comma-separated text, a JSON array or a Python list repr; other renderings (a generator's repr, a set,
-  a dict) are refused naming their type.
+* :func:`airflow_qstash.inputs.read_rendered_filter` reads the operator's values after Airflow rendered
+  them (templated or literal, rendered empty, optional, ``now``, the pin to the task's start).
 
-Both take the caller's table (default: the value object's own), so a refusal names the flag as the caller
-does. The DLQ's own readers (:func:`build_dlq_filter`, :func:`refuse_rejected_filters`) close the module.
+Both take the caller's table (default: the value object's own for :meth:`FilterValue.build`), so a
+refusal names the flag as the caller does (an action's: :data:`DLQ_ACTION_FILTERS`). A table also declares
+the filters its endpoints reject although another endpoint takes them (the DLQ's ``hosts``/``paths``), which
+every road refuses with the reason (:meth:`FilterTable.refuse_rejected`).
 """
 
 from __future__ import annotations
@@ -38,13 +38,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.inputs import (
-    MANUAL_RUN_HINT,
-    NOW,
+    FROM_DATE,
+    TO_DATE,
     check_epoch_ms,
-    parse_bool,
-    read_rendered_values,
     read_values,
-    renders_empty,
     to_iso,
     to_unix_ms,
 )
@@ -52,8 +49,6 @@ from airflow_qstash.inputs import (
     now_ms as read_clock,
 )
 
-FROM_DATE = "from_date"
-TO_DATE = "to_date"
 #: The value objects' name of the flag that allows a request with no filter; a table declares what its
 #: callers call it (:attr:`FilterTable.all_flag`).
 SELECT_ALL = "select_all"
@@ -102,10 +97,26 @@ class FilterTable:
     :param kept_ms: how far back (ms before now) the oldest item QStash may still hold was created; a
         ``from_date`` older than that selects everything there is, so it is no filter. ``None``: no limit.
     :param kept: what ``kept_ms`` is, for the refusal message.
+    :param selects_all: what :meth:`FilterValue.describe` says of a filter that selects everything, before
+        the all-flag (``ALL MESSAGES``: ``ALL MESSAGES (cancel_all=True)``).
+    :param title: the endpoints' name in a refusal (``DLQ``).
+    :param rejected: filters the endpoints reject (400) although another endpoint takes them, by name, with
+        the query parameter the server rejects (the DLQ's ``hosts``: ``host``). They are refused where every
+        road passes (:meth:`FilterValue.build`, the operators' ``__init__``), by name or by parameter.
+    :param instead: what to filter by instead of a rejected filter, for the refusal message.
     """
 
     def __init__(
-        self, *specs: FilterSpec, all_flag: str, everything: str, kept_ms: int | None = None, kept: str = ""
+        self,
+        *specs: FilterSpec,
+        all_flag: str,
+        everything: str,
+        selects_all: str,
+        kept_ms: int | None = None,
+        kept: str = "",
+        title: str = "",
+        rejected: Mapping[str, str] | None = None,
+        instead: str = "",
     ) -> None:
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names) or len({spec.param for spec in specs}) != len(specs):
@@ -119,6 +130,10 @@ class FilterTable:
         self.everything = everything
         self.kept_ms = kept_ms
         self.kept = kept
+        self.selects_all = selects_all
+        self.title = title
+        self.rejected: dict[str, str] = dict(rejected or {})
+        self.instead = instead
         self.names: tuple[str, ...] = tuple(names)
         self.list_params: dict[str, str] = {spec.name: spec.param for spec in specs if spec.kind == "list"}
         self.date_params: dict[str, str] = {spec.name: spec.param for spec in specs if spec.kind == "date"}
@@ -134,8 +149,26 @@ class FilterTable:
     def with_all_flag(self, all_flag: str) -> FilterTable:
         """The same filters under another caller's name of the all-flag (the DLQ's ``delete_all``)."""
         return FilterTable(
-            *self.specs, all_flag=all_flag, everything=self.everything, kept_ms=self.kept_ms, kept=self.kept
+            *self.specs,
+            all_flag=all_flag,
+            everything=self.everything,
+            selects_all=self.selects_all,
+            kept_ms=self.kept_ms,
+            kept=self.kept,
+            title=self.title,
+            rejected=self.rejected,
+            instead=self.instead,
         )
+
+    def refuse_rejected(self, given: Iterable[str]) -> None:
+        """Refuse a :attr:`rejected` filter among the names ``given`` (or its parameter's spelling), saying why."""
+        for name in given:
+            param = self.rejected.get(name) or (name if name in self.rejected.values() else None)
+            if param is not None:
+                raise QStashInputError(
+                    f"{name} is not a {self.title} filter: QStash's {self.title} endpoints reject the {param!r} "
+                    f"parameter (400), so this run could not do what it says. Filter by {self.instead} instead."
+                )
 
     @property
     def renderers(self) -> dict[str, str]:
@@ -172,11 +205,13 @@ BULK_CANCEL_FILTERS = FilterTable(
     FilterSpec(TO_DATE, "toDate", "date"),
     all_flag="cancel_all",
     everything="QStash would cancel EVERY message in the account",
+    selects_all="ALL MESSAGES",
     kept_ms=MAX_MESSAGE_DELAY_MS,
     kept="no QStash message waits longer than 365 days, its longest delay",
 )
 
-#: ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry``: no ``host``/``path`` (the server rejects them), one
+#: ``DELETE /v2/dlq`` and ``POST /v2/dlq/retry``: no ``host``/``path`` (the server rejects them: refused
+#: with the reason, :meth:`FilterTable.refuse_rejected`), one
 #: ``messageId``, integer ``responseStatus`` values, and ``dlqIds`` as the exact-ids filter. A DLQ filter
 #: built on its own (:meth:`DLQFilter.build`) calls its all-flag ``select_all``; each action's table
 #: (:data:`DLQ_ACTION_FILTERS`) names it as the operator and the hook do.
@@ -195,8 +230,12 @@ DLQ_FILTERS = FilterTable(
     FilterSpec(TO_DATE, "toDate", "date"),
     all_flag="select_all",
     everything="QStash would act on EVERY message in the dead-letter queue",
+    selects_all="ALL DLQ ENTRIES",
     kept_ms=MAX_DLQ_RETENTION_MS,
     kept="QStash keeps a dead-letter entry at most 92 days, its longest DLQ retention",
+    title="DLQ",
+    rejected={"hosts": "host", "paths": "path"},
+    instead="urls (the whole destination URL)",
 )
 
 DELETE = "delete"
@@ -222,7 +261,7 @@ class FilterValue:
     those items and the API ignores every other filter then, so mixing them is refused. A filter that
     selects nothing at all (no filter, ``from_date=0``, a ``to_date`` in the future) would act on *every*
     item: it is refused unless ``select_all`` is true. The readers (:meth:`build`,
-    :func:`read_rendered_filter`) refuse it first, naming the flag as their caller's table does.
+    :func:`~airflow_qstash.inputs.read_rendered_filter`) refuse it first, naming the flag as their caller's table does.
     """
 
     TABLE: ClassVar[FilterTable]
@@ -318,6 +357,7 @@ class FilterValue:
         select_all = values.pop(table.all_flag, False)
         if not isinstance(select_all, bool):
             raise QStashInputError(f"{table.all_flag} must be True or False, not {select_all!r}.")
+        table.refuse_rejected(values)
         unknown = sorted(set(values) - set(table.names))
         if unknown:
             raise QStashInputError(f"Unknown filter(s) {unknown}; known filters: {', '.join(table.names)}.")
@@ -330,7 +370,40 @@ class FilterValue:
                 normalised[spec.name] = to_unix_ms(
                     values.get(spec.name), spec.name, zero_allowed=spec.name == FROM_DATE
                 )
-        return _checked(cls, normalised, select_all, table, now_ms)
+        return cls.checked(normalised, select_all=select_all, table=table, now_ms=now_ms)
+
+    @classmethod
+    def checked(
+        cls: type[FilterValueT],
+        values: Mapping[str, Any],
+        *,
+        select_all: bool,
+        table: FilterTable | None = None,
+        now_ms: int | None = None,
+        pin_to_date: int | None = None,
+    ) -> FilterValueT:
+        """
+        The value of normalised ``values`` (a tuple per list filter, dates in Unix ms or ``None``, every
+        filter of the table), the readers' last step: built with every check, the one for a filter that
+        selects nothing made with the caller's ``table`` (its all-flag named in the refusal) unless
+        ``select_all``.
+
+        :param select_all: the all-flag as read (a bool).
+        :param table: the caller's table of these filters (an action's); default the value's own
+            :attr:`TABLE`.
+        :param now_ms: the instant the window is judged at (Unix ms); ``None`` reads the clock.
+        :param pin_to_date: a ``to_date`` set after the judgement (the operator's pin to the task's start):
+            it never counts as the filter that makes a selection acceptable.
+        """
+        table = _same_filters(cls, table)
+        value = cls(**values, select_all=True, now_ms=now_ms)
+        changes: dict[str, Any] = {}
+        if not select_all:
+            value.refuse_selecting_nothing(table, now_ms)
+            changes[SELECT_ALL] = False
+        if pin_to_date is not None:
+            changes[TO_DATE] = pin_to_date
+        return replace(value, **changes, now_ms=now_ms) if changes else value
 
     def active_filters(self) -> list[str]:
         """Names of the filters that carry a value, in query order."""
@@ -407,8 +480,14 @@ class FilterValue:
             )
         return value
 
-    def describe(self) -> str:
-        """A short human-readable summary for logs, e.g. ``labels=['a'] from_date=2024-05-01T00:00:00Z``."""
+    def describe(self, table: FilterTable | None = None) -> str:
+        """
+        A short human-readable summary for logs and the XCom ``filters``, e.g. ``labels=['a']
+        from_date=2024-05-01T00:00:00Z``; a filter that selects everything is the caller's ``table``'s
+        words and flag (default the value's own :attr:`TABLE`): ``ALL MESSAGES (cancel_all=True)``,
+        ``ALL DLQ ENTRIES (delete_all=True)``.
+        """
+        table = _same_filters(type(self), table)
         parts = []
         for name in self.active_filters():
             value = getattr(self, name)
@@ -418,7 +497,7 @@ class FilterValue:
                 parts.append(f"{name}=[{len(value)} values]")
             else:
                 parts.append(f"{name}={list(value)}")
-        return " ".join(parts) or f"ALL MESSAGES ({self.TABLE.all_flag}=True)"
+        return " ".join(parts) or f"{table.selects_all} ({table.all_flag}=True)"
 
 
 def _same_filters(cls: type[FilterValue], table: FilterTable | None) -> FilterTable:
@@ -428,21 +507,6 @@ def _same_filters(cls: type[FilterValue], table: FilterTable | None) -> FilterTa
     if table.specs != cls.TABLE.specs:
         raise TypeError(f"{cls.__name__} takes the filters of {cls.TABLE.names}, not of {table.names}")
     return table
-
-
-def _checked(
-    cls: type[FilterValueT], values: Mapping[str, Any], select_all: bool, table: FilterTable, now_ms: int | None
-) -> FilterValueT:
-    """
-    The value of normalised ``values``: built with every check but the one for a filter that selects
-    nothing, which is made with the caller's ``table`` (its all-flag named in the refusal) unless
-    ``select_all``.
-    """
-    value = cls(**values, select_all=True, now_ms=now_ms)
-    if select_all:
-        return value
-    value.refuse_selecting_nothing(table, now_ms)
-    return replace(value, select_all=False, now_ms=now_ms)
 
 
 def _normalised(spec: FilterSpec, item: Any) -> bool:
@@ -495,156 +559,3 @@ class DLQFilter(FilterValue):
     from_date: int | None = None
     to_date: int | None = None
     select_all: bool = False
-
-
-# --------------------------------------------------------------------------- the operator's reader
-
-
-def read_rendered_filter(
-    rendered: Mapping[str, Any],
-    *,
-    set_by_author: Iterable[str],
-    templated: Iterable[str] = (),
-    optional: Iterable[str] = (),
-    select_all: Any = False,
-    now_ms: int,
-    filter_class: type[FilterValueT] = BulkCancelFilter,  # type: ignore[assignment]
-    table: FilterTable | None = None,
-) -> FilterValueT:
-    """
-    Build a filter from an operator's rendered template fields.
-
-    The rule held everywhere: a value the DAG author set never silently widens the request.
-
-    * A filter the author did not set (``None`` before rendering) is absent.
-    * A literal (untemplated) value is taken literally: ``labels="none"`` is the label ``none``. A
-      literal that is empty (``""``, ``[]``) is refused, like a template that renders empty.
-    * A templated value that renders empty (see :func:`renders_empty`) is refused, naming the field,
-      unless the field is in ``optional``: then it counts as absent. For a date the message explains
-      manual runs (no data interval in Airflow 3).
-    * ``from_date=0`` is "since the beginning" and ``to_date='now'`` "up to the task's start"; neither is
-      a filter. A ``to_date`` at or after the task's start selects everything: it is no filter either,
-      and the run is pinned to the task's start instead.
-    * The effective ``to_date`` is the earlier of the one given and the task's start (``now_ms``), so
-      producers publishing during the run cannot keep the loop alive; an ids run takes no dates.
-    * With nothing left that selects, the filter is refused unless ``select_all`` is true.
-    * ``from_date == to_date`` (a zero-width window) is refused: it is what Airflow 3's default cron
-      timetable renders for ``data_interval_start``/``data_interval_end``.
-
-    :param rendered: rendered values by filter name.
-    :param set_by_author: names whose value was not ``None`` before rendering.
-    :param templated: names whose raw value was templated (see :func:`is_templated`).
-    :param optional: names that may render empty and then count as absent (``optional_filters``).
-    :param select_all: the rendered all-flag (``cancel_all``): a bool, or the text ``"True"``/``"False"``.
-    :param now_ms: the task's start in Unix milliseconds.
-    :param filter_class: the value object to build (:class:`BulkCancelFilter`).
-    :param table: the operator's table of those filters, whose all-flag name (``delete_all``) the refusals
-        say; default the value object's own.
-    """
-    table = _same_filters(filter_class, table)
-    set_by_author, templated, optional = set(set_by_author), set(templated), set(optional)
-    values: dict[str, Any] = {}
-    dropped: list[str] = []
-    for spec in table.specs:
-        name = spec.name
-        value = rendered.get(name) if name in set_by_author else None
-        if name not in set_by_author:
-            values[name] = () if spec.kind == "list" else None
-            continue
-        if renders_empty(value, templated=name in templated):
-            if name not in optional:
-                raise _empty_refusal(spec, value, templated=name in templated)
-            dropped.append(name)
-            values[name] = () if spec.kind == "list" else None
-        elif spec.kind == "list":
-            values[name] = read_rendered_values(spec, value)
-        elif name == TO_DATE and isinstance(value, str) and value.strip().lower() == NOW:
-            values[name] = None  # "up to now" is the pinned default below, and is no filter of its own
-        else:
-            values[name] = to_unix_ms(value, name, now_ms=now_ms, zero_allowed=name == FROM_DATE)
-    from_date, to_date = values[FROM_DATE], values[TO_DATE]
-    if from_date and from_date == to_date:
-        raise QStashInputError(
-            f"from_date and to_date are both {to_iso(to_date)}: a zero-width window. With a cron "
-            "schedule such as '@daily', Airflow 3's default CronTriggerTimetable makes data_interval_start "
-            "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
-            "(airflow.timetables.interval) or give an explicit window."
-        )
-    flag = parse_bool(select_all, table.all_flag)
-    if table.ids_name is not None and values[table.ids_name]:
-        # an ids run takes no dates: any date is refused
-        return _checked(filter_class, values, flag, table, now_ms)
-    pinned = to_date is None or to_date >= now_ms
-    if pinned and from_date and from_date > now_ms:
-        raise QStashInputError(
-            f"from_date ({to_iso(from_date)}) is after the task's start ({to_iso(now_ms)}), which is where to_date "
-            "ends at the latest: no message could match. Fix from_date or give an earlier to_date."
-        )
-    notes = []
-    if to_date is not None and to_date >= now_ms:
-        notes.append(
-            f"to_date ({to_iso(to_date)}) is at or after the task's start ({to_iso(now_ms)}), so it selects every "
-            "message and is no filter"
-        )
-    if dropped:
-        notes.append(f"{', '.join(dropped)} rendered empty and {'is' if len(dropped) == 1 else 'are'} optional")
-    # Built with a bound that selects everything left out, so that it never counts as the one filter
-    # that makes an otherwise empty (act-on-everything) filter acceptable; the pin is added afterwards.
-    try:
-        value = _checked(filter_class, {**values, TO_DATE: None if pinned else to_date}, flag, table, now_ms)
-    except QStashInputError as err:
-        if not notes or not err.no_filter:
-            raise
-        raise QStashInputError(f"{err} Note: {'; '.join(notes)}.", no_filter=True) from None
-    pin: dict[str, Any] = {TO_DATE: now_ms}
-    return replace(value, **pin, now_ms=now_ms) if pinned else value
-
-
-def _empty_refusal(spec: FilterSpec, value: Any, *, templated: bool) -> QStashInputError:
-    name = spec.name
-    if not templated:
-        return QStashInputError(
-            f"{name} is empty ({value!r}): give a value, leave {name} unset (None) for no {name} filter, or "
-            f"list '{name}' in optional_filters if an empty {name} should mean 'any'."
-        )
-    widen = "the window to all time" if spec.kind == "date" else "the selection to whatever the other filters select"
-    message = (
-        f"{name} is templated but rendered empty ({value!r}); dropping it would widen {widen}. Give it a "
-        f"value (check the params or XCom it reads), or list '{name}' in optional_filters if an empty "
-        f"{name} should mean 'any'."
-    )
-    return QStashInputError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)
-
-
-# --------------------------------------------------------------------------- the DLQ's readers
-
-#: The filters the bulk-cancel endpoint takes and the DLQ endpoints reject (400), and why.
-REJECTED_BY_DLQ = {
-    "hosts": "host",
-    "paths": "path",
-}
-
-
-def refuse_rejected_filters(given: Iterable[str]) -> None:
-    """Refuse ``hosts``/``paths`` (and their singular spellings) with the reason: the DLQ endpoints reject them."""
-    for name in given:
-        param = REJECTED_BY_DLQ.get(name) or (name if name in REJECTED_BY_DLQ.values() else None)
-        if param is not None:
-            raise QStashInputError(
-                f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so "
-                "this run could not do what it says. Filter by urls (the whole destination URL) instead."
-            )
-
-
-def build_dlq_filter(action: str, *, select_all: Any = False, now_ms: int | None = None, **values: Any) -> DLQFilter:
-    """
-    A DLQ filter from values given in Python (the hook's keywords), see :meth:`FilterValue.build`.
-
-    :param action: ``"delete"`` or ``"retry"``: its table (:data:`DLQ_ACTION_FILTERS`) names the all-flag
-        in a refusal.
-    :param select_all: ``delete_all``/``retry_all``: allow a request with no filter.
-    :param now_ms: the instant the window is judged at (Unix ms); the hooks pass their clock's.
-    """
-    refuse_rejected_filters(values)
-    table = DLQ_ACTION_FILTERS.get(action, DLQ_FILTERS)  # another action is refused by its run
-    return DLQFilter.build(now_ms=now_ms, table=table, **{table.all_flag: select_all}, **values)

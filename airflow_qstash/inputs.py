@@ -1,10 +1,13 @@
 """
 Every reader of user input, each once: dates (Unix ms, ISO-8601), list values and their Jinja renderings,
-the templated-or-literal judgement, booleans, counts and bounds, durations, and the DLQ retry overrides.
+the templated-or-literal judgement, the operator's reader of its rendered filters
+(:func:`read_rendered_filter`), booleans, counts and bounds, durations, and the DLQ retry overrides.
 
-Nothing here knows about HTTP or the filter tables: a list reader is given what it needs of a filter as a
-:class:`ListSpec` (the filter tables' :class:`~airflow_qstash.filters.FilterSpec` is one), so the tables
-import the readers and never the other way round. Every refusal is a
+Nothing here knows about HTTP or the filter tables: a reader is given what it needs of a filter as a
+:class:`ListSpec` or :class:`FieldSpec` (the filter tables' :class:`~airflow_qstash.filters.FilterSpec` is
+one), of a table as a :class:`FieldTable` (:class:`~airflow_qstash.filters.FilterTable`) and of a value
+object as a :class:`CheckedValue` (:class:`~airflow_qstash.filters.FilterValue`), so the tables import the
+readers and never the other way round. Every refusal is a
 :class:`~airflow_qstash.exceptions.QStashInputError` that says what to change. The clock is read here
 and nowhere else in the provider (:func:`now_ms`).
 """
@@ -19,7 +22,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from airflow_qstash.exceptions import QStashInputError
@@ -48,6 +51,54 @@ class ListSpec(Protocol):
     def no_dot_segments(self) -> bool: ...
 
 
+class FieldSpec(ListSpec, Protocol):
+    """
+    What the operator's reader needs to know of a filter: a :class:`ListSpec` and its kind.
+
+    :ivar kind: ``"list"`` or ``"date"``.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+
+class FieldTable(Protocol):
+    """
+    What the operator's reader needs to know of a filter table (a :class:`~airflow_qstash.filters.FilterTable`).
+
+    :ivar specs: the filters in query order, the dates :data:`FROM_DATE` and :data:`TO_DATE` among them.
+    :ivar all_flag: the caller's name of the flag that allows a request with no filter (``cancel_all``).
+    :ivar ids_name: the exact-ids filter, if the table has one.
+    """
+
+    @property
+    def specs(self) -> tuple[FieldSpec, ...]: ...
+    @property
+    def all_flag(self) -> str: ...
+    @property
+    def ids_name(self) -> str | None: ...
+
+
+CheckedValueT = TypeVar("CheckedValueT", bound="CheckedValue")
+
+
+class CheckedValue(Protocol):
+    """What the operator's reader needs of a value object's class (a :class:`~airflow_qstash.filters.FilterValue`)."""
+
+    @classmethod
+    def checked(
+        cls: type[CheckedValueT],
+        values: Mapping[str, Any],
+        *,
+        select_all: bool,
+        table: Any = None,
+        now_ms: int | None = None,
+        pin_to_date: int | None = None,
+    ) -> CheckedValueT:
+        """The value of normalised ``values``, checked (:meth:`~airflow_qstash.filters.FilterValue.checked`)."""
+        ...
+
+
 def now_ms() -> int:
     """The wall clock in Unix milliseconds: the one place the provider reads it (hooks without a ``now_ms``)."""
     return time.time_ns() // 1_000_000
@@ -63,6 +114,9 @@ _YEAR_2100_MS = 4_102_444_800_000
 #: Text a template renders for "nothing"; only for *templated* values (a literal "none" is the value none).
 EMPTY_RENDERINGS = frozenset({"", "none", "null"})
 NOW = "now"
+#: The two date bounds every filter table has, by name.
+FROM_DATE = "from_date"
+TO_DATE = "to_date"
 #: The default Jinja start markers; a string holding one of them is a template.
 JINJA_MARKERS: tuple[str, ...] = ("{{", "{%", "{#")
 #: Why a date template renders to nothing, and what to do about it.
@@ -423,6 +477,129 @@ def is_templated(value: Any, markers: Iterable[str] = JINJA_MARKERS) -> bool:
     if isinstance(value, dict):
         return any(is_templated(item, markers) for item in value.values())
     return not isinstance(value, _LITERAL_SCALARS)
+
+
+# --------------------------------------------------------------------------- the operator's reader
+
+
+def read_rendered_filter(
+    rendered: Mapping[str, Any],
+    *,
+    set_by_author: Iterable[str],
+    templated: Iterable[str] = (),
+    optional: Iterable[str] = (),
+    select_all: Any = False,
+    now_ms: int,
+    filter_class: type[CheckedValueT],
+    table: FieldTable,
+) -> CheckedValueT:
+    """
+    Build a filter from an operator's rendered template fields.
+
+    The rule held everywhere: a value the DAG author set never silently widens the request.
+
+    * A filter the author did not set (``None`` before rendering) is absent.
+    * A literal (untemplated) value is taken literally: ``labels="none"`` is the label ``none``. A
+      literal that is empty (``""``, ``[]``) is refused, like a template that renders empty.
+    * A templated value that renders empty (see :func:`renders_empty`) is refused, naming the field,
+      unless the field is in ``optional``: then it counts as absent. For a date the message explains
+      manual runs (no data interval in Airflow 3).
+    * ``from_date=0`` is "since the beginning" and ``to_date='now'`` "up to the task's start"; neither is
+      a filter. A ``to_date`` at or after the task's start selects everything: it is no filter either,
+      and the run is pinned to the task's start instead.
+    * The effective ``to_date`` is the earlier of the one given and the task's start (``now_ms``), so
+      producers publishing during the run cannot keep the loop alive; an ids run takes no dates.
+    * With nothing left that selects, the filter is refused unless ``select_all`` is true.
+    * ``from_date == to_date`` (a zero-width window) is refused: it is what Airflow 3's default cron
+      timetable renders for ``data_interval_start``/``data_interval_end``.
+
+    :param rendered: rendered values by filter name.
+    :param set_by_author: names whose value was not ``None`` before rendering.
+    :param templated: names whose raw value was templated (see :func:`is_templated`).
+    :param optional: names that may render empty and then count as absent (``optional_filters``).
+    :param select_all: the rendered all-flag (``cancel_all``): a bool, or the text ``"True"``/``"False"``.
+    :param now_ms: the task's start in Unix milliseconds.
+    :param filter_class: the value object to build
+        (:class:`~airflow_qstash.filters.BulkCancelFilter`, :class:`~airflow_qstash.filters.DLQFilter`).
+    :param table: the operator's table of those filters, whose all-flag name (``delete_all``) the refusals
+        say; it must declare the value object's filters.
+    """
+    set_by_author, templated, optional = set(set_by_author), set(templated), set(optional)
+    values: dict[str, Any] = {}
+    dropped: list[str] = []
+    for spec in table.specs:
+        name = spec.name
+        value = rendered.get(name) if name in set_by_author else None
+        if name not in set_by_author:
+            values[name] = () if spec.kind == "list" else None
+            continue
+        if renders_empty(value, templated=name in templated):
+            if name not in optional:
+                raise _empty_refusal(spec, value, templated=name in templated)
+            dropped.append(name)
+            values[name] = () if spec.kind == "list" else None
+        elif spec.kind == "list":
+            values[name] = read_rendered_values(spec, value)
+        elif name == TO_DATE and isinstance(value, str) and value.strip().lower() == NOW:
+            values[name] = None  # "up to now" is the pinned default below, and is no filter of its own
+        else:
+            values[name] = to_unix_ms(value, name, now_ms=now_ms, zero_allowed=name == FROM_DATE)
+    from_date, to_date = values[FROM_DATE], values[TO_DATE]
+    if from_date and from_date == to_date:
+        raise QStashInputError(
+            f"from_date and to_date are both {to_iso(to_date)}: a zero-width window. With a cron "
+            "schedule such as '@daily', Airflow 3's default CronTriggerTimetable makes data_interval_start "
+            "equal data_interval_end; use schedule=CronDataIntervalTimetable(...) "
+            "(airflow.timetables.interval) or give an explicit window."
+        )
+    flag = parse_bool(select_all, table.all_flag)
+    if table.ids_name is not None and values[table.ids_name]:
+        # an ids run takes no dates: any date is refused
+        return filter_class.checked(values, select_all=flag, table=table, now_ms=now_ms)
+    pinned = to_date is None or to_date >= now_ms
+    if pinned and from_date and from_date > now_ms:
+        raise QStashInputError(
+            f"from_date ({to_iso(from_date)}) is after the task's start ({to_iso(now_ms)}), which is where to_date "
+            "ends at the latest: no message could match. Fix from_date or give an earlier to_date."
+        )
+    notes = []
+    if to_date is not None and to_date >= now_ms:
+        notes.append(
+            f"to_date ({to_iso(to_date)}) is at or after the task's start ({to_iso(now_ms)}), so it selects every "
+            "message and is no filter"
+        )
+    if dropped:
+        notes.append(f"{', '.join(dropped)} rendered empty and {'is' if len(dropped) == 1 else 'are'} optional")
+    # Judged with a bound that selects everything left out, so that it never counts as the one filter
+    # that makes an otherwise empty (act-on-everything) filter acceptable; the pin is set afterwards.
+    try:
+        return filter_class.checked(
+            {**values, TO_DATE: None if pinned else to_date},
+            select_all=flag,
+            table=table,
+            now_ms=now_ms,
+            pin_to_date=now_ms if pinned else None,
+        )
+    except QStashInputError as err:
+        if not notes or not err.no_filter:
+            raise
+        raise QStashInputError(f"{err} Note: {'; '.join(notes)}.", no_filter=True) from None
+
+
+def _empty_refusal(spec: FieldSpec, value: Any, *, templated: bool) -> QStashInputError:
+    name = spec.name
+    if not templated:
+        return QStashInputError(
+            f"{name} is empty ({value!r}): give a value, leave {name} unset (None) for no {name} filter, or "
+            f"list '{name}' in optional_filters if an empty {name} should mean 'any'."
+        )
+    widen = "the window to all time" if spec.kind == "date" else "the selection to whatever the other filters select"
+    message = (
+        f"{name} is templated but rendered empty ({value!r}); dropping it would widen {widen}. Give it a "
+        f"value (check the params or XCom it reads), or list '{name}' in optional_filters if an empty "
+        f"{name} should mean 'any'."
+    )
+    return QStashInputError(f"{message} {MANUAL_RUN_HINT}" if spec.kind == "date" else message)
 
 
 # --------------------------------------------------------------------------- booleans, counts, bounds

@@ -47,7 +47,15 @@ from airflow_qstash.exceptions import (
     redact,
     remember_secret,
 )
-from airflow_qstash.filters import BULK_CANCEL_FILTERS, DELETE, RETRY, BulkCancelFilter, DLQFilter, build_dlq_filter
+from airflow_qstash.filters import (
+    BULK_CANCEL_FILTERS,
+    DELETE,
+    DLQ_ACTION_FILTERS,
+    DLQ_FILTERS,
+    RETRY,
+    BulkCancelFilter,
+    DLQFilter,
+)
 from airflow_qstash.hooks.transport import (
     AnswerTooLarge,
     aread_body,
@@ -504,7 +512,8 @@ def _dlq_run(
         raise QStashInputError("Give either a DLQFilter or filter keywords (and the all flag), not both.")
     if dlq_filter is None:
         now = read_clock() if now_ms is None else now_ms
-        dlq_filter = build_dlq_filter(action, select_all=select_all, now_ms=now, **filters)
+        table = DLQ_ACTION_FILTERS.get(action, DLQ_FILTERS)  # another action is refused by make_run
+        dlq_filter = DLQFilter.build(now_ms=now, table=table, **{table.all_flag: select_all}, **filters)
     return make_run(action, dlq_filter, **options)
 
 
@@ -512,7 +521,7 @@ def _dlq_list_query(dlq_filter: DLQFilter | None, filters: dict[str, Any]) -> li
     """The filters of a DLQ listing: listing reads, so no filter at all is fine."""
     if dlq_filter is not None and filters:
         raise QStashInputError("Give either a DLQFilter or filter keywords, not both.")
-    return dlq_list_params(dlq_filter or build_dlq_filter(DELETE, select_all=True, **filters))
+    return dlq_list_params(dlq_filter or DLQFilter.build(select_all=True, **filters))
 
 
 def _bulk_cancel_filter(

@@ -29,8 +29,17 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_qstash.durable import RunMemory, RunRecord, read_durable
 from airflow_qstash.exceptions import QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import TO_DATE, FilterTable, FilterValue, read_rendered_filter
-from airflow_qstash.inputs import JINJA_MARKERS, MANUAL_RUN_HINT, is_templated, now_ms, renders_empty, to_unix_ms
+from airflow_qstash.filters import FilterTable, FilterValue
+from airflow_qstash.inputs import (
+    JINJA_MARKERS,
+    MANUAL_RUN_HINT,
+    TO_DATE,
+    is_templated,
+    now_ms,
+    read_rendered_filter,
+    renders_empty,
+    to_unix_ms,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -99,6 +108,9 @@ class QStashFilterOperator(BaseOperator):
         durable: bool,
         **kwargs: Any,
     ) -> None:
+        with self._refusing():
+            # a filter the endpoints reject (the DLQ's hosts) would otherwise be an unknown argument
+            self.FILTERS.refuse_rejected(kwargs)
         super().__init__(**kwargs)
         with self._refusing():
             self.durable = read_durable(durable)

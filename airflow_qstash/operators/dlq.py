@@ -21,7 +21,6 @@ from airflow_qstash.filters import (
     DLQ_FILTERS,
     RETRY,
     DLQFilter,
-    refuse_rejected_filters,
 )
 from airflow_qstash.inputs import parse_bool, retry_overrides, shown_overrides
 from airflow_qstash.operators._common import QStashFilterOperator
@@ -75,8 +74,6 @@ class _QStashDLQOperator(QStashFilterOperator):
         dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
-        with self._refusing():
-            refuse_rejected_filters(kwargs)
         super().__init__(
             qstash_conn_id=qstash_conn_id,
             optional_filters=optional_filters,
@@ -157,14 +154,14 @@ class _QStashDLQOperator(QStashFilterOperator):
                 "QStash DLQ %s DRY RUN of the entries where %s: listing only (GET /v2/dlq, at most %d requests); "
                 "nothing is deleted or retried.",
                 self.ACTION,
-                run.dlq_filter.describe(),
+                run.dlq_filter.describe(self.FILTERS),
                 run.max_requests,
             )
             return
         self.log.info(
             "QStash DLQ %s of the entries where %s; at most %d requests.",
             self.ACTION,
-            run.dlq_filter.describe(),
+            run.dlq_filter.describe(self.FILTERS),
             run.max_requests,
         )
 

@@ -24,7 +24,7 @@ from airflow_qstash.inputs import now_ms, parse_action_timeout
 
 if TYPE_CHECKING:
     from airflow_qstash.exceptions import QStashRunIncomplete
-    from airflow_qstash.filters import BulkCancelFilter, DLQFilter
+    from airflow_qstash.filters import BulkCancelFilter, DLQFilter, FilterTable
     from airflow_qstash.protocol.messages import BulkAction
 
 #: The ceiling of the pause between polls of a bulk action (and between conflicting starts) when the caller
@@ -126,12 +126,15 @@ class Run(ABC):
         """``done`` per second so far."""
         return done / max(time.monotonic() - self.started, 1e-9)
 
-    def window_summary(self, value: BulkCancelFilter | DLQFilter) -> dict[str, Any]:
-        """The summary keys every run reports: the window used (Unix ms), the filters, the duration."""
+    def window_summary(self, value: BulkCancelFilter | DLQFilter, table: FilterTable | None = None) -> dict[str, Any]:
+        """
+        The summary keys every run reports: the window used (Unix ms), the filters (described with the
+        run's ``table``, an action's, which names the all-flag as its author does), the duration.
+        """
         return {
             "from_date": value.from_date,
             "to_date": value.to_date,
-            "filters": value.describe(),
+            "filters": value.describe(table),
             "duration_seconds": self.duration(),
         }
 

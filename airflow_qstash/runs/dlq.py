@@ -1,8 +1,8 @@
 """
 Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and the loop that the worker
-and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter`, read by
-:func:`~airflow_qstash.filters.build_dlq_filter` (next to the bulk-cancel filter and its readers;
-importable from here too).
+and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter`, built with an action's
+table (:data:`~airflow_qstash.filters.DLQ_ACTION_FILTERS`, which names the action's all-flag in refusals and
+in the summary's ``filters``) next to the bulk-cancel filter.
 
 Today's QStash (the 2026-12 API): a filter run is rounds of one async bulk action each
 (``DELETE /v2/dlq/bulk`` / ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED`` and confirmed by a
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_qstash.exceptions import DLQEndpointsMissing, QStashAPIError, QStashInputError, QStashRunIncomplete, redact
-from airflow_qstash.filters import DELETE, RETRY, DLQFilter
+from airflow_qstash.filters import DELETE, DLQ_ACTION_FILTERS, RETRY, DLQFilter
 from airflow_qstash.inputs import DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides, shown_overrides
 from airflow_qstash.runs.common import DEFAULT_POLL_INTERVAL_MAX, ActionRun, Progress, Run
 from airflow_qstash.runs.join import joined_by_server, resume_action_id
@@ -490,7 +490,7 @@ class DLQRun(ActionRun, DLQListing):
             "requests": self.requests,
             "selected": self.selected,
             "list_requests": self.list_requests,
-            **self.window_summary(self.dlq_filter),
+            **self.window_summary(self.dlq_filter, DLQ_ACTION_FILTERS[self.ACTION]),
             "mode": self.mode,
             "action_ids": list(self.action_ids),
             "rounds": self.rounds,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_qstash.exceptions import QStashRunIncomplete, redact
-from airflow_qstash.filters import DLQFilter
+from airflow_qstash.filters import DLQ_ACTION_FILTERS, DLQFilter
 from airflow_qstash.inputs import parse_bound
 from airflow_qstash.runs.dlq import DELETE, DLQListing
 
@@ -133,7 +133,7 @@ class DLQPreview(DLQListing):
             "sample_limit": PREVIEW_SAMPLE_SIZE,
             "requests": self.requests,
             "list_requests": self.list_requests,
-            **self.window_summary(self.dlq_filter),
+            **self.window_summary(self.dlq_filter, DLQ_ACTION_FILTERS.get(self.action)),
         }
 
     def incomplete(self, reason: str) -> QStashRunIncomplete:

@@ -133,7 +133,7 @@ class QStashDLQEventTrigger(BaseEventTrigger):
 
         self.log.info(
             "Watching the QStash DLQ (%s) every %s s, at most %d pages a poll, at least %d new entries an event",
-            self.dlq_filter.describe() or "every entry",
+            self.dlq_filter.describe() if self.dlq_filter.active_filters() else "every entry",
             self.poll_interval,
             self.max_pages,
             self.min_count,

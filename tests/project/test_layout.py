@@ -26,7 +26,6 @@ UNIT = TESTS / "unit"
 #: file that tests several modules together and is kept whole (its tests are not split by module).
 COVERED_ELSEWHERE = {
     "connection_fields": "tests/unit/test_get_provider_info.py",
-    "inputs": "tests/unit/test_filters.py",
     "protocol/answers": "tests/unit/protocol/test_protocol.py",
     "protocol/calls": "tests/unit/protocol/test_protocol.py",
     "protocol/endpoints": "tests/unit/protocol/test_protocol.py",

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError
-from airflow_qstash.filters import build_dlq_filter
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.protocol.calls import Call
 from airflow_qstash.protocol.dlq import (
     DLQDeleted,
@@ -50,25 +50,25 @@ def test_the_dlq_endpoints_are_the_specs():
 
 
 def test_a_filter_is_one_request():
-    value = build_dlq_filter("delete", labels=["a", "b"], response_statuses=500)
+    value = DLQFilter.build(labels=["a", "b"], response_statuses=500)
     assert dlq_requests(value, DLQ_DELETE, BASE_URL) == [[("label", "a"), ("label", "b"), ("responseStatus", "500")]]
 
 
 def test_ids_are_split_by_count_and_by_url_length():
     long_ids = [f"{i:04d}-" + "x" * 200 for i in range(60)]
-    parts = dlq_requests(build_dlq_filter("delete", dlq_ids=long_ids), DLQ_RETRY, BASE_URL)
+    parts = dlq_requests(DLQFilter.build(dlq_ids=long_ids), DLQ_RETRY, BASE_URL)
     assert [value for part in parts for _, value in part] == long_ids
     assert len(parts) > 1
     for part in parts:
         url = f"{BASE_URL}{DLQ_RETRY.path}?{urlencode(part)}&count=100&cursor={'c' * 150}"
         assert len(url) <= MAX_URL_LENGTH
     short_ids = [f"d{i}" for i in range(250)]
-    parts = dlq_requests(build_dlq_filter("delete", dlq_ids=short_ids), DLQ_DELETE, BASE_URL)
+    parts = dlq_requests(DLQFilter.build(dlq_ids=short_ids), DLQ_DELETE, BASE_URL)
     assert [len(part) for part in parts] == [100, 100, 50]
 
 
 def test_a_filter_too_long_for_one_url_is_refused():
-    value = build_dlq_filter("delete", labels=[f"label-{i}-" + "y" * 40 for i in range(100)])
+    value = DLQFilter.build(labels=[f"label-{i}-" + "y" * 40 for i in range(100)])
     with pytest.raises(QStashInputError, match="more than the"):
         dlq_requests(value, DLQ_DELETE, BASE_URL)
 

@@ -36,14 +36,14 @@ def _in_progress(call: Any) -> dict[str, Any]:
 
 
 def _runs() -> list[Any]:
-    from airflow_qstash.filters import DELETE, RETRY, BulkCancelFilter, build_dlq_filter
+    from airflow_qstash.filters import DELETE, RETRY, BulkCancelFilter, DLQFilter
     from airflow_qstash.runs.bulk_cancel import BulkCancelRun
     from airflow_qstash.runs.dlq import make_run
 
     return [
         BulkCancelRun(BulkCancelFilter.build(labels="a", from_date=0), batch_size=10, action_timeout=20),
-        make_run(DELETE, build_dlq_filter(DELETE, labels="a", from_date=0), action_timeout=20),
-        make_run(RETRY, build_dlq_filter(RETRY, labels="a", from_date=0), action_timeout=20),
+        make_run(DELETE, DLQFilter.build(labels="a", from_date=0), action_timeout=20),
+        make_run(RETRY, DLQFilter.build(labels="a", from_date=0), action_timeout=20),
     ]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_qstash.filters import build_dlq_filter
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_qstash import FakeDLQ
@@ -19,7 +19,7 @@ TO_DATE_MS = 1_793_588_400_250
 
 def make_trigger(action: str = "delete", **kwargs: Any) -> QStashDLQTrigger:
     kwargs.setdefault("qstash_conn_id", "qstash_default")
-    kwargs.setdefault("dlq_filter", build_dlq_filter(action, labels="a", to_date=TO_DATE_MS).to_dict())
+    kwargs.setdefault("dlq_filter", DLQFilter.build(labels="a", to_date=TO_DATE_MS).to_dict())
     kwargs.setdefault("max_requests", 100_000)
     return QStashDLQTrigger(action=action, **kwargs)
 
@@ -60,6 +60,14 @@ def test_delete_run_fires_one_success_event_with_the_summary(async_fake: FakeDLQ
     assert async_fake.ids() == async_fake.ids("b")
 
 
+@pytest.mark.parametrize(("action", "flag"), [("delete", "delete_all"), ("retry", "retry_all")])
+def test_a_run_of_everything_describes_itself_with_its_actions_flag(async_fake: FakeDLQ, action: str, flag: str):
+    async_fake.add(2, "a")
+    [event] = collect(make_trigger(action, dlq_filter=DLQFilter.build(select_all=True).to_dict()))
+    assert event.payload["status"] == "success"
+    assert event.payload["filters"] == f"ALL DLQ ENTRIES ({flag}=True)"
+
+
 def test_retry_run_sends_the_overrides_and_fires_one_event(async_fake: FakeDLQ):
     async_fake.add(3, "a")
     events = collect(make_trigger("retry", options={"headers": [["Upstash-Retries", "0"]]}))
@@ -71,7 +79,7 @@ def test_retry_run_sends_the_overrides_and_fires_one_event(async_fake: FakeDLQ):
 def test_retry_404_for_vanished_ids_is_part_of_a_successful_run(async_fake: FakeDLQ):
     async_fake.add(4, "a")
     ids = sorted(async_fake.ids())
-    dlq_filter = build_dlq_filter("retry", dlq_ids=[*ids, "dlq-gone"]).to_dict()
+    dlq_filter = DLQFilter.build(dlq_ids=[*ids, "dlq-gone"]).to_dict()
     [event] = collect(make_trigger("retry", dlq_filter=dlq_filter))
     assert event.payload["status"] == "success"
     assert (event.payload["retried"], event.payload["vanished"]) == (4, 1)

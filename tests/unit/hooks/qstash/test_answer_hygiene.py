@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, redact
-from airflow_qstash.filters import BulkCancelFilter, build_dlq_filter
+from airflow_qstash.filters import BulkCancelFilter, DLQFilter
 from airflow_qstash.protocol import answers
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
@@ -123,7 +123,7 @@ def test_a_dlq_trigger_event_carries_no_token_from_a_2xx_answer(qstash_conn, mon
     trigger = QStashDLQTrigger(
         action="delete",
         qstash_conn_id="qstash_default",
-        dlq_filter=build_dlq_filter("delete", labels="a").to_dict(),
+        dlq_filter=DLQFilter.build(labels="a").to_dict(),
         max_requests=10,
     )
     [event] = _run_trigger(trigger, lambda request: httpx.Response(200, json=body), monkeypatch)
@@ -170,7 +170,7 @@ def test_a_trigger_event_message_passes_redact_even_when_the_run_quotes_an_answe
     trigger = QStashDLQTrigger(
         action="delete",
         qstash_conn_id="qstash_default",
-        dlq_filter=build_dlq_filter("delete", labels="a").to_dict(),
+        dlq_filter=DLQFilter.build(labels="a").to_dict(),
         max_requests=10,
     )
     # the same cursor twice without deleting: the run's own message quotes the cursor

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import build_dlq_filter
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.inputs import retry_overrides
 from airflow_qstash.protocol.dlq import DLQPage
 from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
@@ -121,11 +121,23 @@ def test_delete_all_sends_no_filter(call_hook, fake: FakeDLQ):
     assert sorted(value for name, value in query if name == "dlqIds") == sorted(fake_ids_before)
 
 
+@pytest.mark.parametrize(
+    ("method", "flag", "done"), [("dlq_delete", "delete_all", "deleted"), ("dlq_retry", "retry_all", "retried")]
+)
+def test_a_run_with_no_filter_is_described_by_the_authors_flag(call_hook, fake: FakeDLQ, method, flag, done):
+    """The summary's ``filters`` of a run of everything names the flag the author set and what it acts on,
+    never the value object's inner name (``select_all``) nor the bulk cancel's ``ALL MESSAGES``."""
+    fake.add(2, "a")
+    summary = call_hook(method, **{flag: True})
+    assert summary[done] == 2
+    assert summary["filters"] == f"ALL DLQ ENTRIES ({flag}=True)"
+
+
 def test_delete_takes_a_filter_object_but_not_both(call_hook, fake: FakeDLQ):
     fake.add(2, "a")
-    assert call_hook("dlq_delete", build_dlq_filter("delete", labels="a"))["deleted"] == 2
+    assert call_hook("dlq_delete", DLQFilter.build(labels="a"))["deleted"] == 2
     with pytest.raises(ValueError, match="not both"):
-        call_hook("dlq_delete", build_dlq_filter("delete", labels="a"), labels="b")
+        call_hook("dlq_delete", DLQFilter.build(labels="a"), labels="b")
 
 
 def test_delete_stops_at_max_requests_with_the_totals(call_hook, fake: FakeDLQ):

@@ -16,8 +16,9 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
-from airflow_qstash.runs.dlq_preview import PREVIEW_SAMPLE_SIZE
+from airflow_qstash.runs.dlq_preview import PREVIEW_SAMPLE_SIZE, DLQPreview
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_qstash import FakeDLQ
@@ -175,3 +176,8 @@ def test_a_deferrable_run_without_dry_run_still_acts(async_fake: FakeDLQ) -> Non
     with pytest.raises(TaskDeferred) as deferred:
         QStashDLQDeleteOperator(task_id="t", labels="report", deferrable=True).execute(ctx())
     assert deferred.value.trigger.dry_run is False
+
+
+@pytest.mark.parametrize(("action", "flag"), [("delete", "delete_all"), ("retry", "retry_all")])
+def test_a_preview_of_everything_names_the_actions_flag(action: str, flag: str):
+    assert DLQPreview(action, DLQFilter.build(select_all=True)).summary()["filters"] == f"ALL DLQ ENTRIES ({flag}=True)"

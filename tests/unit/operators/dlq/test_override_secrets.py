@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import build_dlq_filter
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.inputs import retry_overrides, shown_overrides
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
@@ -150,7 +150,7 @@ def test_the_trigger_event_shows_stars_and_the_request_carries_the_values(async_
     trigger = QStashDLQTrigger(
         action="retry",
         qstash_conn_id="qstash_default",
-        dlq_filter=build_dlq_filter("retry", labels="a").to_dict(),
+        dlq_filter=DLQFilter.build(labels="a").to_dict(),
         max_requests=100,
         options={"headers": [list(pair) for pair in credential_headers]},
     )

@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashInputError
-from airflow_qstash.filters import DLQ_ACTION_FILTERS, DLQ_FILTERS, DLQFilter, build_dlq_filter, read_rendered_filter
-from airflow_qstash.inputs import DEFAULT_MAX_REQUESTS, DLQ_MAX_COUNT, parse_bound, parse_count, retry_overrides
+from airflow_qstash.filters import BULK_CANCEL_FILTERS, DLQ_ACTION_FILTERS, DLQ_FILTERS, DLQFilter
+from airflow_qstash.inputs import (
+    DEFAULT_MAX_REQUESTS,
+    DLQ_MAX_COUNT,
+    parse_bound,
+    parse_count,
+    read_rendered_filter,
+    retry_overrides,
+)
 from airflow_qstash.runs.dlq import DLQDeleteRun, DLQRetryRun, make_run
 
 NOW_MS = 1_795_000_000_000
@@ -47,6 +54,11 @@ def rendered(action: str = "delete", select_all: Any = False, optional: tuple[st
     )
 
 
+def built(action: str = "delete", **values: Any) -> DLQFilter:
+    """Build values given in Python as the hook does, with its action's table."""
+    return DLQFilter.build(table=DLQ_ACTION_FILTERS[action], **values)
+
+
 # --------------------------------------------------------------------------- the filter
 
 
@@ -66,18 +78,18 @@ def test_dlq_filter_fields_follow_the_table():
     ],
 )
 def test_each_filter_goes_out_under_its_spec_name(name: str, value: Any, sent: list[tuple[str, str]]):
-    assert build_dlq_filter("delete", **{name: value}).to_query_params() == sent
+    assert built("delete", **{name: value}).to_query_params() == sent
 
 
 def test_dates_go_out_as_unix_milliseconds():
-    value = build_dlq_filter("delete", labels="a", from_date=dt.datetime(2024, 5, 1), to_date=MAY_1_MS + 1)
+    value = built("delete", labels="a", from_date=dt.datetime(2024, 5, 1), to_date=MAY_1_MS + 1)
     assert value.to_query_params() == [("label", "a"), ("fromDate", str(MAY_1_MS)), ("toDate", str(MAY_1_MS + 1))]
 
 
 @pytest.mark.parametrize("action", ["delete", "retry"])
 def test_no_filter_is_refused_naming_the_actions_own_flag(action: str):
     with pytest.raises(QStashInputError, match=f"{action}_all=True") as info:
-        build_dlq_filter(action)
+        built(action)
     assert "select_all" not in str(info.value)
     assert "dead-letter queue" in str(info.value)
 
@@ -87,47 +99,60 @@ def test_a_value_quoted_in_a_refusal_is_quoted_as_given(action: str):
     """The flag is named where the refusal is written, so no text is rewritten afterwards: a value that
     looks like the flag's generic name reaches the message unchanged."""
     with pytest.raises(QStashInputError, match=r"labels\[0\]='select_all=True,x' contains a comma"):
-        build_dlq_filter(action, labels=["select_all=True,x"])
+        built(action, labels=["select_all=True,x"])
     with pytest.raises(QStashInputError, match=r"labels\[0\]='select_all must,x' contains a comma"):
         rendered(action, labels='["select_all must,x"]')
 
 
 def test_the_flag_allows_a_run_with_no_filter():
-    value = build_dlq_filter("retry", select_all=True)
+    value = built("retry", retry_all=True)
     assert value.to_query_params() == []
     assert value.select_all is True
 
 
+@pytest.mark.parametrize("table", [DLQ_FILTERS, *DLQ_ACTION_FILTERS.values()], ids=["dlq", "delete", "retry"])
 @pytest.mark.parametrize("name", ["hosts", "paths", "host", "path"])
-def test_host_and_path_are_refused_with_the_reason(name: str):
-    with pytest.raises(QStashInputError, match="DLQ endpoints reject") as info:
-        build_dlq_filter("delete", labels="a", **{name: "x"})
-    assert "urls" in str(info.value)
+def test_host_and_path_are_refused_with_the_reason_by_every_dlq_table(name: str, table: Any):
+    """The DLQ table declares them (not a list beside it): building with the DLQ's own table or an
+    action's refuses them alike, with the same words."""
+    param = name.removesuffix("s")
+    with pytest.raises(QStashInputError) as info:
+        DLQFilter.build(table=table, labels="a", **{name: "x"})
+    assert str(info.value) == (
+        f"{name} is not a DLQ filter: QStash's DLQ endpoints reject the {param!r} parameter (400), so this run "
+        "could not do what it says. Filter by urls (the whole destination URL) instead."
+    )
+
+
+def test_the_rejected_filters_are_declared_by_the_dlq_table_and_kept_by_each_actions():
+    assert DLQ_FILTERS.rejected == {"hosts": "host", "paths": "path"}
+    assert all(table.rejected == DLQ_FILTERS.rejected for table in DLQ_ACTION_FILTERS.values())
+    assert BULK_CANCEL_FILTERS.rejected == {}
 
 
 def test_dlq_ids_with_another_filter_are_refused():
     with pytest.raises(QStashInputError, match="dlq_ids cannot be combined with labels"):
-        build_dlq_filter("delete", dlq_ids=["d1"], labels="a")
+        built("delete", dlq_ids=["d1"], labels="a")
 
 
 def test_message_id_takes_one_value():
     with pytest.raises(QStashInputError, match="at most 1"):
-        build_dlq_filter("delete", message_ids=["m1", "m2"])
+        built("delete", message_ids=["m1", "m2"])
 
 
 @pytest.mark.parametrize("bad", [["500x"], [True], "abc", [1.5]])
 def test_response_statuses_must_be_whole_numbers(bad: Any):
     with pytest.raises(QStashInputError, match="response_statuses"):
-        build_dlq_filter("delete", response_statuses=bad)
+        built("delete", response_statuses=bad)
 
 
 def test_unknown_filter_is_refused():
     with pytest.raises(QStashInputError, match="Unknown filter"):
-        build_dlq_filter("delete", label="a")
+        built("delete", label="a")
 
 
 def test_dict_round_trip_rebuilds_the_same_filter():
-    value = build_dlq_filter("retry", labels=["a"], response_statuses=[500], from_date=MAY_1_MS, to_date=NOW_MS)
+    value = built("retry", labels=["a"], response_statuses=[500], from_date=MAY_1_MS, to_date=NOW_MS)
     assert DLQFilter.from_dict(value.to_dict()) == value
 
 
@@ -197,7 +222,7 @@ def test_max_requests_must_be_a_whole_number_from_1(value: Any):
 
 
 def test_make_run_builds_the_actions_run():
-    value = build_dlq_filter("delete", labels="a")
+    value = built("delete", labels="a")
     assert isinstance(make_run("delete", value, batch_size=10), DLQDeleteRun)
     assert isinstance(make_run("retry", value, headers=()), DLQRetryRun)
     with pytest.raises(QStashInputError, match="action must be"):
@@ -272,7 +297,7 @@ def test_override_refusals_use_the_callers_names():
 
 
 def test_retry_run_validates_its_headers_again():
-    value = build_dlq_filter("retry", labels="a")
+    value = built("retry", labels="a")
     assert DLQRetryRun(value, headers=[["Upstash-Retries", "0"]]).headers == (("Upstash-Retries", "0"),)
     with pytest.raises(QStashInputError, match="not an Upstash"):
         DLQRetryRun(value, headers=[["Authorization", "Bearer x"]])

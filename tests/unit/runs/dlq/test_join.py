@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashRunIncomplete
-from airflow_qstash.filters import build_dlq_filter
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.runs.dlq import make_run
 from qstash_emulator import QStashEmulator
@@ -51,7 +51,7 @@ def test_a_rerun_follows_the_action_its_first_try_started(slow_emu: QStashEmulat
                 "responseStatus": 500, "labels": [label]}  # fmt: skip
 
     slow_emu.add_dlq([entry(i, "report") for i in range(300)] + [entry(i, "other") for i in range(20)])
-    dlq_filter = build_dlq_filter("delete", labels="report", from_date=FROM_MS, to_date=TO_MS)
+    dlq_filter = DLQFilter.build(labels="report", from_date=FROM_MS, to_date=TO_MS)
 
     first = make_run("delete", dlq_filter, action_timeout=0.3)
     hook = QStashHook()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_qstash.exceptions import QStashAPIError, QStashInputError, QStashRunIncomplete
-from airflow_qstash.filters import build_dlq_filter
+from airflow_qstash.filters import DLQFilter
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.inputs import DLQ_MAX_COUNT, retry_overrides
 from airflow_qstash.protocol.dlq import read_dlq_action_started, start_dlq_action
@@ -84,7 +84,7 @@ def test_progress_is_polled_and_logged_with_the_action_id(today: FakeDLQ, sync_f
     today.action_rate = 3
     log = ListLog()
     hook = QStashHook()
-    run = make_run("delete", build_dlq_filter("delete", labels="a"))
+    run = make_run("delete", DLQFilter.build(labels="a"))
     summary = hook.drive(run.steps(FAKE_BASE_URL, log=log, poll_interval_max=2.0))
     first = summary["action_ids"][0]
     assert summary["deleted"] == 10 and summary["polls"] == math.ceil(10 / 3) + 1
@@ -115,7 +115,7 @@ def test_a_rerun_logs_that_it_joined(today: FakeDLQ, sync_fake: FakeDLQ):
     _, body, _ = today.answer("DELETE", "/v2/dlq/bulk", "label=a", {})
     today.actions[body["actionId"]]["createdAt"] -= 60_000  # the earlier try started it a minute ago
     log = ListLog()
-    run = make_run("delete", build_dlq_filter("delete", labels="a"))
+    run = make_run("delete", DLQFilter.build(labels="a"))
     QStashHook().drive(run.steps(FAKE_BASE_URL, log=log))
     assert any(f"bulk action {body['actionId']} created before this run started" in line for line in log.lines)
 
@@ -234,7 +234,7 @@ def test_the_trigger_runs_the_bulk_action_and_fires_one_event(async_fake: FakeDL
     trigger = QStashDLQTrigger(
         action=action,
         qstash_conn_id="qstash_default",
-        dlq_filter=build_dlq_filter(action, labels="a").to_dict(),
+        dlq_filter=DLQFilter.build(labels="a").to_dict(),
         max_requests=10,
         options={**options, "action_timeout": 600.0},
     )
@@ -255,7 +255,7 @@ def test_the_trigger_falls_back_to_paging_on_an_older_server(async_fake: FakeDLQ
     trigger = QStashDLQTrigger(
         action="delete",
         qstash_conn_id="qstash_default",
-        dlq_filter=build_dlq_filter("delete", labels="a").to_dict(),
+        dlq_filter=DLQFilter.build(labels="a").to_dict(),
         max_requests=10,
     )
 
