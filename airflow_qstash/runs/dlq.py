@@ -1,8 +1,8 @@
 """
-Dead-letter-queue runs without I/O: the inputs of a delete or a retry run and the loop that the worker
-and the triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter`, built with an action's
-table (:data:`~airflow_qstash.filters.DLQ_ACTION_FILTERS`, which names the action's all-flag in refusals and
-in the summary's ``filters``) next to the bulk-cancel filter.
+Dead-letter-queue runs without I/O: the loop of a delete or a retry run that the worker and the
+triggerer both drive. The DLQ filter itself is :class:`~airflow_qstash.filters.DLQFilter`, built with an
+action's table (:data:`~airflow_qstash.filters.DLQ_ACTION_FILTERS`, which names the action's all-flag in
+refusals and in the summary's ``filters``) next to the bulk-cancel filter.
 
 Today's QStash (the 2026-12 API): a filter run is rounds of one async bulk action each
 (``DELETE /v2/dlq/bulk`` / ``POST /v2/dlq/retry/bulk``), followed by id to ``FINISHED`` and confirmed by a
