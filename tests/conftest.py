@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -31,6 +32,44 @@ def qstash_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """``qstash_default`` pointing at :data:`FAKE_BASE_URL` (for requests-mock); returns the base URL."""
     monkeypatch.setenv("AIRFLOW_CONN_QSTASH_DEFAULT", connection_json())
     return FAKE_BASE_URL
+
+
+# --------------------------------------------------------------------------- secrets remembered per process
+#
+# What a test registers as a secret is forgotten after it: the tokens the provider remembers for
+# ``exceptions.redact`` (up to 256, each checked on every later redaction) and the patterns of Airflow's
+# secrets masker (one regex over every log record). The input properties generate hundreds of tokens; left
+# in place, they made every later test's redactions slower (``make unit`` 43 s -> 60 s once those tests ran
+# first). A test that needs a remembered secret registers it itself.
+
+#: The modules that hold Airflow's masker, by Airflow version; only those already imported are touched.
+_MASKER_MODULES = (
+    "airflow.sdk._shared.secrets_masker.secrets_masker",
+    "airflow._shared.secrets_masker.secrets_masker",
+    "airflow.utils.log.secrets_masker",
+)
+
+
+def _maskers() -> list[Any]:
+    found = (getattr(sys.modules.get(name), "_secrets_masker", None) for name in _MASKER_MODULES)
+    return [factory() for factory in found if callable(factory)]
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets_after_each_test() -> Generator[None, None, None]:
+    exceptions = sys.modules.get("airflow_qstash.exceptions")
+    remembered = dict(exceptions._remembered) if exceptions is not None else None
+    masked = {id(masker): (set(masker.patterns), masker.replacer) for masker in _maskers()}
+    yield
+    exceptions = sys.modules.get("airflow_qstash.exceptions")
+    if exceptions is not None:
+        with exceptions._remembered_lock:
+            exceptions._remembered.clear()
+            exceptions._remembered.update(remembered or {})
+    for masker in _maskers():
+        patterns, replacer = masked.get(id(masker), (set(), None))
+        if masker.patterns != patterns:
+            masker.patterns, masker.replacer = patterns, replacer
 
 
 # --------------------------------------------------------------------------- the unit/slow split

@@ -204,3 +204,36 @@ def test_error_attributes():
     assert (error.wait, error.http_status, error.api_error, str(error)) == (2.5, 429, "slow down", "429")
     plain = QStashAPIError("x")
     assert (plain.http_status, plain.api_error) == (None, None)
+
+
+# --------------------------------------------------------------------------- one test's secrets are its own
+
+
+def test_a_token_remembered_in_a_test_is_redacted_in_it():
+    from airflow_qstash import exceptions
+
+    exceptions.remember_secret("remembered-by-one-test-0001")
+    assert "remembered-by-one-test-0001" in exceptions._remembered
+    assert exceptions.redact("echo remembered-by-one-test-0001") == f"echo {exceptions.REDACTED}"
+
+
+def test_the_next_test_starts_without_it():
+    """The suite forgets remembered tokens after each test (tests/conftest.py): hundreds left by the input
+    properties made every later redaction slower and could redact a later test's text."""
+    from airflow_qstash import exceptions
+
+    assert "remembered-by-one-test-0001" not in exceptions._remembered
+
+
+def test_many_remembered_tokens_are_each_redacted_whole_mangled_and_in_pieces():
+    """With more tokens than a search per piece serves, the one pass over the text finds every kind of echo."""
+    from airflow_qstash import exceptions
+
+    tokens = [f"tok-{index:02d}-abcdefghijklmnopqrstuvwxyz-{index:02d}" for index in range(20)]
+    for token in tokens:
+        exceptions.remember_secret(token)
+    assert len(exceptions._pieces(tuple(tokens))) > exceptions._FEW_PIECES
+    whole, mangled, piece = tokens[3], "\\n".join(tokens[7]), tokens[11][5:19]
+    text = exceptions.redact(f"a {whole} b {mangled} c {piece} d")
+    assert not any(token in text for token in tokens)
+    assert text == f"a {exceptions.REDACTED} b {exceptions.REDACTED} c {exceptions.REDACTED} d"
