@@ -6,29 +6,12 @@ the one clock reader; each shared piece is checked on every run that uses it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import pytest
 
-
-def _drive(procedure: Any, answer: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
-    """Drive a sans-IO procedure: each Call gets ``answer(call)`` (raised when an exception), a Sleep None."""
-    from airflow_qstash.protocol.calls import Call
-
-    effects: list[Any] = []
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = procedure.throw(error) if error is not None else procedure.send(reply)
-        except StopIteration as stop:
-            return stop.value, effects
-        effects.append(effect)
-        reply, error = None, None
-        if isinstance(effect, Call):
-            got = answer(effect)
-            reply, error = (None, got) if isinstance(got, BaseException) else (got, None)
+from tests.support.procedures import drive, sleeps
 
 
 def _in_progress(call: Any) -> dict[str, Any]:
@@ -80,7 +63,6 @@ def test_every_run_checks_stop_before_its_bound_and_names_the_bound(index: int):
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["bulk_cancel", "dlq_delete", "dlq_retry"])
 def test_every_run_polls_an_action_with_growing_pauses_until_its_action_timeout(index: int):
     from airflow_qstash.exceptions import QStashRunIncomplete
-    from airflow_qstash.protocol.calls import Sleep
     from airflow_qstash.runs.common import POLL_GROWTH, POLL_INITIAL, ActionRun
 
     run = _runs()[index]
@@ -92,19 +74,14 @@ def test_every_run_polls_an_action_with_growing_pauses_until_its_action_timeout(
     def answer(call: Any) -> Any:
         return _in_progress(call)
 
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
     procedure = run.poll_action("act-1", 4.0, lambda action, elapsed: polls.append(elapsed))
     effects: list[Any] = []
     with pytest.raises(QStashRunIncomplete, match=r"still IN_PROGRESS .* past action_timeout=20 s") as info:
-        reply: Any = None
-        while True:
-            effect = procedure.send(reply)
-            effects.append(effect)
-            if isinstance(effect, Sleep):
-                now[0] += effect.seconds
-                reply = None
-            else:
-                reply = answer(effect)
-    pauses = [effect.seconds for effect in effects if isinstance(effect, Sleep)]
+        drive(procedure, repeat(answer), effects, sleep=advance)
+    pauses = sleeps(effects)
     assert pauses[:3] == [POLL_INITIAL, POLL_INITIAL * POLL_GROWTH, POLL_INITIAL * POLL_GROWTH**2]
     assert max(pauses) == 4.0  # the ceiling
     assert sum(pauses) <= 20  # no pause that ends past the timeout
@@ -119,15 +96,15 @@ def test_a_stop_ends_the_poll_of_an_action_after_the_reading_in_hand(index: int)
     run = _runs()[index]
     run.stop()
     with pytest.raises(QStashRunIncomplete, match="stopped on request"):
-        _drive(run.poll_action("act-1", 4.0, lambda action, elapsed: None), _in_progress)
+        drive(run.poll_action("act-1", 4.0, lambda action, elapsed: None), repeat(_in_progress))
     assert run.polls == 1
 
 
 def test_a_finished_action_ends_the_poll_and_is_returned():
     run = _runs()[0]
-    action, effects = _drive(
+    action, effects = drive(
         run.poll_action("act-1", 4.0, lambda action, elapsed: None),
-        lambda call: {"actionId": "act-1", "state": "FINISHED", "total": 3, "processed": 3},
+        repeat(lambda call: {"actionId": "act-1", "state": "FINISHED", "total": 3, "processed": 3}),
     )
     assert (action.action_id, action.finished, len(effects)) == ("act-1", True, 1)
 

@@ -13,7 +13,7 @@ from airflow_qstash.protocol.calls import Effect
 from airflow_qstash.protocol.messages import ActionStarted
 from airflow_qstash.runs import join
 from airflow_qstash.runs.join import CONFLICT_ATTEMPTS, joined_by_server, resume_action_id, start_or_join
-from tests.unit.protocol.test_protocol import PARAMS, Reply, action, calls, conflict, drive, sleeps
+from tests.support.procedures import PARAMS, Reply, action, calls, conflict, drive, sleeps
 
 
 def test_joining_by_stored_id_keeps_every_stored_id_and_reattaches_to_the_last():

@@ -14,6 +14,7 @@ import ast
 import inspect
 import pathlib
 from collections.abc import Generator
+from itertools import repeat
 from typing import Any
 
 import pytest
@@ -28,7 +29,6 @@ from airflow_qstash.protocol.calls import (
     NOT_FILTERS,
     UNFILTERED_ACTS_ON_EVERYTHING,
     Call,
-    Sleep,
     refuse_unfiltered_bulk_call,
 )
 from airflow_qstash.protocol.dlq import dlq_delete_page, dlq_requests, dlq_retry_page, start_dlq_action
@@ -36,6 +36,7 @@ from airflow_qstash.protocol.endpoints import BULK_CANCEL, DLQ_DELETE, DLQ_RETRY
 from airflow_qstash.protocol.messages import bulk_cancel_requests, start_bulk_cancel
 from airflow_qstash.runs.bulk_cancel import BulkCancelRun, bulk_cancel_total
 from airflow_qstash.runs.dlq import make_run
+from tests.support import procedures
 
 BASE_URL = "https://qstash.test"
 #: Fixed, recent-enough dates (2026-11-01 .. 2026-11-02 UTC): inside every retention, in the past.
@@ -66,22 +67,15 @@ def _answer(call: Call) -> Any:
     raise AssertionError(f"unexpected call {call.method} {call.path}")
 
 
+def _guarded_answer(call: Call) -> Any:
+    refuse_unfiltered_bulk_call(call, BASE_URL)  # what both hooks' send run first
+    return _answer(call)
+
+
 def calls_of(procedure: Generator[Any, Any, Any]) -> list[Call]:
     """Drive a sans-IO procedure with empty answers; the Calls it yields, each checked by the send guard."""
-    calls: list[Call] = []
-    answer: Any = None
-    for _ in range(1000):
-        try:
-            effect = procedure.send(answer)
-        except StopIteration:
-            return calls
-        if isinstance(effect, Sleep):
-            answer = None
-            continue
-        refuse_unfiltered_bulk_call(effect, BASE_URL)  # what both hooks' send run first
-        calls.append(effect)
-        answer = _answer(effect)
-    raise AssertionError("the procedure did not end within 1000 effects")
+    _, effects = procedures.drive(procedure, repeat(_guarded_answer))
+    return procedures.calls(effects)
 
 
 def filterless(call: Call) -> bool:
