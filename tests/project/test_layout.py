@@ -26,10 +26,6 @@ UNIT = TESTS / "unit"
 #: file that tests several modules together and is kept whole (its tests are not split by module).
 COVERED_ELSEWHERE = {
     "connection_fields": "tests/unit/test_get_provider_info.py",
-    "protocol/answers": "tests/unit/protocol/test_protocol.py",
-    "protocol/calls": "tests/unit/protocol/test_protocol.py",
-    "protocol/endpoints": "tests/unit/protocol/test_protocol.py",
-    "protocol/messages": "tests/unit/protocol/test_protocol.py",
     "runs/dlq_preview": "tests/unit/operators/dlq/test_dry_run.py",
     "triggers/_common": "tests/unit/triggers/qstash/test_trigger.py",
 }

@@ -5,6 +5,9 @@ deferrable path (``execute`` defers, the trigger runs over httpx, ``execute_comp
 
 The server here is a scripted bulk-action QStash: each filter cancel starts an action whose ``total`` is
 what matches now; the script says what the action reports ``processed`` and how many it really cancels.
+
+:func:`~airflow_qstash.runs.bulk_cancel.bulk_cancel_total`, the hook's one-pass cancel, is driven without a
+server by :func:`tests.support.procedures.drive`.
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
+from airflow_qstash.exceptions import QStashAPIError
+from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from airflow_qstash.protocol.messages import ActionStarted, BatchCancelled, bulk_cancel_requests
+from airflow_qstash.runs.bulk_cancel import bulk_cancel_total
 from airflow_qstash.runs.common import MAX_ROUNDS_WITHOUT_PROGRESS
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.doubles.fake_qstash import BulkActions, Outcome
+from tests.support.procedures import calls, drive
 from tests.support.task_logs import capture_task_logs
 
 TASK_START = pendulum.datetime(2024, 6, 1, tz="UTC")
+BASE_URL = "https://qstash.test"
 
 
 def action_server(left: int, outcome: Outcome) -> BulkActions:
@@ -166,3 +175,29 @@ def test_a_bulk_action_server_logs_rounds_and_actions_not_batches(run: Any):
     assert "Round 2: bulk action act-2 found no matching message: done; 54 message(s) confirmed cancelled" in text
     assert "54 message(s) confirmed cancelled in 2 round(s) of bulk actions" in text
     assert "Batch " not in text and "per batch" not in text and "batch(es)" not in text
+
+
+# --------------------------------------------------------------------------- the hook's one-pass cancel
+
+
+def test_bulk_cancel_total_adds_the_counts_of_a_split_id_list():
+    ids = [f"msg_{i:030d}" for i in range(1500)]
+    parts = bulk_cancel_requests(BulkCancelFilter.build(message_ids=ids), None, BASE_URL)
+    got, effects = drive(
+        bulk_cancel_total(BulkCancelFilter.build(message_ids=ids), None, BASE_URL),
+        [{"cancelled": index + 1} for index in range(len(parts))],
+    )
+    assert got == BatchCancelled(sum(range(1, len(parts) + 1)))
+    assert len(calls(effects)) == len(parts) > 1
+
+
+def test_bulk_cancel_total_refuses_a_bulk_action_for_a_split_id_list():
+    ids = [f"msg_{i:030d}" for i in range(1500)]
+    with pytest.raises(QStashAPIError, match="split message_ids cancel with a bulk action"):
+        drive(bulk_cancel_total(BulkCancelFilter.build(message_ids=ids), None, BASE_URL), [{"actionId": "a"}] * 5)
+
+
+def test_bulk_cancel_total_returns_a_started_action():
+    got, effects = drive(bulk_cancel_total(BulkCancelFilter.build(labels="a"), 100, BASE_URL), [{"actionId": "a"}])
+    assert got == ActionStarted("a")
+    assert calls(effects)[0].params == (("label", "a"), ("count", "100"), ("async", "true"))
