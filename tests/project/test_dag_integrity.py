@@ -20,19 +20,13 @@ from typing import Any
 
 import pendulum
 import pytest
-
-try:
-    from airflow.dag_processing.dagbag import DagBag
-except ImportError:  # Airflow < 3.2
-    from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
+from tests.support.example_dags import DAG_FOLDER, REPO, DagBag
 
-REPO = Path(__file__).resolve().parents[2]
-DAG_FOLDER = REPO / "dags_examples"
 DAG_FILES = sorted(DAG_FOLDER.glob("*.py"))
 SCHEDULED = ("qstash_scheduled_cleanup", "qstash_backfill_cleanup")
 ON_DEMAND = ("qstash_on_demand_cancel", "qstash_on_demand_cancel_deferrable")

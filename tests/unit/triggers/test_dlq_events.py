@@ -383,7 +383,7 @@ def test_a_trigger_event_without_a_list_of_ids_is_refused(payload: Any):
 
 
 def _example_task() -> Any:
-    from tests.project.test_dag_integrity import DAG_FOLDER, DagBag
+    from tests.support.example_dags import DAG_FOLDER, DagBag
 
     dagbag = DagBag(dag_folder=str(DAG_FOLDER / "qstash_dlq_events.py"))
     assert dagbag.import_errors == {}

@@ -24,7 +24,7 @@ from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_qstash import Answer, HookClient, use_connection
 from tests.doubles.transports import route_async_hook
-from tests.unit.hooks.qstash.test_token_hygiene import SECRET, assert_no_piece
+from tests.support.token_pieces import SECRET, assert_no_piece
 
 LABELS = BulkCancelFilter.build(labels="a")
 MANGLED = f"{SECRET[:10]}\n{SECRET[10:]}"

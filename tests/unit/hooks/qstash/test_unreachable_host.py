@@ -19,6 +19,7 @@ from airflow_qstash.exceptions import QStashAPIError, QStashConnectionError
 from airflow_qstash.filters import BulkCancelFilter
 from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from tests.doubles.fake_qstash import use_connection
+from tests.support.bulk_cancel_trigger import collect, make_trigger
 
 UNKNOWN = "qstash-nowhere.test"
 
@@ -164,8 +165,6 @@ def test_the_connection_test_button_names_a_refused_port(monkeypatch, closed_por
 
 
 def test_the_deferrable_path_fires_one_error_event_naming_the_connection(monkeypatch, closed_port):
-    from tests.unit.triggers.qstash.test_trigger import collect, make_trigger
-
     conn_id = use_connection(monkeypatch, "qstash_local", host=f"http://127.0.0.1:{closed_port}", max_retries=5)
     events = collect(make_trigger(qstash_conn_id=conn_id))
     assert len(events) == 1

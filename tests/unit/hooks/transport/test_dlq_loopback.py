@@ -20,7 +20,7 @@ import pytest
 from airflow_qstash.exceptions import QStashAPIError, QStashRetryableError, QStashRunIncomplete
 from tests.conftest import TEST_TOKEN
 from tests.support.loopback import LoopbackServer, Received, Reply
-from tests.unit.hooks.transport.test_loopback import (
+from tests.support.real_hooks import (
     DEADLINE_TRANSPORTS,
     GENEROUS_BOUND,
     SLOW_BODY,

@@ -34,7 +34,7 @@ from tests.support.proxy_servers import (
     TLSLoopbackServer,
     write_certificate,
 )
-from tests.unit.hooks.transport.test_loopback import LABELS, TRANSPORTS, run
+from tests.support.real_hooks import LABELS, TRANSPORTS, run
 
 pytestmark = pytest.mark.slow
 

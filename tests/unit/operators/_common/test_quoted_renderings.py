@@ -6,22 +6,13 @@ array rendering, on the sync and the deferrable path of both operators.
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (the fixtures are imported from the operator test modules)
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
-from tests.unit.operators.qstash.test_operator import (  # noqa: F401
-    ENVIRONMENTS,
-    make_op,
-    native_op,
-    qstash,
-    rendered,
-    sent_query,
-    ti_context,
-)
+from tests.support.bulk_cancel_task import make_op, native_op, rendered, sent_query, ti_context
 
 QUOTED = [
     pytest.param("{{ params.one | tojson }}", {"one": "billing"}, ["billing"], id="tojson-string"),

@@ -16,69 +16,21 @@ the request counts and what a retry reports differ, and each test says what each
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any
 
-import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_qstash.exceptions import QStashRunIncomplete
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
 from qstash_emulator import QStashEmulator
 from qstash_emulator.faults import FaultConfig
-from tests.conftest import TEST_TOKEN, connection_json
+from tests.conftest import TEST_TOKEN
+from tests.support.dlq_dataset import FILTERS, N_MATCHING, run_operator, v2_requests
 
 pytestmark = pytest.mark.timeout(120)
 
-FROM_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
-TO_MS = FROM_MS + 7 * 86_400_000 - 1  # the end of that week, inclusive
-TASK_START = pendulum.datetime(2024, 6, 1, tz="UTC")
-N_MATCHING = 345
 FAULTS = FaultConfig(rate_5xx=0.15, rate_429=0.1, rate_drop=0.1, reset_after_s=0, seed=13)
-
-
-def dataset() -> tuple[list[dict[str, Any]], set[str]]:
-    """DLQ entries and the dlqIds of the ones ``labels=report, response_statuses=[500, 503]`` in the week select.
-
-    Not selected: the same label one millisecond outside either bound, another status inside the window,
-    another label, no label.
-    """
-    entries: list[dict[str, Any]] = []
-    matching: set[str] = set()
-    for i in range(N_MATCHING):
-        dlq_id = f"dlq-match-{i:05d}"
-        created = FROM_MS if i == 0 else TO_MS if i == 1 else FROM_MS + i * 1_000
-        status = 500 if i % 2 else 503
-        entries.append(_entry(dlq_id, created, status, ["report", "extra"] if i % 5 == 0 else ["report"]))
-        matching.add(dlq_id)
-    entries += [
-        _entry("dlq-before", FROM_MS - 1, 500, ["report"]),
-        _entry("dlq-after", TO_MS + 1, 500, ["report"]),
-        *[_entry(f"dlq-404-{i}", FROM_MS + i, 404, ["report"]) for i in range(20)],
-        *[_entry(f"dlq-other-{i}", FROM_MS + i, 500, ["other"]) for i in range(20)],
-        *[_entry(f"dlq-nolabel-{i}", FROM_MS + i, 500, None) for i in range(10)],
-    ]
-    return entries, matching
-
-
-def _entry(dlq_id: str, created: int, status: int, labels: list[str] | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "dlqId": dlq_id,
-        "url": f"https://dest.example/{dlq_id}",
-        "createdAt": created,
-        "responseStatus": status,
-        "maxRetries": 3,
-    }
-    if labels:
-        entry["labels"] = labels
-    return entry
-
-
-FILTERS = {"labels": ["report"], "response_statuses": [500, 503], "from_date": FROM_MS, "to_date": TO_MS}
 
 
 #: The emulator's server generations (its ``bulk_cancel``): today's API and an older server (paging only).
@@ -95,53 +47,6 @@ def shared_emulator(request: pytest.FixtureRequest) -> Iterator[QStashEmulator]:
 def is_legacy(emu: QStashEmulator) -> bool:
     """The older server: no ``/bulk``, ``/multi`` nor single-id DLQ routes, so the run pages."""
     return emu.bulk_cancel == "legacy"
-
-
-@pytest.fixture
-def emu(shared_emulator: QStashEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[QStashEmulator]:
-    shared_emulator.reset()
-    shared_emulator.set_faults(None)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_QSTASH_DEFAULT",
-        connection_json(shared_emulator.base_url, max_retries=12, backoff_initial=0, backoff_max=0),
-    )
-    yield shared_emulator
-    shared_emulator.set_faults(None)
-
-
-@pytest.fixture
-def data(emu: QStashEmulator) -> SimpleNamespace:
-    entries, matching = dataset()
-    emu.add_dlq(entries)
-    held = emu.add_messages([{"url": "https://dest.example/held", "labels": ["report"], "createdAt": FROM_MS + 5}])
-    everything = {entry["dlqId"] for entry in entries}
-    assert emu.dlq_ids() == everything
-    return SimpleNamespace(
-        matching=matching,
-        others=everything - matching,
-        held=set(held),
-        urls={f"https://dest.example/{i}" for i in matching},
-    )
-
-
-def run_operator(op: Any, deferrable: bool) -> dict[str, Any]:
-    """Execute ``op``; when it defers, run its trigger to its one event and complete the task with it."""
-    context = {"ti": SimpleNamespace(start_date=TASK_START)}
-    if not deferrable:
-        return dict(op.execute(context))
-    with pytest.raises(TaskDeferred) as info:
-        op.execute(context)
-
-    async def drain() -> list[Any]:
-        return [event async for event in info.value.trigger.run()]
-
-    events = asyncio.run(drain())
-    assert len(events) == 1
-    return dict(op.execute_complete(context, events[0].payload))
-
-
-def v2_requests(emu: QStashEmulator, method: str, path: str) -> list[dict[str, Any]]:
-    return [r for r in emu.request_log() if (r["method"], r["path"]) == (method, path)]
 
 
 # --------------------------------------------------------------------------- delete

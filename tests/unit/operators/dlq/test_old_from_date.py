@@ -5,14 +5,13 @@ entry, so alone it is no filter; with another filter, or with delete_all/retry_a
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (the fixtures are imported from the operator test module)
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from tests.doubles.fake_qstash import FakeDLQ
-from tests.unit.operators.dlq.test_operators import OPERATORS, defer_calls, rendered, ti_context  # noqa: F401
+from tests.support.dlq_task import OPERATORS, rendered, ti_context
 
 # The operators' task start is 2026-11-02T03:00:00.250Z: 2026-07-01 is 124 days before it (> 92).
 OLD = "2026-07-01"

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pendulum
@@ -28,14 +27,12 @@ from airflow_qstash.runs.dlq import DLQRetryRun
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_qstash import FakeDLQ
+from tests.support.dlq_task import OPERATORS, TASK_START_MS, rendered, ti_context
 from tests.support.task_logs import capture_task_logs
 
 REPO = Path(__file__).resolve().parents[4]
-TASK_START = pendulum.datetime(2026, 11, 2, 3, 0, 0, 250000, tz="UTC")
-TASK_START_MS = 1_793_588_400_250
 WEEK_START = pendulum.datetime(2026, 10, 26, 3, tz="UTC")
 WEEK_START_MS = 1_792_983_600_000
-OPERATORS = [QStashDLQDeleteOperator, QStashDLQRetryOperator]
 OWN_FIELDS = {
     QStashDLQDeleteOperator: ("batch_size", "delete_all"),
     QStashDLQRetryOperator: ("override_retries", "override_delay", "override_timeout", "override_headers", "retry_all"),
@@ -63,30 +60,6 @@ RETRY_SUMMARY = DELETE_SUMMARY - {"deleted"} | {
     "not_found_answers",
     "overrides",
 }
-
-
-def ti_context(**extra: Any) -> dict[str, Any]:
-    return {"ti": SimpleNamespace(start_date=TASK_START), **extra}
-
-
-def rendered(op: Any, **template_context: Any) -> Any:
-    op.render_template_fields(ti_context(**template_context))
-    return op
-
-
-@pytest.fixture
-def defer_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Record every ``defer`` call (it still defers)."""
-    calls: list[dict[str, Any]] = []
-    for cls in OPERATORS:
-        original = cls.defer
-
-        def spy(self: Any, _original: Any = original, **kwargs: Any) -> Any:
-            calls.append(kwargs)
-            return _original(self, **kwargs)
-
-        monkeypatch.setattr(cls, "defer", spy)
-    return calls
 
 
 # --------------------------------------------------------------------------- construction

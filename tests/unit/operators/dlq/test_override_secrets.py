@@ -19,8 +19,8 @@ from airflow_qstash.inputs import retry_overrides, shown_overrides
 from airflow_qstash.operators.dlq import QStashDLQRetryOperator
 from airflow_qstash.triggers.dlq import QStashDLQTrigger
 from tests.doubles.fake_qstash import FakeDLQ
+from tests.support.dlq_task import rendered, ti_context
 from tests.support.task_logs import capture_task_logs
-from tests.unit.operators.dlq.test_operators import rendered, ti_context
 
 FORWARDED = "fwd-Cr3dential-7Hq2Lm9Xw4Vb"
 #: Every kind of credential header the issue names, each with its own value.

@@ -25,13 +25,10 @@ from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetry
 from airflow_qstash.protocol import dlq
 from qstash_emulator import QStashEmulator
 from tests.conftest import TEST_TOKEN, connection_json
-from tests.unit.operators.dlq import test_emulator as base
-from tests.unit.operators.dlq.test_emulator import FILTERS, FROM_MS, N_MATCHING, _entry, run_operator, v2_requests
+from tests.support.dlq_dataset import FILTERS, FROM_MS, N_MATCHING, dataset, dlq_entry, run_operator, v2_requests
 
-# the emulator test module's fixtures: its emulator, emptied per test, and its data set; the emulator is
-# this module's own, of the legacy generation only (``emu`` asks for ``shared_emulator`` by name)
-emu = base.emu
-data = base.data
+# ``emu`` and ``data`` (tests/unit/operators/dlq/conftest.py) take this module's emulator, of the legacy
+# generation only (``emu`` asks for ``shared_emulator`` by name)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +45,7 @@ N_LATE = 150
 
 def late_failures() -> list[dict[str, Any]]:
     """Old messages (inside the window, the selected label and status) that fail while the run goes on."""
-    return [_entry(f"dlq-late-{i:04d}", FROM_MS + 500 + i, 500, ["report"]) for i in range(N_LATE)]
+    return [dlq_entry(f"dlq-late-{i:04d}", FROM_MS + 500 + i, 500, ["report"]) for i in range(N_LATE)]
 
 
 @pytest.fixture
@@ -112,7 +109,7 @@ def test_flow_control_keys_are_matched_on_the_listed_entries(emu):
     """``GET /v2/dlq`` takes no flowControlKey: the run lists the other filters and keeps the matching keys."""
     entries = []
     for i in range(30):
-        entry = _entry(f"dlq-fck-{i:03d}", FROM_MS + i, 500, ["report"])
+        entry = dlq_entry(f"dlq-fck-{i:03d}", FROM_MS + i, 500, ["report"])
         entry["flowControlKey"] = "k1" if i % 3 == 0 else "k2"
         entries.append(entry)
     emu.add_dlq(entries)
@@ -152,7 +149,7 @@ def test_on_todays_api_the_confirming_round_takes_entries_that_fail_during_an_ac
         "AIRFLOW_CONN_QSTASH_DEFAULT",
         connection_json(emu.base_url, max_retries=12, backoff_initial=0, backoff_max=0),
     )
-    entries, matching = base.dataset()
+    entries, matching = dataset()
     emu.add_dlq(entries)
     others = {entry["dlqId"] for entry in entries} - matching
     late = late_failures()

@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (the fixtures are imported from the operator test module)
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from tests.unit.operators.qstash.test_operator import make_op, no_deferral, qstash, rendered, ti_context  # noqa: F401
+from tests.support.bulk_cancel_task import make_op, rendered, ti_context
 
-# The task starts 2024-06-01T12:00:00.123Z (tests.unit.operators.qstash.test_operator.TASK_START).
+# The task starts 2024-06-01T12:00:00.123Z (tests.support.bulk_cancel_task.TASK_START).
 RECENT_MS = 1_704_067_200_000  # 2024-01-01: inside the last 365 days
 
 

@@ -17,9 +17,8 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pendulum
 import pytest
@@ -30,17 +29,23 @@ from airflow_qstash.hooks.qstash import QStashAsyncHook, QStashHook
 from airflow_qstash.inputs import DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_REQUESTS
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
-from tests.conftest import FAKE_BASE_URL, TEST_TOKEN
+from tests.conftest import TEST_TOKEN
 from tests.doubles.fake_qstash import PendingMessages
+from tests.support.bulk_cancel_task import (
+    BULK_URL,
+    ENVIRONMENTS,
+    TASK_START,
+    TASK_START_MS,
+    make_op,
+    query_of,
+    rendered,
+    sent_query,
+    ti_context,
+)
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 from tests.support.task_logs import capture_task_logs
 
-BULK_URL = f"{FAKE_BASE_URL}/v2/messages"
-
-#: The task instance's start (what an unset ``to_date`` is pinned to) and the same instant in Unix ms.
-TASK_START = pendulum.datetime(2024, 6, 1, 12, 0, 0, 123456, tz="UTC")
-TASK_START_MS = 1_717_243_200_123
 MAY_1 = pendulum.datetime(2024, 5, 1, tz="UTC")
 MAY_1_MS = 1_714_521_600_000
 MAY_2 = pendulum.datetime(2024, 5, 2, tz="UTC")
@@ -65,58 +70,6 @@ SUMMARY_KEYS = BULK_CANCEL_SUMMARY_KEYS
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def query_of(request: Any) -> list[tuple[str, str]]:
-    """
-    The filter and count of a recorded request, case preserved (requests-mock's ``qs`` lowercases values).
-
-    The ``async=true`` flag of the bulk-action protocol is left out: tests/unit/hooks checks the wire.
-    """
-    return [(k, v) for k, v in parse_qsl(urlsplit(request.url).query, keep_blank_values=True) if k != "async"]
-
-
-@pytest.fixture
-def qstash(qstash_conn: str, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., PendingMessages]:
-    """Install a :class:`PendingMessages` behind the ``qstash_default`` connection; retries do not sleep."""
-    monkeypatch.setattr(QStashHook, "sleep", staticmethod(lambda seconds: None))
-
-    def install(pending: int = 0, intercept: Any = None) -> PendingMessages:
-        fake = PendingMessages(pending, intercept)
-        requests_mock.delete(BULK_URL, content=fake.requests_callback)
-        return fake
-
-    return install
-
-
-def ti_context(**extra: Any) -> dict[str, Any]:
-    """A minimal task context: a task instance with a start date, plus any template variables."""
-    return {"ti": SimpleNamespace(start_date=TASK_START), **extra}
-
-
-def make_op(**kwargs: Any) -> QStashBulkCancelOperator:
-    kwargs.setdefault("task_id", "cancel")
-    return QStashBulkCancelOperator(**kwargs)
-
-
-def rendered(op: QStashBulkCancelOperator, **template_context: Any) -> QStashBulkCancelOperator:
-    """Render the operator's templated fields the way a task run does (no metadata DB involved)."""
-    op.render_template_fields(ti_context(**template_context))
-    return op
-
-
-@pytest.fixture
-def no_deferral(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Record every ``defer`` call (and still defer): a refusal must leave this empty on the deferrable path."""
-    calls: list[Any] = []
-    original = QStashBulkCancelOperator.defer
-
-    def spy(self: QStashBulkCancelOperator, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return original(self, **kwargs)
-
-    monkeypatch.setattr(QStashBulkCancelOperator, "defer", spy)
-    return calls
 
 
 @pytest.fixture
@@ -201,12 +154,6 @@ def test_batch_size_and_max_batches_may_be_rendered_text(qstash, requests_mock):
 
 
 # --------------------------------------------------------------------------- rendering and the query sent
-
-
-def sent_query(requests_mock: Any) -> list[tuple[str, str]]:
-    """The (sorted) query of the single batch-sending request all rendering tests expect."""
-    assert requests_mock.call_count == 1
-    return sorted(query_of(requests_mock.request_history[0]))
 
 
 @pytest.mark.parametrize(
@@ -985,15 +932,6 @@ def test_optional_filters_still_leave_the_no_filter_rule(qstash, requests_mock, 
 # --------------------------------------------------------------------------- Jinja filters, really rendered
 
 
-def native_op(**kwargs: Any) -> QStashBulkCancelOperator:
-    """An operator in a DAG that renders templates as native Python objects (``NativeEnvironment``)."""
-    from airflow.providers.common.compat.sdk import DAG
-
-    dag = DAG(f"native_{id(kwargs)}", schedule=None, render_template_as_native_obj=True)
-    return QStashBulkCancelOperator(task_id="cancel", dag=dag, **kwargs)
-
-
-ENVIRONMENTS = [pytest.param(make_op, id="sandboxed"), pytest.param(native_op, id="native")]
 LABELS = {"labels": [" b", "a ", "", "b"], "one": "a", "tags": {"b", "a"}, "mapping": {"a": 1}}
 
 

@@ -303,8 +303,8 @@ def test_the_operator_follows_the_bulk_action_and_its_log_shows_the_action_id_an
     sync_fake: FakeDLQ, action: str
 ):
     from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
+    from tests.support.dlq_task import TASK_START_MS, ti_context
     from tests.support.task_logs import capture_task_logs
-    from tests.unit.operators.dlq.test_operators import TASK_START_MS, ti_context
 
     sync_fake.legacy = False
     sync_fake.add(7, "a")

@@ -21,26 +21,11 @@ from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.doubles.fake_qstash import PendingMessages
 from tests.doubles.transports import route_async_hook
+from tests.support.bulk_cancel_trigger import FROM_DATE_MS, TO_DATE_MS, collect, filter_dict, make_trigger
 from tests.support.connections import MISSING, serve_connections
 from tests.support.summary_keys import BULK_CANCEL_SUMMARY_KEYS
 
-TO_DATE_MS = 1_717_243_200_123
-FROM_DATE_MS = 1_714_521_600_000
 SUMMARY_KEYS = BULK_CANCEL_SUMMARY_KEYS
-
-
-def filter_dict(**values: Any) -> dict[str, Any]:
-    values.setdefault("labels", ["report"])
-    values.setdefault("from_date", FROM_DATE_MS)
-    values.setdefault("to_date", TO_DATE_MS)
-    return BulkCancelFilter.build(**values).to_dict()
-
-
-def make_trigger(**kwargs: Any) -> QStashBulkCancelTrigger:
-    kwargs.setdefault("qstash_conn_id", "qstash_default")
-    kwargs.setdefault("bulk_filter", filter_dict())
-    kwargs.setdefault("batch_size", 500)
-    return QStashBulkCancelTrigger(**kwargs)
 
 
 @pytest.fixture
@@ -55,15 +40,6 @@ def mock_qstash(qstash_conn: str, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 
     install.clients = clients  # type: ignore[attr-defined]
     return install
-
-
-def collect(trigger: QStashBulkCancelTrigger) -> list[Any]:
-    """Every event the trigger yields, until its generator ends."""
-
-    async def drain() -> list[Any]:
-        return [event async for event in trigger.run()]
-
-    return asyncio.run(drain())
 
 
 # --------------------------------------------------------------------------- serialisation
@@ -209,7 +185,6 @@ def test_run_with_a_connection_without_token_fires_an_error_event(monkeypatch: p
 
 
 def test_missing_connection_yields_one_error_event_naming_it(monkeypatch):
-    import asyncio
 
     from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 
