@@ -43,6 +43,7 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN
+from tests.support.trigger_events import first_event
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -485,16 +486,6 @@ def ti_context(start: dt.datetime = TASK_START) -> Any:
 def gave_up(err: BaseException) -> bool:
     """Whether a task failure is the legitimate end of exhausted connection retries."""
     return "gave up after" in str(err)
-
-
-async def first_event(trigger: BaseTrigger) -> dict[str, Any]:
-    """What the triggerer does: take the trigger's first event, then close the generator."""
-    agen: Any = trigger.run()  # an async generator: the triggerer closes it after the first event
-    try:
-        event = await agen.__anext__()
-    finally:
-        await agen.aclose()
-    return dict(event.payload)
 
 
 def trigger_event(op: Any, trigger_cls: type[BaseTrigger], classpath: str) -> dict[str, Any]:
