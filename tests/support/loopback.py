@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 READ_LIMIT = 65_536
 READ_TIMEOUT = 5.0
@@ -55,32 +55,32 @@ class Reply:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class LoopbackServer:
+class ThreadedServer:
     """
-    Answers every request with ``respond(received)``, one connection at a time per thread, on an ephemeral
-    port of 127.0.0.1. Use as a context manager.
-
-    :param respond: the reply for a request (it may look at what was received, e.g. the path).
+    Accepts connections on an ephemeral port of 127.0.0.1 and hands each to :meth:`_connection` on its own
+    daemon thread; :meth:`close` (or leaving the ``with`` block) waits at most :data:`JOIN_TIMEOUT` seconds.
+    The base of :class:`LoopbackServer` and of the proxy and streaming servers in ``proxy_servers``.
     """
 
-    def __init__(self, respond: Callable[[Received], Reply]) -> None:
-        self._respond = respond
+    #: The prefix of the accepting and serving threads' names (``None``: Python's default names).
+    thread_name: str | None = None
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self.requests: list[Received] = []
-        #: How many replies were sent in full (a client that gave up early leaves this below the requests).
-        self.completed = 0
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(8)
         self._listener.settimeout(0.05)
         self.port: int = self._listener.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> LoopbackServer:
-        accept = threading.Thread(target=self._accept_loop, name="loopback-accept", daemon=True)
+    def _named(self, part: str) -> str | None:
+        return None if self.thread_name is None else f"{self.thread_name}-{part}"
+
+    def __enter__(self) -> Self:
+        accept = threading.Thread(target=self._accept_loop, name=self._named("accept"), daemon=True)
         accept.start()
         self._threads.append(accept)
         return self
@@ -106,10 +106,36 @@ class LoopbackServer:
                 continue
             except OSError:
                 return
-            worker = threading.Thread(target=self._serve, args=(conn,), name="loopback-conn", daemon=True)
+            worker = threading.Thread(target=self._connection, args=(conn,), name=self._named("conn"), daemon=True)
             with self._lock:
                 self._threads.append(worker)
             worker.start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        """Serve one accepted connection (on its own thread)."""
+        self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class LoopbackServer(ThreadedServer):
+    """
+    Answers every request with ``respond(received)``, one connection at a time per thread, on an ephemeral
+    port of 127.0.0.1. Use as a context manager.
+
+    :param respond: the reply for a request (it may look at what was received, e.g. the path).
+    """
+
+    thread_name = "loopback"
+
+    def __init__(self, respond: Callable[[Received], Reply]) -> None:
+        super().__init__()
+        self._respond = respond
+        self.requests: list[Received] = []
+        #: How many replies were sent in full (a client that gave up early leaves this below the requests).
+        self.completed = 0
+        self.base_url = f"http://127.0.0.1:{self.port}"
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

@@ -15,13 +15,11 @@ import datetime as dt
 import select
 import socket
 import ssl
-import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.support.loopback import JOIN_TIMEOUT, READ_LIMIT, READ_TIMEOUT, LoopbackServer
+from tests.support.loopback import READ_LIMIT, READ_TIMEOUT, LoopbackServer, ThreadedServer
 
 #: The host name the client asks for through the proxy (never resolved: the proxy maps it to 127.0.0.1).
 PROXIED_HOST = "qstash.proxy.test"
@@ -78,57 +76,15 @@ class TLSLoopbackServer(LoopbackServer):
         super()._serve(wrapped)
 
 
-class _Threaded:
-    """Accepts connections on 127.0.0.1 and serves each on its own daemon thread; closing is bounded."""
+class _Threaded(ThreadedServer):
+    """A :class:`~tests.support.loopback.ThreadedServer` whose connections are closed after serving, errors ignored."""
 
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-
-    def __enter__(self) -> Any:
-        thread = threading.Thread(target=self._accept_loop, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._listener.close()
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            worker = threading.Thread(target=self._guarded, args=(conn,), daemon=True)
-            with self._lock:
-                self._threads.append(worker)
-            worker.start()
-
-    def _guarded(self, conn: socket.socket) -> None:
+    def _connection(self, conn: socket.socket) -> None:
         with conn:
             try:
                 self._serve(conn)
             except OSError:
                 return
-
-    def _serve(self, conn: socket.socket) -> None:
-        raise NotImplementedError
 
     @staticmethod
     def _read_head(conn: socket.socket) -> bytes:

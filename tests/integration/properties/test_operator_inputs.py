@@ -38,6 +38,7 @@ from tests.doubles.harness import (
     wire,
 )
 from tests.integration.properties import strategies as s
+from tests.support.trigger_events import first_event
 
 CONN_ID = "qstash_prop_op"
 TASK_START = pendulum.from_timestamp(NOW_MS / 1000, tz="UTC")
@@ -146,16 +147,7 @@ def run_task(case: dict[str, Any]) -> tuple[Any, list[Any], BaseException | None
         except TaskDeferred as deferred:
             _, trigger_kwargs = deferred.trigger.serialize()
             trigger = type(deferred.trigger)(**json.loads(json.dumps(trigger_kwargs)))
-
-            async def first() -> dict[str, Any]:
-                agen: Any = trigger.run()
-                try:
-                    event = await agen.__anext__()
-                finally:
-                    await agen.aclose()
-                return dict(event.payload)
-
-            events.append(asyncio.run(first()))
+            events.append(asyncio.run(first_event(trigger)))
             return getattr(op, deferred.method_name)(context, events[-1]), events, None
     except Exception as err:
         return None, events, err

@@ -33,6 +33,7 @@ from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from qstash_emulator import FaultConfig, InProcessEmulator
 from tests.conftest import TEST_TOKEN, connection_json
 from tests.integration.reliability.soak_lib import ACTION_RATE, SYNC_WAIT, TASK_START_MS, conn_env, gave_up, ti_context
+from tests.support.trigger_events import first_event
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +69,7 @@ def run_task(cls: type, kwargs: dict[str, Any], deferrable: bool) -> dict[str, A
             except TaskDeferred as deferred:
                 _, trigger_kwargs = deferred.trigger.serialize()
                 trigger = type(deferred.trigger)(**json.loads(json.dumps(trigger_kwargs)))
-
-                async def first(trigger: Any = trigger) -> dict[str, Any]:
-                    agen: Any = trigger.run()
-                    try:
-                        event = await agen.__anext__()
-                    finally:
-                        await agen.aclose()
-                    return dict(event.payload)
-
-                event = asyncio.run(asyncio.wait_for(first(), timeout=120))
+                event = asyncio.run(asyncio.wait_for(first_event(trigger), timeout=120))
                 return dict(getattr(op, deferred.method_name)(ti_context(), event))
         except AirflowException as err:
             if not gave_up(err) or attempt == MAX_TASK_RUNS - 1:

@@ -15,12 +15,15 @@ The DLQ fault soak's pieces: seeded dead-letter-queue scenarios, the oracle, the
   it (a task retry) when a run legitimately gives up after exhausting its connection retries.
 * :class:`MidRunDeleter`: someone else deleting selected DLQ entries through the API while a run goes on.
 * :class:`DLQFigures`: what the soak saw, written to ``test-artifacts/dlq-soak-figures.json``.
+
+What the bulk-cancel soak shares (value pools, record fields, windows, input forms, fault profiles, the
+oracle's selection, the task runner, the figures' file) comes from ``soak_lib``; only the DLQ's own is here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
 import json
 import random
 import threading
@@ -29,9 +32,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
-from airflow.triggers.base import BaseTrigger
 
 from airflow_qstash.hooks.qstash import QStashHook
 from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
@@ -50,10 +50,18 @@ from tests.integration.reliability.soak_lib import (
     SCHEDULES,
     TASK_START_MS,
     URL_GROUPS,
-    effective_to_date,
+    RunCounts,
+    draw_created,
+    draw_fields,
+    draw_window,
     fault_names,
-    gave_up,
-    ti_context,
+    faults_injected,
+    list_form,
+    request_fault_config,
+    run_task,
+    select,
+    with_fields,
+    write_figures,
 )
 
 DLQ_SOAK_FIGURES = ARTIFACTS / "dlq-soak-figures.json"
@@ -145,57 +153,9 @@ class DLQScenario:
         )
 
 
-def _list_form(rng: random.Random, values: list[Any]) -> Any:
-    """The same values in one of the operators' accepted input forms."""
-    if len(values) == 1 and rng.random() < 0.4:
-        return values[0]
-    form = rng.choice(("list", "tuple", "comma", "text"))
-    if form == "list":
-        return list(values)
-    if form == "tuple":
-        return tuple(values)
-    if form == "comma":
-        return ", ".join(str(v) for v in values)
-    return repr(list(values))
-
-
-def _date_form(rng: random.Random, ms: int) -> Any:
-    form = rng.choice(("int", "iso", "datetime", "digits"))
-    when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ms)
-    if form == "int":
-        return ms
-    if form == "digits":
-        return str(ms)
-    if form == "iso":
-        return when.isoformat(timespec="milliseconds")
-    return when
-
-
 def dlq_fault_config(rng: random.Random, profile: str, seed: int) -> FaultConfig:
     """Request-level faults of one profile (every ``/v2`` request: bulk deletes, retries, listings)."""
-    base: dict[str, Any] = {"seed": seed, "reset_after_s": 0, "latency_ms": rng.uniform(0, 4)}
-    rate = rng.uniform(0.1, 0.3)
-    if profile == "429":
-        return FaultConfig(rate_429=rate, **base)
-    if profile == "429_daily":
-        return FaultConfig(rate_429_daily=rate, **base)
-    if profile == "5xx":
-        return FaultConfig(rate_5xx=rate, statuses_5xx=(500, 502, 503, 504), **base)
-    if profile == "drop":
-        return FaultConfig(rate_drop=rate, **base)
-    if profile == "latency":
-        return FaultConfig(**{**base, "latency_ms": rng.uniform(3, 8)})
-    total = rng.uniform(0.1, 0.3)
-    weights = [rng.random() + 0.1 for _ in range(4)]
-    parts = [total * w / sum(weights) for w in weights]
-    return FaultConfig(
-        rate_429=parts[0],
-        rate_429_daily=parts[1],
-        rate_5xx=parts[2],
-        rate_drop=parts[3],
-        statuses_5xx=(500, 503),
-        **base,
-    )
+    return request_fault_config(rng, profile, seed, latency_ms=(0, 4), slow_ms=(3, 8), partial=False)
 
 
 def _retry_overrides(rng: random.Random, seed: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -237,20 +197,12 @@ def make_dlq_scenario(seed: int, action: str) -> DLQScenario:
     entries: list[dict[str, Any]] = []
     for i in range(n):
         host, path = rng.choice(HOSTS), rng.choice(PATHS)
-        if rng.random() < 0.03:  # entries dated after the task's start: never selected (to_date is pinned)
-            created = TASK_START_MS + rng.randint(1, 5 * DAY_MS)
-        else:
-            created = TASK_START_MS - rng.randint(1, 20 * DAY_MS)
+        created = draw_created(rng)  # a few after the task's start: never selected (to_date is pinned)
         record: dict[str, Any] = {
             "dlq_id": f"dlq_soak{seed:03d}_{action}_{i:05d}",
             "message_id": f"msg_dlqsoak{seed:03d}_{i:05d}",
             "url": f"https://{host}{path}",
-            "labels": frozenset(rng.sample(LABELS, rng.choice((0, 1, 1, 1, 2, 3)))),
-            "queue": rng.choice(QUEUES) if rng.random() < 0.6 else None,
-            "topic": rng.choice(URL_GROUPS) if rng.random() < 0.2 else None,
-            "flow_key": rng.choice(FLOW_KEYS) if rng.random() < 0.4 else None,
-            "schedule": rng.choice(SCHEDULES) if rng.random() < 0.15 else None,
-            "caller_ip": rng.choice(CALLER_IPS) if rng.random() < 0.8 else None,
+            **draw_fields(rng),
             "status": rng.choice(STATUSES),
             "max_retries": rng.randint(0, 5),
             "created": created,
@@ -265,18 +217,7 @@ def make_dlq_scenario(seed: int, action: str) -> DLQScenario:
             "maxRetries": record["max_retries"],
             "body": f"body-of-{record['dlq_id']}",
         }
-        if record["labels"]:
-            entry["labels"] = sorted(record["labels"])
-        for key, name in (
-            ("queueName", "queue"),
-            ("topicName", "topic"),
-            ("flowControlKey", "flow_key"),
-            ("scheduleId", "schedule"),
-            ("callerIp", "caller_ip"),
-        ):
-            if record[name] is not None:
-                entry[key] = record[name]
-        entries.append(entry)
+        entries.append(with_fields(entry, record))
     bystanders = [
         {
             "messageId": f"msg_bystander{seed:03d}_{i:03d}",
@@ -299,7 +240,7 @@ def make_dlq_scenario(seed: int, action: str) -> DLQScenario:
         # explicit ids, a few unknown among them (split into requests of 100 ids)
         chosen = [r["dlq_id"] for r in rng.sample(records, rng.randint(30, min(n, 700)))]
         dlq_ids = tuple(chosen + [f"dlq_unknown_{seed}_{k}" for k in range(rng.randint(0, 4))])
-        op_kwargs["dlq_ids"] = _list_form(rng, list(dlq_ids))
+        op_kwargs["dlq_ids"] = list_form(rng, list(dlq_ids), single=0.4, single_first=True)
     elif roll < 0.2:
         # the one message id QStash's messageId takes, with or without a window
         value = rng.choice(records)["message_id"]
@@ -327,25 +268,9 @@ def make_dlq_scenario(seed: int, action: str) -> DLQScenario:
                 )
             )
             wanted[kind] = frozenset(values)
-            op_kwargs[kind] = _list_form(rng, values)
+            op_kwargs[kind] = list_form(rng, values, single=0.4, single_first=True)
     if dlq_ids is None and (not wanted or rng.random() < 0.5):
-        times = sorted({r["created"] for r in records})
-        past = [t for t in times if t <= TASK_START_MS]
-        lo, hi = sorted(rng.sample(range(len(times)), 2))
-        lower = past[min(lo, len(past) - 1)]
-        from_ms: int | None = lower if rng.random() < 0.8 else None
-        to_ms: int | None = times[hi] if rng.random() < 0.6 else None
-        if to_ms is not None and rng.random() < 0.2:
-            to_ms = times[-1]  # after the task's start: pinned to it
-        if from_ms is None and (to_ms is None or (to_ms >= TASK_START_MS and not wanted)):
-            from_ms = lower  # a to_date at or after the start alone selects everything: not a filter
-        if from_ms is not None and rng.random() < 0.2:
-            from_ms -= rng.randint(0, 1000)
-        window = (from_ms, to_ms)
-        if from_ms is not None:
-            op_kwargs["from_date"] = _date_form(rng, from_ms)
-        if to_ms is not None:
-            op_kwargs["to_date"] = _date_form(rng, to_ms)
+        window = draw_window(rng, records, op_kwargs, filtered=bool(wanted))
     overrides: dict[str, str] = {}
     if action == RETRY:
         override_kwargs, overrides = _retry_overrides(rng, seed)
@@ -367,13 +292,6 @@ def make_dlq_scenario(seed: int, action: str) -> DLQScenario:
     )
 
 
-def _has(have: Any, values: frozenset[Any]) -> bool:
-    """An entry's labels (a set) match if one is wanted; any other field if its value is wanted."""
-    if isinstance(have, frozenset):
-        return bool(have & values)
-    return have is not None and have in values
-
-
 def dlq_oracle(scenario: DLQScenario) -> set[str]:
     """
     The DLQ ids the scenario's task must delete or retry, from the generator's records alone.
@@ -385,15 +303,7 @@ def dlq_oracle(scenario: DLQScenario) -> set[str]:
     """
     if scenario.dlq_ids is not None:
         return {r["dlq_id"] for r in scenario.records if r["dlq_id"] in scenario.dlq_ids}
-    from_ms, to_ms = scenario.window
-    upper = effective_to_date(to_ms)
-    return {
-        record["dlq_id"]
-        for record in scenario.records
-        if (from_ms is None or record["created"] >= from_ms)
-        and record["created"] <= upper
-        and all(_has(record[LIST_FILTERS[name]], values) for name, values in scenario.wanted.items())
-    }
+    return select(scenario.records, scenario.window, scenario.wanted, LIST_FILTERS, "dlq_id")
 
 
 def expected_overrides(scenario: DLQScenario) -> dict[str, str]:
@@ -409,52 +319,27 @@ def dlq_operator(action: str, op_kwargs: dict[str, Any], *, deferrable: bool, co
     return OPERATORS[action](task_id=task_id, deferrable=deferrable, qstash_conn_id=conn_id, **op_kwargs)
 
 
-async def first_event(trigger: BaseTrigger) -> dict[str, Any]:
-    """What the triggerer does: take the trigger's first event, then close the generator."""
-    agen: Any = trigger.run()
-    try:
-        event = await agen.__anext__()
-    finally:
-        await agen.aclose()
-    return dict(event.payload)
-
-
-def run_dlq_sync(
-    action: str, op_kwargs: dict[str, Any], *, conn_id: str, max_runs: int = MAX_TASK_RUNS, task_id: str = "dlq_soak"
+def run_dlq(
+    action: str,
+    op_kwargs: dict[str, Any],
+    *,
+    deferrable: bool,
+    conn_id: str,
+    max_runs: int = MAX_TASK_RUNS,
+    task_id: str = "dlq_soak",
 ) -> tuple[dict[str, Any], int]:
-    """Run the operator on a worker until it succeeds; returns (XCom value, re-runs needed)."""
-    for attempt in range(max_runs):
-        op = dlq_operator(action, op_kwargs, deferrable=False, conn_id=conn_id, task_id=task_id)
-        try:
-            return op.execute(ti_context()), attempt
-        except AirflowException as err:
-            if not gave_up(err) or attempt == max_runs - 1:
-                raise
-    raise AssertionError("unreachable")
+    """Run a DLQ task (:func:`run_task`: on a worker, or deferred) until it succeeds; (XCom value, re-runs)."""
+    return run_task(
+        lambda deferrable: dlq_operator(action, op_kwargs, deferrable=deferrable, conn_id=conn_id, task_id=task_id),
+        deferrable=deferrable,
+        trigger_cls=QStashDLQTrigger,
+        classpath="airflow_qstash.triggers.dlq.QStashDLQTrigger",
+        max_runs=max_runs,
+    )
 
 
-def run_dlq_deferrable(
-    action: str, op_kwargs: dict[str, Any], *, conn_id: str, max_runs: int = MAX_TASK_RUNS, task_id: str = "dlq_soak"
-) -> tuple[dict[str, Any], int]:
-    """Defer, rebuild the trigger from its serialised form, run it on a fresh event loop, resume the task."""
-    for attempt in range(max_runs):
-        op = dlq_operator(action, op_kwargs, deferrable=True, conn_id=conn_id, task_id=task_id)
-        try:
-            op.execute(ti_context())
-        except TaskDeferred as deferred:
-            trigger = deferred.trigger
-        else:
-            raise AssertionError("the deferrable operator did not defer")
-        classpath, kwargs = trigger.serialize()
-        assert classpath == "airflow_qstash.triggers.dlq.QStashDLQTrigger", classpath
-        event = asyncio.run(first_event(QStashDLQTrigger(**json.loads(json.dumps(kwargs)))))
-        try:
-            return op.execute_complete(ti_context(), event), attempt
-        except AirflowException as err:
-            if not gave_up(err) or attempt == max_runs - 1:
-                raise
-    raise AssertionError("unreachable")
-
+run_dlq_sync = functools.partial(run_dlq, deferrable=False)
+run_dlq_deferrable = functools.partial(run_dlq, deferrable=True)
 
 #: A task runner: (action, operator keywords, connection id, most task runs) -> (XCom value, re-runs).
 Runner = Callable[..., tuple[dict[str, Any], int]]
@@ -584,13 +469,10 @@ def check_retried_message(record: dict[str, Any], message: dict[str, Any], overr
 
 
 @dataclass
-class ActionFigures:
+class ActionFigures(RunCounts):
     """What the soak saw for one action, summed over scenarios and paths."""
 
     action: str
-    scenarios: int = 0
-    task_runs: int = 0
-    task_reruns: int = 0
     requests: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     profiles: Counter[str] = field(default_factory=Counter)
@@ -613,8 +495,7 @@ class ActionFigures:
             "task_reruns_needed": self.task_reruns,
             "requests": sum(self.requests.values()),
             "requests_by_kind": dict(sorted(self.requests.items())),
-            "faults_injected": {kind: self.faults.get(kind, 0) for kind in FAULT_KINDS},
-            "faults_injected_total": sum(self.faults.get(kind, 0) for kind in FAULT_KINDS),
+            **faults_injected(self.faults, FAULT_KINDS),
             "profiles": dict(sorted(self.profiles.items())),
             "entries_checked": self.entries_checked,
             f"entries_expected_{DONE_KEY[self.action]}": self.entries_expected,
@@ -657,5 +538,4 @@ class DLQFigures:
 
     def write(self) -> None:
         """Write ``test-artifacts/dlq-soak-figures.json``."""
-        ARTIFACTS.mkdir(exist_ok=True)
-        DLQ_SOAK_FIGURES.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_figures(DLQ_SOAK_FIGURES, self.to_dict())

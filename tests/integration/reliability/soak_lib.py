@@ -12,27 +12,38 @@ The fault soak's pieces, kept out of the test module so ``bench/soak_report.py``
   retry) when a run legitimately gives up after exhausting its connection retries.
 * :func:`request_kinds` / :func:`joins_in`: what the request log says about starts, polls and joins.
 * :class:`Figures`: what the soak saw per server generation, written to ``test-artifacts/soak-figures.json``.
+
+The pieces both soaks draw from (the bulk-cancel soak here, the DLQ soak in ``dlq_soak_lib``) live here
+once: the value pools, the record fields and the window a seeded generator draws (:func:`draw_created`,
+:func:`draw_fields`, :func:`draw_window`), the input forms (:func:`list_form`, :func:`date_form`), the
+request-level fault profiles (:func:`request_fault_config`), the oracle's selection (:func:`select`), the
+task runner (:func:`run_task`) and the figures' fault counts and file (:func:`faults_injected`,
+:func:`write_figures`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 import json
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from airflow.triggers.base import BaseTrigger
 
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from airflow_qstash.triggers.qstash import QStashBulkCancelTrigger
 from qstash_emulator import FaultConfig, QStashEmulator
 from tests.conftest import TEST_TOKEN
+from tests.support.trigger_events import first_event
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -89,6 +100,14 @@ LIST_FILTERS: dict[str, str] = {
     "schedule_ids": "schedule",
     "caller_ips": "caller_ip",
 }
+#: The message field -> the record field a generator drew it as (set on the message when not ``None``).
+MESSAGE_FIELDS = (
+    ("queueName", "queue"),
+    ("topicName", "topic"),
+    ("flowControlKey", "flow_key"),
+    ("scheduleId", "schedule"),
+    ("callerIp", "caller_ip"),
+)
 #: Fault profiles per server generation; a scenario's seed picks one. ``actions`` adds faults of the
 #: bulk-action endpoints: a spurious 412 on the start, a start whose answer is lost (429 without
 #: rate-limit headers while the action runs) and an action that finishes leaving part of its snapshot.
@@ -134,21 +153,29 @@ def _pool_value(rng: random.Random, pool: tuple[str, ...], miss: str) -> str:
     return miss if rng.random() < 0.05 else rng.choice(pool)
 
 
-def _list_form(rng: random.Random, values: list[str]) -> Any:
-    """The same values in one of the operator's accepted input forms."""
+def list_form(rng: random.Random, values: list[Any], *, single: float, single_first: bool = False) -> Any:
+    """
+    The same values in one of the operators' accepted input forms, or one value alone with chance ``single``.
+
+    :param single_first: draw that chance before the form (the DLQ generator's order) rather than after it;
+        the order of the draws decides every seeded scenario, so each generator keeps its own.
+    """
+    if single_first and len(values) == 1 and rng.random() < single:
+        return values[0]
     form = rng.choice(("list", "tuple", "comma", "text"))
-    if len(values) == 1 and rng.random() < 0.5:
+    if not single_first and len(values) == 1 and rng.random() < single:
         return values[0]
     if form == "list":
         return list(values)
     if form == "tuple":
         return tuple(values)
     if form == "comma":
-        return ", ".join(values)
+        return ", ".join(str(v) for v in values)
     return repr(list(values))
 
 
-def _date_form(rng: random.Random, ms: int) -> Any:
+def date_form(rng: random.Random, ms: int) -> Any:
+    """The instant ``ms`` in one of the operators' accepted date forms."""
     form = rng.choice(("int", "iso", "datetime", "digits"))
     when = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(milliseconds=ms)
     if form == "int":
@@ -160,11 +187,23 @@ def _date_form(rng: random.Random, ms: int) -> Any:
     return when
 
 
-def _fault_config(rng: random.Random, profile: str, seed: int, mode: str) -> FaultConfig:
-    if mode == "actions":
-        return _action_fault_config(rng, profile, seed)
-    latency = rng.uniform(0, 5)
-    base: dict[str, Any] = {"seed": seed, "reset_after_s": 0, "latency_ms": latency}
+def request_fault_config(
+    rng: random.Random,
+    profile: str,
+    seed: int,
+    *,
+    latency_ms: tuple[float, float] = (0, 5),
+    slow_ms: tuple[float, float] = (2, 5),
+    partial: bool = True,
+) -> FaultConfig:
+    """
+    Request-level faults of one profile (every ``/v2`` request): 429 with burst or daily rate-limit
+    headers, 5xx, dropped connections, partial batch failures, latency, or a mix.
+
+    :param latency_ms: the range of every request's latency; ``slow_ms`` that of the ``latency`` profile.
+    :param partial: whether the mix adds partial batch failures (a bulk-cancel fault only).
+    """
+    base: dict[str, Any] = {"seed": seed, "reset_after_s": 0, "latency_ms": rng.uniform(*latency_ms)}
     rate = rng.uniform(0.1, 0.3)
     if profile == "429":
         return FaultConfig(rate_429=rate, **base)
@@ -177,20 +216,27 @@ def _fault_config(rng: random.Random, profile: str, seed: int, mode: str) -> Fau
     if profile == "partial":
         return FaultConfig(rate_partial=rate, **base)
     if profile == "latency":
-        return FaultConfig(**{**base, "latency_ms": rng.uniform(2, 5)})
-    # mixed: request-level faults sharing at most 30 %, plus partial batch failures up to 30 %
+        return FaultConfig(**{**base, "latency_ms": rng.uniform(*slow_ms)})
+    # mixed: request-level faults sharing at most 30 %, plus (for a bulk cancel) partial batch failures
     total = rng.uniform(0.1, 0.3)
     weights = [rng.random() + 0.1 for _ in range(4)]
     parts = [total * w / sum(weights) for w in weights]
+    extra = {"rate_partial": rng.uniform(0.05, 0.3)} if partial else {}
     return FaultConfig(
         rate_429=parts[0],
         rate_429_daily=parts[1],
         rate_5xx=parts[2],
         rate_drop=parts[3],
-        rate_partial=rng.uniform(0.05, 0.3),
         statuses_5xx=(500, 503),
+        **extra,
         **base,
     )
+
+
+def _fault_config(rng: random.Random, profile: str, seed: int, mode: str) -> FaultConfig:
+    if mode == "actions":
+        return _action_fault_config(rng, profile, seed)
+    return request_fault_config(rng, profile, seed)
 
 
 def _action_fault_config(rng: random.Random, profile: str, seed: int) -> FaultConfig:
@@ -227,6 +273,65 @@ def _action_fault_config(rng: random.Random, profile: str, seed: int) -> FaultCo
     )
 
 
+def draw_created(rng: random.Random) -> int:
+    """A creation instant: mostly within 20 days before the task's start, a few after it (never selected)."""
+    if rng.random() < 0.03:
+        return TASK_START_MS + rng.randint(1, 5 * DAY_MS)
+    return TASK_START_MS - rng.randint(1, 20 * DAY_MS)
+
+
+def draw_fields(rng: random.Random) -> dict[str, Any]:
+    """A record's labels (a frozenset) and optional queue, URL group, flow key, schedule and caller IP."""
+    return {
+        "labels": frozenset(rng.sample(LABELS, rng.choice((0, 1, 1, 1, 2, 3)))),
+        "queue": rng.choice(QUEUES) if rng.random() < 0.6 else None,
+        "topic": rng.choice(URL_GROUPS) if rng.random() < 0.2 else None,
+        "flow_key": rng.choice(FLOW_KEYS) if rng.random() < 0.4 else None,
+        "schedule": rng.choice(SCHEDULES) if rng.random() < 0.15 else None,
+        "caller_ip": rng.choice(CALLER_IPS) if rng.random() < 0.8 else None,
+    }
+
+
+def with_fields(message: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """``message`` with the record's labels (sorted) and every :data:`MESSAGE_FIELDS` value it has."""
+    if record["labels"]:
+        message["labels"] = sorted(record["labels"])
+    for key, name in MESSAGE_FIELDS:
+        if record[name] is not None:
+            message[key] = record[name]
+    return message
+
+
+def draw_window(
+    rng: random.Random, records: list[dict[str, Any]], op_kwargs: dict[str, Any], *, filtered: bool
+) -> tuple[int | None, int | None]:
+    """
+    A date window over the records' creation instants, never empty, put into ``op_kwargs`` in one of the
+    date forms; returns ``(from_ms, to_ms)`` as generated (``None``: unset).
+
+    :param filtered: whether other filters are set (else a window must bound more than the task's start).
+    """
+    times = sorted({r["created"] for r in records})
+    past = [t for t in times if t <= TASK_START_MS]  # a prefix of times
+    lo, hi = sorted(rng.sample(range(len(times)), 2))
+    lower = past[min(lo, len(past) - 1)]  # <= times[lo] < times[hi]: the window is never empty
+    # A lower bound lies before the task's start (a later one is refused: it passes the pinned
+    # to_date); an upper bound may lie after it, and is then pinned to the start.
+    from_ms: int | None = lower if rng.random() < 0.8 else None
+    to_ms: int | None = times[hi] if rng.random() < 0.6 else None
+    if to_ms is not None and rng.random() < 0.2:
+        to_ms = times[-1]  # the last record's creation, after the task's start: pinned to the start
+    if from_ms is None and (to_ms is None or (to_ms >= TASK_START_MS and not filtered)):
+        from_ms = lower  # a to_date at or after the start selects everything: not a filter alone
+    if from_ms is not None and rng.random() < 0.2:
+        from_ms -= rng.randint(0, 1000)  # not exactly on a record
+    if from_ms is not None:
+        op_kwargs["from_date"] = date_form(rng, from_ms)
+    if to_ms is not None:
+        op_kwargs["to_date"] = date_form(rng, to_ms)
+    return from_ms, to_ms
+
+
 def make_scenario(seed: int, mode: str = "legacy") -> Scenario:
     """
     A reproducible scenario: 1,500-4,000 messages, a non-empty filter set and a fault profile for the
@@ -240,37 +345,18 @@ def make_scenario(seed: int, mode: str = "legacy") -> Scenario:
     messages: list[dict[str, Any]] = []
     for i in range(n):
         host, path = rng.choice(HOSTS), rng.choice(PATHS)
-        if rng.random() < 0.03:  # a few messages "from the future": after the task's start
-            created = TASK_START_MS + rng.randint(1, 5 * DAY_MS)
-        else:
-            created = TASK_START_MS - rng.randint(1, 20 * DAY_MS)
+        created = draw_created(rng)
         record: dict[str, Any] = {
             "id": f"msg_soak{seed:03d}_{i:05d}",
             "host": host,
             "path": path,
             "url": f"https://{host}{path}",
-            "labels": frozenset(rng.sample(LABELS, rng.choice((0, 1, 1, 1, 2, 3)))),
-            "queue": rng.choice(QUEUES) if rng.random() < 0.6 else None,
-            "topic": rng.choice(URL_GROUPS) if rng.random() < 0.2 else None,
-            "flow_key": rng.choice(FLOW_KEYS) if rng.random() < 0.4 else None,
-            "schedule": rng.choice(SCHEDULES) if rng.random() < 0.15 else None,
-            "caller_ip": rng.choice(CALLER_IPS) if rng.random() < 0.8 else None,
+            **draw_fields(rng),
             "created": created,
         }
         records.append(record)
         message: dict[str, Any] = {"messageId": record["id"], "url": record["url"], "createdAt": created}
-        if record["labels"]:
-            message["labels"] = sorted(record["labels"])
-        for key, field_name in (
-            ("queueName", "queue"),
-            ("topicName", "topic"),
-            ("flowControlKey", "flow_key"),
-            ("scheduleId", "schedule"),
-            ("callerIp", "caller_ip"),
-        ):
-            if record[field_name] is not None:
-                message[key] = record[field_name]
-        messages.append(message)
+        messages.append(with_fields(message, record))
 
     op_kwargs: dict[str, Any] = {"batch_size": rng.choice((37, 100, 250, 500, "100"))}
     wanted: dict[str, frozenset[str]] = {}
@@ -304,27 +390,9 @@ def make_scenario(seed: int, mode: str = "legacy") -> Scenario:
             if kind in ("urls",):
                 values = [v if v.startswith("https://") else f"https://nowhere.example/{v}" for v in values]
             wanted[kind] = frozenset(values)
-            op_kwargs[kind] = _list_form(rng, values)
+            op_kwargs[kind] = list_form(rng, values, single=0.5)
         if not kinds or rng.random() < 0.5:
-            times = sorted({r["created"] for r in records})
-            past = [t for t in times if t <= TASK_START_MS]  # a prefix of times
-            lo, hi = sorted(rng.sample(range(len(times)), 2))
-            lower = past[min(lo, len(past) - 1)]  # <= times[lo] < times[hi]: the window is never empty
-            # A lower bound lies before the task's start (a later one is refused: it passes the pinned
-            # to_date); an upper bound may lie after it, and is then pinned to the start.
-            from_ms: int | None = lower if rng.random() < 0.8 else None
-            to_ms: int | None = times[hi] if rng.random() < 0.6 else None
-            if to_ms is not None and rng.random() < 0.2:
-                to_ms = times[-1]  # the last message's creation, after the task's start: pinned to the start
-            if from_ms is None and (to_ms is None or (to_ms >= TASK_START_MS and not kinds)):
-                from_ms = lower  # a to_date at or after the start selects everything: not a filter alone
-            if from_ms is not None and rng.random() < 0.2:
-                from_ms -= rng.randint(0, 1000)  # not exactly on a message
-            window = (from_ms, to_ms)
-            if from_ms is not None:
-                op_kwargs["from_date"] = _date_form(rng, from_ms)
-            if to_ms is not None:
-                op_kwargs["to_date"] = _date_form(rng, to_ms)
+            window = draw_window(rng, records, op_kwargs, filtered=bool(kinds))
     profile = FAULT_PROFILES[mode][seed % len(FAULT_PROFILES[mode])]
     return Scenario(
         seed=seed,
@@ -340,11 +408,35 @@ def make_scenario(seed: int, mode: str = "legacy") -> Scenario:
     )
 
 
-def _has(have: frozenset[str] | str | None, values: frozenset[str]) -> bool:
-    """A message's labels (a set) match if one is wanted; any other field if its value is wanted."""
+def has(have: Any, values: frozenset[Any]) -> bool:
+    """A record's labels (a set) match if one is wanted; any other field if its value is wanted."""
     if isinstance(have, frozenset):
         return bool(have & values)
     return have is not None and have in values
+
+
+def select(
+    records: list[dict[str, Any]],
+    window: tuple[int | None, int | None],
+    wanted: Mapping[str, frozenset[Any]],
+    list_filters: Mapping[str, str],
+    key: str,
+) -> set[str]:
+    """
+    The ``key`` of every record the filters select: values of one filter ORed, filters ANDed, both date
+    bounds inclusive, the upper one the earlier of the given ``to_date`` and the task's start.
+
+    :param list_filters: the operator's list filter -> the record field it compares.
+    """
+    from_ms, to_ms = window
+    upper = effective_to_date(to_ms)
+    return {
+        record[key]
+        for record in records
+        if (from_ms is None or record["created"] >= from_ms)
+        and record["created"] <= upper
+        and all(has(record[list_filters[name]], values) for name, values in wanted.items())
+    }
 
 
 def effective_to_date(to_ms: int | None) -> int:
@@ -363,17 +455,7 @@ def oracle(scenario: Scenario) -> set[str]:
     """
     if scenario.message_ids is not None:
         return {r["id"] for r in scenario.records if r["id"] in scenario.message_ids}
-    from_ms, to_ms = scenario.window
-    upper = effective_to_date(to_ms)
-    selected = set()
-    for record in scenario.records:
-        if from_ms is not None and record["created"] < from_ms:
-            continue
-        if record["created"] > upper:
-            continue
-        if all(_has(record[LIST_FILTERS[name]], values) for name, values in scenario.wanted.items()):
-            selected.add(record["id"])
-    return selected
+    return select(scenario.records, scenario.window, scenario.wanted, LIST_FILTERS, "id")
 
 
 # --------------------------------------------------------------------------- the server and the task
@@ -406,60 +488,75 @@ def gave_up(err: BaseException) -> bool:
     return "gave up after" in str(err)
 
 
-def run_sync(
-    op_kwargs: dict[str, Any],
-    *,
-    task_id: str = "soak",
-    max_runs: int = MAX_TASK_RUNS,
-    conn_id: str = "qstash_default",
-) -> tuple[dict[str, Any], int]:
-    """Run the sync operator until it succeeds; returns (XCom value, re-runs needed)."""
-    for attempt in range(max_runs):
-        op = QStashBulkCancelOperator(task_id=task_id, deferrable=False, qstash_conn_id=conn_id, **op_kwargs)
-        try:
-            return op.execute(ti_context()), attempt
-        except AirflowException as err:
-            if not gave_up(err) or attempt == max_runs - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-async def first_event(trigger: QStashBulkCancelTrigger) -> dict[str, Any]:
-    """What the triggerer does: take the trigger's first event, then close the generator."""
-    agen: Any = trigger.run()  # an async generator: the triggerer closes it after the first event
+def trigger_event(op: Any, trigger_cls: type[BaseTrigger], classpath: str) -> dict[str, Any]:
+    """Run ``op`` until it defers, rebuild its trigger from the serialised form, run it on a fresh loop."""
     try:
-        event = await agen.__anext__()
-    finally:
-        await agen.aclose()
-    return dict(event.payload)
+        op.execute(ti_context())
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+    else:
+        raise AssertionError("the deferrable operator did not defer")
+    # the triggerer rebuilds the trigger from its serialised form
+    serialized_path, kwargs = trigger.serialize()
+    assert serialized_path == classpath, serialized_path
+    return asyncio.run(first_event(trigger_cls(**json.loads(json.dumps(kwargs)))))
 
 
-def run_deferrable(
-    op_kwargs: dict[str, Any],
+def run_task(
+    make_operator: Callable[[bool], Any],
     *,
-    task_id: str = "soak",
-    max_runs: int = MAX_TASK_RUNS,
-    conn_id: str = "qstash_default",
+    deferrable: bool,
+    trigger_cls: type[BaseTrigger],
+    classpath: str,
+    max_runs: int,
 ) -> tuple[dict[str, Any], int]:
-    """Defer, run the trigger on a fresh event loop, resume with ``execute_complete``; re-run on give-up."""
+    """
+    Run a task the way Airflow would until it succeeds: on a worker (``execute``), or deferred (the
+    trigger through :func:`trigger_event`, then ``execute_complete``); a run that gives up after
+    exhausting its connection retries is run again (a task retry), at most ``max_runs`` times in all.
+
+    :param make_operator: a fresh operator for ``deferrable`` (a task try builds its operator anew).
+    :param classpath: the trigger's serialised class path the triggerer imports.
+    :return: (XCom value, re-runs needed).
+    """
     for attempt in range(max_runs):
-        op = QStashBulkCancelOperator(task_id=task_id, deferrable=True, qstash_conn_id=conn_id, **op_kwargs)
+        op = make_operator(deferrable)
+        event = trigger_event(op, trigger_cls, classpath) if deferrable else None
         try:
-            op.execute(ti_context())
-        except TaskDeferred as deferred:
-            trigger = deferred.trigger
-        else:
-            raise AssertionError("the deferrable operator did not defer")
-        # the triggerer rebuilds the trigger from its serialised form
-        classpath, kwargs = trigger.serialize()
-        assert classpath == "airflow_qstash.triggers.qstash.QStashBulkCancelTrigger"
-        event = asyncio.run(first_event(QStashBulkCancelTrigger(**json.loads(json.dumps(kwargs)))))
-        try:
+            if event is None:
+                return op.execute(ti_context()), attempt
             return op.execute_complete(ti_context(), event), attempt
         except AirflowException as err:
             if not gave_up(err) or attempt == max_runs - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def run_bulk_cancel(
+    op_kwargs: dict[str, Any],
+    *,
+    deferrable: bool,
+    task_id: str = "soak",
+    max_runs: int = MAX_TASK_RUNS,
+    conn_id: str = "qstash_default",
+) -> tuple[dict[str, Any], int]:
+    """Run the bulk-cancel task (:func:`run_task`) until it succeeds; returns (XCom value, re-runs needed)."""
+
+    def make_operator(deferrable: bool) -> QStashBulkCancelOperator:
+        return QStashBulkCancelOperator(task_id=task_id, deferrable=deferrable, qstash_conn_id=conn_id, **op_kwargs)
+
+    return run_task(
+        make_operator,
+        deferrable=deferrable,
+        trigger_cls=QStashBulkCancelTrigger,
+        classpath="airflow_qstash.triggers.qstash.QStashBulkCancelTrigger",
+        max_runs=max_runs,
+    )
+
+
+#: The sync operator until it succeeds; and deferred, the trigger on a fresh event loop, then resumed.
+run_sync = functools.partial(run_bulk_cancel, deferrable=False)
+run_deferrable = functools.partial(run_bulk_cancel, deferrable=True)
 
 
 # --------------------------------------------------------------------------- reading the request log
@@ -512,17 +609,44 @@ def fault_names(log: list[dict[str, Any]]) -> Counter[str]:
 # --------------------------------------------------------------------------- figures
 
 
+def faults_injected(faults: Counter[str], kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The figures' fault counts: per kind counted (zeros too), and their total."""
+    return {
+        "faults_injected": {kind: faults.get(kind, 0) for kind in kinds},
+        "faults_injected_total": sum(faults.get(kind, 0) for kind in kinds),
+    }
+
+
+def write_figures(path: Path, figures: dict[str, Any]) -> None:
+    """Write a soak's figures as indented JSON under ``test-artifacts/``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+@dataclass(kw_only=True)
+class RunCounts:
+    """The scenarios a soak ran and the task runs they took (both soaks' figures count them so)."""
+
+    scenarios: int = 0
+    task_runs: int = 0
+    task_reruns: int = 0
+
+    def count_scenario(self, per_path: list[int]) -> int:
+        """Add one scenario run once per path (``per_path``: the re-runs each needed); returns its re-runs."""
+        reruns = sum(per_path)
+        self.scenarios += 1
+        self.task_runs += len(per_path) + reruns
+        self.task_reruns += reruns
+        return reruns
+
+
 @dataclass
-class Figures:
+class Figures(RunCounts):
     """What the soak saw against one server generation, summed over scenarios and paths."""
 
     mode: str
-    scenarios: int = 0
-    scarce_scenarios: int = 0
-    scarce_task_runs: int = 0
-    scarce_task_reruns: int = 0
-    task_runs: int = 0
-    task_reruns: int = 0
+    #: the scenarios run again with one retry per request
+    scarce: RunCounts = field(default_factory=RunCounts)
     requests: Counter[str] = field(default_factory=Counter)
     actions: int = 0
     joins: int = 0
@@ -543,21 +667,20 @@ class Figures:
         kinds = FAULT_KINDS[self.mode]
         return {
             "mode": self.mode,
-            "scenarios_run": self.scenarios + self.scarce_scenarios,
+            "scenarios_run": self.scenarios + self.scarce.scenarios,
             "scenarios_generous_retries": self.scenarios,
-            "scenarios_scarce_retries": self.scarce_scenarios,
+            "scenarios_scarce_retries": self.scarce.scenarios,
             "task_runs": self.task_runs,
             "task_reruns_needed": self.task_reruns,
-            "scarce_task_runs": self.scarce_task_runs,
-            "scarce_task_reruns_needed": self.scarce_task_reruns,
+            "scarce_task_runs": self.scarce.task_runs,
+            "scarce_task_reruns_needed": self.scarce.task_reruns,
             "requests": sum(self.requests.values()),
             "bulk_cancel_requests": self.requests.get("start", 0),
             "polls": self.requests.get("poll", 0),
             "listings": self.requests.get("listing", 0),
             "bulk_actions": self.actions,
             "joins": self.joins,
-            "faults_injected": {kind: self.faults.get(kind, 0) for kind in kinds},
-            "faults_injected_total": sum(self.faults.get(kind, 0) for kind in kinds),
+            **faults_injected(self.faults, kinds),
             "profiles": dict(sorted(self.profiles.items())),
             "messages_checked": self.messages_checked,
             "messages_expected_cancelled": self.messages_expected_cancelled,
@@ -579,7 +702,7 @@ class SoakFigures:
 
     @property
     def ran_scenarios(self) -> bool:
-        return any(f.scenarios or f.scarce_scenarios for f in self.modes.values())
+        return any(f.scenarios or f.scarce.scenarios for f in self.modes.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -590,8 +713,7 @@ class SoakFigures:
 
     def write(self) -> None:
         """Write ``test-artifacts/soak-figures.json``."""
-        ARTIFACTS.mkdir(exist_ok=True)
-        SOAK_FIGURES.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_figures(SOAK_FIGURES, self.to_dict())
 
 
 def check_exact(emu: QStashEmulator, all_ids: set[str], expected: set[str]) -> tuple[set[str], set[str]]:

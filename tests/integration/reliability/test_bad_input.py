@@ -140,515 +140,307 @@ def mocked(answer: dict[str, Any], method: str = "op") -> Callable[[Env], Any]:
 ERR = ValueError
 LONG_URLS = [f"https://h.example/{'x' * 300}/{i}" for i in range(20)]
 
+
+def refused(case_id: str, phrase: str, *template_context: dict[str, Any], **kwargs: Any) -> Case:
+    """An operator case: the task built from ``kwargs`` (rendered with ``template_context``) refuses."""
+    return Case(case_id, "operator", op(*template_context, **kwargs), ERR, phrase)
+
+
+def hook_refuses(case_id: str, phrase: str, *args: Any, method: str = "bulk_cancel", **kwargs: Any) -> Case:
+    """A hook case: ``QStashHook().<method>(*args, **kwargs)`` refuses."""
+    return Case(case_id, "hook", hook(method, *args, **kwargs), ERR, phrase)
+
+
+def conn_refuses(
+    case_id: str,
+    phrase: str,
+    setup: Callable[[Env], None] | None = None,
+    run: Callable[[Env], Any] | None = None,
+    error: type[BaseException] = ERR,
+    bulk_requests: int = 0,
+) -> Case:
+    """A connection case: ``run`` (a task with ``labels="a"`` unless given) fails on the connection ``setup`` made."""
+    return Case(
+        case_id,
+        "connection",
+        op(labels="a") if run is None else run,
+        error,
+        phrase,
+        bulk_requests=bulk_requests,
+        **({} if setup is None else {"setup": setup}),
+    )
+
+
+def server_answers(case_id: str, phrase: str, answer: dict[str, Any], method: str = "op") -> Case:
+    """A server-answer case: requests-mock answers every bulk cancel with ``answer``."""
+    return Case(case_id, "server answer", mocked(answer, method), AirflowException, phrase)
+
+
+WHOLE_1_TO_500 = "must be a whole number from 1 to 500"
+NOT_A_BASE_URL = "is not a region id or a base URL"
+WRONG_TOKEN = "wrong-token-123"
+
 CASES: list[Case] = [
     # ---- operator: the filter set (every operator case runs on the sync and the deferrable path)
-    Case("op-no-filter", "operator", op(), ERR, "No filter given"),
-    Case("op-labels-empty-string", "operator", op(labels="", queue_names="q1"), ERR, "labels is empty ('')"),
-    Case(
+    refused("op-no-filter", "No filter given"),
+    refused("op-labels-empty-string", "labels is empty ('')", labels="", queue_names="q1"),
+    refused(
         "op-labels-empty-list",
-        "operator",
-        op(labels=[], queue_names="q1"),
-        ERR,
         "leave labels unset (None) for no labels filter, or list 'labels' in optional_filters",
+        labels=[],
+        queue_names="q1",
     ),
-    Case(
+    refused(
         "op-labels-render-empty-list",
-        "operator",
-        op({"params": {"v": []}}, labels="{{ params.v }}", queue_names="q1"),
-        ERR,
         "labels is templated but rendered empty ('[]')",
+        {"params": {"v": []}},
+        labels="{{ params.v }}",
+        queue_names="q1",
     ),
-    Case(
+    refused(
         "op-labels-render-None",
-        "operator",
-        op({"params": {"v": None}}, labels="{{ params.v }}", queue_names="q1"),
-        ERR,
         "or list 'labels' in optional_filters if an empty labels should mean 'any'",
+        {"params": {"v": None}},
+        labels="{{ params.v }}",
+        queue_names="q1",
     ),
-    Case(
+    refused(
         "op-every-optional-filter-renders-empty",
-        "operator",
-        op(
-            {"params": {"v": None}},
-            labels="[]",
-            queue_names="{{ params.v }}",
-            urls="",
-            hosts="{{ params.v | tojson }}",
-            to_date="now",
-            optional_filters=["labels", "queue_names", "urls", "hosts"],
-        ),
-        ERR,
         "queue_names, urls, hosts, labels rendered empty and are optional",
+        {"params": {"v": None}},
+        labels="[]",
+        queue_names="{{ params.v }}",
+        urls="",
+        hosts="{{ params.v | tojson }}",
+        to_date="now",
+        optional_filters=["labels", "queue_names", "urls", "hosts"],
     ),
-    Case(
+    refused(
         "op-optional-filters-unknown-name",
-        "operator",
-        op(labels="{{ params.v }}", optional_filters=["label"]),
-        ERR,
         "optional_filters names unknown filter(s) ['label']",
+        labels="{{ params.v }}",
+        optional_filters=["label"],
     ),
-    Case(
+    refused(
         "op-optional-filters-a-string",
-        "operator",
-        op(labels="{{ params.v }}", optional_filters="labels"),
-        ERR,
         "optional_filters must be a list of filter names",
+        labels="{{ params.v }}",
+        optional_filters="labels",
     ),
-    Case(
-        "op-ids-with-labels",
-        "operator",
-        op(message_ids=["m1"], labels="a"),
-        ERR,
-        "message_ids cannot be combined with labels",
-    ),
-    Case(
-        "op-ids-with-from-date",
-        "operator",
-        op(message_ids="m1", from_date=MAY_1),
-        ERR,
-        "Give either message_ids or filters",
-    ),
-    Case(
+    refused("op-ids-with-labels", "message_ids cannot be combined with labels", message_ids=["m1"], labels="a"),
+    refused("op-ids-with-from-date", "Give either message_ids or filters", message_ids="m1", from_date=MAY_1),
+    refused(
         "op-message-ids-dot-segment",
-        "operator",
-        op({"params": {"ids": ["m1", ".."]}}, message_ids="{{ params.ids }}"),
-        ERR,
         "message_ids[1]='..' is or contains a dot segment",
+        {"params": {"ids": ["m1", ".."]}},
+        message_ids="{{ params.ids }}",
     ),
-    Case("op-cancel-all-maybe", "operator", op(cancel_all="maybe"), ERR, "cancel_all must be True or False"),
+    refused("op-cancel-all-maybe", "cancel_all must be True or False", cancel_all="maybe"),
     # ---- operator: dates
-    Case(
-        "op-from-after-to",
-        "operator",
-        op(labels="a", from_date=MAY_2, to_date=MAY_1),
-        ERR,
-        "swap them or fix the window",
-    ),
-    Case(
+    refused("op-from-after-to", "swap them or fix the window", labels="a", from_date=MAY_2, to_date=MAY_1),
+    refused(
         "op-from-after-task-start",
-        "operator",
-        op(labels="a", from_date=TASK_START + dt.timedelta(days=1)),
-        ERR,
         "is after the task's start",
+        labels="a",
+        from_date=TASK_START + dt.timedelta(days=1),
     ),
-    Case(
-        "op-zero-width-window",
-        "operator",
-        op(labels="a", from_date=MAY_1, to_date=MAY_1),
-        ERR,
-        "CronDataIntervalTimetable",
-    ),
-    Case(
-        "op-to-date-in-the-future-alone",
-        "operator",
-        op(to_date="2099-01-01"),
-        ERR,
-        "so it selects every message and is no filter",
-    ),
-    Case(
+    refused("op-zero-width-window", "CronDataIntervalTimetable", labels="a", from_date=MAY_1, to_date=MAY_1),
+    refused("op-to-date-in-the-future-alone", "so it selects every message and is no filter", to_date="2099-01-01"),
+    refused(
         "op-to-date-at-the-task-start-alone",
-        "operator",
-        op(to_date=TASK_START),
-        ERR,
         "or set cancel_all=True if that is really meant. Note: to_date",
+        to_date=TASK_START,
     ),
-    Case(
+    refused(
         "op-to-date-or-0-fallback",
-        "operator",
-        op({"params": {"to_date": None}}, labels="a", to_date="{{ params.to_date or 0 }}"),
-        ERR,
         "For 'up to the task's start' use 'now'",
+        {"params": {"to_date": None}},
+        labels="a",
+        to_date="{{ params.to_date or 0 }}",
     ),
-    Case("op-to-date-0", "operator", op(labels="a", to_date=0), ERR, "to_date=0 is 1970-01-01"),
-    Case(
-        "op-from-date-1999", "operator", op(labels="a", from_date="1999-12-31T00:00:00Z"), ERR, "is before 2000-01-01"
-    ),
-    Case(
+    refused("op-to-date-0", "to_date=0 is 1970-01-01", labels="a", to_date=0),
+    refused("op-from-date-1999", "is before 2000-01-01", labels="a", from_date="1999-12-31T00:00:00Z"),
+    refused(
         "op-to-date-1990-datetime",
-        "operator",
-        op(labels="a", to_date=dt.datetime(1990, 1, 1)),
-        ERR,
         "give a later date in Unix milliseconds",
+        labels="a",
+        to_date=dt.datetime(1990, 1, 1),
     ),
-    Case("op-date-unparseable", "operator", op(labels="a", from_date="yesterday"), ERR, "give ISO-8601 such as"),
-    Case(
-        "op-date-not-a-calendar-date", "operator", op(labels="a", from_date="2024-13-45"), ERR, "give ISO-8601 such as"
+    *(
+        refused(f"op-date-{name}", "give ISO-8601 such as", labels="a", from_date=value)
+        for name, value in (("unparseable", "yesterday"), ("not-a-calendar-date", "2024-13-45"))
     ),
-    Case("op-date-time-only", "operator", op(labels="a", from_date="12:00"), ERR, "is a Time, not a date and time"),
-    Case(
-        "op-date-seconds-int",
-        "operator",
-        op(labels="a", from_date=1_714_521_600),
-        ERR,
-        "Pass 1714521600000 (milliseconds)",
-    ),
-    Case("op-date-seconds-string", "operator", op(labels="a", to_date="1714521600"), ERR, "looks like Unix seconds"),
-    Case(
-        "op-date-microseconds",
-        "operator",
-        op(labels="a", to_date=1_714_521_600_000_000),
-        ERR,
-        "microseconds or nanoseconds?",
-    ),
-    Case("op-date-negative", "operator", op(labels="a", from_date=-1), ERR, "give Unix milliseconds (>= 0)"),
-    Case("op-date-bool", "operator", op(labels="a", from_date=True), ERR, "must be a date, not a boolean"),
-    Case(
+    refused("op-date-time-only", "is a Time, not a date and time", labels="a", from_date="12:00"),
+    refused("op-date-seconds-int", "Pass 1714521600000 (milliseconds)", labels="a", from_date=1_714_521_600),
+    refused("op-date-seconds-string", "looks like Unix seconds", labels="a", to_date="1714521600"),
+    refused("op-date-microseconds", "microseconds or nanoseconds?", labels="a", to_date=1_714_521_600_000_000),
+    refused("op-date-negative", "give Unix milliseconds (>= 0)", labels="a", from_date=-1),
+    refused("op-date-bool", "must be a date, not a boolean", labels="a", from_date=True),
+    refused(
         "op-date-wrong-type",
-        "operator",
-        op(labels="a", from_date=[2024, 5, 1]),
-        ERR,
         "must be a datetime, an ISO-8601 string or Unix milliseconds",
+        labels="a",
+        from_date=[2024, 5, 1],
     ),
-    Case(
+    refused(
         "op-date-renders-None",
-        "operator",
-        op({"data_interval_start": None}, labels="a", from_date="{{ data_interval_start }}"),
-        ERR,
         "trigger with a logical date",
+        {"data_interval_start": None},
+        labels="a",
+        from_date="{{ data_interval_start }}",
     ),
     # ---- operator: loop settings
-    Case("op-batch-size-0", "operator", op(labels="a", batch_size=0), ERR, "must be a whole number from 1 to 500"),
-    Case("op-batch-size-501", "operator", op(labels="a", batch_size=501), ERR, "must be a whole number from 1 to 500"),
-    Case(
-        "op-batch-size-abc", "operator", op(labels="a", batch_size="abc"), ERR, "must be a whole number from 1 to 500"
+    *(
+        refused(f"op-batch-size-{name}", WHOLE_1_TO_500, labels="a", batch_size=value)
+        for name, value in (("0", 0), ("501", 501), ("abc", "abc"), ("float", 2.5), ("bool", True))
     ),
-    Case(
-        "op-batch-size-float", "operator", op(labels="a", batch_size=2.5), ERR, "must be a whole number from 1 to 500"
-    ),
-    Case(
-        "op-batch-size-bool", "operator", op(labels="a", batch_size=True), ERR, "must be a whole number from 1 to 500"
-    ),
-    Case("op-max-batches-0", "operator", op(labels="a", max_batches=0), ERR, "max_batches must be a whole number >= 1"),
-    Case(
+    refused("op-max-batches-0", "max_batches must be a whole number >= 1", labels="a", max_batches=0),
+    refused(
         "op-max-batches-negative-text",
-        "operator",
-        op(labels="a", max_batches="-3"),
-        ERR,
         "or None for the default (100,000 requests)",
+        labels="a",
+        max_batches="-3",
     ),
-    Case(
-        "op-max-batches-abc",
-        "operator",
-        op(labels="a", max_batches="abc"),
-        ERR,
-        "max_batches must be a whole number >= 1",
-    ),
-    Case(
+    refused("op-max-batches-abc", "max_batches must be a whole number >= 1", labels="a", max_batches="abc"),
+    refused(
         "op-action-timeout-nan",
-        "operator",
-        op(labels="a", action_timeout="nan"),
-        ERR,
         "action_timeout must be a finite number of seconds > 0 or a timedelta",
+        labels="a",
+        action_timeout="nan",
     ),
     # ---- operator: list values and renderings that are not lists
-    Case("op-labels-int", "operator", op(labels=5), ERR, "labels rendered an int (5)"),
-    Case("op-labels-dict", "operator", op(labels={"a": 1}), ERR, "labels rendered a dict"),
-    Case("op-labels-list-with-int", "operator", op(labels=["a", 3]), ERR, "every labels value must be a string"),
-    Case("op-labels-blank-item", "operator", op(labels=["a", "  "]), ERR, "remove it or give a value"),
-    Case("op-labels-comma-inside", "operator", op(labels=["a,b"]), ERR, "Pass the parts as separate values"),
-    Case(
-        "op-labels-broken-list-text",
-        "operator",
-        op(labels="['a', b]"),
-        ERR,
-        "give a list of strings or a comma-separated string",
-    ),
-    Case(
+    refused("op-labels-int", "labels rendered an int (5)", labels=5),
+    refused("op-labels-dict", "labels rendered a dict", labels={"a": 1}),
+    refused("op-labels-list-with-int", "every labels value must be a string", labels=["a", 3]),
+    refused("op-labels-blank-item", "remove it or give a value", labels=["a", "  "]),
+    refused("op-labels-comma-inside", "Pass the parts as separate values", labels=["a,b"]),
+    refused("op-labels-broken-list-text", "give a list of strings or a comma-separated string", labels="['a', b]"),
+    refused(
         "op-labels-jinja-select",
-        "operator",
-        op({"params": {"v": ["a", ""]}}, labels="{{ params.v | select }}"),
-        ERR,
         "End the template with | list",
+        {"params": {"v": ["a", ""]}},
+        labels="{{ params.v | select }}",
     ),
-    Case(
+    refused(
         "op-labels-jinja-map-trim",
-        "operator",
-        op({"params": {"v": [" a "]}}, labels="{{ params.v | map('trim') }}"),
-        ERR,
         "labels rendered the text of a generator",
+        {"params": {"v": [" a "]}},
+        labels="{{ params.v | map('trim') }}",
     ),
-    Case(
+    refused(
         "op-labels-jinja-unique",
-        "operator",
-        op({"params": {"v": ["a", "a"]}}, labels="{{ params.v | unique }}"),
-        ERR,
         "select, reject, map, unique and reverse return a generator",
+        {"params": {"v": ["a", "a"]}},
+        labels="{{ params.v | unique }}",
     ),
-    Case(
+    refused(
         "op-labels-jinja-reverse",
-        "operator",
-        op({"params": {"v": ["a", "b"]}}, labels="{{ params.v | reverse }}"),
-        ERR,
         "the text of a list_reverseiterator",
+        {"params": {"v": ["a", "b"]}},
+        labels="{{ params.v | reverse }}",
     ),
-    Case(
-        "op-labels-set-repr",
-        "operator",
-        op({"params": {"v": {"a", "b"}}}, labels="{{ params.v }}"),
-        ERR,
-        "the text of a set",
-    ),
-    Case(
-        "op-labels-dict-repr",
-        "operator",
-        op({"params": {"v": {"a": "b"}}}, labels="{{ params.v }}"),
-        ERR,
-        "the text of a dict",
-    ),
-    Case(
+    refused("op-labels-set-repr", "the text of a set", {"params": {"v": {"a", "b"}}}, labels="{{ params.v }}"),
+    refused("op-labels-dict-repr", "the text of a dict", {"params": {"v": {"a": "b"}}}, labels="{{ params.v }}"),
+    refused(
         "op-labels-dict-keys-repr",
-        "operator",
-        op({"params": {"v": {"a": "b"}}}, labels="{{ params.v.keys() }}"),
-        ERR,
         "the text of a dict_keys",
+        {"params": {"v": {"a": "b"}}},
+        labels="{{ params.v.keys() }}",
     ),
-    Case("op-labels-generator-object", "operator", op(labels=(x for x in "ab")), ERR, "labels rendered a generator"),
-    Case("op-urls-too-long", "operator", op(urls=LONG_URLS), ERR, "use fewer or shorter values"),
+    refused("op-labels-generator-object", "labels rendered a generator", labels=(x for x in "ab")),
+    refused("op-urls-too-long", "use fewer or shorter values", urls=LONG_URLS),
     # ---- hook
-    Case("hook-no-filter", "hook", hook("bulk_cancel"), ERR, "set cancel_all=True if that is really meant"),
-    Case(
-        "hook-labels-empty-string",
-        "hook",
-        hook("bulk_cancel", labels="", queue_names="q1"),
-        ERR,
-        "give a value, or leave labels unset (None)",
+    hook_refuses("hook-no-filter", "set cancel_all=True if that is really meant"),
+    hook_refuses("hook-labels-empty-string", "give a value, or leave labels unset (None)", labels="", queue_names="q1"),
+    hook_refuses("hook-labels-whitespace", "labels is empty (' \\t ')", labels=" \t ", queue_names="q1"),
+    hook_refuses(
+        "hook-labels-empty-list", "labels is an empty list: give at least one value", labels=[], queue_names="q1"
     ),
-    Case(
-        "hook-labels-whitespace",
-        "hook",
-        hook("bulk_cancel", labels=" \t ", queue_names="q1"),
-        ERR,
-        "labels is empty (' \\t ')",
-    ),
-    Case(
-        "hook-labels-empty-list",
-        "hook",
-        hook("bulk_cancel", labels=[], queue_names="q1"),
-        ERR,
-        "labels is an empty list: give at least one value",
-    ),
-    Case("hook-labels-blank-item", "hook", hook("bulk_cancel", labels=[""]), ERR, "labels[0] is empty"),
-    Case(
-        "hook-message-ids-encoded-dot-segment",
-        "hook",
-        hook("bulk_cancel", message_ids=["m1", "%2e%2e"]),
-        ERR,
-        "URL normalisation removes it",
-    ),
-    Case(
+    hook_refuses("hook-labels-blank-item", "labels[0] is empty", labels=[""]),
+    hook_refuses("hook-message-ids-encoded-dot-segment", "URL normalisation removes it", message_ids=["m1", "%2e%2e"]),
+    hook_refuses(
         "hook-to-date-in-the-future-alone",
-        "hook",
-        hook("bulk_cancel", to_date="2099-01-01"),
-        ERR,
         "is in the future: it selects every message, so it is no filter",
+        to_date="2099-01-01",
     ),
-    Case("hook-to-date-0", "hook", hook("bulk_cancel", labels="a", to_date=0), ERR, "leave to_date unset"),
-    Case(
+    hook_refuses("hook-to-date-0", "leave to_date unset", labels="a", to_date=0),
+    hook_refuses(
         "hook-from-date-1990",
-        "hook",
-        hook("bulk_cancel", labels="a", from_date=dt.datetime(1990, 1, 1)),
-        ERR,
         "from_date=0, 'since the beginning', is the one exception",
+        labels="a",
+        from_date=dt.datetime(1990, 1, 1),
     ),
-    Case("hook-count-0", "hook", hook("bulk_cancel", labels="a", count=0), ERR, "must be a whole number from 1 to 500"),
-    Case(
-        "hook-count-501",
-        "hook",
-        hook("bulk_cancel", labels="a", count=501),
-        ERR,
-        "must be a whole number from 1 to 500",
+    *(
+        hook_refuses(f"hook-count-{name}", WHOLE_1_TO_500, labels="a", count=value)
+        for name, value in (("0", 0), ("501", 501), ("abc", "abc"))
     ),
-    Case(
-        "hook-count-abc",
-        "hook",
-        hook("bulk_cancel", labels="a", count="abc"),
-        ERR,
-        "must be a whole number from 1 to 500",
-    ),
-    Case(
-        "hook-date-now", "hook", hook("bulk_cancel", labels="a", from_date="now"), ERR, "only accepted by the operator"
-    ),
-    Case(
-        "hook-ids-with-labels",
-        "hook",
-        hook("bulk_cancel", message_ids="m1", labels="a"),
-        ERR,
-        "Give either message_ids or filters",
-    ),
-    Case(
-        "hook-labels-set-of-ints",
-        "hook",
-        hook("bulk_cancel", labels={1, 2}),
-        ERR,
-        "every labels value must be a string",
-    ),
-    Case("hook-cancel-message-empty", "hook", hook("cancel_message", ""), ERR, "Give the id."),
-    Case(
-        "hook-cancel-message-blank", "hook", hook("cancel_message", "   "), ERR, "would reach the collection endpoint"
-    ),
-    Case("hook-cancel-message-None", "hook", hook("cancel_message", None), ERR, "a request with no id"),
+    hook_refuses("hook-date-now", "only accepted by the operator", labels="a", from_date="now"),
+    hook_refuses("hook-ids-with-labels", "Give either message_ids or filters", message_ids="m1", labels="a"),
+    hook_refuses("hook-labels-set-of-ints", "every labels value must be a string", labels={1, 2}),
+    hook_refuses("hook-cancel-message-empty", "Give the id.", "", method="cancel_message"),
+    hook_refuses("hook-cancel-message-blank", "would reach the collection endpoint", "   ", method="cancel_message"),
+    hook_refuses("hook-cancel-message-None", "a request with no id", None, method="cancel_message"),
     # ---- connection
-    Case(
-        "conn-missing-token",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "put it in the connection's password",
-        setup=conn(token=None),
+    conn_refuses("conn-missing-token", "put it in the connection's password", conn(token=None)),
+    conn_refuses("conn-blank-token", "has no QStash token", conn(token="   "), hook("bulk_cancel", labels="a")),
+    *(
+        conn_refuses(
+            f"conn-wrong-token{suffix}",
+            "Check the token in the connection's password",
+            conn(token=WRONG_TOKEN),
+            op(labels="a", **path),
+            AirflowException,
+            bulk_requests=1,
+        )
+        for suffix, path in (("", {}), ("-deferrable", {"deferrable": True}))
     ),
-    Case(
-        "conn-blank-token",
-        "connection",
-        hook("bulk_cancel", labels="a"),
-        ERR,
-        "has no QStash token",
-        setup=conn(token="   "),
+    conn_refuses("conn-unknown-region", "known regions are eu-central-1, us-east-1", conn(host="ap-south-9")),
+    *(
+        conn_refuses(f"conn-{name}", NOT_A_BASE_URL, conn(host=host))
+        for name, host in (
+            ("malformed-url-one-slash", "https:/qstash.upstash.io"),
+            ("ftp-scheme", "ftp://qstash.example"),
+            ("url-with-query", "http://127.0.0.1:9/?token=x"),
+        )
     ),
-    Case(
-        "conn-wrong-token",
-        "connection",
-        op(labels="a"),
-        AirflowException,
-        "Check the token in the connection's password",
-        bulk_requests=1,
-        setup=conn(token="wrong-token-123"),
+    conn_refuses("conn-bad-port", NOT_A_BASE_URL, conn(host="http://127.0.0.1:http"), hook("bulk_cancel", labels="a")),
+    conn_refuses("conn-bad-max-retries", "give a finite int from 0 to 100", conn(max_retries=-1)),
+    conn_refuses("conn-bad-timeout", "'timeout'='soon' is not valid", conn(timeout="soon")),
+    conn_refuses(
+        "conn-undefined", "isn't defined", run=op(labels="a", qstash_conn_id="no_such_conn"), error=AirflowException
     ),
-    Case(
-        "conn-wrong-token-deferrable",
-        "connection",
-        op(labels="a", deferrable=True),
-        AirflowException,
-        "Check the token in the connection's password",
-        bulk_requests=1,
-        setup=conn(token="wrong-token-123"),
-    ),
-    Case(
-        "conn-unknown-region",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "known regions are eu-central-1, us-east-1",
-        setup=conn(host="ap-south-9"),
-    ),
-    Case(
-        "conn-malformed-url-one-slash",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "is not a region id or a base URL",
-        setup=conn(host="https:/qstash.upstash.io"),
-    ),
-    Case(
-        "conn-ftp-scheme",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "is not a region id or a base URL",
-        setup=conn(host="ftp://qstash.example"),
-    ),
-    Case(
-        "conn-url-with-query",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "is not a region id or a base URL",
-        setup=conn(host="http://127.0.0.1:9/?token=x"),
-    ),
-    Case(
-        "conn-bad-port",
-        "connection",
-        hook("bulk_cancel", labels="a"),
-        ERR,
-        "is not a region id or a base URL",
-        setup=conn(host="http://127.0.0.1:http"),
-    ),
-    Case(
-        "conn-bad-max-retries",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "give a finite int from 0 to 100",
-        setup=conn(max_retries=-1),
-    ),
-    Case(
-        "conn-bad-timeout",
-        "connection",
-        op(labels="a"),
-        ERR,
-        "'timeout'='soon' is not valid",
-        setup=conn(timeout="soon"),
-    ),
-    Case(
-        "conn-undefined", "connection", op(labels="a", qstash_conn_id="no_such_conn"), AirflowException, "isn't defined"
-    ),
-    Case(
+    conn_refuses(
         "conn-path-in-host",
-        "connection",
-        op(labels="a"),
-        AirflowException,
         "remove '/not-qstash'",
-        setup=lambda env: env.connection(host=env.emu.base_url + "/not-qstash"),
+        lambda env: env.connection(host=env.emu.base_url + "/not-qstash"),
+        error=AirflowException,
     ),
-    Case(
+    conn_refuses(
         "conn-nothing-listening",
-        "connection",
-        op(labels="a"),
-        AirflowException,
         "port 9 was refused: nothing listens there",
-        setup=conn(host="http://127.0.0.1:9"),
+        conn(host="http://127.0.0.1:9"),
+        error=AirflowException,
     ),
-    Case(
+    conn_refuses(
         "conn-daily-quota-spent",
-        "connection",
-        op(labels="a"),
-        AirflowException,
         "run again after the reset",
+        lambda env: env.emu.set_faults(FaultConfig(rate_429_daily=1.0, reset_after_s=7200)),
+        error=AirflowException,
         bulk_requests=1,
-        setup=lambda env: env.emu.set_faults(FaultConfig(rate_429_daily=1.0, reset_after_s=7200)),
     ),
     # ---- server answers (requests-mock)
-    Case(
-        "srv-200-not-json",
-        "server answer",
-        mocked({"text": "<html>OK</html>"}),
-        AirflowException,
-        "a body that is not JSON",
+    server_answers("srv-200-not-json", "a body that is not JSON", {"text": "<html>OK</html>"}),
+    server_answers(
+        "srv-200-no-cancelled", "has neither an 'actionId' nor a 'cancelled' count", {"json": {"deleted": 3}}
     ),
-    Case(
-        "srv-200-no-cancelled",
-        "server answer",
-        mocked({"json": {"deleted": 3}}),
-        AirflowException,
-        "has neither an 'actionId' nor a 'cancelled' count",
+    *(
+        server_answers(
+            f"srv-200-cancelled-{name}", "no valid 'cancelled' count", {"json": {"cancelled": value}}, "hook"
+        )
+        for name, value in (("negative", -1), ("text", "3"))
     ),
-    Case(
-        "srv-200-cancelled-negative",
-        "server answer",
-        mocked({"json": {"cancelled": -1}}, "hook"),
-        AirflowException,
-        "no valid 'cancelled' count",
-    ),
-    Case(
-        "srv-200-cancelled-text",
-        "server answer",
-        mocked({"json": {"cancelled": "3"}}, "hook"),
-        AirflowException,
-        "no valid 'cancelled' count",
-    ),
-    Case(
-        "srv-200-json-list",
-        "server answer",
-        mocked({"json": [1, 2]}),
-        AirflowException,
-        "nor a 'cancelled' count: [1, 2]",
-    ),
-    Case(
-        "srv-500-html",
-        "server answer",
-        mocked({"status_code": 500, "text": "<h1>boom</h1>"}),
-        AirflowException,
-        "gave up after 3 attempts",
-    ),
+    server_answers("srv-200-json-list", "nor a 'cancelled' count: [1, 2]", {"json": [1, 2]}),
+    server_answers("srv-500-html", "gave up after 3 attempts", {"status_code": 500, "text": "<h1>boom</h1>"}),
 ]
 MOCK_CALLS = {"srv-500-html": 3}
 #: Layers whose refusals happen before any request at all, to any endpoint.

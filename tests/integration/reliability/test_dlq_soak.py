@@ -247,24 +247,16 @@ def _soak(emu: QStashEmulator, action: str, seed: int, *, conn_id: str, max_runs
 
 @pytest.mark.parametrize(("action", "seed"), SCENARIOS)
 def test_dlq_soak_scenario_acts_on_exactly_the_oracle_on_both_paths(emu: QStashEmulator, action: str, seed: int):
-    figures = FIGURES[action]
-    figures.scenarios += 1
-    reruns = _soak(emu, action, seed, conn_id=CONN, max_runs=5)
-    figures.task_runs += len(reruns) + sum(reruns)
-    figures.task_reruns += sum(reruns)
+    FIGURES[action].count_scenario(_soak(emu, action, seed, conn_id=CONN, max_runs=5))
 
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_dlq_soak_with_scarce_retries_reruns_the_task_to_an_exact_state(emu: QStashEmulator, action: str):
     """One retry per request: faults exhaust it, the task fails, Airflow runs it again; still exact."""
-    figures = FIGURES[action]
     reruns = 0
     for seed in SCARCE_SEEDS[action]:
-        figures.scenarios += 1
         per_path = _soak(emu, action, seed, conn_id=SCARCE_CONN, max_runs=SCARCE_MAX_TASK_RUNS)
-        figures.task_runs += len(per_path) + sum(per_path)
-        figures.task_reruns += sum(per_path)
-        reruns += sum(per_path)
+        reruns += FIGURES[action].count_scenario(per_path)
     # not vacuous: with one retry per request some run did give up and was run again
     assert reruns > 0
 

@@ -208,24 +208,16 @@ def _soak(emu: QStashEmulator, mode: str, seed: int, *, max_runs: int, scarce: b
 
 @pytest.mark.parametrize(("mode", "seed"), SCENARIOS)
 def test_soak_scenario_cancels_exactly_the_oracle_on_both_paths(fresh: QStashEmulator, mode: str, seed: int):
-    figures = FIGURES[mode]
-    figures.scenarios += 1
-    reruns = _soak(fresh, mode, seed, max_runs=soak_lib.MAX_TASK_RUNS, scarce=False)
-    figures.task_runs += len(reruns) + sum(reruns)
-    figures.task_reruns += sum(reruns)
+    FIGURES[mode].count_scenario(_soak(fresh, mode, seed, max_runs=soak_lib.MAX_TASK_RUNS, scarce=False))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_soak_with_scarce_retries_reruns_the_task_to_an_exact_state(fresh: QStashEmulator, mode: str):
     """One retry per request: faults exhaust it, the task fails, Airflow runs it again; still exact."""
-    figures = FIGURES[mode]
     reruns = 0
     for seed in SCARCE_SEEDS[mode]:
-        figures.scarce_scenarios += 1
         per_path = _soak(fresh, mode, seed, max_runs=soak_lib.SCARCE_MAX_TASK_RUNS, scarce=True)
-        figures.scarce_task_runs += len(per_path) + sum(per_path)
-        figures.scarce_task_reruns += sum(per_path)
-        reruns += sum(per_path)
+        reruns += FIGURES[mode].scarce.count_scenario(per_path)
     # not vacuous: with one retry per request some run did give up and was run again
     assert reruns > 0
 
