@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +24,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from airflow_qstash.exceptions import QStashInputError
 from airflow_qstash.operators.qstash import QStashBulkCancelOperator
-from tests.support.example_dags import DAG_FOLDER, REPO, DagBag
+from tests.support.example_dags import DAG_FOLDER, REPO, NetworkBlocked, guard_network
 
 DAG_FILES = sorted(DAG_FOLDER.glob("*.py"))
 SCHEDULED = ("qstash_scheduled_cleanup", "qstash_backfill_cleanup")
@@ -33,40 +32,9 @@ ON_DEMAND = ("qstash_on_demand_cancel", "qstash_on_demand_cancel_deferrable")
 TASK_START = pendulum.datetime(2026, 11, 2, 0, 5, tz="UTC")
 
 
-class NetworkBlocked(OSError):
-    pass
-
-
-def _guard_network(monkeypatch: pytest.MonkeyPatch, attempts: list[Any]) -> None:
-    """Make every outgoing connection and DNS lookup fail, recording the attempt."""
-
-    def connect(self: socket.socket, address: Any) -> None:
-        attempts.append(("connect", address))
-        raise NetworkBlocked(f"network call during DAG parsing: connect({address!r})")
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        attempts.append(("getaddrinfo", host))
-        raise NetworkBlocked(f"network call during DAG parsing: getaddrinfo({host!r})")
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-
-@pytest.fixture(scope="module")
-def parsed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """The example DAG folder parsed once, with a throwaway AIRFLOW_HOME and the network blocked."""
-    attempts: list[Any] = []
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
-        _guard_network(monkeypatch, attempts)
-        dagbag = DagBag(dag_folder=str(DAG_FOLDER))
-    yield SimpleNamespace(dagbag=dagbag, network_attempts=attempts)
-
-
 def test_network_guard_bites(monkeypatch: pytest.MonkeyPatch):
     attempts: list[Any] = []
-    _guard_network(monkeypatch, attempts)
+    guard_network(monkeypatch, attempts)
     with socket.socket() as sock, pytest.raises(NetworkBlocked):
         sock.connect(("127.0.0.1", 9))
     with pytest.raises(NetworkBlocked):

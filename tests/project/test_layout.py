@@ -186,10 +186,7 @@ def test_no_layer_imports_another_layers_tests():
 #: Test modules that still import another test module, with what they import: each is to move to
 #: ``tests/support`` (helpers) or a ``conftest.py`` (fixtures). An entry must match the file exactly, so it is
 #: dropped when the file is fixed. (tests/integration/properties/ was another change's at the time.)
-IMPORTS_OF_TEST_MODULES_LEFT = {
-    "tests/integration/properties/test_clock_edges.py": {"tests.project.test_dag_integrity"},
-    "tests/integration/properties/test_loop_progress.py": {"tests.integration.properties.test_operator_inputs"},
-}
+IMPORTS_OF_TEST_MODULES_LEFT: dict[str, set[str]] = {}
 
 
 def imported_test_modules(path: Path) -> set[str]:

@@ -17,6 +17,8 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, Phase, settings
 
+from tests.support.example_dags import parsed  # noqa: F401  (a fixture for the clock-edge properties)
+
 _COMMON = {
     "derandomize": True,
     "database": None,

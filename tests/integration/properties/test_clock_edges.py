@@ -21,7 +21,6 @@ import pytest
 
 from airflow_qstash.operators._common import task_start_ms
 from airflow_qstash.protocol.answers import rate_limit_wait
-from tests.project.test_dag_integrity import parsed  # noqa: F401  (the example DAG folder, parsed once)
 from tests.support.clock import EDGE_INSTANTS, PINNED_NOW, clear_of_midnight, pin_wall_clock
 
 EDGES = [pytest.param(moment, id=moment.isoformat()) for moment in EDGE_INSTANTS]
@@ -38,7 +37,7 @@ def ms(moment: datetime) -> int:
 
 @pytest.mark.parametrize("moment", EDGES)
 @pytest.mark.parametrize("dag_id", sorted(SCHEDULED))
-def test_scheduled_window_at_an_edge_is_the_whole_period_before_it(parsed: Any, dag_id: str, moment: datetime):  # noqa: F811
+def test_scheduled_window_at_an_edge_is_the_whole_period_before_it(parsed: Any, dag_id: str, moment: datetime):
     dag = parsed.dagbag.dags[dag_id]
     start = pendulum.instance(moment)
     interval = dag.timetable.infer_manual_data_interval(run_after=start)
@@ -54,7 +53,7 @@ def test_scheduled_window_at_an_edge_is_the_whole_period_before_it(parsed: Any, 
 
 
 @pytest.mark.parametrize("moment", EDGES)
-def test_on_demand_to_date_pins_to_the_task_start_at_an_edge(parsed: Any, moment: datetime):  # noqa: F811
+def test_on_demand_to_date_pins_to_the_task_start_at_an_edge(parsed: Any, moment: datetime):
     dag = parsed.dagbag.dags["qstash_on_demand_cancel"]
     task = copy.deepcopy(dag.tasks[0])
     task.render_template_fields({"params": {**dag.params.dump(), "labels": ["a"]}})

@@ -24,7 +24,7 @@ from tests.doubles.harness import (
     set_env,
     wire,
 )
-from tests.integration.properties.test_operator_inputs import OPERATORS, run_task
+from tests.integration.properties.tasks import OPERATORS, run_task
 
 CONN_ID = "qstash_prop_op"  # the operator runner's connection
 #: What one bulk action does with its snapshot: cancel it all, some of it, or none; and what it reports.

@@ -10,22 +10,15 @@ a credential from an override header.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import string
-from types import SimpleNamespace
 from typing import Any
 
-import pendulum
-from airflow.providers.common.compat.sdk import TaskDeferred
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_qstash.operators.dlq import QStashDLQDeleteOperator, QStashDLQRetryOperator
-from airflow_qstash.operators.qstash import QStashBulkCancelOperator
 from tests.doubles.fake_qstash import Rounds
 from tests.doubles.harness import (
-    NOW_MS,
     captured_logs,
     check_selection,
     check_texts,
@@ -38,15 +31,8 @@ from tests.doubles.harness import (
     wire,
 )
 from tests.integration.properties import strategies as s
-from tests.support.trigger_events import first_event
+from tests.integration.properties.tasks import CONN_ID, OPERATORS, run_task
 
-CONN_ID = "qstash_prop_op"
-TASK_START = pendulum.from_timestamp(NOW_MS / 1000, tz="UTC")
-OPERATORS = {
-    "cancel": (QStashBulkCancelOperator, s.MESSAGE_TABLE, "cancel_all"),
-    "dlq_delete": (QStashDLQDeleteOperator, s.DLQ_TABLE, "delete_all"),
-    "dlq_retry": (QStashDLQRetryOperator, s.DLQ_TABLE, "retry_all"),
-}
 #: Characters of a value an author means (no quote, comma or bracket: those make a value's text ambiguous).
 VALUE_CHARS = string.ascii_letters + string.digits + " -_:.@/#?&=%"
 EMPTY_TEXTS = {"", "None", "null", "[]"}
@@ -132,25 +118,6 @@ def operator_cases(draw: st.DrawFn, dates: bool = False, retry_overrides: bool =
         "deferrable": draw(st.booleans()),
         "first": draw(st.integers(0, 3)),
     }
-
-
-def run_task(case: dict[str, Any]) -> tuple[Any, list[Any], BaseException | None]:
-    """Render, execute (and on the deferrable path run the trigger and resume); returns XCom, events, error."""
-    cls = OPERATORS[case["kind"]][0]
-    events: list[Any] = []
-    context: Any = {"ti": SimpleNamespace(start_date=TASK_START), **case["context"]}
-    try:
-        op = cls(task_id="prop", qstash_conn_id=CONN_ID, deferrable=case["deferrable"], **case["kwargs"])
-        op.render_template_fields(context)
-        try:
-            return op.execute(context), events, None
-        except TaskDeferred as deferred:
-            _, trigger_kwargs = deferred.trigger.serialize()
-            trigger = type(deferred.trigger)(**json.loads(json.dumps(trigger_kwargs)))
-            events.append(asyncio.run(first_event(trigger)))
-            return getattr(op, deferred.method_name)(context, events[-1]), events, None
-    except Exception as err:
-        return None, events, err
 
 
 @given(operator_cases())
