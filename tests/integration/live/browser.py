@@ -144,6 +144,10 @@ def trigger_and_wait_for_success(
         assert run["state"] == "success", airflow_api.task_log(dag_id, run_id, task_id)
         page.reload()  # finished, but the page did not refresh: look again
         expect(task_row).to_contain_text("Success")
+    # The task's row says Success before the scheduler marks the run itself, on its next loop: callers read
+    # the run's state next, so wait for it here.
+    run = airflow_api.wait_run(dag_id, run_id, timeout=30)
+    assert run["state"] == "success", airflow_api.task_log(dag_id, run_id, task_id)
     return run_id
 
 
